@@ -1,0 +1,43 @@
+# The two commands of the README, and a few more for developers.
+#   make run   install what is missing, build (Release), run `qlink demo`
+#   make test  install what is missing, build (ASan+UBSan), run the test suite
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+BUILD ?= build
+TEST_BUILD ?= build-test
+CMAKE_GEN := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+
+.PHONY: all deps build run test test-slow bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DQLINK_BUILD_TESTS=OFF
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target qlink
+	./$(BUILD)/terminal/app/qlink demo $(ARGS)
+
+$(TEST_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(TEST_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DQLINK_ENABLE_ASAN=ON -DQLINK_WERROR=ON -DQLINK_BUILD_TESTS=ON -DQLINK_BUILD_BENCH=ON
+
+test: deps $(TEST_BUILD)/CMakeCache.txt
+	cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) -LE slow
+
+test-slow: deps $(TEST_BUILD)/CMakeCache.txt
+	cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) -L slow
+
+bench: build
+	@for b in $(BUILD)/bench/*/bench_*; do [ -x $$b ] && $$b; done
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD)

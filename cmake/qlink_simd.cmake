@@ -1,0 +1,32 @@
+# Per-file ISA flags for SIMD kernels. A kernel lives in foo_avx2.cpp or
+# foo_avx512.cpp; only that file is compiled with the wider ISA and the
+# factory decides at run time whether it may be called.
+#
+#   qlink_simd_sources(<target> <isa> <file>...)
+#   isa: sse41 | avx2 | avx512 | gfni_avx2 | gfni_avx512 | pclmul | vpclmul_avx2
+function(qlink_simd_sources target isa)
+  if(NOT QLINK_X86)
+    return()
+  endif()
+  if(isa STREQUAL "sse41")
+    set(flags -msse4.1 -mssse3)
+  elseif(isa STREQUAL "avx2")
+    set(flags -mavx2 -mfma -mbmi -mbmi2 -mpopcnt)
+  elseif(isa STREQUAL "avx512")
+    set(flags -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mbmi -mbmi2 -mpopcnt)
+  elseif(isa STREQUAL "gfni_avx2")
+    set(flags -mgfni -mavx2 -mbmi2 -mpopcnt)
+  elseif(isa STREQUAL "gfni_avx512")
+    set(flags -mgfni -mavx512f -mavx512bw -mavx512vl -mavx2 -mbmi2 -mpopcnt)
+  elseif(isa STREQUAL "pclmul")
+    set(flags -mpclmul -msse4.1)
+  elseif(isa STREQUAL "vpclmul_avx2")
+    set(flags -mvpclmulqdq -mpclmul -mavx2)
+  elseif(isa STREQUAL "vpclmul_avx512")
+    set(flags -mvpclmulqdq -mpclmul -mavx512f -mavx512bw -mavx512vl)
+  else()
+    message(FATAL_ERROR "qlink_simd_sources: unknown isa '${isa}'")
+  endif()
+  target_sources(${target} PRIVATE ${ARGN})
+  set_source_files_properties(${ARGN} TARGET_DIRECTORY ${target} PROPERTIES COMPILE_OPTIONS "${flags}")
+endfunction()
