@@ -1,0 +1,131 @@
+// CCSDS K=7 convolutional code (rate 1/2 and punctured 2/3..7/8): encoder and soft Viterbi decoder.
+//
+// Conventions (see docs/parts/conv.md for the full description):
+// * G1 = 171 (octal), G2 = 133 (octal), K = 7; the leftmost tap of each
+//   generator applies to the newest input bit.
+// * conv_convention::ccsds emits G1 then NOT G2 at rate 1/2 (CCSDS 131.0-B
+//   3.3). The punctured CCSDS codes (131.0-B 3.4) have no inversion, so at
+//   rates 2/3..7/8 `ccsds` is the same as `uninverted`.
+//   `uninverted` emits G1 then G2; `swapped` emits G2 then G1, uninverted.
+// * Puncturing patterns are applied to the emitted pair (first, second) as
+//   CCSDS 131.0-B table 3-2 gives them for (C1, C2).
+// * Soft inputs are the project's int8 LLRs (soft_bits.hpp): sign = bit,
+//   0 = erasure / punctured; -128 is treated as -127.
+// * Decoded output is packed MSB first, like the encoder input.
+#pragma once
+
+#include "qlink/modem/soft_bits.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace qlink::modem {
+
+enum class conv_convention { ccsds, uninverted, swapped };
+enum class conv_rate { r1_2, r2_3, r3_4, r5_6, r7_8 };
+
+struct conv_code {
+    conv_convention convention = conv_convention::ccsds;
+    conv_rate rate = conv_rate::r1_2;
+};
+
+inline constexpr unsigned conv_constraint_length = 7;
+inline constexpr unsigned conv_tail_bits = 6;
+
+/// Coded bits produced for `info_bits` input bits (puncturing phase starting at 0).
+std::size_t conv_coded_bits(const conv_code& code, std::size_t info_bits);
+
+/// Inverse of conv_coded_bits: the number of info bits that gives exactly
+/// `coded_bits`, or -1 (as SIZE_MAX) when no such count exists for this rate.
+std::size_t conv_info_bits(const conv_code& code, std::size_t coded_bits);
+
+/// Streaming encoder: keeps the shift register and the puncturing phase between calls.
+class conv_encoder {
+public:
+    explicit conv_encoder(conv_code code);
+
+    /// Clears the shift register and restarts the puncturing pattern.
+    void reset();
+
+    /// Loads the shift register as if `last_bits` (the newest bit in bit 0) had
+    /// just been encoded; used for tail-biting (load the block's last 6 bits).
+    void preload(std::uint8_t last_bits);
+
+    /// in: packed info bits (MSB first), n_bits of them; out: one byte per coded
+    /// bit (0/1). Returns the coded bits written, or 0 (writing nothing) when
+    /// `in` holds fewer than n_bits or `out` is shorter than needed.
+    std::size_t encode(std::span<const std::uint8_t> in_packed, std::size_t n_bits,
+                       std::span<std::uint8_t> out_bits);
+
+    /// Encodes 6 zero bits (the terminating tail). Same return rule as encode().
+    std::size_t flush_tail(std::span<std::uint8_t> out_bits);
+
+    const conv_code& code() const { return code_; }
+
+private:
+    conv_code code_;
+    std::uint32_t reg_ = 0;    // last 6 input bits, newest in bit 0
+    std::uint32_t phase_ = 0;  // column of the puncturing pattern
+};
+
+/// Encodes one tail-biting block (encoder preloaded with the last 6 bits, no
+/// tail). Returns conv_coded_bits(code, n_bits), or 0 on bad lengths.
+std::size_t conv_encode_tailbiting(const conv_code& code, std::span<const std::uint8_t> in_packed,
+                                   std::size_t n_bits, std::span<std::uint8_t> out_bits);
+
+enum class viterbi_mode { block_terminated, block_tailbiting, streaming };
+
+class viterbi_decoder {
+public:
+    struct config {
+        conv_code code;
+        viterbi_mode mode = viterbi_mode::streaming;
+        /// Traceback depth in trellis steps (>= 35 = 5K, <= 4096).
+        unsigned traceback = 96;
+        /// auto | generic | sse41 | avx2 (avx512 is refused: no kernel written yet).
+        std::string isa = "auto";
+    };
+
+    struct result {
+        std::size_t bits_out = 0;   ///< decoded bits written to `out` (packed, MSB first)
+        bool ok = true;
+        const char* error = nullptr;  ///< static string when !ok
+    };
+
+    virtual ~viterbi_decoder() = default;
+
+    /// streaming: consumes any number of coded LLRs (the puncturing phase and
+    ///   a split pair are carried over), emits decided bits delayed by the
+    ///   traceback, in whole bytes only; `out` needs room for
+    ///   max_stream_output_bytes(soft.size()) bytes.
+    /// block_terminated: `soft` is one whole block including the 6 tail bits;
+    ///   writes the info bits (tail dropped), ceil(n/8) bytes.
+    /// block_tailbiting: `soft` is one whole tail-biting block (>= 1 info bit).
+    /// On bad input nothing is written and the decoder state is unchanged.
+    virtual result decode(std::span<const llr_t> soft, std::span<std::uint8_t> out) = 0;
+
+    /// streaming: traces back from the best state and emits every remaining
+    /// bit (the last byte zero-padded; bits_out says how many are real), then
+    /// resets. Block modes: returns 0 bits.
+    virtual result flush(std::span<std::uint8_t> out) = 0;
+
+    /// Restarts from the all-zero encoder state with an empty history.
+    virtual void reset() = 0;
+
+    virtual std::string_view isa_name() const = 0;
+
+    /// Upper bound of bytes one streaming decode() of `soft_count` LLRs writes.
+    virtual std::size_t max_stream_output_bytes(std::size_t soft_count) const = 0;
+    /// Bytes flush() may write at most.
+    virtual std::size_t max_flush_bytes() const = 0;
+};
+
+/// Throws std::invalid_argument on a bad config (unknown/unsupported isa,
+/// traceback out of range).
+std::unique_ptr<viterbi_decoder> create_viterbi_decoder(const viterbi_decoder::config& cfg);
+
+}  // namespace qlink::modem
