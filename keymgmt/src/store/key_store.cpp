@@ -1,0 +1,730 @@
+// SQLite key store: schema, master key file handling, AES-256-GCM at rest, atomic take/grant.
+#include "qlink/keymgmt/key_store.hpp"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <utility>
+
+namespace qlink::keymgmt {
+
+std::string_view to_string(key_state s)
+{
+    switch (s) {
+    case key_state::preactive: return "PREACTIVE";
+    case key_state::active: return "ACTIVE";
+    case key_state::deactivated: return "DEACTIVATED";
+    case key_state::destroyed: return "DESTROYED";
+    }
+    return "?";
+}
+
+std::string_view to_string(store_status s)
+{
+    switch (s) {
+    case store_status::ok: return "ok";
+    case store_status::full: return "full";
+    case store_status::not_enough: return "not_enough";
+    case store_status::not_found: return "not_found";
+    case store_status::already_served: return "already_served";
+    case store_status::duplicate_id: return "duplicate_id";
+    case store_status::bad_request: return "bad_request";
+    case store_status::io_error: return "io_error";
+    }
+    return "?";
+}
+
+clock_fn system_clock_fn()
+{
+    return [] {
+        return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    };
+}
+
+namespace {
+
+constexpr std::size_t master_key_len = 32;
+constexpr std::size_t nonce_len = 12;
+constexpr std::size_t tag_len = 16;
+
+secret_bytes load_or_create_master_key(const std::filesystem::path& path, bool create)
+{
+    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && create) {
+        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            throw std::runtime_error("cannot create master key file " + path.string() + ": " + std::strerror(errno));
+        }
+        secret_bytes fresh(master_key_len);
+        if (RAND_priv_bytes(fresh.data(), static_cast<int>(fresh.size())) != 1) {
+            ::close(fd);
+            throw std::runtime_error("RAND_priv_bytes failed creating the master key");
+        }
+        const ssize_t n = ::write(fd, fresh.data(), fresh.size());
+        const bool synced = ::fsync(fd) == 0;
+        ::close(fd);
+        if (n != static_cast<ssize_t>(master_key_len) || !synced) {
+            ::unlink(path.c_str());
+            throw std::runtime_error("cannot write master key file " + path.string());
+        }
+        return fresh;
+    }
+    if (fd < 0) {
+        throw std::runtime_error("cannot open master key file " + path.string() + ": " + std::strerror(errno));
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw std::runtime_error("master key file " + path.string() + " is not a regular file");
+    }
+    if ((st.st_mode & 077) != 0) {
+        ::close(fd);
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        throw std::runtime_error("master key file " + path.string() + " has mode " + mode +
+                                 ": group/world access refused, chmod 600 it");
+    }
+    if (st.st_uid != ::geteuid()) {
+        ::close(fd);
+        throw std::runtime_error("master key file " + path.string() + " is not owned by this user");
+    }
+    secret_bytes key(master_key_len);
+    const ssize_t n = ::read(fd, key.data(), key.size());
+    std::uint8_t extra = 0;
+    const ssize_t more = ::read(fd, &extra, 1);
+    ::close(fd);
+    if (n != static_cast<ssize_t>(master_key_len) || more != 0) {
+        throw std::runtime_error("master key file " + path.string() + " must hold exactly 32 bytes");
+    }
+    return key;
+}
+
+// One prepared statement, reset on scope exit so it never holds a read transaction open.
+class stmt {
+public:
+    stmt(sqlite3* db, const char* sql)
+    {
+        if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) {
+            throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
+        }
+    }
+    ~stmt() { sqlite3_finalize(s_); }
+    stmt(const stmt&) = delete;
+    stmt& operator=(const stmt&) = delete;
+    sqlite3_stmt* get() { return s_; }
+    void reset()
+    {
+        sqlite3_reset(s_);
+        sqlite3_clear_bindings(s_);
+    }
+
+private:
+    sqlite3_stmt* s_ = nullptr;
+};
+
+struct reset_guard {
+    stmt& s;
+    ~reset_guard() { s.reset(); }
+};
+
+class sqlite_key_store final : public key_store {
+public:
+    sqlite_key_store(const config& c, clock_fn clock) : cfg_(c), clock_(std::move(clock))
+    {
+        master_ = load_or_create_master_key(cfg_.master_key_path, cfg_.create_master_key);
+        if (sqlite3_open_v2(cfg_.db_path.c_str(), &db_,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+            const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+            sqlite3_close(db_);
+            throw std::runtime_error("cannot open key store " + cfg_.db_path.string() + ": " + msg);
+        }
+        ::chmod(cfg_.db_path.c_str(), 0600);
+        exec("PRAGMA journal_mode=WAL");
+        exec(cfg_.full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+        exec("PRAGMA busy_timeout=5000");
+        exec("CREATE TABLE IF NOT EXISTS keys("
+             " seq INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL UNIQUE, part INTEGER NOT NULL,"
+             " state INTEGER NOT NULL, created INTEGER NOT NULL, owner TEXT, size INTEGER NOT NULL,"
+             " nonce BLOB, ct BLOB)");
+        exec("CREATE INDEX IF NOT EXISTS keys_by_state ON keys(state, part, seq)");
+        exec("CREATE TABLE IF NOT EXISTS grants(id BLOB NOT NULL, consumer TEXT NOT NULL,"
+             " served INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(id, consumer))");
+        ins_ = std::make_unique<stmt>(db_, "INSERT INTO keys(id, part, state, created, size, nonce, ct)"
+                                           " VALUES(?,?,?,?,?,?,?)");
+        count_live_ = std::make_unique<stmt>(db_, "SELECT COUNT(*) FROM keys WHERE state < 3");
+        pick_ = std::make_unique<stmt>(db_, "SELECT id, nonce, ct, size FROM keys WHERE state = 1 AND"
+                                            " (?1 < 0 OR part = ?1) ORDER BY seq LIMIT ?2");
+        by_id_ = std::make_unique<stmt>(db_, "SELECT state, nonce, ct, size FROM keys WHERE id = ?");
+        set_deact_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 2, owner = ?, size = ? WHERE id = ?");
+        kill_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 3, owner = COALESCE(?, owner), nonce = NULL,"
+                                            " ct = NULL WHERE id = ?");
+        kill_grants_ = std::make_unique<stmt>(db_, "DELETE FROM grants WHERE id = ?");
+        grant_ = std::make_unique<stmt>(db_, "INSERT OR IGNORE INTO grants(id, consumer) VALUES(?, ?)");
+        grant_get_ = std::make_unique<stmt>(db_, "SELECT served FROM grants WHERE id = ? AND consumer = ?");
+        grant_serve_ = std::make_unique<stmt>(db_, "UPDATE grants SET served = 1 WHERE id = ? AND consumer = ?");
+        grant_left_ = std::make_unique<stmt>(db_, "SELECT COUNT(*) FROM grants WHERE id = ? AND served = 0");
+        activate_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 1 WHERE id = ? AND state = 0");
+    }
+
+    ~sqlite_key_store() override
+    {
+        ins_.reset();
+        count_live_.reset();
+        pick_.reset();
+        by_id_.reset();
+        set_deact_.reset();
+        kill_.reset();
+        kill_grants_.reset();
+        grant_.reset();
+        grant_get_.reset();
+        grant_serve_.reset();
+        grant_left_.reset();
+        activate_.reset();
+        sqlite3_close(db_);
+    }
+
+    sqlite_key_store(const sqlite_key_store&) = delete;
+    sqlite_key_store& operator=(const sqlite_key_store&) = delete;
+
+    store_result add(std::span<const new_key> keys, key_state initial) override
+    {
+        if (keys.empty()) {
+            return {store_status::bad_request, "no keys to add", 0};
+        }
+        if (initial != key_state::preactive && initial != key_state::active) {
+            return {store_status::bad_request, "new keys start PREACTIVE or ACTIVE", 0};
+        }
+        for (const auto& k : keys) {
+            if (k.material.empty() || k.material.size() > 65536) {
+                return {store_status::bad_request, "key material must be 1..65536 bytes", 0};
+            }
+        }
+        std::lock_guard lock(mu_);
+        txn t(*this);
+        if (!t.ok) {
+            return io_fail("begin");
+        }
+        const std::uint64_t live = count_live();
+        if (live + keys.size() > cfg_.max_key_count) {
+            return {store_status::full,
+                    "key store full: " + std::to_string(live) + " keys stored, max_key_count " +
+                        std::to_string(cfg_.max_key_count),
+                    0};
+        }
+        const std::int64_t now = clock_();
+        std::vector<std::uint8_t> blob;
+        for (const auto& k : keys) {
+            std::array<std::uint8_t, nonce_len> nonce{};
+            if (RAND_bytes(nonce.data(), nonce_len) != 1 || !seal(k.id, nonce, k.material, blob)) {
+                return io_fail("encrypt");
+            }
+            auto* s = ins_->get();
+            reset_guard g{*ins_};
+            sqlite3_bind_blob(s, 1, k.id.data(), k.id.size(), SQLITE_STATIC);
+            sqlite3_bind_int(s, 2, partition_of(k.id));
+            sqlite3_bind_int(s, 3, static_cast<int>(initial));
+            sqlite3_bind_int64(s, 4, now);
+            sqlite3_bind_int64(s, 5, static_cast<std::int64_t>(k.material.size()));
+            sqlite3_bind_blob(s, 6, nonce.data(), nonce_len, SQLITE_STATIC);
+            sqlite3_bind_blob(s, 7, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);
+            const int rc = sqlite3_step(s);
+            if (rc == SQLITE_CONSTRAINT) {
+                return {store_status::duplicate_id, "key ID " + key_id_to_string(k.id) + " already stored", 0};
+            }
+            if (rc != SQLITE_DONE) {
+                return io_fail("insert");
+            }
+        }
+        if (!t.commit()) {
+            return io_fail("commit");
+        }
+        return {store_status::ok, {}, keys.size()};
+    }
+
+    store_result activate(std::span<const key_id> ids) override
+    {
+        std::lock_guard lock(mu_);
+        txn t(*this);
+        if (!t.ok) {
+            return io_fail("begin");
+        }
+        std::size_t n = 0;
+        for (const auto& id : ids) {
+            reset_guard g{*activate_};
+            sqlite3_bind_blob(activate_->get(), 1, id.data(), id.size(), SQLITE_STATIC);
+            if (sqlite3_step(activate_->get()) != SQLITE_DONE) {
+                return io_fail("activate");
+            }
+            n += static_cast<std::size_t>(sqlite3_changes(db_));
+        }
+        if (!t.commit()) {
+            return io_fail("commit");
+        }
+        return {store_status::ok, {}, n};
+    }
+
+    store_result take_next(std::string_view owner, std::span<const std::string> grantees, std::size_t count,
+                           std::size_t size_bytes, int partition, std::vector<served_key>& out) override
+    {
+        if (count == 0) {
+            return {store_status::bad_request, "number of keys must be at least 1", 0};
+        }
+        std::lock_guard lock(mu_);
+        txn t(*this);
+        if (!t.ok) {
+            return io_fail("begin");
+        }
+        std::vector<served_key> got;
+        {
+            reset_guard g{*pick_};
+            sqlite3_bind_int(pick_->get(), 1, partition);
+            sqlite3_bind_int64(pick_->get(), 2, static_cast<std::int64_t>(count));
+            int rc = 0;
+            while ((rc = sqlite3_step(pick_->get())) == SQLITE_ROW) {
+                served_key k;
+                if (!read_row(pick_->get(), 0, k)) {
+                    return io_fail("decrypt");
+                }
+                got.push_back(std::move(k));
+            }
+            if (rc != SQLITE_DONE) {
+                return io_fail("select");
+            }
+        }
+        if (got.size() < count) {
+            return {store_status::not_enough,
+                    "requested " + std::to_string(count) + " keys but only " + std::to_string(got.size()) +
+                        " are available",
+                    got.size()};
+        }
+        for (auto& k : got) {
+            if (size_bytes > k.material.size()) {
+                return {store_status::bad_request,
+                        "requested key size " + std::to_string(size_bytes * 8) + " bits exceeds the stored key size " +
+                            std::to_string(k.material.size() * 8),
+                        0};
+            }
+            if (size_bytes != 0) {
+                k.material.truncate(size_bytes);
+            }
+            if (!hand_out(k.id, owner, k.material.size(), grantees)) {
+                return io_fail("update");
+            }
+        }
+        if (!t.commit()) {
+            return io_fail("commit");
+        }
+        for (auto& k : got) {
+            out.push_back(std::move(k));
+        }
+        return {store_status::ok, {}, count};
+    }
+
+    store_result take_granted(std::string_view consumer, std::span<const key_id> ids,
+                              std::vector<served_key>& out) override
+    {
+        if (ids.empty()) {
+            return {store_status::bad_request, "no key IDs given", 0};
+        }
+        std::lock_guard lock(mu_);
+        txn t(*this);
+        if (!t.ok) {
+            return io_fail("begin");
+        }
+        std::vector<served_key> got;
+        for (const auto& id : ids) {
+            int served = -1;
+            {
+                reset_guard g{*grant_get_};
+                bind_id_consumer(*grant_get_, id, consumer);
+                const int rc = sqlite3_step(grant_get_->get());
+                if (rc == SQLITE_ROW) {
+                    served = sqlite3_column_int(grant_get_->get(), 0);
+                } else if (rc != SQLITE_DONE) {
+                    return io_fail("select");
+                }
+            }
+            if (served < 0) {
+                return {store_status::not_found, "key ID " + key_id_to_string(id) + " is not available to this SAE",
+                        0};
+            }
+            if (served != 0) {
+                return {store_status::already_served, "key ID " + key_id_to_string(id) + " was already delivered",
+                        0};
+            }
+            served_key k;
+            {
+                reset_guard g{*by_id_};
+                sqlite3_bind_blob(by_id_->get(), 1, id.data(), id.size(), SQLITE_STATIC);
+                if (sqlite3_step(by_id_->get()) != SQLITE_ROW ||
+                    sqlite3_column_int(by_id_->get(), 0) != static_cast<int>(key_state::deactivated)) {
+                    return {store_status::not_found, "key ID " + key_id_to_string(id) + " is no longer available", 0};
+                }
+                k.id = id;
+                if (!read_row(by_id_->get(), 1, k, &id)) {
+                    return io_fail("decrypt");
+                }
+            }
+            {
+                reset_guard g{*grant_serve_};
+                bind_id_consumer(*grant_serve_, id, consumer);
+                if (sqlite3_step(grant_serve_->get()) != SQLITE_DONE) {
+                    return io_fail("update");
+                }
+            }
+            std::int64_t left = 0;
+            {
+                reset_guard g{*grant_left_};
+                sqlite3_bind_blob(grant_left_->get(), 1, id.data(), id.size(), SQLITE_STATIC);
+                if (sqlite3_step(grant_left_->get()) != SQLITE_ROW) {
+                    return io_fail("select");
+                }
+                left = sqlite3_column_int64(grant_left_->get(), 0);
+            }
+            if (left == 0 && !kill(id, nullptr)) {
+                return io_fail("destroy");
+            }
+            got.push_back(std::move(k));
+        }
+        if (!t.commit()) {
+            return io_fail("commit");
+        }
+        for (auto& k : got) {
+            out.push_back(std::move(k));
+        }
+        return {store_status::ok, {}, ids.size()};
+    }
+
+    store_result reserve(std::string_view owner, std::span<const key_id> ids, std::size_t size_bytes,
+                         std::span<const std::string> grantees, std::vector<served_key>* out) override
+    {
+        if (ids.empty()) {
+            return {store_status::bad_request, "no key IDs given", 0};
+        }
+        std::lock_guard lock(mu_);
+        txn t(*this);
+        if (!t.ok) {
+            return io_fail("begin");
+        }
+        std::vector<served_key> got;
+        for (const auto& id : ids) {
+            served_key k;
+            {
+                reset_guard g{*by_id_};
+                sqlite3_bind_blob(by_id_->get(), 1, id.data(), id.size(), SQLITE_STATIC);
+                const int rc = sqlite3_step(by_id_->get());
+                if (rc == SQLITE_DONE) {
+                    return {store_status::not_found, "key ID " + key_id_to_string(id) + " is not in this store", 0};
+                }
+                if (rc != SQLITE_ROW) {
+                    return io_fail("select");
+                }
+                const int st = sqlite3_column_int(by_id_->get(), 0);
+                if (st != static_cast<int>(key_state::active)) {
+                    return {st == static_cast<int>(key_state::preactive) ? store_status::not_found
+                                                                          : store_status::already_served,
+                            "key ID " + key_id_to_string(id) + " is " + std::string(to_string(key_state(st))), 0};
+                }
+                k.id = id;
+                if (!read_row(by_id_->get(), 1, k, &id)) {
+                    return io_fail("decrypt");
+                }
+            }
+            if (size_bytes > k.material.size()) {
+                return {store_status::bad_request, "requested key size exceeds the stored key size", 0};
+            }
+            if (size_bytes != 0) {
+                k.material.truncate(size_bytes);
+            }
+            if (!hand_out(id, owner, k.material.size(), grantees)) {
+                return io_fail("update");
+            }
+            got.push_back(std::move(k));
+        }
+        if (!t.commit()) {
+            return io_fail("commit");
+        }
+        if (out != nullptr) {
+            for (auto& k : got) {
+                out->push_back(std::move(k));
+            }
+        }
+        return {store_status::ok, {}, ids.size()};
+    }
+
+    store_result destroy(std::span<const key_id> ids) override
+    {
+        std::lock_guard lock(mu_);
+        txn t(*this);
+        if (!t.ok) {
+            return io_fail("begin");
+        }
+        for (const auto& id : ids) {
+            if (!kill(id, nullptr)) {
+                return io_fail("destroy");
+            }
+        }
+        if (!t.commit()) {
+            return io_fail("commit");
+        }
+        return {store_status::ok, {}, ids.size()};
+    }
+
+    std::size_t expire() override
+    {
+        if (cfg_.key_lifetime.count() <= 0) {
+            return 0;
+        }
+        std::lock_guard lock(mu_);
+        const std::int64_t limit = clock_() - cfg_.key_lifetime.count();
+        txn t(*this);
+        if (!t.ok) {
+            return 0;
+        }
+        stmt gone(db_, "DELETE FROM grants WHERE id IN (SELECT id FROM keys WHERE state < 3 AND created < ?)");
+        sqlite3_bind_int64(gone.get(), 1, limit);
+        if (sqlite3_step(gone.get()) != SQLITE_DONE) {
+            return 0;
+        }
+        stmt upd(db_, "UPDATE keys SET state = 3, nonce = NULL, ct = NULL WHERE state < 3 AND created < ?");
+        sqlite3_bind_int64(upd.get(), 1, limit);
+        if (sqlite3_step(upd.get()) != SQLITE_DONE) {
+            return 0;
+        }
+        const auto n = static_cast<std::size_t>(sqlite3_changes(db_));
+        return t.commit() ? n : 0;
+    }
+
+    store_counts counts() override
+    {
+        std::lock_guard lock(mu_);
+        store_counts c;
+        stmt s(db_, "SELECT state, COUNT(*) FROM keys GROUP BY state");
+        while (sqlite3_step(s.get()) == SQLITE_ROW) {
+            const auto n = static_cast<std::uint64_t>(sqlite3_column_int64(s.get(), 1));
+            switch (sqlite3_column_int(s.get(), 0)) {
+            case 0: c.preactive = n; break;
+            case 1: c.active = n; break;
+            case 2: c.deactivated = n; break;
+            default: c.destroyed = n; break;
+            }
+        }
+        return c;
+    }
+
+    std::uint64_t available(int partition) override
+    {
+        std::lock_guard lock(mu_);
+        stmt s(db_, "SELECT COUNT(*) FROM keys WHERE state = 1 AND (?1 < 0 OR part = ?1)");
+        sqlite3_bind_int(s.get(), 1, partition);
+        return sqlite3_step(s.get()) == SQLITE_ROW ? static_cast<std::uint64_t>(sqlite3_column_int64(s.get(), 0)) : 0;
+    }
+
+    std::optional<key_state> state_of(const key_id& id) override
+    {
+        std::lock_guard lock(mu_);
+        reset_guard g{*by_id_};
+        sqlite3_bind_blob(by_id_->get(), 1, id.data(), id.size(), SQLITE_STATIC);
+        if (sqlite3_step(by_id_->get()) != SQLITE_ROW) {
+            return std::nullopt;
+        }
+        return static_cast<key_state>(sqlite3_column_int(by_id_->get(), 0));
+    }
+
+    const config& cfg() const override { return cfg_; }
+
+private:
+    // BEGIN IMMEDIATE takes the write lock up front so two processes never both read a key
+    // as ACTIVE; anything not committed is rolled back on scope exit.
+    struct txn {
+        explicit txn(sqlite_key_store& st) : s(st) { ok = s.exec_ok("BEGIN IMMEDIATE"); }
+        ~txn()
+        {
+            if (ok && !done) {
+                s.exec_ok("ROLLBACK");
+            }
+        }
+        bool commit()
+        {
+            done = s.exec_ok("COMMIT");
+            return done;
+        }
+        txn(const txn&) = delete;
+        txn& operator=(const txn&) = delete;
+        sqlite_key_store& s;
+        bool ok = false;
+        bool done = false;
+    };
+
+    void exec(const char* sql)
+    {
+        char* err = nullptr;
+        if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+            std::string msg = err ? err : "unknown";
+            sqlite3_free(err);
+            throw std::runtime_error("key store " + cfg_.db_path.string() + ": " + msg);
+        }
+    }
+
+    bool exec_ok(const char* sql) { return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
+
+    store_result io_fail(const char* what)
+    {
+        return {store_status::io_error, std::string("key store ") + what + " failed: " + sqlite3_errmsg(db_), 0};
+    }
+
+    std::uint64_t count_live()
+    {
+        reset_guard g{*count_live_};
+        return sqlite3_step(count_live_->get()) == SQLITE_ROW
+                   ? static_cast<std::uint64_t>(sqlite3_column_int64(count_live_->get(), 0))
+                   : 0;
+    }
+
+    void bind_id_consumer(stmt& s, const key_id& id, std::string_view consumer)
+    {
+        sqlite3_bind_blob(s.get(), 1, id.data(), id.size(), SQLITE_STATIC);
+        sqlite3_bind_text(s.get(), 2, consumer.data(), static_cast<int>(consumer.size()), SQLITE_STATIC);
+    }
+
+    // Reads (id?, nonce, ct, size) starting at column `col` and decrypts into k.
+    bool read_row(sqlite3_stmt* s, int col, served_key& k, const key_id* known_id = nullptr)
+    {
+        if (known_id == nullptr) {
+            if (sqlite3_column_bytes(s, col) != static_cast<int>(k.id.size())) {
+                return false;
+            }
+            std::memcpy(k.id.data(), sqlite3_column_blob(s, col), k.id.size());
+            ++col;
+        }
+        const int nlen = sqlite3_column_bytes(s, col);
+        const auto* nonce = static_cast<const std::uint8_t*>(sqlite3_column_blob(s, col));
+        const int clen = sqlite3_column_bytes(s, col + 1);
+        const auto* ct = static_cast<const std::uint8_t*>(sqlite3_column_blob(s, col + 1));
+        const auto size = static_cast<std::size_t>(sqlite3_column_int64(s, col + 2));
+        if (nlen != static_cast<int>(nonce_len) || clen <= static_cast<int>(tag_len) || nonce == nullptr ||
+            ct == nullptr) {
+            return false;
+        }
+        if (!open_sealed(k.id, {nonce, nonce_len}, {ct, static_cast<std::size_t>(clen)}, k.material)) {
+            return false;
+        }
+        if (size < k.material.size()) {
+            k.material.truncate(size);
+        }
+        return true;
+    }
+
+    bool hand_out(const key_id& id, std::string_view owner, std::size_t size, std::span<const std::string> grantees)
+    {
+        if (grantees.empty()) {
+            return kill(id, &owner);
+        }
+        {
+            reset_guard g{*set_deact_};
+            sqlite3_bind_text(set_deact_->get(), 1, owner.data(), static_cast<int>(owner.size()), SQLITE_STATIC);
+            sqlite3_bind_int64(set_deact_->get(), 2, static_cast<std::int64_t>(size));
+            sqlite3_bind_blob(set_deact_->get(), 3, id.data(), id.size(), SQLITE_STATIC);
+            if (sqlite3_step(set_deact_->get()) != SQLITE_DONE) {
+                return false;
+            }
+        }
+        for (const auto& who : grantees) {
+            reset_guard g{*grant_};
+            bind_id_consumer(*grant_, id, who);
+            if (sqlite3_step(grant_->get()) != SQLITE_DONE) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    bool kill(const key_id& id, const std::string_view* owner)
+    {
+        {
+            reset_guard g{*kill_};
+            if (owner != nullptr) {
+                sqlite3_bind_text(kill_->get(), 1, owner->data(), static_cast<int>(owner->size()), SQLITE_STATIC);
+            } else {
+                sqlite3_bind_null(kill_->get(), 1);
+            }
+            sqlite3_bind_blob(kill_->get(), 2, id.data(), id.size(), SQLITE_STATIC);
+            if (sqlite3_step(kill_->get()) != SQLITE_DONE) {
+                return false;
+            }
+        }
+        reset_guard g{*kill_grants_};
+        sqlite3_bind_blob(kill_grants_->get(), 1, id.data(), id.size(), SQLITE_STATIC);
+        return sqlite3_step(kill_grants_->get()) == SQLITE_DONE;
+    }
+
+    bool seal(const key_id& id, std::span<const std::uint8_t> nonce, std::span<const std::uint8_t> pt,
+              std::vector<std::uint8_t>& out)
+    {
+        out.assign(pt.size() + tag_len, 0);
+        EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+        int len = 0;
+        bool good = c != nullptr && EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+                    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(nonce.size()), nullptr) == 1 &&
+                    EVP_EncryptInit_ex(c, nullptr, nullptr, master_.data(), nonce.data()) == 1 &&
+                    EVP_EncryptUpdate(c, nullptr, &len, id.data(), static_cast<int>(id.size())) == 1 &&
+                    EVP_EncryptUpdate(c, out.data(), &len, pt.data(), static_cast<int>(pt.size())) == 1 &&
+                    EVP_EncryptFinal_ex(c, out.data() + len, &len) == 1 &&
+                    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, tag_len, out.data() + pt.size()) == 1;
+        EVP_CIPHER_CTX_free(c);
+        return good;
+    }
+
+    bool open_sealed(const key_id& id, std::span<const std::uint8_t> nonce, std::span<const std::uint8_t> ct,
+                     secret_bytes& out)
+    {
+        const std::size_t n = ct.size() - tag_len;
+        secret_bytes pt(n);
+        EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+        int len = 0;
+        std::array<std::uint8_t, tag_len> tag{};
+        std::memcpy(tag.data(), ct.data() + n, tag_len);
+        bool good = c != nullptr && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+                    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(nonce.size()), nullptr) == 1 &&
+                    EVP_DecryptInit_ex(c, nullptr, nullptr, master_.data(), nonce.data()) == 1 &&
+                    EVP_DecryptUpdate(c, nullptr, &len, id.data(), static_cast<int>(id.size())) == 1 &&
+                    EVP_DecryptUpdate(c, pt.data(), &len, ct.data(), static_cast<int>(n)) == 1 &&
+                    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, tag_len, tag.data()) == 1 &&
+                    EVP_DecryptFinal_ex(c, pt.data() + len, &len) == 1;
+        EVP_CIPHER_CTX_free(c);
+        if (good) {
+            out = std::move(pt);
+        }
+        return good;
+    }
+
+    config cfg_;
+    clock_fn clock_;
+    secret_bytes master_;
+    std::mutex mu_;
+    sqlite3* db_ = nullptr;
+    std::unique_ptr<stmt> ins_, count_live_, pick_, by_id_, set_deact_, kill_, kill_grants_, grant_, grant_get_,
+        grant_serve_, grant_left_, activate_;
+};
+
+}  // namespace
+
+std::unique_ptr<key_store> open_key_store(const key_store::config& cfg, clock_fn clock)
+{
+    if (cfg.max_key_count == 0) {
+        throw std::runtime_error("key store: max_key_count must be at least 1");
+    }
+    return std::make_unique<sqlite_key_store>(cfg, std::move(clock));
+}
+
+}  // namespace qlink::keymgmt
