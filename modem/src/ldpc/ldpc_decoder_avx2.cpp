@@ -1,0 +1,201 @@
+// AVX2 layered min-sum LDPC decoder: 32 consecutive rows of a circulant row block per 256-bit vector.
+#include "ldpc_decoder_impl.hpp"
+
+#include <immintrin.h>
+
+#include <array>
+
+namespace qlink::modem::detail {
+namespace {
+
+constexpr int lanes = 32;
+
+// Where the 32 rows of one group read one edge: app_[pos + lane] for lanes
+// below `split`, app_[pos - z + lane] for the lanes that wrap around the
+// circulant. `split` >= valid lanes means no wrap.
+struct access {
+    std::uint32_t pos;
+    std::uint32_t split;
+};
+
+struct group {
+    std::uint32_t row_block;
+    std::uint32_t valid;   // rows in this group (32 except at the end of a row block)
+    std::uint32_t first;   // index of its first access/message slot
+    std::uint32_t degree;  // edges per row
+    bool simple;           // 32 valid lanes and no edge wraps
+};
+
+class ldpc_decoder_avx2 final : public ldpc_decoder {
+public:
+    explicit ldpc_decoder_avx2(const config& cfg) : cfg_(cfg), code_(cfg.code) {
+        ldpc_check_groups(code_);
+        const std::size_t z = code_.z();
+        stride_ = z + lanes;
+        buf_.assign(lanes + code_.col_blocks() * stride_ + lanes, 0);
+        std::uint32_t slot = 0;
+        std::size_t max_dc = 0;
+        for (std::size_t b = 0; b < code_.row_blocks(); ++b) {
+            const std::size_t e0 = code_.row_begin(b), dc = code_.row_begin(b + 1) - e0;
+            max_dc = std::max(max_dc, dc);
+            for (std::size_t r0 = 0; r0 < z; r0 += lanes) {
+                group g{static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(std::min<std::size_t>(lanes, z - r0)),
+                        slot, static_cast<std::uint32_t>(dc), true};
+                g.simple = g.valid == lanes;
+                for (std::size_t e = 0; e < dc; ++e) {
+                    const auto& ed = code_.edges()[e0 + e];
+                    const std::size_t q = (r0 + ed.shift) % z;
+                    access a{static_cast<std::uint32_t>(col_offset(ed.col_block) + q),
+                             static_cast<std::uint32_t>(std::min<std::size_t>(lanes, z - q))};
+                    if (a.split < g.valid) g.simple = false;
+                    access_.push_back(a);
+                    ++slot;
+                }
+                groups_.push_back(g);
+            }
+        }
+        msg_.assign(static_cast<std::size_t>(slot) * lanes, 0);
+        q_.assign(max_dc * lanes, 0);
+        app_.assign(code_.n_mother(), 0);
+        mother_.assign(code_.n_mother(), 0);
+    }
+
+    ldpc_decode_result decode(std::span<const llr_t> llr, std::span<std::uint8_t> info) override {
+        ldpc_decode_result res;
+        if (llr.size() != code_.n() || info.size() != code_.k() / 8) {
+            res.status = ldpc_status::bad_length;
+            return res;
+        }
+        ldpc_load_mother(code_, llr, mother_);
+        const std::size_t z = code_.z();
+        for (std::size_t c = 0; c < code_.col_blocks(); ++c)
+            std::copy_n(mother_.begin() + static_cast<std::ptrdiff_t>(c * z), z,
+                        buf_.begin() + static_cast<std::ptrdiff_t>(col_offset(c)));
+        std::fill(msg_.begin(), msg_.end(), std::int8_t{0});
+        for (unsigned it = 0; it < cfg_.max_iterations; ++it) {
+            iterate();
+            res.iterations = it + 1;
+            if (cfg_.early_termination && syndrome_ok()) {
+                res.success = true;
+                break;
+            }
+        }
+        if (!cfg_.early_termination) res.success = syndrome_ok();
+        for (std::size_t c = 0; c < code_.col_blocks(); ++c)
+            std::copy_n(buf_.begin() + static_cast<std::ptrdiff_t>(col_offset(c)), z,
+                        app_.begin() + static_cast<std::ptrdiff_t>(c * z));
+        pack_hard_decisions(std::span<const llr_t>(app_).subspan(code_.fill_bits(), code_.k()), info);
+        return res;
+    }
+
+    std::span<const llr_t> app() const override { return app_; }
+    isa level() const override { return isa::avx2; }
+    const ldpc_code& code() const override { return code_; }
+
+private:
+    std::size_t col_offset(std::size_t c) const { return lanes + c * stride_; }
+
+    __m256i load(const access& a, std::uint32_t valid) const {
+        const auto* base = buf_.data();
+        __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + a.pos));
+        if (a.split < valid) {
+            const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + a.pos - code_.z()));
+            const __m256i wrap = _mm256_cmpgt_epi8(lane_index(), _mm256_set1_epi8(static_cast<char>(a.split - 1)));
+            v = _mm256_blendv_epi8(v, w, wrap);
+        }
+        return v;
+    }
+
+    void store(const access& a, std::uint32_t valid, __m256i v) {
+        auto* base = buf_.data();
+        const __m256i idx = lane_index();
+        const std::uint32_t first_end = std::min(a.split, valid);
+        auto* p1 = reinterpret_cast<__m256i*>(base + a.pos);
+        const __m256i m1 = _mm256_cmpgt_epi8(_mm256_set1_epi8(static_cast<char>(first_end)), idx);
+        _mm256_storeu_si256(p1, _mm256_blendv_epi8(_mm256_loadu_si256(p1), v, m1));
+        if (a.split < valid) {
+            auto* p2 = reinterpret_cast<__m256i*>(base + a.pos - code_.z());
+            const __m256i m2 = _mm256_andnot_si256(m1, _mm256_cmpgt_epi8(_mm256_set1_epi8(static_cast<char>(valid)), idx));
+            _mm256_storeu_si256(p2, _mm256_blendv_epi8(_mm256_loadu_si256(p2), v, m2));
+        }
+    }
+
+    static __m256i lane_index() {
+        return _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                23, 24, 25, 26, 27, 28, 29, 30, 31);
+    }
+
+    __m256i scale(__m256i m) const {
+        if (cfg_.rule == ldpc_min_sum::normalized) {
+            const __m256i half = _mm256_and_si256(_mm256_srli_epi16(m, 1), _mm256_set1_epi8(0x7f));
+            return _mm256_avg_epu8(m, half);
+        }
+        return _mm256_subs_epu8(m, _mm256_set1_epi8(static_cast<char>(cfg_.offset)));
+    }
+
+    void iterate() {
+        const __m256i neg127 = _mm256_set1_epi8(-127);
+        const __m256i one = _mm256_set1_epi8(1);
+        auto* q = reinterpret_cast<__m256i*>(q_.data());
+        for (const group& g : groups_) {
+            const access* acc = access_.data() + g.first;
+            auto* msg = reinterpret_cast<__m256i*>(msg_.data()) + g.first;
+            __m256i m1 = _mm256_set1_epi8(127), m2 = m1, idx = _mm256_setzero_si256(), total = idx;
+            for (std::uint32_t e = 0; e < g.degree; ++e) {
+                const __m256i l = g.simple ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(buf_.data() + acc[e].pos))
+                                           : load(acc[e], g.valid);
+                const __m256i v = _mm256_max_epi8(_mm256_subs_epi8(l, _mm256_loadu_si256(msg + e)), neg127);
+                _mm256_storeu_si256(q + e, v);
+                total = _mm256_xor_si256(total, v);
+                const __m256i mag = _mm256_abs_epi8(v);
+                m2 = _mm256_min_epu8(m2, _mm256_max_epu8(m1, mag));
+                idx = _mm256_blendv_epi8(idx, _mm256_set1_epi8(static_cast<char>(e)), _mm256_cmpgt_epi8(m1, mag));
+                m1 = _mm256_min_epu8(m1, mag);
+            }
+            const __m256i s1 = scale(m1), s2 = scale(m2);
+            for (std::uint32_t e = 0; e < g.degree; ++e) {
+                const __m256i v = _mm256_loadu_si256(q + e);
+                const __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(idx, _mm256_set1_epi8(static_cast<char>(e))));
+                const __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(_mm256_xor_si256(v, total), one));
+                _mm256_storeu_si256(msg + e, r);
+                const __m256i l = _mm256_max_epi8(_mm256_adds_epi8(v, r), neg127);
+                if (g.simple)
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf_.data() + acc[e].pos), l);
+                else
+                    store(acc[e], g.valid, l);
+            }
+        }
+    }
+
+    bool syndrome_ok() const {
+        for (const group& g : groups_) {
+            const access* acc = access_.data() + g.first;
+            __m256i x = _mm256_setzero_si256();
+            for (std::uint32_t e = 0; e < g.degree; ++e)
+                x = _mm256_xor_si256(x, g.simple ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(buf_.data() + acc[e].pos))
+                                                 : load(acc[e], g.valid));
+            const auto bits = static_cast<std::uint32_t>(_mm256_movemask_epi8(x));
+            const std::uint32_t valid_mask = g.valid == 32 ? 0xffffffffu : ((1u << g.valid) - 1);
+            if (bits & valid_mask) return false;
+        }
+        return true;
+    }
+
+    config cfg_;
+    ldpc_code code_;
+    std::size_t stride_ = 0;
+    std::vector<llr_t> buf_;  // app LLRs, each column block padded by 32 bytes
+    std::vector<access> access_;
+    std::vector<group> groups_;
+    std::vector<std::int8_t> msg_;
+    std::vector<std::int8_t> q_;
+    std::vector<llr_t> app_, mother_;
+};
+
+}  // namespace
+
+std::unique_ptr<ldpc_decoder> make_ldpc_decoder_avx2(const ldpc_decoder::config& cfg) {
+    return std::make_unique<ldpc_decoder_avx2>(cfg);
+}
+
+}  // namespace qlink::modem::detail
