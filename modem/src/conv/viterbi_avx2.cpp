@@ -1,0 +1,64 @@
+// AVX2 Viterbi ACS kernel: the 64 8-bit path metrics in two YMM registers, one trellis step per iteration.
+#include "viterbi_kernels.hpp"
+
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace qlink::modem::conv_detail {
+
+void acs_avx2(acs_state& st, const std::uint8_t* idx, const std::uint8_t* bm4, std::size_t steps,
+              std::uint64_t* decisions) {
+    __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(st.metric));       // states 0..31
+    __m256i b = _mm256_load_si256(reinterpret_cast<const __m256i*>(st.metric + 32));  // states 32..63
+    const __m256i ix = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx));
+    const __m256i ic = _mm256_xor_si256(ix, _mm256_set1_epi8(3));
+    __m256i pend = _mm256_set1_epi8(static_cast<char>(st.pending_min));
+    std::uint64_t step = st.step;
+    for (std::size_t t = 0; t < steps; ++t) {
+        std::int32_t word;
+        std::memcpy(&word, bm4 + 4 * t, 4);
+        const __m256i b4 = _mm256_set1_epi32(word);
+        const __m256i bm = _mm256_shuffle_epi8(b4, ix);
+        const __m256i bmc = _mm256_shuffle_epi8(b4, ic);
+        const __m256i x0 = _mm256_adds_epu8(a, bm), x1 = _mm256_adds_epu8(b, bmc);
+        const __m256i y0 = _mm256_adds_epu8(a, bmc), y1 = _mm256_adds_epu8(b, bm);
+        const __m256i nx = _mm256_min_epu8(x0, x1);  // new states 2i
+        const __m256i ny = _mm256_min_epu8(y0, y1);  // new states 2i + 1
+        const __m256i dx = _mm256_cmpeq_epi8(nx, x0);  // 0xff where the low predecessor won
+        const __m256i dy = _mm256_cmpeq_epi8(ny, y0);
+        // Interleaving gives [0..15 | 32..47] and [16..31 | 48..63].
+        const __m256i lo = _mm256_unpacklo_epi8(nx, ny);
+        const __m256i hi = _mm256_unpackhi_epi8(nx, ny);
+        a = _mm256_permute2x128_si256(lo, hi, 0x20);
+        b = _mm256_permute2x128_si256(lo, hi, 0x31);
+        // Decisions in the same half-lane order; the 16-bit groups 1 and 2 are
+        // swapped back with scalar ops, which run beside the vector ports.
+        const std::uint64_t mlo = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_unpacklo_epi8(dx, dy)));
+        const std::uint64_t mhi = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_unpackhi_epi8(dx, dy)));
+        std::uint64_t u = mlo | (mhi << 32);
+        const std::uint64_t sw = ((u >> 16) ^ u) & 0x00000000ffff0000ull;
+        u ^= sw | (sw << 16);
+        decisions[t] = ~u;
+        const unsigned phase = static_cast<unsigned>(step & 7u);
+        if (phase == 3) {
+            __m256i m = _mm256_min_epu8(a, b);
+            m = _mm256_min_epu8(m, _mm256_permute2x128_si256(m, m, 0x01));
+            m = _mm256_min_epu8(m, _mm256_srli_si256(m, 8));
+            m = _mm256_min_epu8(m, _mm256_srli_si256(m, 4));
+            m = _mm256_min_epu8(m, _mm256_srli_si256(m, 2));
+            m = _mm256_min_epu8(m, _mm256_srli_si256(m, 1));
+            pend = _mm256_shuffle_epi8(m, _mm256_setzero_si256());
+        } else if (phase == 7) {
+            a = _mm256_subs_epu8(a, pend);
+            b = _mm256_subs_epu8(b, pend);
+        }
+        ++step;
+    }
+    _mm256_store_si256(reinterpret_cast<__m256i*>(st.metric), a);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(st.metric + 32), b);
+    st.pending_min = static_cast<std::uint8_t>(_mm256_cvtsi256_si32(pend) & 0xff);
+    st.step = step;
+}
+
+}  // namespace qlink::modem::conv_detail
