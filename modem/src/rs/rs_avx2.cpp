@@ -22,16 +22,16 @@ inline __m256i mul_const(__m256i v, const std::uint8_t* nib) {
 
 }  // namespace
 
-void rs_syndromes_avx2(const std::uint8_t* cw, unsigned first, const std::uint8_t* syn_nib, std::uint8_t* s) {
+void rs_syndromes_avx2(const std::uint8_t* rx, unsigned first, const std::array<std::uint8_t, 32>* nib,
+                       const std::uint8_t* syn_nib, std::uint8_t* s) {
     // The data byte r is the same for all 32 syndromes and the per-syndrome constants are fixed, so the
     // data byte picks the shuffle table and the constants' nibbles are the shuffle indices:
     // r * c = T_r,lo[c & 15] ^ T_r,hi[c >> 4]. Two accumulators break the xor dependency chain.
-    const gf_tables& t = gf();
     __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
     unsigned n = first;
     for (; n + 2 <= rs_n; n += 2) {
-        const std::uint8_t* t0 = t.nib[cw[n]].data();
-        const std::uint8_t* t1 = t.nib[cw[n + 1]].data();
+        const std::uint8_t* t0 = nib[rx[n - first]].data();
+        const std::uint8_t* t1 = nib[rx[n + 1 - first]].data();
         const std::uint8_t* c0 = syn_nib + std::size_t{n} * 64;
         const std::uint8_t* c1 = c0 + 64;
         a0 = _mm256_xor_si256(a0, _mm256_xor_si256(_mm256_shuffle_epi8(bcast_table(t0), ld(c0)),
@@ -40,7 +40,7 @@ void rs_syndromes_avx2(const std::uint8_t* cw, unsigned first, const std::uint8_
                                                    _mm256_shuffle_epi8(bcast_table(t1 + 16), ld(c1 + 32))));
     }
     if (n < rs_n) {
-        const std::uint8_t* t0 = t.nib[cw[n]].data();
+        const std::uint8_t* t0 = nib[rx[n - first]].data();
         const std::uint8_t* c0 = syn_nib + std::size_t{n} * 64;
         a0 = _mm256_xor_si256(a0, _mm256_xor_si256(_mm256_shuffle_epi8(bcast_table(t0), ld(c0)),
                                                    _mm256_shuffle_epi8(bcast_table(t0 + 16), ld(c0 + 32))));

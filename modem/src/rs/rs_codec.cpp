@@ -37,6 +37,7 @@ gf_tables build_gf() {
         t.conv_to_dual[v] = static_cast<std::uint8_t>(d);
         t.dual_to_conv[d] = static_cast<std::uint8_t>(v);
     }
+    for (unsigned d = 0; d < 256; ++d) t.nib_dual[d] = t.nib[t.dual_to_conv[d]];
     for (unsigned k = 0; k <= 16; ++k) {
         for (unsigned l = 0; l < 32; ++l) t.chien_init[k][l] = t.pow_alpha(-static_cast<long long>(rs_prim * k * l));
         t.chien_step[k] = t.pow_alpha(-static_cast<long long>(rs_prim * 32 * k));
@@ -124,19 +125,31 @@ public:
         }
         const std::size_t len = rs_n - fill_;
         for (unsigned w = 0; w < il_; ++w) {
-            std::array<std::uint8_t, rs_n + 1> cw{};  // cw[n]: coefficient of x^(254-n); n < fill stay 0
-            for (std::size_t t = 0; t < len; ++t) {
-                const std::uint8_t v = codeblock[t * il_ + w];
-                cw[fill_ + t] = dual_ ? t_.dual_to_conv[v] : v;
+            // Clean words (the common case) are checked straight from the received symbols: no copy
+            // for I = 1 and no basis conversion (the dual-basis shuffle tables absorb it).
+            std::array<std::uint8_t, rs_n> gathered;
+            const std::uint8_t* rx = codeblock.data();
+            if (il_ > 1) {
+                for (std::size_t t = 0; t < len; ++t) gathered[t] = codeblock[t * il_ + w];
+                rx = gathered.data();
             }
-            const int fixed = decode_word(cw.data());
+            alignas(32) std::array<std::uint8_t, rs_max_roots> s{};
+            syndromes(rx, dual_, s.data());
+            bool clean = true;
+            for (unsigned j = 0; j < nroots_; ++j) clean = clean && s[j] == 0;
+            if (clean) {
+                res.per_codeword[w] = 0;
+                continue;
+            }
+            std::array<std::uint8_t, rs_n> cw{};  // cw[n]: coefficient of x^(254-n); n < fill stay 0
+            for (std::size_t t = 0; t < len; ++t) cw[fill_ + t] = dual_ ? t_.dual_to_conv[rx[t]] : rx[t];
+            const int fixed = correct_word(cw.data(), s.data());
             res.per_codeword[w] = static_cast<std::int16_t>(fixed);
             if (fixed < 0) {
                 ++res.failed_codewords;
                 res.ok = false;
                 continue;
             }
-            if (fixed == 0) continue;
             res.corrected += static_cast<unsigned>(fixed);
             for (std::size_t t = 0; t < len; ++t) {
                 const std::uint8_t v = dual_ ? t_.conv_to_dual[cw[fill_ + t]] : cw[fill_ + t];
@@ -147,15 +160,18 @@ public:
     }
 
 private:
-    void syndromes(const std::uint8_t* cw, std::uint8_t* s) const {
+    // Syndromes of the transmitted symbols rx[0 .. 255-fill) (dual or conventional basis).
+    void syndromes(const std::uint8_t* rx, bool dual, std::uint8_t* s) const {
 #if defined(__x86_64__)
-        if (kernel_ == rs_kernel::avx2) return detail::rs_syndromes_avx2(cw, fill_, syn_.data(), s);
+        if (kernel_ == rs_kernel::avx2)
+            return detail::rs_syndromes_avx2(rx, fill_, dual ? t_.nib_dual.data() : t_.nib.data(), syn_.data(), s);
 #endif
         // Horner in log form: S_j <- S_j * gamma_j + r_n.
+        const std::size_t len = rs_n - fill_;
         for (unsigned j = 0; j < nroots_; ++j) {
             unsigned acc = 0;
-            for (unsigned n = fill_; n < rs_n; ++n)
-                acc = (acc ? t_.exp[t_.log[acc] + log_gamma_[j]] : 0u) ^ cw[n];
+            for (std::size_t t = 0; t < len; ++t)
+                acc = (acc ? t_.exp[t_.log[acc] + log_gamma_[j]] : 0u) ^ (dual ? t_.dual_to_conv[rx[t]] : rx[t]);
             s[j] = static_cast<std::uint8_t>(acc);
         }
         for (unsigned j = nroots_; j < rs_max_roots; ++j) s[j] = 0;
@@ -186,15 +202,9 @@ private:
         return found;
     }
 
-    // Decodes one codeword in conventional basis in place. Returns symbols corrected or -1; on -1 the
-    // word is unchanged.
-    int decode_word(std::uint8_t* cw) const {
-        alignas(32) std::array<std::uint8_t, rs_max_roots> s{};
-        syndromes(cw, s.data());
-        bool clean = true;
-        for (unsigned j = 0; j < nroots_; ++j) clean = clean && s[j] == 0;
-        if (clean) return 0;
-
+    // Corrects one codeword (conventional basis, full 255 symbols) with nonzero syndromes `s`, in
+    // place. Returns symbols corrected or -1; on -1 the word is unchanged.
+    int correct_word(std::uint8_t* cw, const std::uint8_t* s) const {
         // Berlekamp-Massey: shortest LFSR Lambda generating the syndromes.
         std::array<std::uint8_t, rs_max_roots + 1> lambda{}, b{}, tmp{};
         lambda[0] = b[0] = 1;
@@ -259,9 +269,10 @@ private:
         }
         for (unsigned r = 0; r < deg; ++r) cw[pos[r]] ^= val[r];
         // Belt and braces: the result must be a codeword, or we undo and report failure.
-        syndromes(cw, s.data());
+        alignas(32) std::array<std::uint8_t, rs_max_roots> check{};
+        syndromes(cw + fill_, false, check.data());
         for (unsigned j = 0; j < nroots_; ++j)
-            if (s[j]) {
+            if (check[j]) {
                 for (unsigned r = 0; r < deg; ++r) cw[pos[r]] ^= val[r];
                 return -1;
             }

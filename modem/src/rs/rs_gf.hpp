@@ -17,6 +17,8 @@ struct gf_tables {
     std::array<std::uint16_t, 256> log{};  // log[0] is unused (set to 0)
     /// nib[c] = {c*v for v < 16, c*(v << 4) for v < 16}: multiply by c with two 16-entry shuffles.
     std::array<std::array<std::uint8_t, 32>, 256> nib{};
+    /// nib_dual[d] = nib[dual_to_conv[d]]: multiplies a dual-basis symbol without converting it first.
+    std::array<std::array<std::uint8_t, 32>, 256> nib_dual{};
     std::array<std::uint8_t, 256> conv_to_dual{};
     std::array<std::uint8_t, 256> dual_to_conv{};
     /// Chien search: chien_init[k][l] = beta^(-k l), chien_step[k] = beta^(-32 k), k <= 16.
@@ -36,9 +38,12 @@ struct gf_tables {
 /// Built once, immutable afterwards.
 const gf_tables& gf();
 
-/// Syndromes S_j = r(gamma_j), where cw[n] is the coefficient of x^(254-n), for n in [first, 255).
-/// `syn_nib` holds, per n, the nibbles of the 32 constants gamma_j^(254-n): 32 low then 32 high.
-void rs_syndromes_avx2(const std::uint8_t* cw, unsigned first, const std::uint8_t* syn_nib, std::uint8_t* s);
+/// Syndromes S_j = r(gamma_j) of a codeword whose symbol rx[t] is the coefficient of x^(254-first-t),
+/// t < 255 - first (the `first` virtual-fill symbols are zero and not stored). `nib` is gf().nib or
+/// gf().nib_dual (rx in dual basis). `syn_nib` holds, per power position n = first + t, the nibbles of
+/// the 32 constants gamma_j^(254-n): 32 low then 32 high.
+void rs_syndromes_avx2(const std::uint8_t* rx, unsigned first, const std::array<std::uint8_t, 32>* nib,
+                       const std::uint8_t* syn_nib, std::uint8_t* s);
 
 /// Chien search over powers i in [0, max_power]: writes each i with Lambda(beta^-i) = 0 to
 /// `roots` (at most max_roots of them) and returns how many there are in total.
