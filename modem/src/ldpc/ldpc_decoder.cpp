@@ -88,8 +88,8 @@ private:
                     if (mag < m1) idx = static_cast<std::uint8_t>(e);
                     m1 = std::min(m1, mag);
                 }
-                const std::uint8_t s1 = ldpc_scale(m1, cfg_.rule, cfg_.offset);
-                const std::uint8_t s2 = ldpc_scale(m2, cfg_.rule, cfg_.offset);
+                const std::uint8_t s1 = ldpc_scale(m1, cfg_.rule, cfg_.offset, cfg_.message_limit);
+                const std::uint8_t s2 = ldpc_scale(m2, cfg_.rule, cfg_.offset, cfg_.message_limit);
                 for (std::size_t e = 0; e < dc; ++e) {
                     const int mag = e == idx ? s2 : s1;
                     const int rnew = static_cast<std::int8_t>(q_[e] ^ total) < 0 ? -mag : mag;
@@ -131,6 +131,8 @@ std::unique_ptr<ldpc_decoder> make_ldpc_decoder_generic(const ldpc_decoder::conf
 
 std::unique_ptr<ldpc_decoder> create_ldpc_decoder(const ldpc_decoder::config& cfg) {
     if (cfg.max_iterations == 0) throw std::invalid_argument("ldpc decoder: max_iterations must be >= 1");
+    if (cfg.message_limit == 0 || cfg.message_limit > 127)
+        throw std::invalid_argument("ldpc decoder: message_limit must be 1..127");
     const auto level = parse_isa(cfg.isa);
     if (!level) throw std::invalid_argument("ldpc decoder: isa '" + cfg.isa + "' (allowed: auto|generic|sse41|avx2|avx512)");
     if (!isa_supported(*level)) throw std::invalid_argument("ldpc decoder: isa '" + cfg.isa + "' not supported by this CPU");

@@ -15,7 +15,8 @@ constexpr int lanes = 32;
 // circulant. `split` >= valid lanes means no wrap.
 struct access {
     std::uint32_t pos;
-    std::uint32_t split;
+    std::uint16_t split;
+    std::uint16_t plain;  // all 32 lanes valid and contiguous: one plain load/store
 };
 
 struct group {
@@ -23,13 +24,13 @@ struct group {
     std::uint32_t valid;   // rows in this group (32 except at the end of a row block)
     std::uint32_t first;   // index of its first access/message slot
     std::uint32_t degree;  // edges per row
-    bool simple;           // 32 valid lanes and no edge wraps
 };
 
 class ldpc_decoder_avx2 final : public ldpc_decoder {
 public:
     explicit ldpc_decoder_avx2(const config& cfg) : cfg_(cfg), code_(cfg.code) {
         ldpc_check_groups(code_);
+        limit_ = _mm256_set1_epi8(static_cast<char>(cfg.message_limit));
         const std::size_t z = code_.z();
         stride_ = z + lanes;
         buf_.assign(lanes + code_.col_blocks() * stride_ + lanes, 0);
@@ -40,14 +41,13 @@ public:
             max_dc = std::max(max_dc, dc);
             for (std::size_t r0 = 0; r0 < z; r0 += lanes) {
                 group g{static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(std::min<std::size_t>(lanes, z - r0)),
-                        slot, static_cast<std::uint32_t>(dc), true};
-                g.simple = g.valid == lanes;
+                        slot, static_cast<std::uint32_t>(dc)};
                 for (std::size_t e = 0; e < dc; ++e) {
                     const auto& ed = code_.edges()[e0 + e];
                     const std::size_t q = (r0 + ed.shift) % z;
                     access a{static_cast<std::uint32_t>(col_offset(ed.col_block) + q),
-                             static_cast<std::uint32_t>(std::min<std::size_t>(lanes, z - q))};
-                    if (a.split < g.valid) g.simple = false;
+                             static_cast<std::uint16_t>(std::min<std::size_t>(lanes, z - q)), 0};
+                    a.plain = g.valid == lanes && a.split == lanes;
                     access_.push_back(a);
                     ++slot;
                 }
@@ -109,7 +109,7 @@ private:
     void store(const access& a, std::uint32_t valid, __m256i v) {
         auto* base = buf_.data();
         const __m256i idx = lane_index();
-        const std::uint32_t first_end = std::min(a.split, valid);
+        const std::uint32_t first_end = std::min<std::uint32_t>(a.split, valid);
         auto* p1 = reinterpret_cast<__m256i*>(base + a.pos);
         const __m256i m1 = _mm256_cmpgt_epi8(_mm256_set1_epi8(static_cast<char>(first_end)), idx);
         _mm256_storeu_si256(p1, _mm256_blendv_epi8(_mm256_loadu_si256(p1), v, m1));
@@ -128,9 +128,9 @@ private:
     __m256i scale(__m256i m) const {
         if (cfg_.rule == ldpc_min_sum::normalized) {
             const __m256i half = _mm256_and_si256(_mm256_srli_epi16(m, 1), _mm256_set1_epi8(0x7f));
-            return _mm256_avg_epu8(m, half);
+            return _mm256_min_epu8(_mm256_avg_epu8(m, half), limit_);
         }
-        return _mm256_subs_epu8(m, _mm256_set1_epi8(static_cast<char>(cfg_.offset)));
+        return _mm256_min_epu8(_mm256_subs_epu8(m, _mm256_set1_epi8(static_cast<char>(cfg_.offset))), limit_);
     }
 
     void iterate() {
@@ -142,8 +142,8 @@ private:
             auto* msg = reinterpret_cast<__m256i*>(msg_.data()) + g.first;
             __m256i m1 = _mm256_set1_epi8(127), m2 = m1, idx = _mm256_setzero_si256(), total = idx;
             for (std::uint32_t e = 0; e < g.degree; ++e) {
-                const __m256i l = g.simple ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(buf_.data() + acc[e].pos))
-                                           : load(acc[e], g.valid);
+                const __m256i l = acc[e].plain ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(buf_.data() + acc[e].pos))
+                                               : load(acc[e], g.valid);
                 const __m256i v = _mm256_max_epi8(_mm256_subs_epi8(l, _mm256_loadu_si256(msg + e)), neg127);
                 _mm256_storeu_si256(q + e, v);
                 total = _mm256_xor_si256(total, v);
@@ -159,7 +159,7 @@ private:
                 const __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(_mm256_xor_si256(v, total), one));
                 _mm256_storeu_si256(msg + e, r);
                 const __m256i l = _mm256_max_epi8(_mm256_adds_epi8(v, r), neg127);
-                if (g.simple)
+                if (acc[e].plain)
                     _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf_.data() + acc[e].pos), l);
                 else
                     store(acc[e], g.valid, l);
@@ -172,7 +172,7 @@ private:
             const access* acc = access_.data() + g.first;
             __m256i x = _mm256_setzero_si256();
             for (std::uint32_t e = 0; e < g.degree; ++e)
-                x = _mm256_xor_si256(x, g.simple ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(buf_.data() + acc[e].pos))
+                x = _mm256_xor_si256(x, acc[e].plain ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(buf_.data() + acc[e].pos))
                                                  : load(acc[e], g.valid));
             const auto bits = static_cast<std::uint32_t>(_mm256_movemask_epi8(x));
             const std::uint32_t valid_mask = g.valid == 32 ? 0xffffffffu : ((1u << g.valid) - 1);
@@ -183,6 +183,7 @@ private:
 
     config cfg_;
     ldpc_code code_;
+    __m256i limit_;
     std::size_t stride_ = 0;
     std::vector<llr_t> buf_;  // app LLRs, each column block padded by 32 bytes
     std::vector<access> access_;

@@ -16,9 +16,10 @@ inline constexpr std::size_t ldpc_group_rows = 32;
 
 /// Check-node magnitude rule, exact integer arithmetic so all ISAs agree.
 /// normalized: ceil-ish 3/4, (m + (m >> 1) + 1) >> 1 (= AVX2 avg_epu8(m, m >> 1)).
-inline std::uint8_t ldpc_scale(std::uint8_t m, ldpc_min_sum rule, std::uint8_t offset) {
-    if (rule == ldpc_min_sum::normalized) return static_cast<std::uint8_t>((m + (m >> 1) + 1) >> 1);
-    return static_cast<std::uint8_t>(m > offset ? m - offset : 0);
+/// The result is capped at `limit`.
+inline std::uint8_t ldpc_scale(std::uint8_t m, ldpc_min_sum rule, std::uint8_t offset, std::uint8_t limit) {
+    const int v = rule == ldpc_min_sum::normalized ? (m + (m >> 1) + 1) >> 1 : (m > offset ? m - offset : 0);
+    return static_cast<std::uint8_t>(std::min<int>(v, limit));
 }
 
 inline std::int8_t ldpc_sat(int v) { return static_cast<std::int8_t>(std::clamp(v, -127, 127)); }

@@ -151,6 +151,10 @@ public:
         bool early_termination = true;  ///< stop as soon as the syndrome is zero
         ldpc_min_sum rule = ldpc_min_sum::normalized;  ///< normalized: x 3/4 (rounded)
         std::uint8_t offset = 1;                        ///< for ldpc_min_sum::offset
+        /// Largest check-to-variable magnitude. Below 127 it keeps an a-posteriori
+        /// value that saturated at +-127 from losing its reliability when the
+        /// old message is subtracted again (int8 layered decoding).
+        std::uint8_t message_limit = 127;
         std::string isa = "auto";                       ///< auto|generic|avx2
     };
 
