@@ -72,20 +72,31 @@ struct bit_sink {
     std::uint32_t acc = 0;  // pending bits, right-aligned
     unsigned nacc = 0;
 
-    void put(unsigned bit) {
-        if (skip) {
-            --skip;
-            return;
+    // Appends `n` bits held MSB first in `words` (which has one spare word
+    // after the last used one), a byte at a time.
+    void append(const std::uint64_t* words, std::size_t n) {
+        std::size_t o = std::min(skip, n);
+        skip -= o;
+        n = o + std::min(n - o, limit - written);
+        written += n - o;
+        for (; o + 8 <= n; o += 8) {
+            const std::uint64_t w0 = words[o >> 6];
+            const unsigned sh = static_cast<unsigned>(o & 63);
+            const std::uint64_t v = sh ? (w0 << sh) | (words[(o >> 6) + 1] >> (64 - sh)) : w0;
+            const std::uint32_t combined = (acc << 8) | static_cast<std::uint32_t>(v >> 56);
+            out[bytes++] = static_cast<std::uint8_t>(combined >> nacc);
+            acc = combined & ((1u << nacc) - 1u);
         }
-        if (written == limit) return;
-        ++written;
-        acc = (acc << 1) | bit;
-        if (++nacc == 8) {
-            out[bytes++] = static_cast<std::uint8_t>(acc);
-            acc = 0;
-            nacc = 0;
+        for (; o < n; ++o) {
+            acc = (acc << 1) | static_cast<std::uint32_t>((words[o >> 6] >> (63 - (o & 63))) & 1u);
+            if (++nacc == 8) {
+                out[bytes++] = static_cast<std::uint8_t>(acc);
+                acc = 0;
+                nacc = 0;
+            }
         }
     }
+
     // Zero-pads and writes a partial last byte.
     void finish() {
         if (nacc) out[bytes++] = static_cast<std::uint8_t>(acc << (8 - nacc));
@@ -94,28 +105,121 @@ struct bit_sink {
     }
 };
 
+// Runs two independent trellises over the same number of steps; kernels
+// without a dual form run them one after the other (same arithmetic).
+using acs_dual_kernel = void (*)(acs_state& a, acs_state& b, const std::uint8_t* idx, const std::uint8_t* bm_a,
+                                 const std::uint8_t* bm_b, std::size_t steps, std::uint64_t* dec_a,
+                                 std::uint64_t* dec_b);
+
+template <acs_kernel K>
+void acs_twice(acs_state& a, acs_state& b, const std::uint8_t* idx, const std::uint8_t* bm_a,
+               const std::uint8_t* bm_b, std::size_t steps, std::uint64_t* dec_a, std::uint64_t* dec_b) {
+    K(a, idx, bm_a, steps, dec_a);
+    K(b, idx, bm_b, steps, dec_b);
+}
+
 struct isa_kernels {
     isa level;
     branch_kernel branch;
     acs_kernel acs;
+    acs_dual_kernel acs_dual;
 };
 
 isa_kernels kernels_for(isa level) {
     switch (level) {
 #if defined(__x86_64__)
-    case isa::sse41: return {isa::sse41, branch_sse41, acs_sse41};
-    case isa::avx2: return {isa::avx2, branch_sse41, acs_avx2};
+    case isa::sse41: return {isa::sse41, branch_sse41, acs_sse41, acs_twice<acs_sse41>};
+    case isa::avx2: return {isa::avx2, branch_sse41, acs_avx2, acs_dual_avx2};
 #endif
-    default: return {isa::generic, branch_generic, acs_generic};
+    default: return {isa::generic, branch_generic, acs_generic, acs_twice<acs_generic>};
     }
 }
+
+// One trellis being decoded: path metrics, buffered decisions and where its bits go.
+struct lane {
+    acs_state st;
+    std::vector<std::uint64_t> dec;    // decisions of the steps not yet traced back
+    std::size_t count = 0;
+    std::vector<std::uint64_t> words;  // traceback output, MSB first
+    std::vector<std::int8_t> pairs;    // depunctured soft pairs of the current chunk
+    std::vector<std::uint8_t> bm4;     // branch metrics of the current chunk
+    bit_sink sink;
+
+    lane(std::size_t capacity)
+        : dec(capacity), words(capacity / 64 + 2), pairs(2 * chunk_steps), bm4(4 * chunk_steps) {}
+
+    void start(bool known_zero_state) {
+        std::memset(st.metric, known_zero_state ? 255 : 0, 64);
+        st.metric[0] = 0;
+        st.pending_min = 0;
+        st.step = 0;
+        count = 0;
+    }
+    unsigned best_state() const {
+        return static_cast<unsigned>(std::min_element(st.metric, st.metric + 64) - st.metric);
+    }
+};
+
+// One backward traceback step; records the step's bit in the packed words.
+inline unsigned trace_step(const lane& l, std::uint64_t& word, std::uint64_t* words, std::size_t t, unsigned s) {
+    word |= static_cast<std::uint64_t>(s & 1u) << (63 - (t & 63));
+    if ((t & 63) == 0) {
+        words[t >> 6] = word;
+        word = 0;
+    }
+    return (s >> 1) | (static_cast<unsigned>((l.dec[t] >> s) & 1u) << 5);
+}
+
+// Traces lane a (and b, when given) back from the given end states, emits all
+// but the newest `keep` steps into their sinks and keeps those decisions. Two
+// lanes are traced in one loop: the traceback is a dependency chain, and two
+// independent chains run side by side on an out-of-order core.
+void traceback(lane& a, unsigned sa, std::size_t keep_a, lane* b, unsigned sb, std::size_t keep_b) {
+    std::uint64_t wa = 0, wb = 0;
+    std::size_t ta = a.count, tb = b ? b->count : 0;
+    while (ta && tb) {
+        --ta;
+        --tb;
+        sa = trace_step(a, wa, a.words.data(), ta, sa);
+        sb = trace_step(*b, wb, b->words.data(), tb, sb);
+    }
+    while (ta) {
+        --ta;
+        sa = trace_step(a, wa, a.words.data(), ta, sa);
+    }
+    while (tb) {
+        --tb;
+        sb = trace_step(*b, wb, b->words.data(), tb, sb);
+    }
+    auto emit = [](lane& l, std::size_t keep) {
+        const std::size_t n = l.count - keep;
+        l.words[(n + 63) >> 6] = 0;
+        if (n & 63) l.words[n >> 6] &= ~0ull << (64 - (n & 63));
+        l.sink.append(l.words.data(), n);
+        std::memmove(l.dec.data(), l.dec.data() + n, keep * sizeof(std::uint64_t));
+        l.count = keep;
+    };
+    emit(a, keep_a);
+    if (b) emit(*b, keep_b);
+}
+
+// A block decoded by one lane: which block steps (cyclic), how it starts and
+// ends, and which of its bits are output where.
+struct block_job {
+    std::size_t first = 0;   // first block step
+    std::size_t steps = 0;   // trellis steps to run
+    bool known_start = true; // encoder starts in state 0
+    int end_state = -1;      // known end state, or -1 for the best one
+    std::size_t skip = 0;    // leading decoded bits to drop
+    std::size_t limit = 0;   // bits to output after that
+    std::size_t out_byte = 0;
+};
 
 class viterbi_decoder_impl final : public viterbi_decoder {
 public:
     viterbi_decoder_impl(const config& cfg, isa_kernels k)
         : cfg_(cfg), k_(k), pattern_(pattern_of(cfg.code.rate)), depth_(cfg.traceback),
-          capacity_(cfg.traceback + chunk_steps), decisions_(capacity_), pairs_(2 * chunk_steps),
-          bm4_(4 * chunk_steps), tb_bits_(capacity_) {
+          capacity_(cfg.traceback + chunk_steps), lanes_{lane(capacity_), lane(capacity_)} {
         const generators g = generators_of(cfg.code);
         for (std::uint32_t i = 0; i < 32; ++i) {
             const std::uint32_t full = 2 * i;  // old state i, input 0
@@ -127,7 +231,7 @@ public:
     }
 
     void reset() override {
-        start(true);
+        lanes_[0].start(true);
         col_ = 0;
         npartial_ = 0;
         sink_acc_ = 0;
@@ -155,63 +259,33 @@ public:
     result flush(std::span<std::uint8_t> out) override {
         if (cfg_.mode != viterbi_mode::streaming) return {};
         if (out.size() < max_flush_bytes()) return {0, false, "viterbi flush: output span too small"};
-        bit_sink sink = stream_sink(out);
-        traceback_emit(best_state(), 0, sink);
-        const std::size_t bits = sink.bytes * 8 + sink.nacc;
-        sink.finish();
+        lane& l = lanes_[0];
+        stream_sink(l, out);
+        traceback(l, l.best_state(), 0, nullptr, 0, 0);
+        const std::size_t bits = l.sink.bytes * 8 + l.sink.nacc;
+        l.sink.finish();
         reset();
         return {bits, true, nullptr};
     }
 
 private:
-    bit_sink stream_sink(std::span<std::uint8_t> out) {
-        bit_sink s;
-        s.out = out.data();
-        s.acc = sink_acc_;
-        s.nacc = sink_nacc_;
-        return s;
+    void stream_sink(lane& l, std::span<std::uint8_t> out) {
+        l.sink = bit_sink{};
+        l.sink.out = out.data();
+        l.sink.acc = sink_acc_;
+        l.sink.nacc = sink_nacc_;
     }
 
-    void start(bool known_zero_state) {
-        std::memset(st_.metric, known_zero_state ? 255 : 0, 64);
-        st_.metric[0] = 0;
-        st_.pending_min = 0;
-        st_.step = 0;
-        count_ = 0;
-    }
+    std::size_t room(const lane& l) const { return std::min(capacity_ - l.count, chunk_steps); }
 
-    unsigned best_state() const {
-        return static_cast<unsigned>(std::min_element(st_.metric, st_.metric + 64) - st_.metric);
+    // Streaming: runs `steps` soft pairs through lane 0, tracing back when its buffer fills.
+    void run_pairs(const std::int8_t* pairs, std::size_t steps) {
+        lane& l = lanes_[0];
+        k_.branch(pairs, steps, l.bm4.data());
+        k_.acs(l.st, idx_, l.bm4.data(), steps, l.dec.data() + l.count);
+        l.count += steps;
+        if (l.count == capacity_) traceback(l, l.best_state(), depth_, nullptr, 0, 0);
     }
-
-    // Traces back from `state` after the newest of `steps` buffered decisions and
-    // emits the oldest steps - keep bits, keeping the newest `keep` decisions.
-    void traceback_emit(unsigned state, std::size_t keep, bit_sink& sink) {
-        const std::size_t emit = count_ - keep;
-        unsigned s = state;
-        for (std::size_t t = count_; t-- > emit;) {
-            const unsigned d = static_cast<unsigned>((decisions_[t] >> s) & 1u);
-            s = (s >> 1) | (d << 5);
-        }
-        for (std::size_t t = emit; t-- > 0;) {
-            tb_bits_[t] = static_cast<std::uint8_t>(s & 1u);
-            const unsigned d = static_cast<unsigned>((decisions_[t] >> s) & 1u);
-            s = (s >> 1) | (d << 5);
-        }
-        for (std::size_t t = 0; t < emit; ++t) sink.put(tb_bits_[t]);
-        std::memmove(decisions_.data(), decisions_.data() + emit, keep * sizeof(std::uint64_t));
-        count_ = keep;
-    }
-
-    // Runs the trellis over `steps` soft pairs already in pairs_, emitting when the buffer fills.
-    void run_pairs(const std::int8_t* pairs, std::size_t steps, bit_sink& sink) {
-        k_.branch(pairs, steps, bm4_.data());
-        k_.acs(st_, idx_, bm4_.data(), steps, decisions_.data() + count_);
-        count_ += steps;
-        if (count_ == capacity_) traceback_emit(best_state(), depth_, sink);
-    }
-
-    std::size_t room() const { return std::min(capacity_ - count_, chunk_steps); }
 
     // Soft pair of trellis step j of a block (puncturing restarts with the block).
     void block_pair(std::span<const llr_t> soft, std::size_t j, std::int8_t* pair) const {
@@ -223,25 +297,84 @@ private:
         pair[1] = c.second ? soft[pos] : llr_erasure;
     }
 
-    // Feeds block steps first..first+n (taken modulo `steps_in_block`).
-    void feed_block(std::span<const llr_t> soft, std::size_t steps_in_block, std::size_t first, std::size_t n,
-                    bit_sink& sink) {
-        std::size_t j = first % steps_in_block;
-        while (n) {
-            const std::size_t k = std::min(room(), n);
-            if (pattern_.columns.size() == 1 && j + k <= steps_in_block) {
-                run_pairs(soft.data() + 2 * j, k, sink);
-                j += k;
-            } else {
-                for (std::size_t t = 0; t < k; ++t) {
-                    block_pair(soft, j, pairs_.data() + 2 * t);
-                    if (++j == steps_in_block) j = 0;
-                }
-                run_pairs(pairs_.data(), k, sink);
-            }
+    // Soft pairs of block steps j, j+1, ... (cyclic) for the next k steps of a lane.
+    const std::int8_t* block_pairs(std::span<const llr_t> soft, std::size_t steps_in_block, std::size_t& j,
+                                   std::size_t k, lane& l) const {
+        if (pattern_.columns.size() == 1 && j + k <= steps_in_block) {
+            const std::int8_t* p = soft.data() + 2 * j;
+            j += k;
             if (j == steps_in_block) j = 0;
-            n -= k;
+            return p;
         }
+        for (std::size_t t = 0; t < k; ++t) {
+            block_pair(soft, j, l.pairs.data() + 2 * t);
+            if (++j == steps_in_block) j = 0;
+        }
+        return l.pairs.data();
+    }
+
+    // Decodes one or two block jobs; two run in lock step through the dual kernel.
+    void run_jobs(std::span<const llr_t> soft, std::size_t steps_in_block, std::span<std::uint8_t> out,
+                  std::span<const block_job> jobs) {
+        const std::size_t nj = jobs.size();
+        std::size_t j[2] = {}, left[2] = {};
+        for (std::size_t i = 0; i < nj; ++i) {
+            lane& l = lanes_[i];
+            l.start(jobs[i].known_start);
+            l.sink = bit_sink{};
+            l.sink.out = out.data() + jobs[i].out_byte;
+            l.sink.skip = jobs[i].skip;
+            l.sink.limit = jobs[i].limit;
+            j[i] = jobs[i].first % steps_in_block;
+            left[i] = jobs[i].steps;
+        }
+        lane& a = lanes_[0];
+        lane& b = lanes_[1];
+        while (nj == 2 && left[0] && left[1]) {
+            const std::size_t k = std::min({room(a), room(b), left[0], left[1]});
+            const std::int8_t* pa = block_pairs(soft, steps_in_block, j[0], k, a);
+            const std::int8_t* pb = block_pairs(soft, steps_in_block, j[1], k, b);
+            k_.branch(pa, k, a.bm4.data());
+            k_.branch(pb, k, b.bm4.data());
+            k_.acs_dual(a.st, b.st, idx_, a.bm4.data(), b.bm4.data(), k, a.dec.data() + a.count,
+                        b.dec.data() + b.count);
+            a.count += k;
+            b.count += k;
+            left[0] -= k;
+            left[1] -= k;
+            const bool fa = a.count == capacity_, fb = b.count == capacity_;
+            if (fa && fb) traceback(a, a.best_state(), depth_, &b, b.best_state(), depth_);
+            else if (fa) traceback(a, a.best_state(), depth_, nullptr, 0, 0);
+            else if (fb) traceback(b, b.best_state(), depth_, nullptr, 0, 0);
+        }
+        for (std::size_t i = 0; i < nj; ++i) {
+            lane& l = lanes_[i];
+            while (left[i]) {
+                const std::size_t k = std::min(room(l), left[i]);
+                const std::int8_t* p = block_pairs(soft, steps_in_block, j[i], k, l);
+                k_.branch(p, k, l.bm4.data());
+                k_.acs(l.st, idx_, l.bm4.data(), k, l.dec.data() + l.count);
+                l.count += k;
+                left[i] -= k;
+                if (l.count == capacity_) traceback(l, l.best_state(), depth_, nullptr, 0, 0);
+            }
+        }
+        auto end_state = [&](std::size_t i) {
+            return jobs[i].end_state >= 0 ? static_cast<unsigned>(jobs[i].end_state) : lanes_[i].best_state();
+        };
+        if (nj == 2) traceback(a, end_state(0), 0, &b, end_state(1), 0);
+        else traceback(a, end_state(0), 0, nullptr, 0, 0);
+        for (std::size_t i = 0; i < nj; ++i) lanes_[i].sink.finish();
+        lanes_[0].start(true);
+    }
+
+    // Blocks long enough are split in two halves decoded side by side: the
+    // first half is traced back from the best state `depth` steps past its end,
+    // the second starts `depth` steps early from an unknown state. Both margins
+    // are the traceback depth, so the split costs no more than streaming does.
+    std::size_t split_point(std::size_t n) const {
+        if (n < 4 * depth_ + 512) return 0;
+        return (n / 2) & ~static_cast<std::size_t>(7);  // byte boundary for the second sink
     }
 
     result decode_terminated(std::span<const llr_t> soft, std::span<std::uint8_t> out) {
@@ -252,14 +385,15 @@ private:
         if (steps <= conv_tail_bits) return {0, false, "viterbi: terminated block shorter than the tail"};
         const std::size_t n = steps - conv_tail_bits;
         if (out.size() < (n + 7) / 8) return {0, false, "viterbi: output span too small"};
-        start(true);
-        bit_sink sink;
-        sink.out = out.data();
-        sink.limit = n;
-        feed_block(soft, steps, 0, steps, sink);
-        traceback_emit(0, 0, sink);  // the tail ends in state 0
-        sink.finish();
-        start(true);
+        const std::size_t h = split_point(n);
+        if (h == 0) {
+            const block_job job{0, steps, true, 0, 0, n, 0};
+            run_jobs(soft, steps, out, std::span(&job, 1));
+        } else {
+            const block_job jobs[2] = {{0, h + depth_, true, -1, 0, h, 0},
+                                       {h - depth_, steps - h + depth_, false, 0, depth_, n - h, h / 8}};
+            run_jobs(soft, steps, out, jobs);
+        }
         return {n, true, nullptr};
     }
 
@@ -269,34 +403,36 @@ private:
         if (n == static_cast<std::size_t>(-1) || n == 0)
             return {0, false, "viterbi: soft count is not a whole number of trellis steps for this rate"};
         if (out.size() < (n + 7) / 8) return {0, false, "viterbi: output span too small"};
-        // Wrap-around decoding: start unknown, run W steps before and after the
-        // block (cyclically) and keep the middle n decisions.
-        const std::size_t wrap = depth_;
-        start(false);
-        bit_sink sink;
-        sink.out = out.data();
-        sink.skip = wrap;
-        sink.limit = n;
-        feed_block(soft, n, (n - wrap % n) % n, n + 2 * wrap, sink);
-        traceback_emit(best_state(), 0, sink);
-        sink.finish();
-        start(true);
+        // Wrap-around decoding: start unknown, run W = depth steps before and
+        // after the block (cyclically) and keep the middle n decisions.
+        const std::size_t w = depth_;
+        const std::size_t start = (n - w % n) % n;
+        const std::size_t h = split_point(n);
+        if (h == 0) {
+            const block_job job{start, n + 2 * w, false, -1, w, n, 0};
+            run_jobs(soft, n, out, std::span(&job, 1));
+        } else {
+            const block_job jobs[2] = {{start, w + h + w, false, -1, w, h, 0},
+                                       {h - w, n - h + 2 * w, false, -1, w, n - h, h / 8}};
+            run_jobs(soft, n, out, jobs);
+        }
         return {n, true, nullptr};
     }
 
     result decode_stream(std::span<const llr_t> soft, std::span<std::uint8_t> out) {
         if (out.size() < max_stream_output_bytes(soft.size()))
             return {0, false, "viterbi: output span too small (see max_stream_output_bytes)"};
-        bit_sink sink = stream_sink(out);
+        lane& l = lanes_[0];
+        stream_sink(l, out);
         std::size_t pos = 0;
         const std::size_t period = pattern_.columns.size();
         while (pos < soft.size()) {
             std::size_t k = 0;
-            const std::size_t want = room();
+            const std::size_t want = room(l);
             if (period == 1 && npartial_ == 0) {
                 k = std::min(want, (soft.size() - pos) / 2);
                 if (k) {
-                    run_pairs(soft.data() + pos, k, sink);
+                    run_pairs(soft.data() + pos, k);
                     pos += 2 * k;
                     continue;
                 }
@@ -307,18 +443,18 @@ private:
                 const unsigned need = (c.first ? 1u : 0u) + (c.second ? 1u : 0u);
                 while (npartial_ < need && pos < soft.size()) partial_[npartial_++] = soft[pos++];
                 if (npartial_ < need) break;
-                std::int8_t* pr = pairs_.data() + 2 * k;
+                std::int8_t* pr = l.pairs.data() + 2 * k;
                 pr[0] = c.first ? partial_[0] : llr_erasure;
                 pr[1] = c.second ? partial_[c.first ? 1 : 0] : llr_erasure;
                 npartial_ = 0;
                 if (++col_ == period) col_ = 0;
                 ++k;
             }
-            if (k) run_pairs(pairs_.data(), k, sink);
+            if (k) run_pairs(l.pairs.data(), k);
         }
-        sink_acc_ = sink.acc;
-        sink_nacc_ = sink.nacc;
-        return {sink.bytes * 8, true, nullptr};
+        sink_acc_ = l.sink.acc;
+        sink_nacc_ = l.sink.nacc;
+        return {l.sink.bytes * 8, true, nullptr};
     }
 
     config cfg_;
@@ -327,12 +463,7 @@ private:
     std::size_t depth_;
     std::size_t capacity_;
     std::uint8_t idx_[32];
-    acs_state st_;
-    std::size_t count_ = 0;
-    std::vector<std::uint64_t> decisions_;
-    std::vector<std::int8_t> pairs_;
-    std::vector<std::uint8_t> bm4_;
-    std::vector<std::uint8_t> tb_bits_;
+    lane lanes_[2];
     // Streaming carry-over: puncturing column, a split step, bits of an unfinished byte.
     std::size_t col_ = 0;
     unsigned npartial_ = 0;

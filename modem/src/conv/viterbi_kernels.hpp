@@ -45,6 +45,9 @@ void acs_sse41(acs_state& st, const std::uint8_t* idx, const std::uint8_t* bm4, 
                std::uint64_t* decisions);
 void acs_avx2(acs_state& st, const std::uint8_t* idx, const std::uint8_t* bm4, std::size_t steps,
               std::uint64_t* decisions);
+/// Two independent trellises in one loop (the ACS step is a latency chain; two interleave).
+void acs_dual_avx2(acs_state& a, acs_state& b, const std::uint8_t* idx, const std::uint8_t* bm_a,
+                   const std::uint8_t* bm_b, std::size_t steps, std::uint64_t* dec_a, std::uint64_t* dec_b);
 #endif
 
 }  // namespace qlink::modem::conv_detail
