@@ -22,30 +22,47 @@ inline __m256i mul_const(__m256i v, const std::uint8_t* nib) {
 
 }  // namespace
 
-void rs_syndromes_avx2(const std::uint8_t* rx, unsigned first, const std::array<std::uint8_t, 32>* nib,
+void rs_syndromes_avx2(const std::uint8_t* rx, unsigned first, unsigned nroots, const std::array<std::uint8_t, 32>* nib,
                        const std::uint8_t* syn_nib, std::uint8_t* s) {
-    // The data byte r is the same for all 32 syndromes and the per-syndrome constants are fixed, so the
+    // The data byte r is the same for all syndromes and the per-syndrome constants are fixed, so the
     // data byte picks the shuffle table and the constants' nibbles are the shuffle indices:
-    // r * c = T_r,lo[c & 15] ^ T_r,hi[c >> 4]. Two accumulators break the xor dependency chain.
+    // r * c = T_r,lo[c & 15] ^ T_r,hi[c >> 4]. nib[r] is laid out [T_lo | T_hi], so one 32-byte load
+    // serves both halves: the low lane takes the low nibbles of 16 constants, the high lane their high
+    // nibbles, and the two lanes are added at the end. E = 16 needs two such vectors, E = 8 one.
     __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    __m256i b0 = _mm256_setzero_si256(), b1 = _mm256_setzero_si256();
     unsigned n = first;
-    for (; n + 2 <= rs_n; n += 2) {
-        const std::uint8_t* t0 = nib[rx[n - first]].data();
-        const std::uint8_t* t1 = nib[rx[n + 1 - first]].data();
-        const std::uint8_t* c0 = syn_nib + std::size_t{n} * 64;
-        const std::uint8_t* c1 = c0 + 64;
-        a0 = _mm256_xor_si256(a0, _mm256_xor_si256(_mm256_shuffle_epi8(bcast_table(t0), ld(c0)),
-                                                   _mm256_shuffle_epi8(bcast_table(t0 + 16), ld(c0 + 32))));
-        a1 = _mm256_xor_si256(a1, _mm256_xor_si256(_mm256_shuffle_epi8(bcast_table(t1), ld(c1)),
-                                                   _mm256_shuffle_epi8(bcast_table(t1 + 16), ld(c1 + 32))));
+    if (nroots > 16) {
+        for (; n + 2 <= rs_n; n += 2) {
+            const __m256i t0 = ld(nib[rx[n - first]].data());
+            const __m256i t1 = ld(nib[rx[n + 1 - first]].data());
+            const std::uint8_t* c = syn_nib + std::size_t{n} * 64;
+            a0 = _mm256_xor_si256(a0, _mm256_shuffle_epi8(t0, ld(c)));
+            b0 = _mm256_xor_si256(b0, _mm256_shuffle_epi8(t0, ld(c + 32)));
+            a1 = _mm256_xor_si256(a1, _mm256_shuffle_epi8(t1, ld(c + 64)));
+            b1 = _mm256_xor_si256(b1, _mm256_shuffle_epi8(t1, ld(c + 96)));
+        }
+        if (n < rs_n) {
+            const __m256i t0 = ld(nib[rx[n - first]].data());
+            const std::uint8_t* c = syn_nib + std::size_t{n} * 64;
+            a0 = _mm256_xor_si256(a0, _mm256_shuffle_epi8(t0, ld(c)));
+            b0 = _mm256_xor_si256(b0, _mm256_shuffle_epi8(t0, ld(c + 32)));
+        }
+    } else {
+        for (; n + 2 <= rs_n; n += 2) {
+            const __m256i t0 = ld(nib[rx[n - first]].data());
+            const __m256i t1 = ld(nib[rx[n + 1 - first]].data());
+            const std::uint8_t* c = syn_nib + std::size_t{n} * 64;
+            a0 = _mm256_xor_si256(a0, _mm256_shuffle_epi8(t0, ld(c)));
+            a1 = _mm256_xor_si256(a1, _mm256_shuffle_epi8(t1, ld(c + 64)));
+        }
+        if (n < rs_n) a0 = _mm256_xor_si256(a0, _mm256_shuffle_epi8(ld(nib[rx[n - first]].data()), ld(syn_nib + std::size_t{n} * 64)));
     }
-    if (n < rs_n) {
-        const std::uint8_t* t0 = nib[rx[n - first]].data();
-        const std::uint8_t* c0 = syn_nib + std::size_t{n} * 64;
-        a0 = _mm256_xor_si256(a0, _mm256_xor_si256(_mm256_shuffle_epi8(bcast_table(t0), ld(c0)),
-                                                   _mm256_shuffle_epi8(bcast_table(t0 + 16), ld(c0 + 32))));
-    }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(s), _mm256_xor_si256(a0, a1));
+    const __m256i a = _mm256_xor_si256(a0, a1), b = _mm256_xor_si256(b0, b1);
+    const __m128i lo = _mm_xor_si128(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    const __m128i hi = _mm_xor_si128(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(s), lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(s + 16), hi);
 }
 
 unsigned rs_chien_avx2(const std::uint8_t* lambda, unsigned degree, unsigned max_power, std::uint8_t* roots,

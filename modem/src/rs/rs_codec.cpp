@@ -80,13 +80,14 @@ public:
         enc_.assign(256 * nroots_, 0);
         for (unsigned fb = 0; fb < 256; ++fb)
             for (unsigned k = 0; k < nroots_; ++k) enc_[fb * nroots_ + k] = t_.mul(fb, g[nroots_ - 1 - k]);
-        // syn_[n] = nibbles of gamma_j^(254-n) for j < 2E (zero lanes above), for the AVX2 syndromes.
+        // syn_[n]: nibbles of gamma_j^(254-n) for j < 2E (zero lanes above), laid out for rs_syndromes_avx2.
         syn_.assign(std::size_t{rs_n} * 64, 0);
         for (unsigned n = 0; n < rs_n; ++n)
             for (unsigned j = 0; j < nroots_; ++j) {
                 const std::uint8_t c = t_.pow_alpha(static_cast<long long>(detail::rs_prim * (fcr_ + j)) * (254 - n));
-                syn_[n * 64 + j] = c & 0x0f;
-                syn_[n * 64 + 32 + j] = c >> 4;
+                const unsigned at = n * 64 + (j / 16) * 32 + j % 16;
+                syn_[at] = c & 0x0f;
+                syn_[at + 16] = c >> 4;
             }
         for (unsigned j = 0; j < nroots_; ++j) log_gamma_[j] = (detail::rs_prim * (fcr_ + j)) % 255;
     }
@@ -164,7 +165,7 @@ private:
     void syndromes(const std::uint8_t* rx, bool dual, std::uint8_t* s) const {
 #if defined(__x86_64__)
         if (kernel_ == rs_kernel::avx2)
-            return detail::rs_syndromes_avx2(rx, fill_, dual ? t_.nib_dual.data() : t_.nib.data(), syn_.data(), s);
+            return detail::rs_syndromes_avx2(rx, fill_, nroots_, dual ? t_.nib_dual.data() : t_.nib.data(), syn_.data(), s);
 #endif
         // Horner in log form: S_j <- S_j * gamma_j + r_n.
         const std::size_t len = rs_n - fill_;

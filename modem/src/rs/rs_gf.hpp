@@ -40,9 +40,10 @@ const gf_tables& gf();
 
 /// Syndromes S_j = r(gamma_j) of a codeword whose symbol rx[t] is the coefficient of x^(254-first-t),
 /// t < 255 - first (the `first` virtual-fill symbols are zero and not stored). `nib` is gf().nib or
-/// gf().nib_dual (rx in dual basis). `syn_nib` holds, per power position n = first + t, the nibbles of
-/// the 32 constants gamma_j^(254-n): 32 low then 32 high.
-void rs_syndromes_avx2(const std::uint8_t* rx, unsigned first, const std::array<std::uint8_t, 32>* nib,
+/// gf().nib_dual (rx in dual basis). `syn_nib` holds 64 bytes per power position n = first + t: the
+/// low then high nibbles of gamma_j^(254-n) for j < 16, then the same for j = 16..31. Writes 32 syndromes
+/// (zero above nroots).
+void rs_syndromes_avx2(const std::uint8_t* rx, unsigned first, unsigned nroots, const std::array<std::uint8_t, 32>* nib,
                        const std::uint8_t* syn_nib, std::uint8_t* s);
 
 /// Chien search over powers i in [0, max_power]: writes each i with Lambda(beta^-i) = 0 to
