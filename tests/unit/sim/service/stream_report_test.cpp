@@ -1,0 +1,166 @@
+// Tests the soft-bit stream port (header, framing, BER vs theory) and the CSV/JSON/SVG writers.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "qlink/sim/pass_report.hpp"
+#include "qlink/sim/stream_server.hpp"
+
+namespace {
+
+using namespace qlink::sim;
+
+int connect_to(std::uint16_t port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool read_exact(int fd, std::uint8_t* p, std::size_t n) {
+    while (n > 0) {
+        const auto k = recv(fd, p, n, 0);
+        if (k <= 0) return false;
+        p += k;
+        n -= static_cast<std::size_t>(k);
+    }
+    return true;
+}
+
+std::uint32_t u32(const std::uint8_t* p) { return p[0] | p[1] << 8 | p[2] << 16 | static_cast<std::uint32_t>(p[3]) << 24; }
+
+// Reads the header and `blocks` blocks; returns hard-decision errors against the seed's bits.
+std::size_t stream_errors(std::uint16_t port, std::uint64_t seed, int blocks, std::size_t& bits, std::size_t& erasures) {
+    const int fd = connect_to(port);
+    EXPECT_GE(fd, 0);
+    std::uint8_t h[stream_header_size];
+    EXPECT_TRUE(read_exact(fd, h, sizeof h));
+    EXPECT_EQ(std::memcmp(h, "QLSB", 4), 0);
+    EXPECT_EQ(h[4] | h[5] << 8, 1);
+    EXPECT_EQ(h[6] | h[7] << 8, 1);
+    const std::uint32_t n = u32(h + 8);
+    std::uint64_t s = 0;
+    for (int i = 7; i >= 0; --i) s = s << 8 | h[16 + i];
+    EXPECT_EQ(s, seed);
+    stream_bit_source ref(seed);
+    std::size_t errors = 0;
+    std::vector<std::uint8_t> buf(n);
+    for (int b = 0; b < blocks; ++b) {
+        std::uint8_t bh[8];
+        EXPECT_TRUE(read_exact(fd, bh, 8));
+        EXPECT_EQ(u32(bh), static_cast<std::uint32_t>(b));
+        EXPECT_EQ(u32(bh + 4), n);
+        EXPECT_TRUE(read_exact(fd, buf.data(), n));
+        for (std::uint32_t i = 0; i < n; ++i) {
+            const auto llr = static_cast<std::int8_t>(buf[i]);
+            EXPECT_NE(llr, -128);
+            erasures += llr == 0;
+            errors += static_cast<std::uint8_t>(llr < 0) != ref.next();
+            ++bits;
+        }
+    }
+    close(fd);
+    return errors;
+}
+
+TEST(stream, header_framing_and_ber_match_bpsk_theory) {
+    softbit_stream_server::config cfg;
+    cfg.port = 0;
+    cfg.esn0_db = 4.0;
+    cfg.seed = 77;
+    cfg.bits_per_second = 0.0;
+    cfg.block_llrs = 8192;
+    auto srv = start_softbit_stream_server(cfg);
+    // A client that connects and leaves at once must not stop the service.
+    const int quitter = connect_to(srv->port());
+    close(quitter);
+    std::size_t bits = 0, erasures = 0;
+    const std::size_t errors = stream_errors(srv->port(), 77, 6, bits, erasures);
+    // Pb = Q(sqrt(2 Es/N0)) = 0.5 erfc(sqrt(Es/N0)); 49152 bits -> ~610 errors, 5 sigma ~ 20 %.
+    const double pb = 0.5 * std::erfc(std::sqrt(std::pow(10.0, 0.4)));
+    const double ber = static_cast<double>(errors) / static_cast<double>(bits);
+    EXPECT_NEAR(ber, pb, 0.2 * pb) << errors << " errors in " << bits;
+    EXPECT_LT(erasures, bits / 50);
+    srv->stop();
+
+    cfg.esn0_db = 20.0;
+    auto clean = start_softbit_stream_server(cfg);
+    bits = 0;
+    EXPECT_EQ(stream_errors(clean->port(), 77, 2, bits, erasures), 0u);
+    clean->stop();
+}
+
+TEST(stream, rejects_bad_configuration) {
+    softbit_stream_server::config cfg;
+    cfg.esn0_db = 99.0;
+    EXPECT_NE(softbit_stream_server::validate(cfg).find("[-10, 40]"), std::string::npos);
+    cfg = {};
+    cfg.bits_per_second = -5.0;
+    EXPECT_NE(softbit_stream_server::validate(cfg).find("bit rate"), std::string::npos);
+    EXPECT_THROW(start_softbit_stream_server(cfg), std::invalid_argument);
+}
+
+report_table small_table() {
+    report_table t;
+    t.columns = {"elevation_deg", "qber"};
+    const auto t0 = *parse_iso8601_utc("2026-11-28T12:00:00Z");
+    for (int i = 0; i < 3; ++i) {
+        t.times.push_back(t0 + std::chrono::seconds{i});
+        t.rows.push_back({10.0 * i, i == 1 ? std::nan("") : 0.01 * i});
+    }
+    return t;
+}
+
+TEST(report, csv_and_json_forms) {
+    const auto t = small_table();
+    std::ostringstream csv;
+    write_csv(csv, t);
+    EXPECT_EQ(csv.str(),
+              "time_utc,elevation_deg,qber\n2026-11-28T12:00:00.000Z,0,0\n2026-11-28T12:00:01.000Z,10,\n"
+              "2026-11-28T12:00:02.000Z,20,0.02\n");
+    std::ostringstream js;
+    write_json(js, t, {{"satellite", "SAT \"A\""}, {"max_elevation_deg", "20.5"}});
+    const std::string j = js.str();
+    EXPECT_NE(j.find("\"satellite\": \"SAT \\\"A\\\"\""), std::string::npos) << j;
+    EXPECT_NE(j.find("\"max_elevation_deg\": 20.5"), std::string::npos);
+    EXPECT_NE(j.find("\"qber\": null"), std::string::npos);
+    EXPECT_NE(j.find("{\"time_utc\": \"2026-11-28T12:00:02.000Z\", \"elevation_deg\": 20, \"qber\": 0.02}"),
+              std::string::npos);
+    EXPECT_EQ(t.series("qber").size(), 3u);
+    EXPECT_TRUE(t.series("nope").empty());
+}
+
+TEST(report, svg_has_one_panel_per_series_and_breaks_at_nan) {
+    const auto t = small_table();
+    const std::string svg = render_svg_plot("pass <1>", {0, 1, 2}, "time since AOS (s)",
+                                            {{"elevation (deg)", t.series("elevation_deg")}, {"QBER", t.series("qber")}});
+    EXPECT_EQ(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u);
+    EXPECT_NE(svg.find("</svg>"), std::string::npos);
+    EXPECT_NE(svg.find("pass &lt;1&gt;"), std::string::npos);
+    std::size_t polylines = 0;
+    for (auto p = svg.find("<polyline"); p != std::string::npos; p = svg.find("<polyline", p + 1)) ++polylines;
+    EXPECT_EQ(polylines, 3u);  // elevation: one line; QBER: split by the NaN into two
+    // Degenerate input still yields a valid document.
+    const std::string empty = render_svg_plot("", {}, "", {{"none", {}}});
+    EXPECT_NE(empty.find("</svg>"), std::string::npos);
+}
+
+}  // namespace
