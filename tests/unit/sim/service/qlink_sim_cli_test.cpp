@@ -1,0 +1,161 @@
+// Tests the qlink-sim program end to end: pass reports, bad input messages and exit codes, serve + rotctl.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+struct run_result {
+    int exit_code;
+    std::string out;
+};
+
+run_result run(const std::string& args) {
+    run_result r{-1, {}};
+    FILE* p = popen((std::string(QLINK_SIM_EXE) + " " + args + " 2>&1").c_str(), "r");
+    if (!p) return r;
+    std::array<char, 512> buf{};
+    while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
+    const int st = pclose(p);
+    r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+std::string src(const std::string& rel) {
+    const char* d = std::getenv("QLINK_SOURCE_DIR");
+    return std::string(d ? d : ".") + "/" + rel;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::filesystem::path temp_dir(const std::string& name) {
+    auto d = std::filesystem::temp_directory_path() / ("qlink_sim_cli_" + name + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(d);
+    return d;
+}
+
+TEST(qlink_sim_cli, pass_writes_csv_json_svg) {
+    const auto dir = temp_dir("pass");
+    const auto r = run("pass --tle " + src("sim/data/qlinksat-1.tle") +
+                       " --station 48.0785,11.2795,600 --start 2026-11-28T13:00:00Z --seed 5 --out " + dir.string());
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    // The first pass after 13:00 (python3-sgp4/numpy oracle: AOS 20:23:38.34, max 14.26 deg).
+    EXPECT_NE(r.out.find("AOS        2026-11-28T20:23:38"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("14.26 deg"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("warning"), std::string::npos);
+    const std::string csv = slurp(dir / "pass.csv");
+    std::size_t lines = 0;
+    for (char c : csv) lines += c == '\n';
+    EXPECT_EQ(lines, 1u + 593u);  // header + one row per second of the 592.3 s pass
+    EXPECT_EQ(csv.rfind("time_utc,azimuth_deg,elevation_deg,range_km,range_rate_km_s,doppler_hz", 0), 0u);
+    EXPECT_NE(csv.find("rx_power_dbm"), std::string::npos);
+    const std::string json = slurp(dir / "pass.json");
+    EXPECT_NE(json.find("\"max_elevation_deg\": 14.26"), std::string::npos);
+    EXPECT_NE(json.find("\"samples\": ["), std::string::npos);
+    const std::string svg = slurp(dir / "pass.svg");
+    EXPECT_NE(svg.find("<svg"), std::string::npos);
+    EXPECT_NE(svg.find("received power (dBm)"), std::string::npos);
+    EXPECT_NE(svg.find("elevation (deg)"), std::string::npos);
+    // Same seed, same bytes.
+    const auto dir2 = temp_dir("pass2");
+    ASSERT_EQ(run("pass --tle " + src("sim/data/qlinksat-1.tle") +
+                  " --station 48.0785,11.2795,600 --start 2026-11-28T13:00:00Z --seed 5 --out " + dir2.string())
+                  .exit_code,
+              0);
+    EXPECT_EQ(slurp(dir2 / "pass.csv"), csv);
+    std::filesystem::remove_all(dir);
+    std::filesystem::remove_all(dir2);
+}
+
+TEST(qlink_sim_cli, old_tle_gets_a_warning) {
+    const auto dir = temp_dir("old");
+    const auto r = run("pass --tle " + src("sim/data/qlinksat-1.tle") +
+                       " --station 48.0785,11.2795,600 --start 2027-03-01T00:00:00Z --out " + dir.string());
+    EXPECT_NE(r.out.find("warning: the TLE epoch"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("days before the start time"), std::string::npos) << r.out;
+    std::filesystem::remove_all(dir);
+}
+
+TEST(qlink_sim_cli, bad_input_gives_clear_message_and_exit_code) {
+    const std::string tle = src("sim/data/qlinksat-1.tle");
+    struct bad_case {
+        std::string args, fragment;
+    };
+    const auto dir = temp_dir("bad");
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "bad.tle") << "SAT\n1 99901U 26001A   26332.50000000  .00001200  00000-0  58000-4 0  9997\n"
+                                      "2 99901  97.4000 215.3000 0011000  90.0000 270.1500 15.21000000 50012\n";
+    std::ofstream(dir / "image.tle") << "\x89PNG\r\n\x1a\n\x00\x00binary";
+    const bad_case cases[] = {
+        {"", "usage"},
+        {"fly", "unknown command"},
+        {"pass --station 1,2,3", "--tle FILE is required"},
+        {"pass --tle " + tle, "--station LAT,LON,ALT is required"},
+        {"pass --tle /nonexistent.tle --station 1,2,3", "/nonexistent.tle"},
+        {"pass --tle " + (dir / "bad.tle").string() + " --station 1,2,3", "line 1, column 69 (checksum)"},
+        {"pass --tle " + (dir / "image.tle").string() + " --station 1,2,3", "--tle"},
+        {"pass --tle " + tle + " --station 95,2,3", "latitude"},
+        {"pass --tle " + tle + " --station 45,2,99999", "[-500, 9000]"},
+        {"pass --tle " + tle + " --station 45,2,3 --start tomorrow", "--start"},
+        {"pass --tle " + tle + " --station 45,2,3 --seed -4", "--seed"},
+        {"pass --tle " + tle + " --station 45,2,3 --mask 120", "[-5, 89]"},
+        {"pass --tle " + tle + " --station 45,2,3 --step -1", "--step"},
+        {"pass --tle " + tle + " --station 45,2,3 --bogus 1", "unknown option"},
+        {"serve --rotctld-port 70000", "[0, 65535]"},
+        {"serve --slew-rate -3", "--slew-rate"},
+        {"serve --esn0-db 80", "--esn0-db"},
+        {"serve --bit-rate -1", "--bit-rate"},
+    };
+    for (const auto& c : cases) {
+        const auto r = run(c.args);
+        EXPECT_NE(r.exit_code, 0) << c.args;
+        EXPECT_NE(r.exit_code, -1) << c.args << " crashed";
+        EXPECT_NE(r.out.find(c.fragment), std::string::npos) << c.args << "\n" << r.out;
+        EXPECT_EQ(r.out.find("AddressSanitizer"), std::string::npos) << r.out;
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST(qlink_sim_cli, serve_answers_real_rotctl) {
+    FILE* p = popen((std::string(QLINK_SIM_EXE) + " serve --rotctld-port 0 --stream-port 0 --duration 4 2>&1").c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::array<char, 512> buf{};
+    ASSERT_NE(fgets(buf.data(), buf.size(), p), nullptr);
+    const std::string first = buf.data();
+    const auto colon = first.find("127.0.0.1:");
+    ASSERT_NE(colon, std::string::npos) << first;
+    const int port = std::atoi(first.c_str() + colon + 10);
+    ASSERT_GT(port, 0);
+    const std::string rotctl = "rotctl -m 2 -r 127.0.0.1:" + std::to_string(port) + " ";
+    EXPECT_EQ(std::system((rotctl + "P 10 20 >/dev/null 2>&1").c_str()), 0);
+    FILE* q = popen((rotctl + "p 2>&1").c_str(), "r");
+    ASSERT_NE(q, nullptr);
+    double az = -1, el = -1;
+    EXPECT_EQ(std::fscanf(q, "%lf %lf", &az, &el), 2);
+    pclose(q);
+    // Moving from the initial (0, 90) toward (10, 20) at 6 deg/s in real time.
+    EXPECT_GE(az, 0.0);
+    EXPECT_LE(az, 10.0);
+    EXPECT_GE(el, 20.0);
+    EXPECT_LE(el, 90.0);
+    std::string rest;
+    while (fgets(buf.data(), buf.size(), p)) rest += buf.data();
+    const int st = pclose(p);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << rest;
+    EXPECT_NE(rest.find("stopped:"), std::string::npos) << rest;
+}
+
+}  // namespace
