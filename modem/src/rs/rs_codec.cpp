@@ -209,7 +209,7 @@ private:
         // Berlekamp-Massey: shortest LFSR Lambda generating the syndromes.
         std::array<std::uint8_t, rs_max_roots + 1> lambda{}, b{}, tmp{};
         lambda[0] = b[0] = 1;
-        unsigned l = 0, shift = 1;
+        unsigned l = 0, shift = 1, deg_b = 0;
         std::uint8_t last_d = 1;
         for (unsigned r = 0; r < nroots_; ++r) {
             unsigned d = s[r];
@@ -218,10 +218,12 @@ private:
                 ++shift;
                 continue;
             }
-            const std::uint8_t coef = t_.exp[t_.log[d] + 255 - t_.log[last_d]];  // d / last_d
+            const unsigned log_coef = t_.log[d] + 255 - t_.log[last_d];  // d / last_d
             tmp = lambda;
-            for (unsigned i = 0; i + shift <= nroots_; ++i) lambda[i + shift] ^= t_.mul(coef, b[i]);
+            for (unsigned i = 0; i <= deg_b && i + shift <= nroots_; ++i)
+                if (b[i]) lambda[i + shift] ^= t_.exp[(log_coef + t_.log[b[i]]) % 255];
             if (2 * l <= r) {
+                deg_b = l;  // b takes the old lambda, whose degree is at most its length l
                 l = r + 1 - l;
                 b = tmp;
                 last_d = static_cast<std::uint8_t>(d);
@@ -240,8 +242,10 @@ private:
         if (chien(lambda.data(), deg, roots.data()) != deg) return -1;
 
         // Omega = S * Lambda mod x^2E; Forney: e = X^(1-fcr) Omega(X^-1) / Lambda'(X^-1), X = beta^i.
+        // For a decodable word deg Omega < deg Lambda; higher terms are not computed, and a word for
+        // which they would matter fails the syndrome check below.
         std::array<std::uint8_t, rs_max_roots> omega{};
-        for (unsigned i = 0; i < nroots_; ++i) {
+        for (unsigned i = 0; i < deg; ++i) {
             unsigned acc = 0;
             for (unsigned k = 0; k <= std::min(i, deg); ++k) acc ^= t_.mul(lambda[k], s[i - k]);
             omega[i] = static_cast<std::uint8_t>(acc);
@@ -252,7 +256,7 @@ private:
             const unsigned log_x = (detail::rs_prim * i) % 255;
             const unsigned log_xinv = (255 - log_x) % 255;
             unsigned num = 0, den = 0, lp = 0;
-            for (unsigned k = 0; k < nroots_; ++k) {  // Omega(X^-1)
+            for (unsigned k = 0; k < deg; ++k) {  // Omega(X^-1)
                 if (omega[k]) num ^= t_.exp[t_.log[omega[k]] + lp];
                 lp += log_xinv;
                 if (lp >= 255) lp -= 255;
