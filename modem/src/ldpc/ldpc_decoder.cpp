@@ -129,15 +129,66 @@ std::unique_ptr<ldpc_decoder> make_ldpc_decoder_generic(const ldpc_decoder::conf
 
 }  // namespace detail
 
-std::unique_ptr<ldpc_decoder> create_ldpc_decoder(const ldpc_decoder::config& cfg) {
+namespace {
+
+void check_config(const ldpc_decoder::config& cfg) {
     if (cfg.max_iterations == 0) throw std::invalid_argument("ldpc decoder: max_iterations must be >= 1");
     if (cfg.message_limit == 0 || cfg.message_limit > 127)
         throw std::invalid_argument("ldpc decoder: message_limit must be 1..127");
     const auto level = parse_isa(cfg.isa);
     if (!level) throw std::invalid_argument("ldpc decoder: isa '" + cfg.isa + "' (allowed: auto|generic|sse41|avx2|avx512)");
     if (!isa_supported(*level)) throw std::invalid_argument("ldpc decoder: isa '" + cfg.isa + "' not supported by this CPU");
+}
+
+// Frames one after the other through the single-frame generic decoder.
+class ldpc_batch_decoder_generic final : public ldpc_batch_decoder {
+public:
+    explicit ldpc_batch_decoder_generic(const ldpc_decoder::config& cfg)
+        : dec_(detail::make_ldpc_decoder_generic(cfg)), apps_(batch_frames * dec_->code().n_mother()) {}
+
+    std::size_t batch() const override { return batch_frames; }
+
+    ldpc_status decode(std::span<const llr_t> llr, std::span<std::uint8_t> info,
+                       std::span<ldpc_decode_result> results) override {
+        const std::size_t f = results.size(), n = dec_->code().n(), kb = dec_->code().k() / 8;
+        if (f == 0 || f > batch_frames || llr.size() != f * n || info.size() != f * kb) return ldpc_status::bad_length;
+        const std::size_t nm = dec_->code().n_mother();
+        for (std::size_t i = 0; i < f; ++i) {
+            results[i] = dec_->decode(llr.subspan(i * n, n), info.subspan(i * kb, kb));
+            std::copy(dec_->app().begin(), dec_->app().end(), apps_.begin() + static_cast<std::ptrdiff_t>(i * nm));
+        }
+        return ldpc_status::ok;
+    }
+
+    void app(std::size_t f, std::span<llr_t> out) const override {
+        const std::size_t nm = dec_->code().n_mother();
+        if (f >= batch_frames || out.size() != nm) return;
+        std::copy_n(apps_.begin() + static_cast<std::ptrdiff_t>(f * nm), nm, out.begin());
+    }
+
+    isa level() const override { return isa::generic; }
+    const ldpc_code& code() const override { return dec_->code(); }
+
+private:
+    static constexpr std::size_t batch_frames = 32;
+    std::unique_ptr<ldpc_decoder> dec_;
+    std::vector<llr_t> apps_;
+};
+
+}  // namespace
+
+std::unique_ptr<ldpc_batch_decoder> create_ldpc_batch_decoder(const ldpc_decoder::config& cfg) {
+    check_config(cfg);
 #if defined(QLINK_LDPC_HAVE_AVX2)
-    if (*level >= isa::avx2) return detail::make_ldpc_decoder_avx2(cfg);
+    if (*parse_isa(cfg.isa) >= isa::avx2) return detail::make_ldpc_batch_decoder_avx2(cfg);
+#endif
+    return std::make_unique<ldpc_batch_decoder_generic>(cfg);
+}
+
+std::unique_ptr<ldpc_decoder> create_ldpc_decoder(const ldpc_decoder::config& cfg) {
+    check_config(cfg);
+#if defined(QLINK_LDPC_HAVE_AVX2)
+    if (*parse_isa(cfg.isa) >= isa::avx2) return detail::make_ldpc_decoder_avx2(cfg);
 #endif
     return detail::make_ldpc_decoder_generic(cfg);
 }

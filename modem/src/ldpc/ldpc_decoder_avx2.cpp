@@ -193,10 +193,167 @@ private:
     std::vector<llr_t> app_, mother_;
 };
 
+// Inter-frame: lane f of every vector belongs to frame f; the vectors walk
+// the rows in the scalar decoder's order, so each lane is that decoder.
+class ldpc_batch_decoder_avx2 final : public ldpc_batch_decoder {
+public:
+    explicit ldpc_batch_decoder_avx2(const ldpc_decoder::config& cfg) : cfg_(cfg), code_(cfg.code) {
+        ldpc_check_groups(code_);
+        limit_ = _mm256_set1_epi8(static_cast<char>(cfg.message_limit));
+        app_.assign(code_.n_mother() * lanes, 0);
+        msg_.assign(code_.edges().size() * code_.z() * lanes, 0);
+        std::size_t dc = 0;
+        for (std::size_t b = 0; b < code_.row_blocks(); ++b) dc = std::max(dc, code_.row_begin(b + 1) - code_.row_begin(b));
+        q_.assign(dc * lanes, 0);
+        l_.assign(dc * lanes, 0);
+        cols_.assign(dc, 0);
+        mother_.assign(code_.n_mother(), 0);
+    }
+
+    std::size_t batch() const override { return lanes; }
+
+    ldpc_status decode(std::span<const llr_t> llr, std::span<std::uint8_t> info,
+                       std::span<ldpc_decode_result> results) override {
+        const std::size_t frames = results.size(), n = code_.n(), kb = code_.k() / 8, nm = code_.n_mother();
+        if (frames == 0 || frames > lanes || llr.size() != frames * n || info.size() != frames * kb)
+            return ldpc_status::bad_length;
+        std::fill(app_.begin(), app_.end(), std::int8_t{0});
+        for (std::size_t f = 0; f < frames; ++f) {
+            ldpc_load_mother(code_, llr.subspan(f * n, n), mother_);
+            for (std::size_t p = 0; p < nm; ++p) app_[p * lanes + f] = mother_[p];
+        }
+        std::fill(msg_.begin(), msg_.end(), std::int8_t{0});
+        std::uint32_t active = frames == lanes ? 0xffffffffu : ((1u << frames) - 1);
+        for (std::size_t f = 0; f < frames; ++f) results[f] = {};
+        for (unsigned it = 0; it < cfg_.max_iterations && active; ++it) {
+            iterate(active);
+            for (std::size_t f = 0; f < frames; ++f)
+                if ((active >> f) & 1) results[f].iterations = it + 1;
+            if (cfg_.early_termination) {
+                const std::uint32_t done = active & ~failing_lanes();
+                for (std::size_t f = 0; f < frames; ++f)
+                    if ((done >> f) & 1) results[f].success = true;
+                active &= ~done;
+            }
+        }
+        if (!cfg_.early_termination) {
+            const std::uint32_t fail = failing_lanes();
+            for (std::size_t f = 0; f < frames; ++f) results[f].success = !((fail >> f) & 1);
+        }
+        const std::size_t fill = code_.fill_bits();
+        for (std::size_t f = 0; f < frames; ++f) {
+            auto out = info.subspan(f * kb, kb);
+            std::fill(out.begin(), out.end(), std::uint8_t{0});
+            for (std::size_t i = 0; i < code_.k(); ++i)
+                out[i >> 3] |= static_cast<std::uint8_t>(hard_bit(app_[(fill + i) * lanes + f]) << (7 - (i & 7)));
+        }
+        return ldpc_status::ok;
+    }
+
+    void app(std::size_t f, std::span<llr_t> out) const override {
+        if (f >= lanes || out.size() != code_.n_mother()) return;
+        for (std::size_t p = 0; p < out.size(); ++p) out[p] = app_[p * lanes + f];
+    }
+
+    isa level() const override { return isa::avx2; }
+    const ldpc_code& code() const override { return code_; }
+
+private:
+    __m256i scale(__m256i m) const {
+        if (cfg_.rule == ldpc_min_sum::normalized) {
+            const __m256i half = _mm256_and_si256(_mm256_srli_epi16(m, 1), _mm256_set1_epi8(0x7f));
+            return _mm256_min_epu8(_mm256_avg_epu8(m, half), limit_);
+        }
+        return _mm256_min_epu8(_mm256_subs_epu8(m, _mm256_set1_epi8(static_cast<char>(cfg_.offset))), limit_);
+    }
+
+    static __m256i lane_mask(std::uint32_t bits) {
+        // Byte f = 0xff when bit f is set.
+        const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
+                                             3, 3, 3, 3, 3, 3);
+        const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+        const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), sel);
+        return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    }
+
+    void iterate(std::uint32_t active_bits) {
+        const __m256i neg127 = _mm256_set1_epi8(-127), one = _mm256_set1_epi8(1);
+        const __m256i active = lane_mask(active_bits);
+        const bool all = active_bits == 0xffffffffu;
+        const std::size_t z = code_.z();
+        auto* q = reinterpret_cast<__m256i*>(q_.data());
+        auto* lv = reinterpret_cast<__m256i*>(l_.data());
+        auto* app = app_.data();
+        for (std::size_t b = 0; b < code_.row_blocks(); ++b) {
+            const std::size_t e0 = code_.row_begin(b), dc = code_.row_begin(b + 1) - e0;
+            auto* msg = reinterpret_cast<__m256i*>(msg_.data()) + e0 * z;
+            for (std::size_t r = 0; r < z; ++r, msg += dc) {
+                __m256i m1 = _mm256_set1_epi8(127), m2 = m1, idx = _mm256_setzero_si256(), total = idx;
+                for (std::size_t e = 0; e < dc; ++e) {
+                    const auto& ed = code_.edges()[e0 + e];
+                    std::size_t c = r + ed.shift;
+                    if (c >= z) c -= z;
+                    cols_[e] = (ed.col_block * z + c) * lanes;
+                    const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(app + cols_[e]));
+                    _mm256_storeu_si256(lv + e, l);
+                    const __m256i v = _mm256_max_epi8(_mm256_subs_epi8(l, _mm256_loadu_si256(msg + e)), neg127);
+                    _mm256_storeu_si256(q + e, v);
+                    total = _mm256_xor_si256(total, v);
+                    const __m256i mag = _mm256_abs_epi8(v);
+                    m2 = _mm256_min_epu8(m2, _mm256_max_epu8(m1, mag));
+                    idx = _mm256_blendv_epi8(idx, _mm256_set1_epi8(static_cast<char>(e)), _mm256_cmpgt_epi8(m1, mag));
+                    m1 = _mm256_min_epu8(m1, mag);
+                }
+                const __m256i s1 = scale(m1), s2 = scale(m2);
+                for (std::size_t e = 0; e < dc; ++e) {
+                    const __m256i v = _mm256_loadu_si256(q + e);
+                    const __m256i mag =
+                        _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(idx, _mm256_set1_epi8(static_cast<char>(e))));
+                    const __m256i rn = _mm256_sign_epi8(mag, _mm256_or_si256(_mm256_xor_si256(v, total), one));
+                    _mm256_storeu_si256(msg + e, rn);  // a stopped frame's messages are never read again
+                    __m256i l = _mm256_max_epi8(_mm256_adds_epi8(v, rn), neg127);
+                    if (!all) l = _mm256_blendv_epi8(_mm256_loadu_si256(lv + e), l, active);
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(app + cols_[e]), l);
+                }
+            }
+        }
+    }
+
+    std::uint32_t failing_lanes() const {
+        const std::size_t z = code_.z();
+        __m256i fail = _mm256_setzero_si256();
+        for (std::size_t b = 0; b < code_.row_blocks(); ++b)
+            for (std::size_t r = 0; r < z; ++r) {
+                __m256i x = _mm256_setzero_si256();
+                for (std::size_t e = code_.row_begin(b); e < code_.row_begin(b + 1); ++e) {
+                    const auto& ed = code_.edges()[e];
+                    std::size_t c = r + ed.shift;
+                    if (c >= z) c -= z;
+                    x = _mm256_xor_si256(x, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(app_.data() + (ed.col_block * z + c) * lanes)));
+                }
+                fail = _mm256_or_si256(fail, x);
+            }
+        return static_cast<std::uint32_t>(_mm256_movemask_epi8(fail));
+    }
+
+    ldpc_decoder::config cfg_;
+    ldpc_code code_;
+    __m256i limit_;
+    std::vector<std::int8_t> app_;  // [mother position][frame]
+    std::vector<std::int8_t> msg_;  // [row block][row][edge][frame]
+    std::vector<std::int8_t> q_, l_;
+    std::vector<std::size_t> cols_;
+    std::vector<llr_t> mother_;
+};
+
 }  // namespace
 
 std::unique_ptr<ldpc_decoder> make_ldpc_decoder_avx2(const ldpc_decoder::config& cfg) {
     return std::make_unique<ldpc_decoder_avx2>(cfg);
+}
+
+std::unique_ptr<ldpc_batch_decoder> make_ldpc_batch_decoder_avx2(const ldpc_decoder::config& cfg) {
+    return std::make_unique<ldpc_batch_decoder_avx2>(cfg);
 }
 
 }  // namespace qlink::modem::detail

@@ -33,5 +33,6 @@ void ldpc_load_mother(const ldpc_code& code, std::span<const llr_t> llr, std::sp
 
 std::unique_ptr<ldpc_decoder> make_ldpc_decoder_generic(const ldpc_decoder::config& cfg);
 std::unique_ptr<ldpc_decoder> make_ldpc_decoder_avx2(const ldpc_decoder::config& cfg);
+std::unique_ptr<ldpc_batch_decoder> make_ldpc_batch_decoder_avx2(const ldpc_decoder::config& cfg);
 
 }  // namespace qlink::modem::detail

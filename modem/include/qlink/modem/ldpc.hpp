@@ -176,6 +176,34 @@ public:
 /// zero iteration limit.
 std::unique_ptr<ldpc_decoder> create_ldpc_decoder(const ldpc_decoder::config& cfg);
 
+/// Inter-frame decoder: up to batch() codewords at once, one per SIMD lane
+/// (AVX2: 32 int8 lanes), for throughput when frames queue up. Every frame
+/// gets exactly the bits, iteration count and success flag of the
+/// single-frame decoder with the same config: a frame whose syndrome is
+/// satisfied stops being updated while the others go on.
+class ldpc_batch_decoder {
+public:
+    virtual ~ldpc_batch_decoder() = default;
+
+    virtual std::size_t batch() const = 0;
+
+    /// `llr`: frames * n() LLRs, frame after frame; `info`: frames * k/8
+    /// bytes; `results`: one entry per frame; 1 <= frames <= batch(), where
+    /// frames = results.size(). Wrong sizes give bad_length (and no result).
+    virtual ldpc_status decode(std::span<const llr_t> llr, std::span<std::uint8_t> info,
+                               std::span<ldpc_decode_result> results) = 0;
+
+    /// A-posteriori LLRs (mother codeword) of frame `f` of the last call.
+    virtual void app(std::size_t f, std::span<llr_t> out) const = 0;
+
+    virtual isa level() const = 0;
+    virtual const ldpc_code& code() const = 0;
+};
+
+/// Same configuration rules as create_ldpc_decoder; the generic variant
+/// decodes the frames one after the other.
+std::unique_ptr<ldpc_batch_decoder> create_ldpc_batch_decoder(const ldpc_decoder::config& cfg);
+
 /// Floating-point layered normalised min-sum (factor 0.75, no saturation): the
 /// reference the int8 decoders are compared with for error-rate performance.
 class ldpc_float_decoder {

@@ -307,6 +307,74 @@ TEST_P(ldpc_decoder_isa, iteration_limit_is_respected) {
     EXPECT_LE(res.iterations, 3u);
 }
 
+TEST_P(ldpc_decoder_isa, batch_decoder_equals_single_frame_decoder_per_frame) {
+    for (auto id : {ldpc_code_id::c2, ldpc_code_id::ar4ja_r12_k1024}) {
+        for (bool et : {true, false}) {
+            ldpc_decoder::config cfg;
+            cfg.code = id;
+            cfg.max_iterations = 12;
+            cfg.early_termination = et;
+            cfg.isa = std::string(to_string(GetParam()));
+            auto batch = create_ldpc_batch_decoder(cfg);
+            cfg.isa = "generic";
+            auto single = create_ldpc_decoder(cfg);
+            const auto& code = single->code();
+            // Mixed qualities so frames stop at different iterations, and some fail.
+            // The generic batch decoder is the single decoder in a loop: a short check is enough.
+            const bool own_kernel = batch->level() != isa::generic;
+            if (!own_kernel && id == ldpc_code_id::c2) continue;
+            for (std::size_t frames : {own_kernel ? batch->batch() : std::size_t{3}, std::size_t{5}}) {
+                std::vector<llr_t> llr;
+                std::vector<std::vector<std::uint8_t>> want;
+                std::vector<ldpc_decode_result> want_res;
+                std::vector<std::vector<llr_t>> want_app;
+                for (std::size_t f = 0; f < frames; ++f) {
+                    const double db = (id == ldpc_code_id::c2 ? 3.4 : 0.9) + 0.1 * static_cast<double>(f % 8);
+                    test::awgn_source src(id, db, 500 + f);
+                    const auto& fr = src.next();
+                    llr.insert(llr.end(), fr.llr_q.begin(), fr.llr_q.end());
+                    std::vector<std::uint8_t> out(code.k() / 8);
+                    want_res.push_back(single->decode(fr.llr_q, out));
+                    want.push_back(out);
+                    want_app.emplace_back(single->app().begin(), single->app().end());
+                }
+                std::vector<std::uint8_t> info(frames * code.k() / 8);
+                std::vector<ldpc_decode_result> res(frames);
+                ASSERT_EQ(batch->decode(llr, info, res), ldpc_status::ok);
+                std::vector<llr_t> app(code.n_mother());
+                for (std::size_t f = 0; f < frames; ++f) {
+                    ASSERT_EQ(res[f].iterations, want_res[f].iterations) << to_string(id) << " frame " << f;
+                    ASSERT_EQ(res[f].success, want_res[f].success) << f;
+                    ASSERT_TRUE(std::equal(want[f].begin(), want[f].end(),
+                                           info.begin() + static_cast<std::ptrdiff_t>(f * code.k() / 8)))
+                        << f;
+                    batch->app(f, app);
+                    ASSERT_EQ(app, want_app[f]) << to_string(id) << " frame " << f;
+                }
+            }
+        }
+    }
+}
+
+TEST_P(ldpc_decoder_isa, batch_decoder_rejects_bad_sizes) {
+    ldpc_decoder::config cfg;
+    cfg.code = ldpc_code_id::ar4ja_r45_k1024;
+    cfg.isa = std::string(to_string(GetParam()));
+    auto batch = create_ldpc_batch_decoder(cfg);
+    std::vector<llr_t> llr(2 * 1280);
+    std::vector<std::uint8_t> info(2 * 128);
+    std::vector<ldpc_decode_result> res(2);
+    EXPECT_EQ(batch->decode(llr, info, res), ldpc_status::ok);
+    std::vector<ldpc_decode_result> none;
+    EXPECT_EQ(batch->decode({}, {}, none), ldpc_status::bad_length);
+    std::vector<ldpc_decode_result> three(3);
+    EXPECT_EQ(batch->decode(llr, info, three), ldpc_status::bad_length);
+    std::vector<ldpc_decode_result> too_many(batch->batch() + 1);
+    std::vector<llr_t> big(too_many.size() * 1280);
+    std::vector<std::uint8_t> big_info(too_many.size() * 128);
+    EXPECT_EQ(batch->decode(big, big_info, too_many), ldpc_status::bad_length);
+}
+
 INSTANTIATE_TEST_SUITE_P(isas, ldpc_decoder_isa, ::testing::ValuesIn(supported_isas()), isa_name);
 
 TEST(ldpc_decoder_factory, rejects_bad_configuration) {
