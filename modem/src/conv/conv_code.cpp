@@ -17,9 +17,18 @@ constexpr puncture_column p34[] = {{true, true}, {false, true}, {true, false}};
 constexpr puncture_column p56[] = {{true, true}, {false, true}, {true, false}, {false, true}, {true, false}};
 constexpr puncture_column p78[] = {{true, true},  {false, true}, {false, true}, {false, true},
                                    {true, false}, {false, true}, {true, false}};
+// The same patterns for the swapped emission order (G2 first): the table
+// keeps selecting G1 / G2 symbols, only their order on the wire changes, so
+// the punctured code stays the CCSDS one (puncturing the swapped pair with the
+// unswapped table gives a catastrophic code at 7/8).
+constexpr puncture_column s23[] = {{true, true}, {true, false}};
+constexpr puncture_column s34[] = {{true, true}, {true, false}, {false, true}};
+constexpr puncture_column s56[] = {{true, true}, {true, false}, {false, true}, {true, false}, {false, true}};
+constexpr puncture_column s78[] = {{true, true},  {true, false}, {true, false}, {true, false},
+                                   {false, true}, {true, false}, {false, true}};
 }  // namespace
 
-puncture_pattern pattern_of(conv_rate rate) {
+puncture_pattern pattern_of(const conv_code& code) {
     auto make = [](std::span<const puncture_column> cols) {
         puncture_pattern p;
         p.columns = cols;
@@ -31,12 +40,13 @@ puncture_pattern pattern_of(conv_rate rate) {
         p.symbols_per_period = off;
         return p;
     };
-    switch (rate) {
+    const bool sw = code.convention == conv_convention::swapped;
+    switch (code.rate) {
     case conv_rate::r1_2: return make(p12);
-    case conv_rate::r2_3: return make(p23);
-    case conv_rate::r3_4: return make(p34);
-    case conv_rate::r5_6: return make(p56);
-    case conv_rate::r7_8: return make(p78);
+    case conv_rate::r2_3: return make(sw ? std::span<const puncture_column>(s23) : p23);
+    case conv_rate::r3_4: return make(sw ? std::span<const puncture_column>(s34) : p34);
+    case conv_rate::r5_6: return make(sw ? std::span<const puncture_column>(s56) : p56);
+    case conv_rate::r7_8: return make(sw ? std::span<const puncture_column>(s78) : p78);
     }
     return make(p12);
 }
@@ -57,7 +67,7 @@ generators generators_of(const conv_code& code) {
 using namespace conv_detail;
 
 std::size_t conv_coded_bits(const conv_code& code, std::size_t info_bits) {
-    const puncture_pattern p = pattern_of(code.rate);
+    const puncture_pattern p = pattern_of(code);
     const std::size_t period = p.columns.size();
     std::size_t coded = (info_bits / period) * p.symbols_per_period;
     const std::size_t rest = info_bits % period;
@@ -66,7 +76,7 @@ std::size_t conv_coded_bits(const conv_code& code, std::size_t info_bits) {
 }
 
 std::size_t conv_info_bits(const conv_code& code, std::size_t coded_bits) {
-    const puncture_pattern p = pattern_of(code.rate);
+    const puncture_pattern p = pattern_of(code);
     const std::size_t period = p.columns.size();
     std::size_t info = (coded_bits / p.symbols_per_period) * period;
     const std::size_t rest = coded_bits % p.symbols_per_period;
@@ -91,7 +101,7 @@ namespace {
 template <class BitAt>
 std::size_t encode_bits(const conv_code& code, std::uint32_t& reg, std::uint32_t& phase, std::size_t n,
                         BitAt bit_at, std::span<std::uint8_t> out) {
-    const puncture_pattern p = pattern_of(code.rate);
+    const puncture_pattern p = pattern_of(code);
     const generators g = generators_of(code);
     std::size_t w = 0;
     for (std::size_t i = 0; i < n; ++i) {
@@ -107,7 +117,7 @@ std::size_t encode_bits(const conv_code& code, std::uint32_t& reg, std::uint32_t
 }
 
 std::size_t coded_bits_from_phase(const conv_code& code, std::uint32_t phase, std::size_t n) {
-    const puncture_pattern p = pattern_of(code.rate);
+    const puncture_pattern p = pattern_of(code);
     const std::size_t period = p.columns.size();
     std::size_t w = (n / period) * p.symbols_per_period;
     for (std::size_t i = 0; i < n % period; ++i) {

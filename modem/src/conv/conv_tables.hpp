@@ -32,7 +32,8 @@ struct puncture_pattern {
     std::uint32_t symbols_per_period = 0;
 };
 
-puncture_pattern pattern_of(conv_rate rate);
+/// Puncturing of the emitted (first, second) pair for this code's rate and convention.
+puncture_pattern pattern_of(const conv_code& code);
 generators generators_of(const conv_code& code);
 
 }  // namespace qlink::modem::conv_detail

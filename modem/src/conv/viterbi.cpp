@@ -40,8 +40,8 @@ void acs_generic(acs_state& st, const std::uint8_t* idx, const std::uint8_t* bm4
             const std::uint8_t y0 = sat(st.metric[i], bmc), y1 = sat(st.metric[i + 32], bm);
             next[2 * i] = std::min(x0, x1);
             next[2 * i + 1] = std::min(y0, y1);
-            d |= static_cast<std::uint64_t>(x1 < x0) << (2 * i);
-            d |= static_cast<std::uint64_t>(y1 < y0) << (2 * i + 1);
+            d |= static_cast<std::uint64_t>(x1 < x0) << i;
+            d |= static_cast<std::uint64_t>(y1 < y0) << (32 + i);
         }
         std::memcpy(st.metric, next, 64);
         decisions[t] = d;
@@ -160,14 +160,20 @@ struct lane {
     }
 };
 
-// One backward traceback step; records the step's bit in the packed words.
-inline unsigned trace_step(const lane& l, std::uint64_t& word, std::uint64_t* words, std::size_t t, unsigned s) {
-    word |= static_cast<std::uint64_t>(s & 1u) << (63 - (t & 63));
+// Decision-word bit of state s: ((s & 1) << 5) | (s >> 1).
+inline unsigned decision_bit(unsigned s) { return ((s & 1u) << 5) | (s >> 1); }
+
+// One backward traceback step on q = decision_bit(state): records the state's
+// newest input bit (q >> 5) and moves to the predecessor
+// (s >> 1) | (d << 5), whose q is ((q & 1) << 5) | ((q >> 1) & 15) | (d << 4).
+inline unsigned trace_step(const lane& l, std::uint64_t& word, std::uint64_t* words, std::size_t t, unsigned q) {
+    word |= static_cast<std::uint64_t>(q >> 5) << (63 - (t & 63));
     if ((t & 63) == 0) {
         words[t >> 6] = word;
         word = 0;
     }
-    return (s >> 1) | (static_cast<unsigned>((l.dec[t] >> s) & 1u) << 5);
+    const unsigned d = static_cast<unsigned>((l.dec[t] >> q) & 1u);
+    return ((q & 1u) << 5) | ((q >> 1) & 15u) | (d << 4);
 }
 
 // Traces lane a (and b, when given) back from the given end states, emits all
@@ -176,6 +182,8 @@ inline unsigned trace_step(const lane& l, std::uint64_t& word, std::uint64_t* wo
 // independent chains run side by side on an out-of-order core.
 void traceback(lane& a, unsigned sa, std::size_t keep_a, lane* b, unsigned sb, std::size_t keep_b) {
     std::uint64_t wa = 0, wb = 0;
+    sa = decision_bit(sa);
+    sb = decision_bit(sb);
     std::size_t ta = a.count, tb = b ? b->count : 0;
     while (ta && tb) {
         --ta;
@@ -218,7 +226,7 @@ struct block_job {
 class viterbi_decoder_impl final : public viterbi_decoder {
 public:
     viterbi_decoder_impl(const config& cfg, isa_kernels k)
-        : cfg_(cfg), k_(k), pattern_(pattern_of(cfg.code.rate)), depth_(cfg.traceback),
+        : cfg_(cfg), k_(k), pattern_(pattern_of(cfg.code)), depth_(cfg.traceback),
           capacity_(cfg.traceback + chunk_steps), lanes_{lane(capacity_), lane(capacity_)} {
         const generators g = generators_of(cfg.code);
         for (std::uint32_t i = 0; i < 32; ++i) {

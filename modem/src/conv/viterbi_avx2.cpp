@@ -44,13 +44,8 @@ struct trellis {
         const __m256i hi = _mm256_unpackhi_epi8(nx, ny);
         a = _mm256_permute2x128_si256(lo, hi, 0x20);
         b = _mm256_permute2x128_si256(lo, hi, 0x31);
-        // Decisions in the same half-lane order; the 16-bit groups 1 and 2 are
-        // swapped back with scalar ops, which run beside the vector ports.
-        const std::uint64_t mlo = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_unpacklo_epi8(dx, dy)));
-        const std::uint64_t mhi = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_unpackhi_epi8(dx, dy)));
-        std::uint64_t u = mlo | (mhi << 32);
-        const std::uint64_t sw = ((u >> 16) ^ u) & 0x00000000ffff0000ull;
-        u ^= sw | (sw << 16);
+        const std::uint64_t u = static_cast<std::uint32_t>(_mm256_movemask_epi8(dx)) |
+                                (static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_epi8(dy))) << 32);
         const unsigned phase = static_cast<unsigned>(step & 7u);
         if (phase == 3) {
             __m256i m = _mm256_min_epu8(a, b);

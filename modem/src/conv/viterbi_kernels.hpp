@@ -9,8 +9,10 @@
 //   i + 32, new states 2i and 2i + 1) with e = idx[i]:
 //     new[2i]   = min(sat(old[i] + bm4[e]),     sat(old[i+32] + bm4[e^3]))
 //     new[2i+1] = min(sat(old[i] + bm4[e^3]),   sat(old[i+32] + bm4[e]))
-//   sat() saturates at 255. Decision bit s of the step's 64-bit word is 1 when
-//   new state s took the predecessor (s >> 1) | 32 with a strictly smaller sum.
+//   sat() saturates at 255. The step's 64-bit decision word has bit i for new
+//   state 2i and bit 32 + i for new state 2i + 1 (the order SIMD produces
+//   them in); a bit is 1 when the state took the predecessor i + 32 with a
+//   strictly smaller sum.
 // * Renormalisation, by the step counter `step` (after the step's ACS):
 //   step % 8 == 3: pending_min = min over the 64 metrics;
 //   step % 8 == 7: every metric -= pending_min (never below 0: metrics do not

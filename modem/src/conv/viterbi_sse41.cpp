@@ -67,10 +67,10 @@ void acs_sse41(acs_state& st, const std::uint8_t* idx, const std::uint8_t* bm4, 
         a1 = _mm_unpackhi_epi8(nx0, ny0);  // 16..31
         b0 = _mm_unpacklo_epi8(nx1, ny1);  // 32..47
         b1 = _mm_unpackhi_epi8(nx1, ny1);  // 48..63
-        const std::uint64_t w0 = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_unpacklo_epi8(dx0, dy0)));
-        const std::uint64_t w1 = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_unpackhi_epi8(dx0, dy0)));
-        const std::uint64_t w2 = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_unpacklo_epi8(dx1, dy1)));
-        const std::uint64_t w3 = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_unpackhi_epi8(dx1, dy1)));
+        const std::uint64_t w0 = static_cast<std::uint32_t>(_mm_movemask_epi8(dx0));
+        const std::uint64_t w1 = static_cast<std::uint32_t>(_mm_movemask_epi8(dx1));
+        const std::uint64_t w2 = static_cast<std::uint32_t>(_mm_movemask_epi8(dy0));
+        const std::uint64_t w3 = static_cast<std::uint32_t>(_mm_movemask_epi8(dy1));
         decisions[t] = ~(w0 | (w1 << 16) | (w2 << 32) | (w3 << 48));
         const unsigned phase = static_cast<unsigned>(step & 7u);
         if (phase == 3) {

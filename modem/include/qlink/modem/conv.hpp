@@ -7,8 +7,10 @@
 //   3.3). The punctured CCSDS codes (131.0-B 3.4) have no inversion, so at
 //   rates 2/3..7/8 `ccsds` is the same as `uninverted`.
 //   `uninverted` emits G1 then G2; `swapped` emits G2 then G1, uninverted.
-// * Puncturing patterns are applied to the emitted pair (first, second) as
-//   CCSDS 131.0-B table 3-2 gives them for (C1, C2).
+// * Puncturing follows CCSDS 131.0-B table 3-2 for (C1 = G1, C2 = G2); with
+//   `swapped` the same symbols are kept and a column sending both emits G2
+//   first (puncturing the swapped pair with the table instead would give a
+//   catastrophic code at 7/8).
 // * Soft inputs are the project's int8 LLRs (soft_bits.hpp): sign = bit,
 //   0 = erasure / punctured; -128 is treated as -127.
 // * Decoded output is packed MSB first, like the encoder input.

@@ -141,6 +141,13 @@ TEST(conv_encoder, punctured_output_is_the_rate_half_output_with_ccsds_patterns)
         // CCSDS punctured codes carry no G2 inversion, so ccsds == uninverted here.
         EXPECT_EQ(encode_terminated({conv_convention::ccsds, p.r}, data, n), want) << p.c1;
         EXPECT_EQ(encode_terminated({conv_convention::uninverted, p.r}, data, n), want) << p.c1;
+        // Swapped keeps the same symbols and emits G2 first where both are sent.
+        std::vector<std::uint8_t> want_swapped;
+        for (std::size_t j = 0; j < n + 6; ++j) {
+            if (p.c2[j % period] == '1') want_swapped.push_back(full[2 * j + 1]);
+            if (p.c1[j % period] == '1') want_swapped.push_back(full[2 * j]);
+        }
+        EXPECT_EQ(encode_terminated({conv_convention::swapped, p.r}, data, n), want_swapped) << p.c1;
     }
 }
 
@@ -237,7 +244,8 @@ TEST(viterbi, noise_free_round_trip_every_mode_rate_convention_isa) {
             for (auto r : all_rates)
                 for (auto m : all_modes) {
                     const conv_code code{c, r};
-                    const std::size_t n = 700 + rng() % 50;
+                    // Short blocks run as one trellis, long ones as two halves side by side.
+                    const std::size_t n = (rng() % 2 ? 700 : 2600) + rng() % 50;
                     const auto data = random_bytes((n + 7) / 8, rng);
                     auto dec = make(code, m, std::string(to_string(level)));
                     std::vector<std::uint8_t> got;
