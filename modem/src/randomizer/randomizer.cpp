@@ -1,6 +1,7 @@
 // CCSDS pseudo-randomizer: scalar reference (64-bit words) and run-time dispatch.
 #include "qlink/modem/randomizer.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "randomizer/randomizer_tables.hpp"
@@ -30,12 +31,18 @@ void randomize_generic(std::uint8_t* data, std::size_t n) {
 }
 
 void randomize_llr_generic(std::int8_t* soft, std::size_t n) {
-    std::size_t o = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        // -128 is not a legal LLR; clamp first so the flip cannot overflow.
-        const int v = soft[i] < -127 ? -127 : soft[i];
-        soft[i] = static_cast<std::int8_t>(rand_tables.llr_mask[o] ? -v : v);
-        if (++o == rand_bits) o = 0;
+    // Runs of up to one period against the mask table, branch-free so the compiler can vectorise:
+    // (v ^ m) - m negates where m = -1. -128 is not a legal LLR; clamping first keeps the flip in range.
+    std::size_t i = 0;
+    while (i < n) {
+        const std::size_t run = std::min(n - i, rand_bits);
+        const std::int8_t* mask = rand_tables.llr_mask.data();
+        for (std::size_t k = 0; k < run; ++k) {
+            const int v = std::max<int>(soft[i + k], -127);
+            const int m = mask[k];
+            soft[i + k] = static_cast<std::int8_t>((v ^ m) - m);
+        }
+        i += run;
     }
 }
 
