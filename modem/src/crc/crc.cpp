@@ -96,6 +96,43 @@ std::uint16_t crc16_ccsds_update(std::uint16_t crc, std::span<const std::uint8_t
 std::uint32_t crc32_ccsds_update(std::uint32_t crc, std::span<const std::uint8_t> data) {
     return crc32_ccsds_update(crc, data, best_crc_kernel());
 }
+namespace {
+
+template <unsigned W, class Full>
+std::optional<std::uint32_t> update_bits(std::uint32_t crc, std::span<const std::uint8_t> data, std::size_t nbits,
+                                         std::uint32_t poly, Full full) {
+    if (nbits > data.size() * 8) return std::nullopt;
+    const std::size_t whole = nbits / 8;
+    std::uint64_t c = full(crc, data.first(whole));
+    const std::uint64_t top = std::uint64_t{1} << (W - 1), mask = (top << 1) - 1;
+    const unsigned rest = static_cast<unsigned>(nbits % 8);
+    for (unsigned k = 0; k < rest; ++k) {
+        const bool in = (data[whole] >> (7 - k)) & 1;
+        const bool fb = ((c & top) != 0) != in;
+        c = (c << 1) & mask;
+        if (fb) c ^= poly;
+    }
+    return static_cast<std::uint32_t>(c);
+}
+
+}  // namespace
+
+std::optional<std::uint16_t> crc16_ccsds_update_bits(std::uint16_t crc, std::span<const std::uint8_t> data,
+                                                     std::size_t nbits) {
+    const auto r = update_bits<16>(crc, data, nbits, 0x1021, [](std::uint32_t c, std::span<const std::uint8_t> d) {
+        return std::uint32_t{crc16_ccsds_update(static_cast<std::uint16_t>(c), d)};
+    });
+    if (!r) return std::nullopt;
+    return static_cast<std::uint16_t>(*r);
+}
+
+std::optional<std::uint32_t> crc32_ccsds_update_bits(std::uint32_t crc, std::span<const std::uint8_t> data,
+                                                     std::size_t nbits) {
+    return update_bits<32>(crc, data, nbits, 0x20044009, [](std::uint32_t c, std::span<const std::uint8_t> d) {
+        return crc32_ccsds_update(c, d);
+    });
+}
+
 std::uint16_t crc16_ccsds(std::span<const std::uint8_t> data) { return crc16_ccsds_update(crc16_ccsds_init, data); }
 std::uint32_t crc32_ccsds(std::span<const std::uint8_t> data) { return crc32_ccsds_update(crc32_ccsds_init, data); }
 

@@ -9,6 +9,7 @@
 // the *_update functions continues a computation, so crc(a || b) == update(crc(a), b).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -40,6 +41,14 @@ std::uint32_t crc32_ccsds(std::span<const std::uint8_t> data);
 /// Incremental form: continue from a previous CRC value (start with the *_init constant).
 std::uint16_t crc16_ccsds_update(std::uint16_t crc, std::span<const std::uint8_t> data);
 std::uint32_t crc32_ccsds_update(std::uint32_t crc, std::span<const std::uint8_t> data);
+
+/// Bit-granular form for CCSDS 142.0 information blocks, whose lengths (e.g. k = 5006 bits) are not
+/// whole bytes: continues `crc` over the first `nbits` bits of `data`, MSB first. nullopt when `data`
+/// holds fewer than nbits bits.
+std::optional<std::uint16_t> crc16_ccsds_update_bits(std::uint16_t crc, std::span<const std::uint8_t> data,
+                                                     std::size_t nbits);
+std::optional<std::uint32_t> crc32_ccsds_update_bits(std::uint32_t crc, std::span<const std::uint8_t> data,
+                                                     std::size_t nbits);
 
 /// Explicit-kernel entry points (tests, benchmarks). An unsupported kernel falls back to generic.
 std::uint16_t crc16_ccsds_update(std::uint16_t crc, std::span<const std::uint8_t> data, crc_kernel k);

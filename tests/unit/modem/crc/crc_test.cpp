@@ -48,6 +48,9 @@ TEST(crc, check_values) {
     const std::vector<std::uint8_t> frame{0x06, 0x00, 0x0c, 0xf0, 0x00, 0x04, 0x00, 0x55,
                                           0x88, 0x73, 0xc9, 0x00, 0x00, 0x05, 0x21};
     EXPECT_EQ(crc16_ccsds(frame), 0x75FB);
+    // The Linux genwqe driver documents the same CRC-32 (0x20044009, preset all ones): 01 02 03 04.
+    const std::vector<std::uint8_t> genwqe{0x01, 0x02, 0x03, 0x04};
+    EXPECT_EQ(crc32_ccsds(genwqe), 0xF33CB7D3u);
     EXPECT_EQ(crc16_ccsds({}), 0xFFFF);
     EXPECT_EQ(crc32_ccsds({}), 0xFFFFFFFFu);
 }
@@ -64,6 +67,27 @@ TEST(crc, appended_fecf_gives_zero_remainder) {
     const std::uint32_t c32 = crc32_ccsds(f);
     for (int s = 24; s >= 0; s -= 8) f.push_back(static_cast<std::uint8_t>(c32 >> s));
     EXPECT_EQ(crc32_ccsds(f), 0u);
+}
+
+TEST(crc, bit_granular_form_matches_bit_serial_definition) {
+    // CCSDS 142.0 information blocks are k = 5006, 7526 or 10046 bits long.
+    std::mt19937_64 rng(12);
+    const auto d = random_bytes(rng, 1300);
+    for (std::size_t nbits : {0u, 1u, 7u, 8u, 9u, 5006u, 7526u, 10046u, 10400u}) {
+        // The bit-serial reference over the first nbits bits, via a bit-per-byte expansion.
+        std::uint64_t c16 = 0xFFFF, c32 = 0xFFFFFFFF;
+        for (std::size_t i = 0; i < nbits; ++i) {
+            const bool in = (d[i / 8] >> (7 - i % 8)) & 1;
+            const bool f16 = ((c16 >> 15) & 1) != in, f32 = ((c32 >> 31) & 1) != in;
+            c16 = ((c16 << 1) & 0xFFFF) ^ (f16 ? 0x1021 : 0);
+            c32 = ((c32 << 1) & 0xFFFFFFFF) ^ (f32 ? 0x20044009 : 0);
+        }
+        EXPECT_EQ(crc16_ccsds_update_bits(crc16_ccsds_init, d, nbits), c16) << nbits;
+        EXPECT_EQ(crc32_ccsds_update_bits(crc32_ccsds_init, d, nbits), c32) << nbits;
+    }
+    EXPECT_EQ(crc32_ccsds_update_bits(crc32_ccsds_init, d, d.size() * 8), crc32_ccsds(d));
+    EXPECT_FALSE(crc32_ccsds_update_bits(crc32_ccsds_init, d, d.size() * 8 + 1).has_value());
+    EXPECT_FALSE(crc16_ccsds_update_bits(crc16_ccsds_init, {}, 1).has_value());
 }
 
 TEST(crc, parse_kernel_names) {
