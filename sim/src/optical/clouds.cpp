@@ -1,6 +1,8 @@
 // Clear/cloudy two-state Markov process with exponential sojourns, sampled at a fixed rate.
 #include "qlink/sim/clouds.hpp"
 
+#include <cmath>
+
 #include "check.hpp"
 
 namespace qlink::sim {
@@ -12,13 +14,13 @@ cloud_process::cloud_process(const config& cfg) : cfg_(cfg), rng_(cfg.seed) {
     check_range("cloudy_transmittance", cfg.cloudy_transmittance, 0.0, 1.0);
     check_range("sample_rate_hz", cfg.sample_rate_hz, 0.0, 1e12, true, false);
     // Start in the stationary law; by memorylessness the residual sojourn is again exponential.
-    cloudy_ = std::uniform_real_distribution<double>(0.0, 1.0)(rng_) < cloudy_fraction();
+    cloudy_ = rng_.uniform() < cloudy_fraction();
     remaining_s_ = draw_sojourn();
 }
 
 double cloud_process::draw_sojourn() {
     double mean = cloudy_ ? cfg_.mean_cloudy_s : cfg_.mean_clear_s;
-    return std::exponential_distribution<double>(1.0 / mean)(rng_);
+    return -mean * std::log(rng_.uniform());
 }
 
 gain_result cloud_process::generate(std::span<float> out) {

@@ -4,10 +4,11 @@
 #include <boost/math/special_functions/gamma.hpp>
 #include <cmath>
 #include <numbers>
-#include <random>
 #include <vector>
 
 #include "check.hpp"
+#include "gauss.hpp"
+#include "qlink/sim/channel_rng.hpp"
 
 namespace qlink::sim {
 
@@ -146,8 +147,8 @@ public:
 
 private:
     config cfg_;
-    std::mt19937_64 rng_;
-    std::normal_distribution<double> normal_{0.0, 1.0};
+    channel_rng rng_;
+    detail::ziggurat_normal normal_;
     gauss_markov ar_;
     double s2_ = 0.0, s_ = 0.0, x_ = 0.0;
 };
@@ -182,8 +183,8 @@ public:
 
 private:
     config cfg_;
-    std::mt19937_64 rng_;
-    std::normal_distribution<double> normal_{0.0, 1.0};
+    channel_rng rng_;
+    detail::ziggurat_normal normal_;
     gamma_map map_a_, map_b_;
     gauss_markov ar_;
     double si_ = 0.0, x_ = 0.0, y_ = 0.0;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "check.hpp"
+#include "gauss.hpp"
 
 namespace qlink::sim {
 
@@ -15,18 +16,20 @@ pointing_jitter::pointing_jitter(const config& cfg) : cfg_(cfg), rng_(cfg.seed) 
     check_range("sample_rate_hz", cfg.sample_rate_hz, 0.0, 1e12, true, false);
     check_range("correlation_time_s", cfg.correlation_time_s, 0.0, 1e6, true, false);
     ar_ = gauss_markov(cfg.correlation_time_s, cfg.sample_rate_hz);
-    x_ = normal_(rng_);
-    y_ = normal_(rng_);
+    const detail::ziggurat_normal normal;
+    x_ = normal(rng_);
+    y_ = normal(rng_);
 }
 
 gain_result pointing_jitter::generate(std::span<float> out) {
     const double a = ar_.coefficient(), b = ar_.innovation_scale();
     const double s = cfg_.jitter_rad, bias = cfg_.bias_rad;
     const double k = -2.0 / (cfg_.divergence_rad * cfg_.divergence_rad);
+    const detail::ziggurat_normal normal;
     double x = x_, y = y_;
     for (auto& o : out) {
-        x = a * x + b * normal_(rng_);
-        y = a * y + b * normal_(rng_);
+        x = a * x + b * normal(rng_);
+        y = a * y + b * normal(rng_);
         double ex = bias + s * x, ey = s * y;
         o = static_cast<float>(std::exp(k * (ex * ex + ey * ey)));
     }

@@ -65,7 +65,7 @@ qkd_channel::result qkd_channel::simulate(double eta, std::uint64_t pulses, std:
         r.error = "qkd_channel::simulate: eta must be in [0, 1]";
         return r;
     }
-    std::uniform_real_distribution<double> uni(0.0, 1.0);
+    auto uni = [](channel_rng& g) { return g.uniform(); };
     const double p = p_noise_, e_d = cfg_.misalignment_error;
     std::array<double, 3> m{}, q{};
     double p_click = 0.0;
@@ -84,7 +84,7 @@ qkd_channel::result qkd_channel::simulate(double eta, std::uint64_t pulses, std:
     std::uint64_t remaining = pulses;
     while (remaining > 0 && r.detections < out.size()) {
         // Pulses before the next click ~ Geometric(p_click): skip them without touching them.
-        double u = 1.0 - uni(rng_);  // (0, 1]
+        double u = uni(rng_);  // (0, 1)
         double gap_d = std::floor(std::log(u) / log_no_click);
         if (!(gap_d < static_cast<double>(remaining))) {
             r.pulses += remaining;

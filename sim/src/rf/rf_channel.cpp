@@ -7,9 +7,10 @@
 
 #include <cmath>
 #include <numbers>
-#include <random>
 
 #include "../optical/check.hpp"
+#include "../optical/gauss.hpp"
+#include "qlink/sim/channel_rng.hpp"
 #include "qlink/sim/fading.hpp"
 
 namespace qlink::sim {
@@ -53,7 +54,7 @@ public:
                 g *= std::exp(shadow_k * shadow_x_);
             }
             y *= static_cast<float>(g);
-            if (cfg_.add_noise) y += std::complex<float>(noise_sd * normalf_(rng_), noise_sd * normalf_(rng_));
+            if (cfg_.add_noise) y += std::complex<float>(noise_sd * static_cast<float>(normal_(rng_)), noise_sd * static_cast<float>(normal_(rng_)));
             out[i] = y;
             nco_crcf_step(nco_);
             if (pn_sigma_ > 0.0) nco_crcf_adjust_phase(nco_, static_cast<float>(pn_sigma_ * normal_(rng_)));
@@ -77,9 +78,8 @@ public:
 
 private:
     config cfg_;
-    std::mt19937_64 rng_;
-    std::normal_distribution<double> normal_{0.0, 1.0};
-    std::normal_distribution<float> normalf_{0.0f, 1.0f};
+    channel_rng rng_;
+    detail::ziggurat_normal normal_;
     nco_crcf nco_;
     double f0_ = 0.0, fdot_ = 0.0, t_ = 0.0;
     double noise_var_ = 0.0, pn_sigma_ = 0.0, mean_gain_ = 1.0;

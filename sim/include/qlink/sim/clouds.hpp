@@ -2,9 +2,9 @@
 #pragma once
 
 #include <cstdint>
-#include <random>
 #include <span>
 
+#include "qlink/sim/channel_rng.hpp"
 #include "qlink/sim/fading.hpp"
 
 namespace qlink::sim {
@@ -35,7 +35,7 @@ public:
 private:
     double draw_sojourn();
     config cfg_;
-    std::mt19937_64 rng_;
+    channel_rng rng_;
     bool cloudy_ = false;
     double remaining_s_ = 0.0;   ///< time left in the current state
 };

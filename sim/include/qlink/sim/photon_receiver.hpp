@@ -3,8 +3,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <random>
 #include <span>
+
+#include "qlink/sim/channel_rng.hpp"
 
 namespace qlink::sim {
 
@@ -50,7 +51,7 @@ public:
 private:
     config cfg_;
     double noise_mean_ = 0.0;
-    std::mt19937_64 rng_;
+    channel_rng rng_;
 };
 
 /// OOK LLR per slot, LLR = ln P(k|off)/P(k|on) = n_s - k ln(1 + n_s/n_b) ('on' = bit 1, so

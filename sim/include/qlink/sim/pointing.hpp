@@ -2,9 +2,9 @@
 #pragma once
 
 #include <cstdint>
-#include <random>
 #include <span>
 
+#include "qlink/sim/channel_rng.hpp"
 #include "qlink/sim/fading.hpp"
 
 namespace qlink::sim {
@@ -38,8 +38,7 @@ private:
     gauss_markov ar_;
     double x_ = 0.0;
     double y_ = 0.0;
-    std::mt19937_64 rng_;
-    std::normal_distribution<double> normal_{0.0, 1.0};
+    channel_rng rng_;
 };
 
 }  // namespace qlink::sim

@@ -4,8 +4,9 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <random>
 #include <span>
+
+#include "qlink/sim/channel_rng.hpp"
 
 namespace qlink::sim {
 
@@ -74,7 +75,7 @@ private:
     config cfg_;
     double p_noise_ = 0.0;
     std::uint64_t next_pulse_ = 0;
-    std::mt19937_64 rng_;
+    channel_rng rng_;
 };
 
 }  // namespace qlink::sim
