@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 namespace qlink::sim {
 
@@ -24,9 +25,13 @@ public:
     line_reader(std::string_view line, int number) : line_(line), number_(number) {}
 
     std::string where(int c0, int c1, std::string_view field) const {
-        std::string w = "line " + std::to_string(number_) + ", column";
-        w += c0 == c1 ? " " + std::to_string(c0) : "s " + std::to_string(c0) + "-" + std::to_string(c1);
-        w += " (" + std::string(field) + ")";
+        // snprintf rather than string concatenation: GCC 12 -O3 warns falsely (-Wrestrict) on the latter.
+        char buf[64];
+        if (c0 == c1) std::snprintf(buf, sizeof buf, "line %d, column %d (", number_, c0);
+        else std::snprintf(buf, sizeof buf, "line %d, columns %d-%d (", number_, c0, c1);
+        std::string w = buf;
+        w.append(field);
+        w.push_back(')');
         return w;
     }
 
@@ -61,11 +66,9 @@ public:
             err = where(c0, c1, field) + ": empty, expected a number";
             return false;
         }
-        std::string buf(s);  // from_chars wants a leading digit for ".5"-style numbers on some libs
-        if (buf.front() == '.') buf.insert(0, "0");
-        if (buf.size() > 1 && buf[0] == '-' && buf[1] == '.') buf.insert(1, "0");
-        auto [p, ec] = std::from_chars(buf.data(), buf.data() + buf.size(), out);
-        if (ec != std::errc{} || p != buf.data() + buf.size() || !std::isfinite(out)) {
+        // from_chars follows strtod's grammar, so ".00000023" and "-.00000084" parse as printed.
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+        if (ec != std::errc{} || p != s.data() + s.size() || !std::isfinite(out)) {
             err = where(c0, c1, field) + ": '" + std::string(s) + "' is not a number";
             return false;
         }
