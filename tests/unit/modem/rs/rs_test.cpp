@@ -330,6 +330,13 @@ TEST(rs_config_check, bad_configuration_names_the_field) {
         expect_throw(c, "rs_config.isa");
     }
     c = {};
+    c.isa = "generic";
+    EXPECT_EQ(create_rs_codec(c)->kernel_name(), "generic");
+    if (isa_supported(isa::sse41)) {
+        c.isa = "sse41";  // no SSE-only kernel: the best implemented one below it
+        EXPECT_EQ(create_rs_codec(c)->kernel_name(), "generic");
+    }
+    c = {};
     c.e = 8;
     c.virtual_fill = 238;  // one message symbol left: still a valid code
     EXPECT_EQ(create_rs_codec(c)->message_size(), 1u);
