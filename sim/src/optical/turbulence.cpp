@@ -10,7 +10,7 @@ namespace qlink::sim {
 
 namespace {
 
-/// Bufton wind profile with 5 m/s at the ground and a 30 m/s jet at 9.4 km (Andrews & Phillips 2005, eq. 12.8).
+/// Bufton wind profile with 5 m/s at the ground and a 30 m/s jet at 9.4 km (Andrews & Phillips 2005, ch. 12).
 double bufton_wind(double h) {
     double x = (h - 9400.0) / 4800.0;
     return 5.0 + 30.0 * std::exp(-x * x);
@@ -130,7 +130,7 @@ turbulence_state turbulence_model::evaluate(const query& q) const {
         s.scintillation_point = scintillation_index_spherical(s.rytov_spherical);
         s.aperture_averaging = 1.0;
         // Beam wander <r_c^2> = 0.54 L^2 (lambda / 2W0)^2 (2W0 / r0)^{5/3} (Andrews & Phillips 2005,
-        // eq. 12.63), per axis half of it, as an angle seen from the ground.
+        // ch. 12), per axis half of it, as an angle seen from the ground.
         const double w0 = cfg_.tx_beam_radius_m;
         const double ratio = 2.0 * w0 / s.r0_m;
         s.beam_wander_rad = std::sqrt(0.27) * (q.wavelength_m / (2.0 * w0)) * std::pow(ratio, 5.0 / 6.0);

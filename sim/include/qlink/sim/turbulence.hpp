@@ -5,7 +5,7 @@
 
 namespace qlink::sim {
 
-/// Hufnagel-Valley profile (Andrews & Phillips 2005, eq. 12.1):
+/// Hufnagel-Valley profile (Andrews & Phillips 2005, ch. 12):
 ///   Cn2(h) = 0.00594 (v/27)^2 (1e-5 h)^10 e^{-h/1000} + 2.7e-16 e^{-h/1500} + A e^{-h/100}
 /// HV5/7 is A = 1.7e-14 m^-2/3, v = 21 m/s (r0 ~ 5 cm, isoplanatic angle ~ 7 urad at 500 nm).
 struct hufnagel_valley {
@@ -64,7 +64,7 @@ private:
 double scintillation_index_plane(double rytov_plane);
 double scintillation_index_spherical(double rytov_spherical);
 
-/// Gamma-gamma alpha/beta from the plane-wave Rytov variance (Andrews & Phillips 2005, eq. 9.67)
+/// Gamma-gamma alpha/beta from the plane-wave Rytov variance (Andrews & Phillips 2005, ch. 11)
 /// so that 1/alpha + 1/beta + 1/(alpha beta) equals scintillation_index_plane().
 void gamma_gamma_parameters_plane(double rytov_plane, double& alpha, double& beta);
 
