@@ -367,6 +367,19 @@ TEST_P(viterbi_isa, kernels_equal_generic_bit_for_bit) {
         ASSERT_EQ(std::memcmp(ref.metric, got.metric, 64), 0);
         ASSERT_EQ(ref.pending_min, got.pending_min);
         ASSERT_EQ(ref.step, got.step);
+        if (level == isa::avx2) {
+            // The dual kernel: two trellises with different inputs in one loop.
+            acs_state a = got, b = got, ra = got, rb = got;
+            std::vector<std::uint8_t> bm_b(bm.rbegin(), bm.rend());
+            std::vector<std::uint64_t> da(steps), db(steps), rda(steps), rdb(steps);
+            acs_dual_avx2(a, b, idx, bm.data(), bm_b.data(), steps, da.data(), db.data());
+            acs_generic(ra, idx, bm.data(), steps, rda.data());
+            acs_generic(rb, idx, bm_b.data(), steps, rdb.data());
+            ASSERT_EQ(da, rda);
+            ASSERT_EQ(db, rdb);
+            ASSERT_EQ(std::memcmp(a.metric, ra.metric, 64), 0);
+            ASSERT_EQ(std::memcmp(b.metric, rb.metric, 64), 0);
+        }
     }
 }
 
