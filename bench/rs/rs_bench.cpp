@@ -106,9 +106,11 @@ void bm_encode_libfec(benchmark::State& state) {
 
 BENCHMARK_CAPTURE(bm_libfec, rs_decode_clean_libfec, 0u)->Name("rs_decode_clean/libfec");
 BENCHMARK_CAPTURE(bm_ours, rs_decode_clean_generic, "generic", 0u)->Name("rs_decode_clean/generic");
+BENCHMARK_CAPTURE(bm_ours, rs_decode_clean_sse41, "sse41", 0u)->Name("rs_decode_clean/sse41");
 BENCHMARK_CAPTURE(bm_ours, rs_decode_clean_avx2, "avx2", 0u)->Name("rs_decode_clean/avx2");
 BENCHMARK_CAPTURE(bm_libfec, rs_decode_16err_libfec, 16u)->Name("rs_decode_16err/libfec");
 BENCHMARK_CAPTURE(bm_ours, rs_decode_16err_generic, "generic", 16u)->Name("rs_decode_16err/generic");
+BENCHMARK_CAPTURE(bm_ours, rs_decode_16err_sse41, "sse41", 16u)->Name("rs_decode_16err/sse41");
 BENCHMARK_CAPTURE(bm_ours, rs_decode_16err_avx2, "avx2", 16u)->Name("rs_decode_16err/avx2");
 BENCHMARK_CAPTURE(bm_libfec, rs_decode_8err_libfec, 8u)->Name("rs_decode_8err/libfec");
 BENCHMARK_CAPTURE(bm_ours, rs_decode_8err_avx2, "avx2", 8u)->Name("rs_decode_8err/avx2");

@@ -41,6 +41,7 @@ gf_tables build_gf() {
     for (unsigned k = 0; k <= 16; ++k) {
         for (unsigned l = 0; l < 32; ++l) t.chien_init[k][l] = t.pow_alpha(-static_cast<long long>(rs_prim * k * l));
         t.chien_step[k] = t.pow_alpha(-static_cast<long long>(rs_prim * 32 * k));
+        t.chien_step16[k] = t.pow_alpha(-static_cast<long long>(rs_prim * 16 * k));
     }
     return t;
 }
@@ -61,7 +62,7 @@ using detail::gf_tables;
 using detail::rs_max_roots;
 using detail::rs_n;
 
-enum class rs_kernel { generic, avx2 };
+enum class rs_kernel { generic, sse41, avx2 };
 
 class rs_codec_impl final : public rs_codec {
 public:
@@ -94,7 +95,14 @@ public:
 
     std::size_t message_size() const override { return std::size_t{il_} * (rs_n - nroots_ - fill_); }
     std::size_t codeblock_size() const override { return std::size_t{il_} * (rs_n - fill_); }
-    std::string_view kernel_name() const override { return kernel_ == rs_kernel::avx2 ? "avx2" : "generic"; }
+    std::string_view kernel_name() const override {
+        switch (kernel_) {
+        case rs_kernel::avx2: return "avx2";
+        case rs_kernel::sse41: return "sse41";
+        case rs_kernel::generic: break;
+        }
+        return "generic";
+    }
 
     bool encode(std::span<const std::uint8_t> message, std::span<std::uint8_t> codeblock) const override {
         if (message.size() != message_size() || codeblock.size() != codeblock_size()) return false;
@@ -166,6 +174,8 @@ private:
 #if defined(__x86_64__)
         if (kernel_ == rs_kernel::avx2)
             return detail::rs_syndromes_avx2(rx, fill_, nroots_, dual ? t_.nib_dual.data() : t_.nib.data(), syn_.data(), s);
+        if (kernel_ == rs_kernel::sse41)
+            return detail::rs_syndromes_sse41(rx, fill_, nroots_, dual ? t_.nib_dual.data() : t_.nib.data(), syn_.data(), s);
 #endif
         // Horner in log form: S_j <- S_j * gamma_j + r_n.
         const std::size_t len = rs_n - fill_;
@@ -182,6 +192,7 @@ private:
         const unsigned max_power = rs_n - 1 - fill_;  // powers of the virtual fill cannot be in error
 #if defined(__x86_64__)
         if (kernel_ == rs_kernel::avx2) return detail::rs_chien_avx2(lambda, deg, max_power, roots, e_);
+        if (kernel_ == rs_kernel::sse41) return detail::rs_chien_sse41(lambda, deg, max_power, roots, e_);
 #endif
         unsigned found = 0;
         std::array<unsigned, 17> log_l{};
@@ -310,7 +321,7 @@ std::unique_ptr<rs_codec> create_rs_codec(const rs_config& c) {
     if (!level) throw std::invalid_argument("rs_config.isa: must be auto, generic, sse41, avx2 or avx512, got '" + c.isa + "'");
     if (!isa_supported(*level))
         throw std::invalid_argument("rs_config.isa: '" + c.isa + "' is not supported by this CPU");
-    const rs_kernel k = *level >= isa::avx2 ? rs_kernel::avx2 : rs_kernel::generic;
+    const rs_kernel k = *level >= isa::avx2 ? rs_kernel::avx2 : *level >= isa::sse41 ? rs_kernel::sse41 : rs_kernel::generic;
     return std::make_unique<rs_codec_impl>(c, k);
 }
 

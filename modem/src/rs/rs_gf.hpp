@@ -24,6 +24,7 @@ struct gf_tables {
     /// Chien search: chien_init[k][l] = beta^(-k l), chien_step[k] = beta^(-32 k), k <= 16.
     std::array<std::array<std::uint8_t, 32>, 17> chien_init{};
     std::array<std::uint8_t, 17> chien_step{};
+    std::array<std::uint8_t, 17> chien_step16{};  // beta^(-16 k), for 16-lane kernels
 
     std::uint8_t mul(unsigned a, unsigned b) const {
         return (a == 0 || b == 0) ? 0 : exp[log[a] + log[b]];
@@ -50,5 +51,11 @@ void rs_syndromes_avx2(const std::uint8_t* rx, unsigned first, unsigned nroots, 
 /// `roots` (at most max_roots of them) and returns how many there are in total.
 unsigned rs_chien_avx2(const std::uint8_t* lambda, unsigned degree, unsigned max_power, std::uint8_t* roots,
                        unsigned max_roots);
+
+/// The same two kernels on 16-byte vectors (SSSE3 shuffles; part of the x86-64-v2 baseline).
+void rs_syndromes_sse41(const std::uint8_t* rx, unsigned first, unsigned nroots, const std::array<std::uint8_t, 32>* nib,
+                        const std::uint8_t* syn_nib, std::uint8_t* s);
+unsigned rs_chien_sse41(const std::uint8_t* lambda, unsigned degree, unsigned max_power, std::uint8_t* roots,
+                        unsigned max_roots);
 
 }  // namespace qlink::modem::detail
