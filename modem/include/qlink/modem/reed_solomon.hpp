@@ -48,7 +48,7 @@ public:
     /// Corrects in place. Wrong size: ok = false, failed_codewords = interleave, nothing touched.
     /// An uncorrectable codeword is left exactly as received.
     virtual rs_decode_result decode(std::span<std::uint8_t> codeblock) const = 0;
-    /// The kernel actually used ("generic", "avx2").
+    /// The kernel actually used ("generic", "sse41", "avx2").
     virtual std::string_view kernel_name() const = 0;
 };
 
