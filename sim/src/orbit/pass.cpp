@@ -87,6 +87,10 @@ pass_search_result find_next_pass(const sgp4_propagator& sat, const ground_stati
         t += cfg.coarse_step;
         prev = f(t);
     }
+    if (prev > 0.0 && f.error == sgp4_error::none) {
+        res.error = "the satellite stays above the elevation mask for the whole search window (no AOS to report)";
+        return res;
+    }
     for (; t < end; t += cfg.coarse_step) {
         const time_point next = t + cfg.coarse_step;
         const double cur = f(next);

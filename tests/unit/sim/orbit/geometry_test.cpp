@@ -225,3 +225,24 @@ TEST(pass, rejects_bad_search_configuration) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(pass, always_visible_satellite_is_reported_not_looped) {
+    // EUTELSAT 1-F1 from the verification set: near-geosynchronous, so always visible from below.
+    const auto r = parse_tle("1 14128U 83058A   06176.02844893 -.00000158  00000-0  10000-3 0  9627",
+                             "2 14128  11.4384  35.2134 0011562  26.4582 333.5652  0.98870114 46093");
+    ASSERT_TRUE(r.ok()) << r.error;
+    const auto sat = create_sgp4_propagator(*r.value);
+    // A station on the equator below the satellite's sub-satellite longitude at epoch.
+    const double lon = ground_station({"x", 0.0, 0.0, 0.0}).observe(*sat, r.value->epoch()).subpoint.longitude_deg;
+    const ground_station below({"below", 0.0, lon < 0.0 ? lon + 360.0 : lon, 0.0});
+    ASSERT_GT(below.observe(*sat, r.value->epoch()).look.elevation_deg, 60.0);
+    pass_search_config cfg;
+    cfg.horizon = std::chrono::hours{24};
+    const auto p = find_next_pass(*sat, below, r.value->epoch(), cfg);
+    EXPECT_FALSE(p.pass);
+    EXPECT_NE(p.error.find("stays above"), std::string::npos) << p.error;
+}
+
+}  // namespace
