@@ -21,7 +21,10 @@ constexpr std::uint8_t req_ranges = 2;
 std::vector<std::uint32_t> make_permutation(std::size_t n, std::uint64_t seed, unsigned pass) {
     std::vector<std::uint32_t> p(n);
     for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<std::uint32_t>(i);
-    splitmix64 rng(seed ^ (0x9E3779B97F4A7C15ull * (pass + 1)));
+    // Hash (seed, pass) first: nearby raw seeds must not give overlapping streams.
+    splitmix64 pass_hash(pass + 1);
+    splitmix64 seed_hash(seed ^ pass_hash.next());
+    splitmix64 rng(seed_hash.next());
     for (std::size_t i = n; i > 1; --i) {
         const std::size_t j = static_cast<std::size_t>(rng.next() % i);
         std::swap(p[i - 1], p[j]);
@@ -29,27 +32,22 @@ std::vector<std::uint32_t> make_permutation(std::size_t n, std::uint64_t seed, u
     return p;
 }
 
-std::size_t pow2_at_least(double v) {
-    std::size_t k = 1;
-    while (static_cast<double>(k) < v) k <<= 1;
-    return k;
-}
-
 }  // namespace
 
 std::vector<std::size_t> cascade_block_sizes(std::size_t n, double qber, unsigned passes) {
     const double q = std::clamp(qber, 1e-4, 0.25);
     std::vector<std::size_t> ks;
-    // Pass 1: the power of two nearest 0.73/Q (about 0.73 expected errors per block, so most
-    // blocks are clean); pass 2 grows as in Martinez-Mateo et al. (2015) between the first
-    // block and the whole key; later passes use half the key, where only the few remaining
-    // errors are hunted and a top-level parity costs almost nothing.
-    const std::size_t k1 = pow2_at_least(0.73 / q / std::sqrt(2.0));
-    const double l1 = std::log2(static_cast<double>(k1));
-    const std::size_t k2 = pow2_at_least(std::exp2(std::ceil((l1 + 12.0) / 2.0)));
+    // Pass 1: ceil(0.6/Q) (0.6 expected errors per block, so a block rarely hides an error pair;
+    // not rounded to a power of two, whose jumps doubled the errors per block just above a
+    // boundary); passes 2 and 3: 3 k1 and 9 k1; later passes: half the key, where a clean pass
+    // costs two parities and each still splits a leftover error pair with probability ~1/2.
+    // Chosen by measurement (docs/perf/keymgmt_postproc.md) as the balance between leak
+    // (f = 1.10-1.12 at QBER 1-3 %) and round trips (each costs two authentication pads).
+    const auto k1 = static_cast<std::size_t>(std::ceil(0.6 / q));
+    const std::size_t k2 = 3 * k1;
     const std::size_t half = std::max<std::size_t>(1, (n + 1) / 2);
     for (unsigned p = 0; p < passes; ++p) {
-        const std::size_t k = p == 0 ? k1 : p == 1 ? k2 : half;
+        const std::size_t k = p == 0 ? k1 : p == 1 ? k2 : p == 2 ? 3 * k2 : half;
         ks.push_back(std::clamp<std::size_t>(k, 1, std::max<std::size_t>(1, half)));
     }
     return ks;
@@ -103,16 +101,19 @@ bool cascade_alice::answer(std::span<const std::uint8_t> request, std::vector<st
     std::uint8_t type = 0;
     if (!r.u8(type)) return d.err = "cascade: empty request", false;
     if (type == req_start_pass) {
-        std::uint8_t p = 0;
-        if (!r.u8(p) || !r.done()) return d.err = "cascade: malformed start request", false;
-        if (p != d.started || p >= d.passes) return d.err = "cascade: pass out of order", false;
-        ++d.started;
-        const std::size_t k = d.ks[p];
-        const std::size_t blocks = (d.n + k - 1) / k;
-        bit_packer bits(w, blocks);
-        for (std::size_t b = 0; b < blocks; ++b) bits.push(d.parity(p, b * k, std::min(d.n, (b + 1) * k)));
+        std::uint8_t first = 0, count = 0;
+        if (!r.u8(first) || !r.u8(count) || !r.done()) return d.err = "cascade: malformed start request", false;
+        if (first != d.started || count == 0 || first + count > d.passes) return d.err = "cascade: pass out of order", false;
+        std::size_t total = 0;
+        for (unsigned p = first; p < first + count; ++p) total += (d.n + d.ks[p] - 1) / d.ks[p];
+        bit_packer bits(w, total);
+        for (unsigned p = first; p < first + count; ++p) {
+            const std::size_t k = d.ks[p];
+            for (std::size_t b = 0; b * k < d.n; ++b) bits.push(d.parity(p, b * k, std::min(d.n, (b + 1) * k)));
+        }
         bits.finish();
-        d.leaked += blocks;
+        d.started = first + count;
+        d.leaked += total;
         return true;
     }
     if (type == req_ranges) {
@@ -156,6 +157,7 @@ struct cascade_bob::impl {
     };
     std::vector<search> searches;
     unsigned started = 0;
+    unsigned starting = 0;  // passes asked for in the pending start request
     enum class waiting { nothing, start, ranges } wait = waiting::nothing;
     std::vector<std::uint32_t> asked;  // searches asked in the last range request
     cascade_stats st;
@@ -192,12 +194,19 @@ struct cascade_bob::impl {
                 key[j] ^= 1u;
                 ++st.corrected;
                 for (unsigned q = 0; q < started; ++q) {
-                    const auto blk = static_cast<std::uint32_t>(pos[q][j] / ks[q]);
+                    const std::uint32_t at = pos[q][j];
+                    const auto blk = static_cast<std::uint32_t>(at / ks[q]);
                     bob_top[q][blk] ^= 1u;
+                    // A search whose current range holds the flipped bit has lost its odd error
+                    // count: drop it (the block is re-checked below). A search elsewhere in the
+                    // block is still valid and carries on.
                     const std::int32_t a = search_of[q][blk];
                     if (a >= 0) {
-                        searches[static_cast<std::size_t>(a)].alive = false;
-                        search_of[q][blk] = -1;
+                        search& o = searches[static_cast<std::size_t>(a)];
+                        if (at >= o.begin && at < o.end) {
+                            o.alive = false;
+                            search_of[q][blk] = -1;
+                        }
                     }
                     touched.emplace_back(q, blk);
                 }
@@ -262,8 +271,13 @@ bool cascade_bob::next_request(std::vector<std::uint8_t>& request) {
         }
         d.wait = impl::waiting::ranges;
     } else if (d.started < d.passes) {
+        // Passes 1 and 2 run on their own (each relies on the previous one having removed most
+        // errors); the half-key passes after them start together, which costs the same parities
+        // but one search depth of round trips instead of one per pass.
+        d.starting = d.started < 3 ? 1u : d.passes - d.started;
         w.u8(req_start_pass);
         w.u8(static_cast<std::uint8_t>(d.started));
+        w.u8(static_cast<std::uint8_t>(d.starting));
         d.wait = impl::waiting::start;
     } else {
         return false;
@@ -277,21 +291,29 @@ bool cascade_bob::handle_reply(std::span<const std::uint8_t> reply) {
     wire_reader r(reply);
     d.st.reply_bytes += reply.size();
     if (d.wait == impl::waiting::start) {
-        const unsigned p = d.started;
-        const std::size_t k = d.ks[p];
-        const std::size_t blocks = (d.n + k - 1) / k;
+        const unsigned first = d.started, last = d.started + d.starting;
+        std::size_t total = 0;
+        for (unsigned p = first; p < last; ++p) total += (d.n + d.ks[p] - 1) / d.ks[p];
         std::vector<std::uint8_t> par;
-        if (!read_packed_bits(r, blocks, par) || !r.done()) return d.err = "cascade: malformed pass reply", false;
+        if (!read_packed_bits(r, total, par) || !r.done()) return d.err = "cascade: malformed pass reply", false;
         d.wait = impl::waiting::nothing;
         ++d.st.rounds;
-        d.st.leaked_bits += blocks;
-        d.alice_top[p] = std::move(par);
-        d.bob_top[p].assign(blocks, 0);
-        d.search_of[p].assign(blocks, -1);
-        for (std::size_t b = 0; b < blocks; ++b) d.bob_top[p][b] = d.bob_parity(p, b * k, std::min(d.n, (b + 1) * k));
-        d.started = p + 1;
-        for (std::size_t b = 0; b < blocks; ++b) {
-            if (d.bob_top[p][b] != d.alice_top[p][b]) d.add_search(p, static_cast<std::uint32_t>(b));
+        d.st.leaked_bits += total;
+        std::size_t at = 0;
+        for (unsigned p = first; p < last; ++p) {
+            const std::size_t k = d.ks[p];
+            const std::size_t blocks = (d.n + k - 1) / k;
+            d.alice_top[p].assign(par.begin() + static_cast<std::ptrdiff_t>(at), par.begin() + static_cast<std::ptrdiff_t>(at + blocks));
+            at += blocks;
+            d.bob_top[p].assign(blocks, 0);
+            d.search_of[p].assign(blocks, -1);
+            for (std::size_t b = 0; b < blocks; ++b) d.bob_top[p][b] = d.bob_parity(p, b * k, std::min(d.n, (b + 1) * k));
+        }
+        d.started = last;
+        for (unsigned p = first; p < last; ++p) {
+            for (std::size_t b = 0; b < d.alice_top[p].size(); ++b) {
+                if (d.bob_top[p][b] != d.alice_top[p][b]) d.add_search(p, static_cast<std::uint32_t>(b));
+            }
         }
         d.settle();
         return true;

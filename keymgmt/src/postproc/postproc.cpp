@@ -248,16 +248,19 @@ protected:
         if (in.size() < header_size + tag_size || !r.u32(magic) || !r.u8(ver) || !r.u8(t) || !r.u64(session) ||
             !r.u32(seq) || !r.u64(pad) || !r.u32(len) || magic != wire_magic || ver != wire_version ||
             in.size() != header_size + len + tag_size) {
-            return fail(abort_reason::protocol_error, "malformed message envelope", out);
+            fail(abort_reason::protocol_error, "malformed message envelope", out);
+            return false;
         }
         gf128_block tag{};
         std::copy_n(in.end() - tag_size, tag_size, tag.begin());
         if (!pool_.verify(in.first(in.size() - tag_size), tag, pad)) {
-            return fail(abort_reason::authentication_failed, "message tag does not verify", out);
+            fail(abort_reason::authentication_failed, "message tag does not verify", out);
+            return false;
         }
         // An abort may cross a message the peer never accepted, so only its session is checked.
         if (session != session_ || (seq != seq_ && t != static_cast<std::uint8_t>(msg::abort))) {
-            return fail(abort_reason::protocol_error, "wrong session or sequence number", out);
+            fail(abort_reason::protocol_error, "wrong session or sequence number", out);
+            return false;
         }
         ++seq_;
         ++rep_.messages_received;
@@ -392,7 +395,9 @@ public:
         msg type{};
         std::span<const std::uint8_t> p;
         if (!receive(in, type, p, out)) return !out.empty();
-        if (type != expect_) return fail(abort_reason::protocol_error, "unexpected message type", out);
+        // During Cascade, Bob either asks again or says he is done.
+        const bool ok = type == expect_ || (expect_ == msg::cascade_req && type == msg::reconciled);
+        if (!ok) return fail(abort_reason::protocol_error, "unexpected message type", out);
         switch (type) {
             case msg::sift: return on_sift(p, out);
             case msg::bits: return on_bits(p, out);

@@ -14,12 +14,15 @@ namespace qlink::keymgmt {
 /// permutations are derived from it deterministically. Keys are unpacked bits (one per byte).
 struct cascade_config {
     double qber = 0.02;         ///< Estimate the block sizes are chosen from (clamped to [1e-4, 0.25]).
-    unsigned passes = 4;        ///< 2..16.
+    /// 2..16. Passes after the second use blocks of n/2 and cost ~2 parities when clean; each
+    /// catches a leftover error pair with probability ~1/2, so many are cheap insurance.
+    /// Bob keeps 8 bytes per key bit per pass (permutation and inverse).
+    unsigned passes = 12;
     std::uint64_t seed = 0;     ///< Permutation seed (chosen by Alice, sent authenticated).
 };
 
-/// Top-level block size of every pass for n bits. Pass 1 uses the power of two nearest 0.73/Q...
-/// the exact rule is in docs/keymgmt-postproc.md; both ends call this.
+/// Top-level block size of every pass for n bits (rule in docs/keymgmt-postproc.md: a power of
+/// two near 0.73/Q, then 2^ceil((log2 k1 + 12) / 2), then n/2); both ends call this.
 std::vector<std::size_t> cascade_block_sizes(std::size_t n, double qber, unsigned passes);
 
 struct cascade_stats {

@@ -25,7 +25,7 @@ struct postproc_config {
     std::size_t qber_sample_min = 64;    ///< ...but at least this many.
     std::size_t min_sifted_bits = 1000;  ///< Fewer Z key bits: abort (estimation_failed).
     std::size_t max_sifted_bits = std::size_t{1} << 20;  ///< More Z bits: only the first are used.
-    unsigned cascade_passes = 4;
+    unsigned cascade_passes = 12;
     std::size_t key_bits = 256;          ///< Size of one output key block (multiple of 8).
     /// Refuse to start with fewer pads (one pad authenticates one message).
     std::size_t min_auth_pads = 256;
