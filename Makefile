@@ -37,7 +37,7 @@ test-slow: deps $(TEST_BUILD)/CMakeCache.txt
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) -L slow
 
 bench: build
-	@for b in $(BUILD)/bench/*/bench_*; do [ -x $$b ] && $$b; done
+	@for b in $$(find $(BUILD)/bench -maxdepth 2 -type f -perm -u+x | sort); do echo "== $$b"; $$b; done
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD)
