@@ -31,7 +31,7 @@ namespace {
 
 class ldpc_decoder_generic final : public ldpc_decoder {
 public:
-    explicit ldpc_decoder_generic(const config& cfg) : cfg_(cfg), code_(cfg.code) {
+    explicit ldpc_decoder_generic(const config& cfg) : cfg_(cfg), code_(cfg.code), fill_(code_.fill_bits()) {
         ldpc_check_groups(code_);
         app_.assign(code_.n_mother(), 0);
         msg_.assign(code_.edges().size() * code_.z(), 0);
@@ -80,7 +80,11 @@ private:
                     const auto& ed = edges[e0 + e];
                     const std::size_t col = ed.col_block * z + (r + ed.shift) % z;
                     cols_[e] = col;
-                    const std::int8_t q = ldpc_sat(app_[col] - msg_[(e0 + e) * z + r]);
+                    const std::int8_t l = app_[col];
+                    // A saturated a-posteriori value has lost the part above
+                    // 127; subtracting the old message from it would
+                    // understate it and can flip it, so it passes unchanged.
+                    const std::int8_t q = (l == 127 || l == -127) ? l : ldpc_sat(l - msg_[(e0 + e) * z + r]);
                     q_[e] = q;
                     total = static_cast<std::int8_t>(total ^ q);
                     const auto mag = static_cast<std::uint8_t>(q < 0 ? -q : q);
@@ -91,6 +95,9 @@ private:
                 const std::uint8_t s1 = ldpc_scale(m1, cfg_.rule, cfg_.offset, cfg_.message_limit);
                 const std::uint8_t s2 = ldpc_scale(m2, cfg_.rule, cfg_.offset, cfg_.message_limit);
                 for (std::size_t e = 0; e < dc; ++e) {
+                    // Fill bits are known zeros: they keep +127 and get no
+                    // message, else iterations can talk them into ones.
+                    if (cols_[e] < fill_) continue;
                     const int mag = e == idx ? s2 : s1;
                     const int rnew = static_cast<std::int8_t>(q_[e] ^ total) < 0 ? -mag : mag;
                     msg_[(e0 + e) * z + r] = static_cast<std::int8_t>(rnew);
@@ -115,6 +122,7 @@ private:
 
     config cfg_;
     ldpc_code code_;
+    std::size_t fill_;
     std::vector<llr_t> app_;
     std::vector<std::int8_t> msg_;  // check-to-variable message per edge and row: [edge][row]
     std::vector<std::int8_t> q_;

@@ -17,7 +17,17 @@ struct access {
     std::uint32_t pos;
     std::uint16_t split;
     std::uint16_t plain;  // all 32 lanes valid and contiguous: one plain load/store
+    std::uint32_t pin;    // lanes that read a fill bit (known zero): never updated
 };
+
+// Byte f of the result is 0xff when bit f of `bits` is set.
+__m256i lane_mask(std::uint32_t bits) {
+    const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3,
+                                         3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), sel);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
 
 struct group {
     std::uint32_t row_block;
@@ -46,8 +56,10 @@ public:
                     const auto& ed = code_.edges()[e0 + e];
                     const std::size_t q = (r0 + ed.shift) % z;
                     access a{static_cast<std::uint32_t>(col_offset(ed.col_block) + q),
-                             static_cast<std::uint16_t>(std::min<std::size_t>(lanes, z - q)), 0};
-                    a.plain = g.valid == lanes && a.split == lanes;
+                             static_cast<std::uint16_t>(std::min<std::size_t>(lanes, z - q)), 0, 0};
+                    for (std::size_t l = 0; l < g.valid; ++l)
+                        if (ed.col_block * z + (q + l) % z < code_.fill_bits()) a.pin |= 1u << l;
+                    a.plain = g.valid == lanes && a.split == lanes && a.pin == 0;
                     access_.push_back(a);
                     ++slot;
                 }
@@ -134,7 +146,7 @@ private:
     }
 
     void iterate() {
-        const __m256i neg127 = _mm256_set1_epi8(-127);
+        const __m256i neg127 = _mm256_set1_epi8(-127), pos127 = _mm256_set1_epi8(127);
         const __m256i one = _mm256_set1_epi8(1);
         auto* q = reinterpret_cast<__m256i*>(q_.data());
         for (const group& g : groups_) {
@@ -144,7 +156,10 @@ private:
             for (std::uint32_t e = 0; e < g.degree; ++e) {
                 const __m256i l = acc[e].plain ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(buf_.data() + acc[e].pos))
                                                : load(acc[e], g.valid);
-                const __m256i v = _mm256_max_epi8(_mm256_subs_epi8(l, _mm256_loadu_si256(msg + e)), neg127);
+                // Saturated a-posteriori values pass unchanged (see the generic decoder).
+                const __m256i sat = _mm256_cmpeq_epi8(_mm256_abs_epi8(l), pos127);
+                const __m256i v = _mm256_blendv_epi8(
+                    _mm256_max_epi8(_mm256_subs_epi8(l, _mm256_loadu_si256(msg + e)), neg127), l, sat);
                 _mm256_storeu_si256(q + e, v);
                 total = _mm256_xor_si256(total, v);
                 const __m256i mag = _mm256_abs_epi8(v);
@@ -156,9 +171,15 @@ private:
             for (std::uint32_t e = 0; e < g.degree; ++e) {
                 const __m256i v = _mm256_loadu_si256(q + e);
                 const __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(idx, _mm256_set1_epi8(static_cast<char>(e))));
-                const __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(_mm256_xor_si256(v, total), one));
+                __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(_mm256_xor_si256(v, total), one));
+                __m256i l = _mm256_max_epi8(_mm256_adds_epi8(v, r), neg127);
+                if (acc[e].pin) {
+                    // Fill bits keep +127 and a zero message (scalar: skipped).
+                    const __m256i pin = lane_mask(acc[e].pin);
+                    r = _mm256_andnot_si256(pin, r);
+                    l = _mm256_blendv_epi8(l, _mm256_set1_epi8(127), pin);
+                }
                 _mm256_storeu_si256(msg + e, r);
-                const __m256i l = _mm256_max_epi8(_mm256_adds_epi8(v, r), neg127);
                 if (acc[e].plain)
                     _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf_.data() + acc[e].pos), l);
                 else
@@ -267,23 +288,15 @@ private:
         return _mm256_min_epu8(_mm256_subs_epu8(m, _mm256_set1_epi8(static_cast<char>(cfg_.offset))), limit_);
     }
 
-    static __m256i lane_mask(std::uint32_t bits) {
-        // Byte f = 0xff when bit f is set.
-        const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
-                                             3, 3, 3, 3, 3, 3);
-        const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
-        const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), sel);
-        return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-    }
-
     void iterate(std::uint32_t active_bits) {
-        const __m256i neg127 = _mm256_set1_epi8(-127), one = _mm256_set1_epi8(1);
+        const __m256i neg127 = _mm256_set1_epi8(-127), pos127 = _mm256_set1_epi8(127), one = _mm256_set1_epi8(1);
         const __m256i active = lane_mask(active_bits);
         const bool all = active_bits == 0xffffffffu;
         const std::size_t z = code_.z();
         auto* q = reinterpret_cast<__m256i*>(q_.data());
         auto* lv = reinterpret_cast<__m256i*>(l_.data());
         auto* app = app_.data();
+        const std::size_t fill_lanes = code_.fill_bits() * lanes;
         for (std::size_t b = 0; b < code_.row_blocks(); ++b) {
             const std::size_t e0 = code_.row_begin(b), dc = code_.row_begin(b + 1) - e0;
             auto* msg = reinterpret_cast<__m256i*>(msg_.data()) + e0 * z;
@@ -296,7 +309,9 @@ private:
                     cols_[e] = (ed.col_block * z + c) * lanes;
                     const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(app + cols_[e]));
                     _mm256_storeu_si256(lv + e, l);
-                    const __m256i v = _mm256_max_epi8(_mm256_subs_epi8(l, _mm256_loadu_si256(msg + e)), neg127);
+                    const __m256i sat = _mm256_cmpeq_epi8(_mm256_abs_epi8(l), pos127);
+                    const __m256i v = _mm256_blendv_epi8(
+                        _mm256_max_epi8(_mm256_subs_epi8(l, _mm256_loadu_si256(msg + e)), neg127), l, sat);
                     _mm256_storeu_si256(q + e, v);
                     total = _mm256_xor_si256(total, v);
                     const __m256i mag = _mm256_abs_epi8(v);
@@ -306,6 +321,7 @@ private:
                 }
                 const __m256i s1 = scale(m1), s2 = scale(m2);
                 for (std::size_t e = 0; e < dc; ++e) {
+                    if (cols_[e] < fill_lanes) continue;  // fill bit: stays +127, message stays 0
                     const __m256i v = _mm256_loadu_si256(q + e);
                     const __m256i mag =
                         _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(idx, _mm256_set1_epi8(static_cast<char>(e))));

@@ -142,7 +142,11 @@ enum class ldpc_min_sum { normalized, offset };
 /// Layered min-sum decoder over int8 LLRs (soft_bits.hpp convention).
 /// Layers are groups of up to 32 consecutive rows of a row block that share
 /// no column, so the scalar (row by row) and SIMD (32 rows at once) schedules
-/// are the same algorithm and give the same bits.
+/// are the same algorithm and give the same bits. Fill bits stay pinned at
+/// +127; an a-posteriori value saturated at +-127 is passed to the check
+/// unchanged (subtracting the old message from a clipped value can flip it,
+/// which otherwise makes converged frames drift away under a fixed
+/// iteration count).
 class ldpc_decoder {
 public:
     struct config {
@@ -151,10 +155,12 @@ public:
         bool early_termination = true;  ///< stop as soon as the syndrome is zero
         ldpc_min_sum rule = ldpc_min_sum::normalized;  ///< normalized: x 3/4 (rounded)
         std::uint8_t offset = 1;                        ///< for ldpc_min_sum::offset
-        /// Largest check-to-variable magnitude. Below 127 it keeps an a-posteriori
-        /// value that saturated at +-127 from losing its reliability when the
-        /// old message is subtracted again (int8 layered decoding).
-        std::uint8_t message_limit = 127;
+        /// Largest check-to-variable magnitude (1..127). With larger messages
+        /// the int8 a-posteriori values saturate and frames that had
+        /// converged drift away again under a fixed iteration count (seen with
+        /// AR4JA at 63 and above); 48 costs nothing measurable in FER and
+        /// about 1 % more iterations with early termination.
+        std::uint8_t message_limit = 48;
         std::string isa = "auto";                       ///< auto|generic|avx2
     };
 

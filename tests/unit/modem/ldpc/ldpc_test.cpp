@@ -205,7 +205,7 @@ protected:
         cfg.early_termination = et;
         cfg.rule = rule;
         cfg.offset = 2;
-        cfg.message_limit = rule == ldpc_min_sum::offset ? 100 : 127;
+        cfg.message_limit = rule == ldpc_min_sum::offset ? 100 : 48;
         cfg.isa = std::string(to_string(GetParam()));
         return create_ldpc_decoder(cfg);
     }
@@ -262,7 +262,7 @@ TEST_P(ldpc_decoder_isa, matches_generic_bit_for_bit) {
                 ref_cfg.early_termination = et;
                 ref_cfg.rule = rule;
                 ref_cfg.offset = 2;
-                ref_cfg.message_limit = rule == ldpc_min_sum::offset ? 100 : 127;
+                ref_cfg.message_limit = rule == ldpc_min_sum::offset ? 100 : 48;
                 ref_cfg.isa = "generic";
                 auto ref = create_ldpc_decoder(ref_cfg);
                 test::awgn_source src(p.id, p.db, 99, 12.0f);
@@ -297,6 +297,29 @@ TEST_P(ldpc_decoder_isa, bad_input_is_an_error_result) {
     EXPECT_EQ(res.status, ldpc_status::ok);
     EXPECT_EQ(res.iterations, 10u);
     EXPECT_FALSE(res.success);
+}
+
+TEST_P(ldpc_decoder_isa, fixed_iterations_keep_a_converged_codeword) {
+    // Without early termination a decoded frame keeps iterating; int8
+    // saturation used to pull converged frames (and C2's fill bits) away.
+    struct point {
+        ldpc_code_id id;
+        double db;
+    };
+    for (const point p : {point{ldpc_code_id::c2, 100.0}, point{ldpc_code_id::c2, 4.2},
+                          point{ldpc_code_id::ar4ja_r12_k1024, 100.0}, point{ldpc_code_id::ar4ja_r12_k1024, 2.5}}) {
+        auto dec = make(p.id, 20, false);
+        test::awgn_source src(p.id, p.db, 77);
+        std::vector<std::uint8_t> out(dec->code().k() / 8);
+        for (int f = 0; f < 3; ++f) {
+            const auto& fr = src.next();
+            const auto res = dec->decode(fr.llr_q, out);
+            EXPECT_EQ(res.iterations, 20u);
+            EXPECT_TRUE(res.success) << to_string(p.id) << " " << p.db << " dB frame " << f;
+            EXPECT_EQ(out, fr.info) << to_string(p.id) << " " << p.db << " dB frame " << f;
+            for (std::size_t i = 0; i < dec->code().fill_bits(); ++i) EXPECT_EQ(dec->app()[i], 127);
+        }
+    }
 }
 
 TEST_P(ldpc_decoder_isa, iteration_limit_is_respected) {
