@@ -1,6 +1,7 @@
 // Viterbi decoder engine (depuncturing, decision buffer, traceback, modes), the generic kernels and the factory.
 #include "conv_tables.hpp"
 #include "viterbi_kernels.hpp"
+#include "viterbi_lanes.hpp"
 
 #include "qlink/modem/conv.hpp"
 #include "qlink/modem/cpu.hpp"
@@ -60,6 +61,12 @@ namespace {
 // Steps decided between two tracebacks in the streaming path; with the
 // traceback depth D the buffer holds D + chunk decisions.
 constexpr std::size_t chunk_steps = 1024;
+
+// Terminated blocks of at least this many info bits are decoded as 32
+// segments in the lanes kernel; A = lanes_acquisition steps of run-in before
+// each segment (>= 5K; 64 costs no measurable BER, see the segment test).
+constexpr std::size_t lanes_min_bits = 4096;
+constexpr std::size_t lanes_acquisition = 64;
 
 // Writes decided bits as packed MSB-first bytes; skips the first `skip` bits
 // and drops everything past `limit` (tail bits, tail-biting wrap).
@@ -123,17 +130,120 @@ struct isa_kernels {
     branch_kernel branch;
     acs_kernel acs;
     acs_dual_kernel acs_dual;
+    lanes_branch_kernel lanes_branch;
+    lanes_acs_kernel lanes_acs;
 };
 
 isa_kernels kernels_for(isa level) {
     switch (level) {
 #if defined(__x86_64__)
-    case isa::sse41: return {isa::sse41, branch_sse41, acs_sse41, acs_twice<acs_sse41>};
-    case isa::avx2: return {isa::avx2, branch_sse41, acs_avx2, acs_dual_avx2};
+    case isa::sse41:
+        return {isa::sse41, branch_sse41, acs_sse41, acs_twice<acs_sse41>, lanes_branch_sse41, lanes_acs_sse41};
+    case isa::avx2:
+        return {isa::avx2, branch_sse41, acs_avx2, acs_dual_avx2, lanes_branch_avx2, lanes_acs_avx2};
 #endif
-    default: return {isa::generic, branch_generic, acs_generic, acs_twice<acs_generic>};
+    default:
+        return {isa::generic,          branch_generic,       acs_generic,
+                acs_twice<acs_generic>, lanes_branch_generic, lanes_acs_generic};
     }
 }
+
+// One trellis window run in a byte lane of the across-lanes engine.
+struct lane_job {
+    std::span<const llr_t> soft;  // the whole block this window reads
+    std::size_t first = 0;        // block step of the window's first trellis step
+    bool known_start = true;      // encoder in state 0 at the window start
+    int end_state = -1;           // known end state, or -1 for the lane's best one
+    std::size_t skip = 0;         // window steps before the first output bit
+    std::size_t limit = 0;        // output bits
+    std::uint8_t* out = nullptr;  // byte-aligned destination (MSB first, last byte zero-padded)
+};
+
+// Copies n bits starting at bit `from` of MSB-first words (one spare word
+// after the last used one) to bytes, zero-padding the last one.
+void copy_bits(const std::uint64_t* w, std::size_t from, std::size_t n, std::uint8_t* out) {
+    for (std::size_t o = 0; o < n; o += 8) {
+        const std::size_t pos = from + o;
+        const unsigned sh = static_cast<unsigned>(pos & 63);
+        std::uint64_t v = w[pos >> 6] << sh;
+        if (sh > 56) v |= w[(pos >> 6) + 1] >> (64 - sh);
+        auto byte = static_cast<std::uint8_t>(v >> 56);
+        if (n - o < 8) byte = static_cast<std::uint8_t>(byte & (0xff00u >> (n - o)));
+        out[o / 8] = byte;
+    }
+}
+
+// Runs up to 32 trellis windows of equal length side by side, one per byte
+// lane, and traces each back. Buffers grow to the longest window seen and
+// are reused, so repeated calls of the same shape allocate nothing.
+class lanes_engine {
+public:
+    explicit lanes_engine(isa_kernels k)
+        : k_(k), pairs_(2 * n_lanes * lanes_chunk), bm_(4 * n_lanes * lanes_chunk) {}
+
+    // pair_of(lane, block_step, dst) writes that lane's soft pair of the step.
+    template <class PairFn>
+    void run(std::span<const lane_job> jobs, std::size_t steps, const std::uint8_t* idx, PairFn pair_of) {
+        const std::size_t nj = jobs.size();
+        const std::size_t wpl = (steps + 63) / 64 + 1;  // words per lane, one spare
+        if (dec_.size() < steps * 64) dec_.resize(steps * 64);
+        if (words_.size() < wpl * n_lanes) words_.resize(wpl * n_lanes);
+        for (std::size_t l = 0; l < n_lanes; ++l) {
+            const bool known = l < nj && jobs[l].known_start;
+            for (unsigned s = 0; s < 64; ++s)
+                st_.metric[s * n_lanes + l] = static_cast<std::uint8_t>(known && s ? 255 : 0);
+            st_.pending_min[l] = 0;
+        }
+        st_.step = 0;
+        if (nj < n_lanes) std::fill(pairs_.begin(), pairs_.end(), std::int8_t{0});
+        for (std::size_t c = 0; c < steps; c += lanes_chunk) {
+            const std::size_t k = std::min(lanes_chunk, steps - c);
+            for (std::size_t l = 0; l < nj; ++l)
+                for (std::size_t t = 0; t < k; ++t)
+                    pair_of(l, jobs[l].first + c + t, pairs_.data() + 2 * (t * n_lanes + l));
+            k_.lanes_branch(pairs_.data(), k, bm_.data());
+            k_.lanes_acs(st_, idx, bm_.data(), k, dec_.data() + 64 * c);
+        }
+        unsigned state[n_lanes] = {};
+        std::uint64_t acc[n_lanes] = {};
+        for (std::size_t l = 0; l < nj; ++l) {
+            if (jobs[l].end_state >= 0) {
+                state[l] = static_cast<unsigned>(jobs[l].end_state);
+                continue;
+            }
+            unsigned best = 0;  // first minimum, like best_state()
+            for (unsigned s = 1; s < 64; ++s)
+                if (st_.metric[s * n_lanes + l] < st_.metric[best * n_lanes + l]) best = s;
+            state[l] = best;
+        }
+        std::uint64_t* words = words_.data();
+        for (std::size_t l = 0; l < nj; ++l) words[l * wpl + wpl - 1] = 0;
+        for (std::size_t t = steps; t-- > 0;) {
+            const std::uint32_t* d = dec_.data() + 64 * t;
+            const unsigned sh = 63u - static_cast<unsigned>(t & 63);
+            for (std::size_t l = 0; l < nj; ++l) {
+                const unsigned s = state[l];
+                acc[l] |= static_cast<std::uint64_t>(s & 1u) << sh;
+                state[l] = (s >> 1) | ((((d[s] >> l) & 1u) ^ 1u) << 5);
+            }
+            if ((t & 63) == 0)
+                for (std::size_t l = 0; l < nj; ++l) {
+                    words[l * wpl + (t >> 6)] = acc[l];
+                    acc[l] = 0;
+                }
+        }
+        for (std::size_t l = 0; l < nj; ++l) copy_bits(words + l * wpl, jobs[l].skip, jobs[l].limit, jobs[l].out);
+    }
+
+private:
+    static constexpr std::size_t lanes_chunk = 64;
+    isa_kernels k_;
+    lanes_state st_;
+    std::vector<std::int8_t> pairs_;    // [chunk step][lane][2]
+    std::vector<std::uint8_t> bm_;      // [chunk step][4][lane]
+    std::vector<std::uint32_t> dec_;    // [step][new state] lane masks
+    std::vector<std::uint64_t> words_;  // [lane][word] traced-back bits, MSB first
+};
 
 // One trellis being decoded: path metrics, buffered decisions and where its bits go.
 struct lane {
@@ -227,7 +337,8 @@ class viterbi_decoder_impl final : public viterbi_decoder {
 public:
     viterbi_decoder_impl(const config& cfg, isa_kernels k)
         : cfg_(cfg), k_(k), pattern_(pattern_of(cfg.code)), depth_(cfg.traceback),
-          capacity_(cfg.traceback + chunk_steps), lanes_{lane(capacity_), lane(capacity_)} {
+          capacity_(cfg.traceback + chunk_steps), lanes_{lane(capacity_), lane(capacity_)},
+          engine_(k) {
         const generators g = generators_of(cfg.code);
         for (std::uint32_t i = 0; i < 32; ++i) {
             const std::uint32_t full = 2 * i;  // old state i, input 0
@@ -247,6 +358,29 @@ public:
     }
 
     std::string_view isa_name() const override { return to_string(k_.level); }
+
+    result decode_batch(std::span<const std::span<const llr_t>> blocks,
+                        std::span<const std::span<std::uint8_t>> outs) override {
+        if (cfg_.mode != viterbi_mode::block_terminated)
+            return {0, false, "viterbi: decode_batch needs block_terminated mode"};
+        if (blocks.empty() || blocks.size() > n_lanes) return {0, false, "viterbi: decode_batch takes 1..32 blocks"};
+        if (outs.size() != blocks.size()) return {0, false, "viterbi: decode_batch needs one output per block"};
+        const std::size_t len = blocks[0].size();
+        for (const auto& b : blocks)
+            if (b.size() != len) return {0, false, "viterbi: decode_batch blocks differ in length"};
+        if (len == 0) return {0, false, "viterbi: empty input"};
+        const std::size_t steps = conv_info_bits(cfg_.code, len);
+        if (steps == static_cast<std::size_t>(-1))
+            return {0, false, "viterbi: soft count is not a whole number of trellis steps for this rate"};
+        if (steps <= conv_tail_bits) return {0, false, "viterbi: terminated block shorter than the tail"};
+        const std::size_t n = steps - conv_tail_bits;
+        for (const auto& o : outs)
+            if (o.size() < (n + 7) / 8) return {0, false, "viterbi: output span too small"};
+        for (std::size_t i = 0; i < blocks.size(); ++i) jobs_[i] = lane_job{blocks[i], 0, true, 0, 0, n, outs[i].data()};
+        run_lanes(std::span(jobs_, blocks.size()), steps);
+        return {n, true, nullptr};
+    }
+
 
     std::size_t max_stream_output_bytes(std::size_t soft_count) const override {
         // Each step takes at least one symbol; a traceback emits at most the
@@ -376,6 +510,43 @@ private:
         lanes_[0].start(true);
     }
 
+    void run_lanes(std::span<const lane_job> jobs, std::size_t steps) {
+        if (pattern_.columns.size() == 1) {
+            engine_.run(jobs, steps, idx_, [&](std::size_t l, std::size_t j, std::int8_t* dst) {
+                std::memcpy(dst, jobs[l].soft.data() + 2 * j, 2);
+            });
+        } else {
+            engine_.run(jobs, steps, idx_,
+                        [&](std::size_t l, std::size_t j, std::int8_t* dst) { block_pair(jobs[l].soft, j, dst); });
+        }
+    }
+
+    // Long terminated blocks are cut into up to 32 segments of S info bits
+    // (S a multiple of 8, so every segment's output starts on a byte) decoded
+    // in the lanes. Every lane runs R = S + A + D steps: it starts
+    // A = lanes_acquisition steps before its segment with equal metrics (the
+    // first one at step 0 in state 0) and is traced back from its best state D
+    // = traceback steps past the segment end, or from state 0 when its window
+    // reaches the end of the tail (windows are shifted left to fit). The cut
+    // depends only on the block length and the traceback, never on the ISA.
+    bool run_segments(std::span<const llr_t> soft, std::size_t steps, std::size_t n, std::span<std::uint8_t> out) {
+        if (n < lanes_min_bits) return false;
+        const std::size_t seg = ((steps + n_lanes - 1) / n_lanes + 7) & ~static_cast<std::size_t>(7);
+        const std::size_t run = seg + lanes_acquisition + depth_;
+        if (run > steps) return false;
+        const std::size_t count = (n + seg - 1) / seg;
+        for (std::size_t k = 0; k < count; ++k) {
+            const std::size_t start = k * seg;
+            const std::size_t first =
+                std::min(start > lanes_acquisition ? start - lanes_acquisition : 0, steps - run);
+            jobs_[k] = lane_job{soft,         first,           first == 0,
+                                first + run == steps ? 0 : -1,  start - first,
+                                std::min(seg, n - start), out.data() + start / 8};
+        }
+        run_lanes(std::span(jobs_, count), run);
+        return true;
+    }
+
     // Blocks long enough are split in two halves decoded side by side: the
     // first half is traced back from the best state `depth` steps past its end,
     // the second starts `depth` steps early from an unknown state. Both margins
@@ -393,6 +564,7 @@ private:
         if (steps <= conv_tail_bits) return {0, false, "viterbi: terminated block shorter than the tail"};
         const std::size_t n = steps - conv_tail_bits;
         if (out.size() < (n + 7) / 8) return {0, false, "viterbi: output span too small"};
+        if (run_segments(soft, steps, n, out)) return {n, true, nullptr};
         const std::size_t h = split_point(n);
         if (h == 0) {
             const block_job job{0, steps, true, 0, 0, n, 0};
@@ -472,6 +644,8 @@ private:
     std::size_t capacity_;
     std::uint8_t idx_[32];
     lane lanes_[2];
+    lanes_engine engine_;
+    lane_job jobs_[n_lanes];
     // Streaming carry-over: puncturing column, a split step, bits of an unfinished byte.
     std::size_t col_ = 0;
     unsigned npartial_ = 0;

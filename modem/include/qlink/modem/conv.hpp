@@ -110,6 +110,20 @@ public:
     /// On bad input nothing is written and the decoder state is unchanged.
     virtual result decode(std::span<const llr_t> soft, std::span<std::uint8_t> out) = 0;
 
+    /// block_terminated only: decodes 1..32 blocks of the same length at once,
+    /// one per byte lane of the across-lanes kernel (the fastest path for
+    /// many frames). outs[i] receives block i's info bits like decode() writes
+    /// them; bits_out is the info bits per block. Each block is one unsplit
+    /// trellis traced back from state 0, so blocks that decode() does not
+    /// split (< 4 x traceback + 512 info bits) come out exactly as decode() gives.
+    /// Other modes, counts, unequal lengths or short outputs give an error result.
+    virtual result decode_batch(std::span<const std::span<const llr_t>> blocks,
+                                std::span<const std::span<std::uint8_t>> outs) {
+        (void)blocks;
+        (void)outs;
+        return {0, false, "viterbi: decode_batch not supported by this decoder"};
+    }
+
     /// streaming: traces back from the best state and emits every remaining
     /// bit (the last byte zero-padded; bits_out says how many are real), then
     /// resets. Block modes: returns 0 bits.

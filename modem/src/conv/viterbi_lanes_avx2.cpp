@@ -1,0 +1,85 @@
+// AVX2 across-lanes Viterbi kernels: one YMM register = one state of 32 independent trellises.
+#include "viterbi_lanes.hpp"
+
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace qlink::modem::conv_detail {
+
+void lanes_branch_avx2(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm) {
+    // Per 128-bit half: even bytes (first symbols) to the low 8, odd bytes to the high 8.
+    const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10,
+                                           12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    const __m256i floor = _mm256_set1_epi8(-127);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i low6 = _mm256_set1_epi8(0x3f);
+    for (std::size_t t = 0; t < steps; ++t) {
+        const auto* p = reinterpret_cast<const __m256i*>(pairs + t * 2 * n_lanes);
+        // a: lanes 0..15, b: lanes 16..31; quadwords reordered to [first | second] per register.
+        const __m256i a = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(_mm256_loadu_si256(p), split), 0xd8);
+        const __m256i b = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(_mm256_loadu_si256(p + 1), split), 0xd8);
+        const __m256i l0 = _mm256_max_epi8(_mm256_permute2x128_si256(a, b, 0x20), floor);
+        const __m256i l1 = _mm256_max_epi8(_mm256_permute2x128_si256(a, b, 0x31), floor);
+        const __m256i p0 = _mm256_max_epi8(l0, zero), q0 = _mm256_max_epi8(_mm256_sub_epi8(zero, l0), zero);
+        const __m256i p1 = _mm256_max_epi8(l1, zero), q1 = _mm256_max_epi8(_mm256_sub_epi8(zero, l1), zero);
+        // Sums are <= 254, so byte adds do not wrap; the 16-bit shift leaks bits across bytes, masked off.
+        auto quarter = [&](__m256i x, __m256i y) {
+            return _mm256_and_si256(_mm256_srli_epi16(_mm256_add_epi8(x, y), 2), low6);
+        };
+        auto* o = reinterpret_cast<__m256i*>(bm + t * 4 * n_lanes);
+        _mm256_storeu_si256(o + 0, quarter(q0, q1));
+        _mm256_storeu_si256(o + 1, quarter(q0, p1));
+        _mm256_storeu_si256(o + 2, quarter(p0, q1));
+        _mm256_storeu_si256(o + 3, quarter(p0, p1));
+    }
+}
+
+void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
+                    std::uint32_t* decisions) {
+    alignas(32) std::uint8_t buf[64 * n_lanes];
+    __m256i* cur = reinterpret_cast<__m256i*>(st.metric);
+    __m256i* nxt = reinterpret_cast<__m256i*>(buf);
+    unsigned off[32], offc[32];
+    for (unsigned i = 0; i < 32; ++i) {
+        off[i] = idx[i];
+        offc[i] = idx[i] ^ 3u;
+    }
+    __m256i pend = _mm256_load_si256(reinterpret_cast<const __m256i*>(st.pending_min));
+    std::uint64_t step = st.step;
+    for (std::size_t t = 0; t < steps; ++t) {
+        const auto* b = reinterpret_cast<const __m256i*>(bm + t * 4 * n_lanes);
+        std::uint32_t* d = decisions + t * 64;
+        for (unsigned i = 0; i < 32; ++i) {
+            const __m256i m0 = _mm256_load_si256(cur + i), m1 = _mm256_load_si256(cur + i + 32);
+            const __m256i bv = _mm256_loadu_si256(b + off[i]), bc = _mm256_loadu_si256(b + offc[i]);
+            const __m256i x0 = _mm256_adds_epu8(m0, bv), x1 = _mm256_adds_epu8(m1, bc);
+            const __m256i y0 = _mm256_adds_epu8(m0, bc), y1 = _mm256_adds_epu8(m1, bv);
+            const __m256i nx = _mm256_min_epu8(x0, x1), ny = _mm256_min_epu8(y0, y1);
+            _mm256_store_si256(nxt + 2 * i, nx);
+            _mm256_store_si256(nxt + 2 * i + 1, ny);
+            d[2 * i] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(nx, x0)));
+            d[2 * i + 1] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(ny, y0)));
+        }
+        const unsigned phase = static_cast<unsigned>(step & 7u);
+        if (phase == 3) {
+            __m256i m0 = _mm256_min_epu8(nxt[0], nxt[1]), m1 = _mm256_min_epu8(nxt[2], nxt[3]);
+            for (unsigned s = 4; s < 64; s += 2) {
+                m0 = _mm256_min_epu8(m0, nxt[s]);
+                m1 = _mm256_min_epu8(m1, nxt[s + 1]);
+            }
+            pend = _mm256_min_epu8(m0, m1);
+        } else if (phase == 7) {
+            for (unsigned s = 0; s < 64; ++s) nxt[s] = _mm256_subs_epu8(nxt[s], pend);
+        }
+        ++step;
+        __m256i* tmp = cur;
+        cur = nxt;
+        nxt = tmp;
+    }
+    if (cur != reinterpret_cast<__m256i*>(st.metric)) std::memcpy(st.metric, buf, sizeof buf);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(st.pending_min), pend);
+    st.step = step;
+}
+
+}  // namespace qlink::modem::conv_detail

@@ -1,0 +1,324 @@
+// Across-lanes Viterbi: kernels vs the generic lanes reference and vs the single-trellis reference, segment
+// decoding of long blocks, decode_batch (against decode() and libfec), and segment BER vs an unsplit decoder.
+#include "conv/viterbi_kernels.hpp"
+#include "conv/viterbi_lanes.hpp"
+#include "conv_test_util.hpp"
+
+#include "qlink/modem/conv.hpp"
+#include "qlink/modem/cpu.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace qlink::modem {
+namespace {
+
+using namespace conv_test;
+using namespace conv_detail;
+
+constexpr conv_rate all_rates[] = {conv_rate::r1_2, conv_rate::r2_3, conv_rate::r3_4, conv_rate::r5_6,
+                                   conv_rate::r7_8};
+
+std::vector<llr_t> garbage_llrs(std::size_t n, std::mt19937_64& rng) {
+    std::vector<llr_t> v(n);
+    for (auto& x : v) {
+        const unsigned k = rng() % 8;
+        x = k == 0 ? 127 : k == 1 ? -127 : k == 2 ? 0 : k == 3 ? -128 : static_cast<llr_t>(rng());
+    }
+    return v;
+}
+
+std::vector<std::uint8_t> encode_terminated(const conv_code& code, std::span<const std::uint8_t> packed,
+                                            std::size_t n) {
+    conv_encoder enc(code);
+    std::vector<std::uint8_t> out(conv_coded_bits(code, n + conv_tail_bits));
+    std::size_t w = enc.encode(packed, n, out);
+    w += enc.flush_tail(std::span(out).subspan(w));
+    EXPECT_EQ(w, out.size());
+    return out;
+}
+
+std::unique_ptr<viterbi_decoder> make_block(conv_code code, std::string isa = "auto", unsigned tb = 96) {
+    viterbi_decoder::config cfg;
+    cfg.code = code;
+    cfg.mode = viterbi_mode::block_terminated;
+    cfg.isa = std::move(isa);
+    cfg.traceback = tb;
+    return create_viterbi_decoder(cfg);
+}
+
+void random_lanes_state(lanes_state& st, std::mt19937_64& rng) {
+    for (auto& m : st.metric) m = static_cast<std::uint8_t>(rng() % 3 ? rng() % 64 : 255);
+    for (auto& m : st.pending_min) m = static_cast<std::uint8_t>(rng() % 16);
+    st.step = rng() % 16;
+}
+
+// The generic lanes kernel is lane by lane the single-trellis reference
+// (acs_generic/branch_generic), which the older kernels and libfec are tested
+// against; decision bits are stored in the inverse sense.
+TEST(viterbi_lanes, generic_lane_equals_single_trellis_reference) {
+    std::mt19937_64 rng(41);
+    for (int trial = 0; trial < 4; ++trial) {
+        const std::size_t steps = 1 + rng() % 300;
+        const auto pairs = garbage_llrs(2 * n_lanes * steps, rng);
+        std::vector<std::uint8_t> bm(4 * n_lanes * steps);
+        lanes_branch_generic(pairs.data(), steps, bm.data());
+        std::uint8_t idx[32];
+        for (auto& i : idx) i = static_cast<std::uint8_t>(rng() % 4);
+        lanes_state st;
+        random_lanes_state(st, rng);
+        const lanes_state st0 = st;
+        std::vector<std::uint32_t> dec(64 * steps);
+        lanes_acs_generic(st, idx, bm.data(), steps, dec.data());
+        for (unsigned l = 0; l < n_lanes; ++l) {
+            std::vector<std::int8_t> lp(2 * steps);
+            for (std::size_t t = 0; t < steps; ++t) std::memcpy(&lp[2 * t], &pairs[2 * (t * n_lanes + l)], 2);
+            std::vector<std::uint8_t> bm4(4 * steps);
+            branch_generic(lp.data(), steps, bm4.data());
+            for (std::size_t t = 0; t < steps; ++t)
+                for (unsigned e = 0; e < 4; ++e) ASSERT_EQ(bm4[4 * t + e], bm[(4 * t + e) * n_lanes + l]);
+            acs_state ref;
+            for (unsigned s = 0; s < 64; ++s) ref.metric[s] = st0.metric[s * n_lanes + l];
+            ref.pending_min = st0.pending_min[l];
+            ref.step = st0.step;
+            std::vector<std::uint64_t> d(steps);
+            acs_generic(ref, idx, bm4.data(), steps, d.data());
+            for (std::size_t t = 0; t < steps; ++t)
+                for (unsigned s = 0; s < 64; ++s) {
+                    const unsigned q = ((s & 1u) << 5) | (s >> 1);  // bit of new state s in the single word
+                    ASSERT_EQ((dec[64 * t + s] >> l) & 1u, ((d[t] >> q) & 1u) ^ 1u) << "lane " << l << " step " << t;
+                }
+            for (unsigned s = 0; s < 64; ++s) ASSERT_EQ(ref.metric[s], st.metric[s * n_lanes + l]);
+            ASSERT_EQ(ref.pending_min, st.pending_min[l]);
+        }
+    }
+}
+
+class viterbi_lanes_isa : public ::testing::TestWithParam<isa> {};
+
+TEST_P(viterbi_lanes_isa, kernels_equal_generic_bit_for_bit) {
+    const bool avx2 = GetParam() == isa::avx2;
+    const lanes_branch_kernel branch = avx2 ? lanes_branch_avx2 : lanes_branch_sse41;
+    const lanes_acs_kernel acs = avx2 ? lanes_acs_avx2 : lanes_acs_sse41;
+    std::mt19937_64 rng(42);
+    for (int trial = 0; trial < 20; ++trial) {
+        const std::size_t steps = 1 + rng() % 400;
+        const auto pairs = garbage_llrs(2 * n_lanes * steps, rng);
+        std::vector<std::uint8_t> bm_ref(4 * n_lanes * steps), bm(4 * n_lanes * steps);
+        lanes_branch_generic(pairs.data(), steps, bm_ref.data());
+        branch(pairs.data(), steps, bm.data());
+        ASSERT_EQ(bm, bm_ref);
+        std::uint8_t idx[32];
+        for (auto& i : idx) i = static_cast<std::uint8_t>(rng() % 4);
+        lanes_state ref, got;
+        random_lanes_state(ref, rng);
+        got = ref;
+        std::vector<std::uint32_t> d_ref(64 * steps), d(64 * steps);
+        lanes_acs_generic(ref, idx, bm_ref.data(), steps, d_ref.data());
+        // Uneven call sizes: renormalisation phase and pending minima carry across calls.
+        const std::size_t split = rng() % (steps + 1);
+        acs(got, idx, bm.data(), split, d.data());
+        acs(got, idx, bm.data() + 4 * n_lanes * split, steps - split, d.data() + 64 * split);
+        ASSERT_EQ(d, d_ref) << "trial " << trial;
+        ASSERT_EQ(std::memcmp(ref.metric, got.metric, sizeof ref.metric), 0);
+        ASSERT_EQ(std::memcmp(ref.pending_min, got.pending_min, sizeof ref.pending_min), 0);
+        ASSERT_EQ(ref.step, got.step);
+    }
+}
+
+// Long blocks (segment mode) and batches, garbage and noisy, every rate: equal to generic bit for bit.
+TEST_P(viterbi_lanes_isa, segment_and_batch_decoders_equal_generic) {
+    const std::string name(to_string(GetParam()));
+    std::mt19937_64 rng(43);
+    for (auto r : all_rates) {
+        const conv_code code{conv_convention::ccsds, r};
+        const unsigned tb = 35 + static_cast<unsigned>(rng() % 100);
+        auto ref = make_block(code, "generic", tb);
+        auto dut = make_block(code, name, tb);
+        for (int trial = 0; trial < 2; ++trial) {
+            const std::size_t n = 4096 + rng() % 3000;
+            std::vector<llr_t> soft;
+            if (trial == 0) {
+                soft = garbage_llrs(conv_coded_bits(code, n + 6), rng);
+            } else {
+                const auto data = random_bytes((n + 7) / 8, rng);
+                soft = bpsk_awgn(encode_terminated(code, data, n), 1.0, 0.5, 60.0, rng);
+            }
+            std::vector<std::uint8_t> a((n + 7) / 8), b((n + 7) / 8);
+            ASSERT_TRUE(ref->decode(soft, a).ok);
+            ASSERT_TRUE(dut->decode(soft, b).ok);
+            ASSERT_EQ(a, b) << "rate " << static_cast<int>(r) << " n " << n;
+        }
+        // A batch of 5 short blocks of garbage.
+        const std::size_t n = 50 + rng() % 400;
+        std::vector<std::vector<llr_t>> blocks;
+        std::vector<std::span<const llr_t>> in;
+        std::vector<std::vector<std::uint8_t>> oa(5, std::vector<std::uint8_t>((n + 7) / 8)), ob = oa;
+        std::vector<std::span<std::uint8_t>> sa, sb;
+        for (int i = 0; i < 5; ++i) blocks.push_back(garbage_llrs(conv_coded_bits(code, n + 6), rng));
+        for (int i = 0; i < 5; ++i) {
+            in.emplace_back(blocks[static_cast<std::size_t>(i)]);
+            sa.emplace_back(oa[static_cast<std::size_t>(i)]);
+            sb.emplace_back(ob[static_cast<std::size_t>(i)]);
+        }
+        ASSERT_TRUE(ref->decode_batch(in, sa).ok);
+        ASSERT_TRUE(dut->decode_batch(in, sb).ok);
+        ASSERT_EQ(oa, ob);
+    }
+}
+
+std::vector<isa> simd_isas() {
+    std::vector<isa> v;
+    for (isa level : supported_isas())
+        if (level == isa::sse41 || level == isa::avx2) v.push_back(level);
+    return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(cpu, viterbi_lanes_isa, ::testing::ValuesIn(simd_isas()),
+                         [](const auto& p) { return std::string(to_string(p.param)); });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(viterbi_lanes_isa);
+
+// A batch of short blocks equals decode() of each block (both are one trellis
+// traced back from state 0) and libfec's decoder on the same noisy inputs agrees.
+TEST(viterbi_batch, equals_single_block_decode_and_libfec_every_rate) {
+    std::mt19937_64 rng(44);
+    for (auto r : all_rates) {
+        const conv_code code{conv_convention::ccsds, r};
+        auto dec = make_block(code);
+        for (std::size_t count : {std::size_t{1}, std::size_t{7}, std::size_t{32}}) {
+            const std::size_t n = 16 + rng() % 600;
+            std::vector<std::vector<std::uint8_t>> data;
+            std::vector<std::vector<llr_t>> soft;
+            std::vector<std::vector<std::uint8_t>> outs(count, std::vector<std::uint8_t>((n + 7) / 8, 0xa5));
+            std::vector<std::span<const llr_t>> in;
+            std::vector<std::span<std::uint8_t>> out;
+            for (std::size_t i = 0; i < count; ++i) {
+                data.push_back(random_bytes((n + 7) / 8, rng));
+                if (n % 8) data.back().back() &= static_cast<std::uint8_t>(0xff00u >> (n % 8));
+                soft.push_back(bpsk_awgn(encode_terminated(code, data.back(), n), 2.5, 0.5, 50.0, rng));
+            }
+            for (std::size_t i = 0; i < count; ++i) {
+                in.emplace_back(soft[i]);
+                out.emplace_back(outs[i]);
+            }
+            const auto res = dec->decode_batch(in, out);
+            ASSERT_TRUE(res.ok) << res.error;
+            ASSERT_EQ(res.bits_out, n);
+            std::size_t errors = 0;
+            for (std::size_t i = 0; i < count; ++i) {
+                std::vector<std::uint8_t> single((n + 7) / 8);
+                ASSERT_TRUE(dec->decode(soft[i], single).ok);
+                ASSERT_EQ(outs[i], single) << "rate " << static_cast<int>(r) << " block " << i;
+                errors += bit_errors(outs[i], data[i], n);
+            }
+            if (r == conv_rate::r1_2) {
+                int polys[2];
+                libfec_polys(conv_convention::ccsds, polys);
+                set_viterbi27_polynomial(polys);
+                libfec_decoder fec(n);
+                std::size_t fec_errors = 0;
+                for (std::size_t i = 0; i < count; ++i) fec_errors += bit_errors(fec.decode(soft[i]), data[i], n);
+                // Same soft inputs, near-identical metrics: error counts within a few bits.
+                EXPECT_LE(errors, fec_errors + 8 + fec_errors / 4);
+            }
+        }
+    }
+}
+
+TEST(viterbi_batch, noise_free_long_blocks_round_trip) {
+    std::mt19937_64 rng(45);
+    const conv_code code{conv_convention::swapped, conv_rate::r3_4};
+    auto dec = make_block(code);
+    const std::size_t n = 9001;
+    std::vector<std::vector<std::uint8_t>> data, outs(3, std::vector<std::uint8_t>((n + 7) / 8));
+    std::vector<std::vector<llr_t>> soft;
+    std::vector<std::span<const llr_t>> in;
+    std::vector<std::span<std::uint8_t>> out;
+    for (int i = 0; i < 3; ++i) {
+        data.push_back(random_bytes((n + 7) / 8, rng));
+        data.back().back() &= 0x80;
+        std::vector<llr_t> s;
+        for (auto bit : encode_terminated(code, data.back(), n)) s.push_back(bit_to_llr(bit, 90));
+        soft.push_back(std::move(s));
+    }
+    for (int i = 0; i < 3; ++i) {
+        in.emplace_back(soft[static_cast<std::size_t>(i)]);
+        out.emplace_back(outs[static_cast<std::size_t>(i)]);
+    }
+    ASSERT_TRUE(dec->decode_batch(in, out).ok);
+    EXPECT_EQ(outs, data);
+    // The same long blocks one at a time go through segment mode.
+    std::vector<std::uint8_t> one((n + 7) / 8);
+    ASSERT_TRUE(dec->decode(soft[1], one).ok);
+    EXPECT_EQ(one, data[1]);
+}
+
+TEST(viterbi_batch, bad_inputs_give_errors_and_write_nothing) {
+    auto dec = make_block({});
+    std::vector<llr_t> a(2 * 106, 10), b(2 * 107, 10);
+    std::vector<std::uint8_t> oa(13, 0x5a), ob(13, 0x5a);
+    const std::vector<std::uint8_t> untouched(13, 0x5a);
+    std::span<const llr_t> in2[2] = {a, b};
+    std::span<std::uint8_t> out2[2] = {oa, ob};
+    EXPECT_FALSE(dec->decode_batch(in2, out2).ok);  // unequal lengths
+    std::span<const llr_t> in1[1] = {a};
+    EXPECT_FALSE(dec->decode_batch(in1, out2).ok);  // count mismatch
+    EXPECT_FALSE(dec->decode_batch({}, {}).ok);
+    std::vector<std::uint8_t> small(12);
+    std::span<std::uint8_t> out_small[1] = {small};
+    EXPECT_FALSE(dec->decode_batch(in1, out_small).ok);
+    std::vector<llr_t> odd(2 * 106 + 1, 1);
+    std::span<const llr_t> in_odd[1] = {odd};
+    std::span<std::uint8_t> out1[1] = {oa};
+    EXPECT_FALSE(dec->decode_batch(in_odd, out1).ok);
+    std::vector<std::span<const llr_t>> many(33, a);
+    std::vector<std::span<std::uint8_t>> many_out(33, oa);
+    EXPECT_FALSE(dec->decode_batch(many, many_out).ok);
+    EXPECT_EQ(oa, untouched);
+    EXPECT_EQ(ob, untouched);
+    viterbi_decoder::config cfg;
+    cfg.mode = viterbi_mode::streaming;
+    auto stream = create_viterbi_decoder(cfg);
+    const auto r = stream->decode_batch(in1, out1);
+    EXPECT_FALSE(r.ok);
+    EXPECT_NE(std::string(r.error).find("block_terminated"), std::string::npos);
+}
+
+// Segment mode (32 overlapping segments, 64-step run-in) against the unsplit
+// maximum-likelihood decode of the same frames (decode_batch, one trellis with
+// full traceback): the cut must cost no measurable BER. 8192-bit frames.
+void segment_vs_unsplit(double ebn0_db, std::size_t frames, std::uint64_t seed) {
+    const std::size_t n = 8192;
+    auto dec = make_block({});
+    std::mt19937_64 rng(seed);
+    std::size_t seg_errors = 0, ml_errors = 0;
+    std::vector<std::uint8_t> seg(n / 8), ml(n / 8);
+    for (std::size_t f = 0; f < frames; ++f) {
+        const auto data = random_bytes(n / 8, rng);
+        const auto soft = bpsk_awgn(encode_terminated({}, data, n), ebn0_db, 0.5, 32.0, rng);
+        ASSERT_TRUE(dec->decode(soft, seg).ok);
+        std::span<const llr_t> in[1] = {soft};
+        std::span<std::uint8_t> out[1] = {ml};
+        ASSERT_TRUE(dec->decode_batch(in, out).ok);
+        seg_errors += bit_errors(seg, data, n);
+        ml_errors += bit_errors(ml, data, n);
+    }
+    std::printf("Eb/N0 %.1f dB, %zu bits: segmented %zu errors, unsplit %zu errors\n", ebn0_db, frames * n,
+                seg_errors, ml_errors);
+    ASSERT_GE(ml_errors, 30u) << "too few errors for a comparison";
+    // Poisson-scale slack: ~3 sigma of the unsplit count plus 5 %.
+    EXPECT_LE(static_cast<double>(seg_errors),
+              1.05 * static_cast<double>(ml_errors) + 3.0 * std::sqrt(static_cast<double>(ml_errors)));
+}
+
+TEST(viterbi_segments, ber_equals_unsplit_decoder_at_3db) { segment_vs_unsplit(3.0, 80, 46); }
+TEST(viterbi_segments, ber_equals_unsplit_decoder_at_4db) { segment_vs_unsplit(4.0, 400, 47); }
+
+}  // namespace
+}  // namespace qlink::modem
