@@ -61,23 +61,38 @@ secret_bytes load_or_create_master_key(const std::filesystem::path& path, bool c
 {
     int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && create) {
-        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            throw std::runtime_error("cannot create master key file " + path.string() + ": " + std::strerror(errno));
+        // Written to a temporary file, fsync'ed, then hard-linked into place (fails if another
+        // process won the race): a crash never leaves a short master key behind.
+        const std::string tmp = path.string() + ".tmp." + std::to_string(::getpid());
+        ::unlink(tmp.c_str());
+        const int wfd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (wfd < 0) {
+            throw std::runtime_error("cannot create master key file " + tmp + ": " + std::strerror(errno));
         }
         secret_bytes fresh(master_key_len);
         if (RAND_priv_bytes(fresh.data(), static_cast<int>(fresh.size())) != 1) {
-            ::close(fd);
+            ::close(wfd);
+            ::unlink(tmp.c_str());
             throw std::runtime_error("RAND_priv_bytes failed creating the master key");
         }
-        const ssize_t n = ::write(fd, fresh.data(), fresh.size());
-        const bool synced = ::fsync(fd) == 0;
-        ::close(fd);
-        if (n != static_cast<ssize_t>(master_key_len) || !synced) {
-            ::unlink(path.c_str());
-            throw std::runtime_error("cannot write master key file " + path.string());
+        const ssize_t n = ::write(wfd, fresh.data(), fresh.size());
+        const bool synced = ::fsync(wfd) == 0;
+        ::close(wfd);
+        const bool linked = n == static_cast<ssize_t>(master_key_len) && synced && ::link(tmp.c_str(), path.c_str()) == 0;
+        const int link_err = errno;
+        ::unlink(tmp.c_str());
+        if (!linked && link_err != EEXIST) {
+            throw std::runtime_error("cannot write master key file " + path.string() + ": " + std::strerror(link_err));
         }
-        return fresh;
+        if (linked) {
+            const int dfd = ::open(path.parent_path().empty() ? "." : path.parent_path().c_str(), O_RDONLY | O_DIRECTORY);
+            if (dfd >= 0) {
+                ::fsync(dfd);
+                ::close(dfd);
+            }
+            return fresh;
+        }
+        fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);  // lost the race: use theirs
     }
     if (fd < 0) {
         throw std::runtime_error("cannot open master key file " + path.string() + ": " + std::strerror(errno));
@@ -164,7 +179,7 @@ public:
         count_live_ = std::make_unique<stmt>(db_, "SELECT COUNT(*) FROM keys WHERE state < 3");
         pick_ = std::make_unique<stmt>(db_, "SELECT id, nonce, ct, size FROM keys WHERE state = 1 AND"
                                             " (?1 < 0 OR part = ?1) ORDER BY seq LIMIT ?2");
-        by_id_ = std::make_unique<stmt>(db_, "SELECT state, nonce, ct, size FROM keys WHERE id = ?");
+        by_id_ = std::make_unique<stmt>(db_, "SELECT state, nonce, ct, size, owner FROM keys WHERE id = ?");
         set_deact_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 2, owner = ?, size = ? WHERE id = ?");
         kill_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 3, owner = COALESCE(?, owner), nonce = NULL,"
                                             " ct = NULL WHERE id = ?");
@@ -330,8 +345,8 @@ public:
         return {store_status::ok, {}, count};
     }
 
-    store_result take_granted(std::string_view consumer, std::span<const key_id> ids,
-                              std::vector<served_key>& out) override
+    store_result take_granted(std::string_view consumer, std::span<const key_id> ids, std::vector<served_key>& out,
+                              std::string_view owner) override
     {
         if (ids.empty()) {
             return {store_status::bad_request, "no key IDs given", 0};
@@ -369,6 +384,13 @@ public:
                 if (sqlite3_step(by_id_->get()) != SQLITE_ROW ||
                     sqlite3_column_int(by_id_->get(), 0) != static_cast<int>(key_state::deactivated)) {
                     return {store_status::not_found, "key ID " + key_id_to_string(id) + " is no longer available", 0};
+                }
+                if (!owner.empty()) {
+                    const auto* o = sqlite3_column_text(by_id_->get(), 4);
+                    if (o == nullptr || std::string_view(reinterpret_cast<const char*>(o)) != owner) {
+                        return {store_status::not_found,
+                                "key ID " + key_id_to_string(id) + " was not issued to " + std::string(owner), 0};
+                    }
                 }
                 k.id = id;
                 if (!read_row(by_id_->get(), 1, k, &id)) {

@@ -131,9 +131,10 @@ public:
                                    std::size_t count, std::size_t size_bytes, int partition,
                                    std::vector<served_key>& out) = 0;
 
-    /// Atomically serves keys previously granted to `consumer` (all IDs or none).
+    /// Atomically serves keys previously granted to `consumer` (all IDs or none). When
+    /// `owner` is not empty the keys must also have been handed out to that owner first.
     virtual store_result take_granted(std::string_view consumer, std::span<const key_id> ids,
-                                      std::vector<served_key>& out) = 0;
+                                      std::vector<served_key>& out, std::string_view owner = {}) = 0;
 
     /// Takes specific ACTIVE keys on behalf of a peer (the peer KME or the far end of the
     /// link took them from its copy): truncated to size_bytes (0 = whole key), granted to

@@ -3,6 +3,7 @@
 #include "test_keys.hpp"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -119,12 +120,16 @@ TEST(key_store, master_served_once_then_each_grantee_once)
     auto r = s->take_granted("B", ids, again);
     EXPECT_EQ(r.status, store_status::already_served);
     EXPECT_TRUE(again.empty());
+    // Issued to A, not to E.
+    r = s->take_granted("C", ids, again, "E");
+    EXPECT_EQ(r.status, store_status::not_found);
+    EXPECT_NE(r.message.find("not issued to E"), std::string::npos) << r.message;
     // Never granted to D.
     r = s->take_granted("D", ids, again);
     EXPECT_EQ(r.status, store_status::not_found);
     EXPECT_NE(r.message.find("not available"), std::string::npos);
     EXPECT_EQ(s->state_of(got[0].id), key_state::deactivated);
-    ASSERT_TRUE(s->take_granted("C", ids, again).ok());
+    ASSERT_TRUE(s->take_granted("C", ids, again, "A").ok());
     EXPECT_EQ(s->state_of(got[0].id), key_state::destroyed);
     // Next take continues with key 2: keys 0 and 1 are never handed out again.
     got.clear();
@@ -384,15 +389,24 @@ TEST(key_store_crash, kill_9_loses_no_delivered_key_and_serves_none_twice)
     temp_dir d;
     constexpr std::uint64_t seed = 77;
     std::mt19937_64 rng(12345);
-    std::uniform_int_distribution<int> delay_ms(30, 150);
+    std::uniform_int_distribution<int> delay_ms(5, 120);
     for (int round = 0; round < 12; ++round) {
+        int fds[2];
+        ASSERT_EQ(::pipe(fds), 0);
         const pid_t pid = ::fork();
         ASSERT_GE(pid, 0);
         if (pid == 0) {
+            ::dup2(fds[1], 1);
+            ::close(fds[0]);
             const std::string seed_s = std::to_string(seed);
             ::execl(QLINK_STORE_HAMMER, QLINK_STORE_HAMMER, d.path.c_str(), seed_s.c_str(), nullptr);
             std::_Exit(127);
         }
+        ::close(fds[1]);
+        // Wait (bounded) for the child to be up, then kill it a pseudo-random moment later.
+        pollfd p{fds[0], POLLIN, 0};
+        ASSERT_EQ(::poll(&p, 1, 60000), 1) << "hammer did not start";
+        ::close(fds[0]);
         std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
         ::kill(pid, SIGKILL);
         int status = 0;

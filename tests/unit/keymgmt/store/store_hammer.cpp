@@ -44,6 +44,9 @@ int main(int argc, char** argv)
     const auto c = store->counts();
     std::uint64_t next = c.preactive + c.active + c.deactivated + c.destroyed;
     const std::vector<std::string> slaves{"slave"};
+    // Tells the parent we are running, so its kill delay does not depend on start-up time.
+    std::fputs("ready\n", stdout);
+    std::fflush(stdout);
     for (;;) {
         std::vector<std::array<std::uint8_t, 32>> mats;
         std::vector<new_key> batch;

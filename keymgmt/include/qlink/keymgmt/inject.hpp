@@ -1,0 +1,116 @@
+// Key injection socket for the link: Unix-domain, length-prefixed binary frames, peer uid checked.
+#pragma once
+
+#include "qlink/keymgmt/key_store.hpp"
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace qlink::keymgmt {
+
+/// Wire format, all integers big endian. Every frame is u32 length (of what follows, <= 512)
+/// then the body.
+///   request:  u8 version=1 | u8 op | u8 flags | u32 spi | u16 key_bytes | [op=2: 16-byte key ID]
+///             | [flags bit0: 32-byte X25519 shared secret]
+///   response: u8 version=1 | u8 status | 16-byte key ID | u16 n | n bytes (key, or UTF-8 error text)
+/// op 1 NEXT_KEY: the initiating end takes the next key for the SA; the key ID travels in-band
+///   (security header) to the far end. op 2 KEY_BY_ID: the far end takes that key. key_bytes 0
+///   means the whole stored key. With flag bit0 the returned key is the hybrid combination
+///   (see hybrid.hpp) of the QKD key and the given X25519 shared secret, bound to spi and key ID.
+namespace inject_wire {
+inline constexpr std::uint8_t version = 1;
+inline constexpr std::uint8_t op_next_key = 1;
+inline constexpr std::uint8_t op_key_by_id = 2;
+inline constexpr std::uint8_t flag_hybrid = 1;
+inline constexpr std::size_t max_frame = 512;
+}  // namespace inject_wire
+
+enum class inject_status : std::uint8_t {
+    ok = 0,
+    no_key = 1,          ///< no key available right now
+    not_found = 2,       ///< unknown key ID
+    already_served = 3,  ///< key ID already used
+    bad_request = 4,
+    internal_error = 5,
+    unauthorized = 6,
+};
+
+struct inject_counters {
+    std::atomic<std::uint64_t> keys_next{0};
+    std::atomic<std::uint64_t> keys_by_id{0};
+    std::atomic<std::uint64_t> errors{0};
+    std::atomic<std::uint64_t> refused_peers{0};
+};
+
+/// Frame handling without the socket (the server and tests both use it).
+class inject_service {
+public:
+    struct config {
+        int partition = -1;  ///< partition NEXT_KEY draws from (see key_store.hpp)
+    };
+    inject_service(config cfg, key_store& store) : cfg_(cfg), store_(store) {}
+    /// Handles one request body (after the length prefix); writes one response body. Never throws.
+    void handle(std::span<const std::uint8_t> request, std::vector<std::uint8_t>& response);
+    inject_counters& counters() { return counters_; }
+
+private:
+    config cfg_;
+    key_store& store_;
+    inject_counters counters_;
+};
+
+class inject_server {
+public:
+    struct config {
+        std::string socket_path;
+        unsigned mode = 0600;             ///< 0600 or 0660
+        std::vector<uid_t> allowed_uids;  ///< empty: only our own uid
+        std::size_t max_connections = 16;
+        std::chrono::milliseconds request_timeout{5000};
+        int partition = -1;
+    };
+    virtual ~inject_server() = default;
+    virtual inject_counters& counters() = 0;
+    virtual void stop() = 0;
+};
+
+/// Creates the socket (replacing a stale one), sets its mode and starts serving on a thread.
+/// Throws std::runtime_error on configuration problems.
+std::unique_ptr<inject_server> start_inject_server(const inject_server::config& cfg, key_store& store);
+
+struct inject_reply {
+    inject_status status = inject_status::internal_error;
+    key_id id{};
+    secret_bytes key;
+    std::string message;  ///< error text (or transport error)
+    bool ok() const { return status == inject_status::ok; }
+};
+
+/// Link-side client (blocking).
+class inject_client {
+public:
+    /// Throws std::runtime_error when it cannot connect.
+    explicit inject_client(const std::string& socket_path);
+    ~inject_client();
+    inject_client(const inject_client&) = delete;
+    inject_client& operator=(const inject_client&) = delete;
+
+    inject_reply next_key(std::uint32_t spi, std::uint16_t key_bytes, std::span<const std::uint8_t> x25519_shared = {});
+    inject_reply key_by_id(std::uint32_t spi, const key_id& id, std::uint16_t key_bytes,
+                           std::span<const std::uint8_t> x25519_shared = {});
+    /// Sends raw bytes and reads one response (for tests of malformed input).
+    inject_reply raw(std::span<const std::uint8_t> frame);
+
+private:
+    inject_reply call(std::span<const std::uint8_t> body);
+    int fd_ = -1;
+};
+
+}  // namespace qlink::keymgmt

@@ -1,0 +1,450 @@
+// Injection socket: frame parsing and key hand-out, Boost.Asio Unix-domain server with SO_PEERCRED, client.
+#include "qlink/keymgmt/inject.hpp"
+
+#include "qlink/keymgmt/hybrid.hpp"
+
+#include <utility>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <openssl/crypto.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+
+namespace qlink::keymgmt {
+
+namespace {
+
+void put_u16(std::vector<std::uint8_t>& v, std::uint16_t x)
+{
+    v.push_back(static_cast<std::uint8_t>(x >> 8));
+    v.push_back(static_cast<std::uint8_t>(x));
+}
+
+void reply(std::vector<std::uint8_t>& out, inject_status st, const key_id& id, std::span<const std::uint8_t> data)
+{
+    out.clear();
+    out.reserve(2 + id.size() + 2 + data.size());
+    out.push_back(inject_wire::version);
+    out.push_back(static_cast<std::uint8_t>(st));
+    out.insert(out.end(), id.begin(), id.end());
+    put_u16(out, static_cast<std::uint16_t>(data.size()));
+    out.insert(out.end(), data.begin(), data.end());
+}
+
+void reply_error(std::vector<std::uint8_t>& out, inject_status st, std::string_view msg)
+{
+    reply(out, st, key_id{}, {reinterpret_cast<const std::uint8_t*>(msg.data()), std::min<std::size_t>(msg.size(), 400)});
+}
+
+inject_status map(store_status s)
+{
+    switch (s) {
+    case store_status::ok: return inject_status::ok;
+    case store_status::not_enough: return inject_status::no_key;
+    case store_status::not_found: return inject_status::not_found;
+    case store_status::already_served: return inject_status::already_served;
+    case store_status::bad_request: return inject_status::bad_request;
+    default: return inject_status::internal_error;
+    }
+}
+
+}  // namespace
+
+void inject_service::handle(std::span<const std::uint8_t> req, std::vector<std::uint8_t>& out)
+{
+    constexpr std::size_t head = 1 + 1 + 1 + 4 + 2;
+    if (req.size() < head || req[0] != inject_wire::version) {
+        ++counters_.errors;
+        reply_error(out, inject_status::bad_request, "bad frame: need version 1 header (9 bytes)");
+        return;
+    }
+    const std::uint8_t op = req[1];
+    const std::uint8_t flags = req[2];
+    const std::uint32_t spi = (std::uint32_t{req[3]} << 24) | (std::uint32_t{req[4]} << 16) |
+                              (std::uint32_t{req[5]} << 8) | req[6];
+    const std::size_t key_bytes = (std::size_t{req[7]} << 8) | req[8];
+    const bool hybrid = (flags & inject_wire::flag_hybrid) != 0;
+    const std::size_t want = head + (op == inject_wire::op_key_by_id ? 16 : 0) + (hybrid ? 32 : 0);
+    if ((op != inject_wire::op_next_key && op != inject_wire::op_key_by_id) || (flags & ~inject_wire::flag_hybrid) != 0) {
+        ++counters_.errors;
+        reply_error(out, inject_status::bad_request, "unknown op or flags");
+        return;
+    }
+    if (req.size() != want) {
+        ++counters_.errors;
+        reply_error(out, inject_status::bad_request,
+                    "frame length " + std::to_string(req.size()) + " does not match op/flags (" + std::to_string(want) + ")");
+        return;
+    }
+    const std::string owner = "link:" + std::to_string(spi);
+    std::vector<served_key> got;
+    store_result r;
+    if (op == inject_wire::op_next_key) {
+        r = store_.take_next(owner, {}, 1, key_bytes, cfg_.partition, got);
+    } else {
+        key_id id{};
+        std::copy_n(req.begin() + head, 16, id.begin());
+        r = store_.reserve(owner, std::span(&id, 1), key_bytes, {}, &got);
+    }
+    if (!r.ok() || got.size() != 1) {
+        ++counters_.errors;
+        reply_error(out, map(r.status), r.message);
+        return;
+    }
+    served_key& k = got.front();
+    if (hybrid) {
+        secret_bytes link(k.material.size() < 32 ? 32 : k.material.size());
+        const auto ss = req.subspan(want - 32, 32);
+        if (!combine_hybrid_key(k.material.span(), ss, {spi, k.id}, link.span())) {
+            ++counters_.errors;
+            reply_error(out, inject_status::internal_error, "hybrid key derivation failed");
+            return;
+        }
+        reply(out, inject_status::ok, k.id, link.span());
+    } else {
+        reply(out, inject_status::ok, k.id, k.material.span());
+    }
+    if (op == inject_wire::op_next_key) {
+        ++counters_.keys_next;
+    } else {
+        ++counters_.keys_by_id;
+    }
+}
+
+namespace {
+
+namespace net = boost::asio;
+using local = net::local::stream_protocol;
+
+class server_impl final : public inject_server {
+public:
+    server_impl(const config& c, key_store& store) : cfg_(c), service_({c.partition}, store)
+    {
+        if (cfg_.socket_path.empty() || cfg_.socket_path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+            throw std::runtime_error("inject socket path must be 1.." + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                                     " characters");
+        }
+        if (cfg_.mode != 0600 && cfg_.mode != 0660) {
+            throw std::runtime_error("inject socket mode must be 0600 or 0660");
+        }
+        if (cfg_.allowed_uids.empty()) {
+            cfg_.allowed_uids.push_back(::geteuid());
+        }
+        struct stat st {};
+        if (::lstat(cfg_.socket_path.c_str(), &st) == 0) {
+            if (!S_ISSOCK(st.st_mode)) {
+                throw std::runtime_error("inject socket path " + cfg_.socket_path + " exists and is not a socket");
+            }
+            ::unlink(cfg_.socket_path.c_str());
+        }
+        acceptor_.emplace(ioc_);
+        try {
+            acceptor_->open(local());
+            // Create the socket file with no permissions for others, then widen to the configured mode.
+            const mode_t old = ::umask(0177);
+            boost::system::error_code ec;
+            acceptor_->bind(local::endpoint(cfg_.socket_path), ec);
+            ::umask(old);
+            if (ec) {
+                throw boost::system::system_error(ec);
+            }
+            acceptor_->listen();
+        } catch (const boost::system::system_error& e) {
+            throw std::runtime_error("cannot listen on " + cfg_.socket_path + ": " + e.code().message());
+        }
+        if (::chmod(cfg_.socket_path.c_str(), cfg_.mode) != 0) {
+            throw std::runtime_error("cannot chmod " + cfg_.socket_path + ": " + std::strerror(errno));
+        }
+        net::co_spawn(ioc_, accept_loop(), net::detached);
+        thread_ = std::thread([this] { ioc_.run(); });
+    }
+
+    ~server_impl() override
+    {
+        stop();
+        acceptor_.reset();
+    }
+    server_impl(const server_impl&) = delete;
+    server_impl& operator=(const server_impl&) = delete;
+
+    inject_counters& counters() override { return service_.counters(); }
+
+    void stop() override
+    {
+        if (stopped_.exchange(true)) {
+            return;
+        }
+        ioc_.stop();
+        if (thread_.joinable()) {
+            thread_.join();
+        }
+        ::unlink(cfg_.socket_path.c_str());
+    }
+
+private:
+    net::awaitable<void> accept_loop()
+    {
+        for (;;) {
+            local::socket s(ioc_);
+            try {
+                s = co_await acceptor_->async_accept(net::use_awaitable);
+            } catch (const boost::system::system_error& e) {
+                if (e.code() == net::error::operation_aborted) {
+                    co_return;
+                }
+                continue;
+            }
+            ucred cred{};
+            socklen_t len = sizeof cred;
+            const bool known = ::getsockopt(s.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                               std::find(cfg_.allowed_uids.begin(), cfg_.allowed_uids.end(), cred.uid) !=
+                                   cfg_.allowed_uids.end();
+            if (!known || active_ >= cfg_.max_connections) {
+                ++service_.counters().refused_peers;
+                std::vector<std::uint8_t> body;
+                reply_error(body, inject_status::unauthorized,
+                            known ? "too many connections" : "peer uid not allowed on this socket");
+                std::vector<std::uint8_t> frame{0, 0, static_cast<std::uint8_t>(body.size() >> 8),
+                                                static_cast<std::uint8_t>(body.size())};
+                frame.insert(frame.end(), body.begin(), body.end());
+                boost::system::error_code ec;
+                net::write(s, net::buffer(frame), ec);
+                s.close(ec);
+                continue;
+            }
+            ++active_;
+            net::co_spawn(ioc_, session(std::move(s)), net::detached);
+        }
+    }
+
+    net::awaitable<void> session(local::socket s)
+    {
+        struct guard {
+            std::size_t& n;
+            ~guard() { --n; }
+        } g{active_};
+        // One timer bounds each request; a silent or slow peer is disconnected.
+        net::steady_timer timer(ioc_);
+        std::vector<std::uint8_t> body;
+        std::vector<std::uint8_t> out;
+        for (;;) {
+            std::array<std::uint8_t, 4> len{};
+            timer.expires_after(cfg_.request_timeout);
+            timer.async_wait([&s](boost::system::error_code ec) {
+                if (!ec) {
+                    boost::system::error_code ignored;
+                    s.close(ignored);
+                }
+            });
+            try {
+                co_await net::async_read(s, net::buffer(len), net::use_awaitable);
+                const std::size_t n = (std::size_t{len[0]} << 24) | (std::size_t{len[1]} << 16) |
+                                      (std::size_t{len[2]} << 8) | len[3];
+                if (n == 0 || n > inject_wire::max_frame) {
+                    ++service_.counters().errors;
+                    reply_error(out, inject_status::bad_request, "frame length must be 1..512");
+                    co_await send(s, out);
+                    co_return;
+                }
+                body.resize(n);
+                co_await net::async_read(s, net::buffer(body), net::use_awaitable);
+                timer.cancel();
+                service_.handle(body, out);
+                OPENSSL_cleanse(body.data(), body.size());
+                co_await send(s, out);
+                OPENSSL_cleanse(out.data(), out.size());
+            } catch (const std::exception&) {
+                OPENSSL_cleanse(body.data(), body.size());
+                OPENSSL_cleanse(out.data(), out.size());
+                timer.cancel();
+                co_return;
+            }
+        }
+    }
+
+    static net::awaitable<void> send(local::socket& s, const std::vector<std::uint8_t>& body)
+    {
+        std::array<std::uint8_t, 4> len{0, 0, static_cast<std::uint8_t>(body.size() >> 8),
+                                        static_cast<std::uint8_t>(body.size())};
+        std::array<net::const_buffer, 2> bufs{net::buffer(len), net::buffer(body)};
+        co_await net::async_write(s, bufs, net::use_awaitable);
+    }
+
+    config cfg_;
+    inject_service service_;
+    std::size_t active_ = 0;  // only touched on the single io thread
+    std::atomic<bool> stopped_{false};
+    net::io_context ioc_{1};
+    std::optional<local::acceptor> acceptor_;
+    std::thread thread_;
+};
+
+bool write_all(int fd, const std::uint8_t* p, std::size_t n)
+{
+    while (n > 0) {
+        const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return true;
+}
+
+bool read_all(int fd, std::uint8_t* p, std::size_t n)
+{
+    while (n > 0) {
+        const ssize_t r = ::recv(fd, p, n, 0);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+        p += r;
+        n -= static_cast<std::size_t>(r);
+    }
+    return true;
+}
+
+}  // namespace
+
+std::unique_ptr<inject_server> start_inject_server(const inject_server::config& cfg, key_store& store)
+{
+    return std::make_unique<server_impl>(cfg, store);
+}
+
+inject_client::inject_client(const std::string& socket_path)
+{
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (socket_path.size() >= sizeof sa.sun_path) {
+        throw std::runtime_error("socket path too long");
+    }
+    std::memcpy(sa.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        const std::string why = std::strerror(errno);
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+        throw std::runtime_error("cannot connect to " + socket_path + ": " + why);
+    }
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+inject_client::~inject_client()
+{
+    if (fd_ >= 0) {
+        ::close(fd_);
+    }
+}
+
+inject_reply inject_client::next_key(std::uint32_t spi, std::uint16_t key_bytes, std::span<const std::uint8_t> ss)
+{
+    secret_bytes b(9 + ss.size());
+    const std::uint8_t h[9] = {inject_wire::version,
+                               inject_wire::op_next_key,
+                               static_cast<std::uint8_t>(ss.empty() ? 0 : inject_wire::flag_hybrid),
+                               static_cast<std::uint8_t>(spi >> 24),
+                               static_cast<std::uint8_t>(spi >> 16),
+                               static_cast<std::uint8_t>(spi >> 8),
+                               static_cast<std::uint8_t>(spi),
+                               static_cast<std::uint8_t>(key_bytes >> 8),
+                               static_cast<std::uint8_t>(key_bytes)};
+    std::memcpy(b.data(), h, 9);
+    if (!ss.empty()) {
+        std::memcpy(b.data() + 9, ss.data(), ss.size());
+    }
+    return call(b.span());
+}
+
+inject_reply inject_client::key_by_id(std::uint32_t spi, const key_id& id, std::uint16_t key_bytes,
+                                      std::span<const std::uint8_t> ss)
+{
+    secret_bytes b(9 + 16 + ss.size());
+    const std::uint8_t h[9] = {inject_wire::version,
+                               inject_wire::op_key_by_id,
+                               static_cast<std::uint8_t>(ss.empty() ? 0 : inject_wire::flag_hybrid),
+                               static_cast<std::uint8_t>(spi >> 24),
+                               static_cast<std::uint8_t>(spi >> 16),
+                               static_cast<std::uint8_t>(spi >> 8),
+                               static_cast<std::uint8_t>(spi),
+                               static_cast<std::uint8_t>(key_bytes >> 8),
+                               static_cast<std::uint8_t>(key_bytes)};
+    std::memcpy(b.data(), h, 9);
+    std::memcpy(b.data() + 9, id.data(), 16);
+    if (!ss.empty()) {
+        std::memcpy(b.data() + 25, ss.data(), ss.size());
+    }
+    return call(b.span());
+}
+
+inject_reply inject_client::call(std::span<const std::uint8_t> body)
+{
+    const std::uint8_t len[4] = {static_cast<std::uint8_t>(body.size() >> 24), static_cast<std::uint8_t>(body.size() >> 16),
+                                 static_cast<std::uint8_t>(body.size() >> 8), static_cast<std::uint8_t>(body.size())};
+    secret_bytes frame(4 + body.size());
+    std::memcpy(frame.data(), len, 4);
+    std::memcpy(frame.data() + 4, body.data(), body.size());
+    return raw(frame.span());
+}
+
+inject_reply inject_client::raw(std::span<const std::uint8_t> frame)
+{
+    inject_reply r;
+    if (!write_all(fd_, frame.data(), frame.size())) {
+        r.message = "send failed";
+        return r;
+    }
+    std::uint8_t len[4];
+    if (!read_all(fd_, len, 4)) {
+        r.message = "connection closed by qkmd";
+        return r;
+    }
+    const std::size_t n = (std::size_t{len[0]} << 24) | (std::size_t{len[1]} << 16) | (std::size_t{len[2]} << 8) | len[3];
+    if (n < 20 || n > 70000) {
+        r.message = "bad response length";
+        return r;
+    }
+    secret_bytes body(n);
+    if (!read_all(fd_, body.data(), n)) {
+        r.message = "connection closed by qkmd";
+        return r;
+    }
+    const std::size_t dn = (std::size_t{body.data()[18]} << 8) | body.data()[19];
+    if (body.data()[0] != inject_wire::version || dn != n - 20) {
+        r.message = "malformed response";
+        return r;
+    }
+    r.status = static_cast<inject_status>(body.data()[1]);
+    std::memcpy(r.id.data(), body.data() + 2, 16);
+    if (r.status == inject_status::ok) {
+        r.key = secret_bytes(std::span<const std::uint8_t>(body.data() + 20, dn));
+    } else {
+        r.message.assign(reinterpret_cast<const char*>(body.data() + 20), dn);
+    }
+    return r;
+}
+
+}  // namespace qlink::keymgmt

@@ -1,0 +1,400 @@
+// Tests keymgmt/src/daemon and the qkmd binary: config validation, two KMEs, upstream source, SIGTERM, kill -9.
+#include "qlink/keymgmt/etsi014_client.hpp"
+#include "qlink/keymgmt/qkmd_config.hpp"
+#include "unit/keymgmt/etsi014/test_pki.hpp"
+
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+using namespace qlink::keymgmt;
+using qlink::keymgmt::test::run_cmd;
+using qlink::keymgmt::test::test_pki;
+using json = nlohmann::json;
+
+namespace {
+
+test_pki& pki()
+{
+    static test_pki p({"KME_A", "KME_B", "KME_C", "SAE_A", "SAE_B", "SAE_UP", "SAE_UP_PEER", "SAE_C"});
+    return p;
+}
+
+struct temp_dir {
+    temp_dir()
+    {
+        char tmpl[] = "/tmp/qlink_qkmd_XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~temp_dir() { std::filesystem::remove_all(path); }
+    std::filesystem::path path;
+};
+
+std::string read_file(const std::filesystem::path& p)
+{
+    std::ifstream in(p);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::string tls(const std::string& who)
+{
+    return "cert = \"" + pki().cert(who) + "\"\nkey = \"" + pki().key(who) + "\"\nca = \"" + pki().ca() + "\"\n";
+}
+
+// A running qkmd process with its own directory, stderr captured to a file.
+struct qkmd_proc {
+    qkmd_proc(const std::filesystem::path& dir_, std::string name_, std::string toml) : dir(dir_), name(std::move(name_))
+    {
+        cfg = dir / (name + ".toml");
+        std::ofstream(cfg) << toml;
+        start();
+    }
+    ~qkmd_proc()
+    {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+        }
+    }
+    qkmd_proc(const qkmd_proc&) = delete;
+    qkmd_proc& operator=(const qkmd_proc&) = delete;
+
+    void start()
+    {
+        const auto ready = dir / (name + ".ready");
+        std::filesystem::remove(ready);
+        pid = ::fork();
+        if (pid == 0) {
+            const int fd = ::open((dir / (name + ".log")).c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+            ::dup2(fd, 2);
+            ::execl(QLINK_QKMD_BIN, QLINK_QKMD_BIN, "--config", cfg.c_str(), "--ready-file", ready.c_str(), nullptr);
+            std::_Exit(127);
+        }
+        for (int i = 0; i < 600 && !std::filesystem::exists(ready); ++i) {
+            int st = 0;
+            if (::waitpid(pid, &st, WNOHANG) == pid) {
+                pid = -1;
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        if (!std::filesystem::exists(ready)) {
+            throw std::runtime_error("qkmd " + name + " did not start: " + read_file(dir / (name + ".log")));
+        }
+        const auto j = json::parse(read_file(ready));
+        etsi_port = j["etsi014_port"].get<std::uint16_t>();
+        metrics_port = j["metrics_port"].get<std::uint16_t>();
+    }
+    int terminate()
+    {
+        ::kill(pid, SIGTERM);
+        int st = 0;
+        ::waitpid(pid, &st, 0);
+        pid = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    }
+    void kill9()
+    {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        pid = -1;
+    }
+    std::string log() const { return read_file(dir / (name + ".log")); }
+
+    std::filesystem::path dir;
+    std::string name;
+    std::filesystem::path cfg;
+    pid_t pid = -1;
+    std::uint16_t etsi_port = 0;
+    std::uint16_t metrics_port = 0;
+};
+
+std::string kme_toml(const std::filesystem::path& dir, const std::string& id, const std::string& partition,
+                     const std::string& extra, std::uint64_t seed = 5)
+{
+    const std::string d = (dir / id).string();
+    std::filesystem::create_directories(d);
+    return "[kme]\nid = \"" + id + "\"\n[store]\ndb = \"" + d + "/keys.db\"\nmaster_key = \"" + d +
+           "/master.key\"\nmax_key_count = 10000\n[source]\ntype = \"sim\"\nseed = " + std::to_string(seed) +
+           "\ntarget_stock = 200\npoll_interval_ms = 20\n[etsi014]\nport = 0\npartition = \"" + partition +
+           "\"\nrequest_timeout_ms = 2000\n" + tls(id) + "[metrics]\nport = 0\n[log]\nformat = \"json\"\n" + extra;
+}
+
+etsi014_client::config client_cfg(const std::string& who, std::uint16_t port)
+{
+    etsi014_client::config c;
+    c.port = port;
+    c.server_name = "localhost";
+    c.cert_file = pki().cert(who);
+    c.key_file = pki().key(who);
+    c.ca_file = pki().ca();
+    return c;
+}
+
+// Waits (bounded) until the KME has at least n keys ready for enc_keys.
+bool wait_stock(etsi014_client& c, const std::string& slave, int n)
+{
+    for (int i = 0; i < 400; ++i) {
+        const auto r = c.status(slave);
+        if (r.http_status == 200 && json::parse(r.body)["stored_key_count"].get<int>() >= n) {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST(qkmd_config, wrong_keys_name_the_key_and_allowed_values)
+{
+    const std::string base = "[kme]\nid = \"K\"\n[store]\ndb = \"/tmp/x.db\"\nmaster_key = \"/tmp/x.key\"\n";
+    struct tc {
+        std::string toml;
+        std::string says;
+    };
+    const std::vector<tc> cases{
+        {base + "[store2]\n", "unknown key 'store2'; allowed keys: kme, store, source"},
+        {"[kme]\nid = \"K\"\n[store]\ndb = \"/tmp/x.db\"\nmaster_key = \"/tmp/x.key\"\ndbb = 1\n",
+         "unknown key 'store.dbb'; allowed keys: db, master_key"},
+        {base + "[source]\ntype = \"magic\"\n", "'source.type' = \"magic\" is not allowed; allowed values: sim, etsi014"},
+        {"[kme]\nid = \"K\"\n[store]\ndb = \"/tmp/x.db\"\nmaster_key = \"/tmp/x.key\"\nmax_key_count = \"lots\"\n",
+         "'store.max_key_count' must be an integer"},
+        {base + "[source]\nkey_bits = 100\n", "multiple of 8"},
+        {base + "[source]\nkey_bits = 1024\n", "out of range; allowed 8..256"},
+        {base + "[etsi014]\nport = 1\n", "'etsi014.cert' is required"},
+        {base + "[inject]\nsocket = \"/tmp/s\"\nmode = \"0666\"\n", "allowed values: 0600, 0660"},
+        {base + "[log]\nformat = \"xml\"\n", "allowed values: plain, json"},
+        {"[store]\ndb = \"x\"\nmaster_key = \"y\"\n", "[kme]"},
+        {base + "[[sae]]\nid = \"S\"\nkmee = \"K\"\n", "unknown key 'sae.kmee'"},
+        {base + "this is not toml", "config:"},
+    };
+    for (const auto& t : cases) {
+        try {
+            parse_qkmd_config(t.toml);
+            ADD_FAILURE() << "accepted: " << t.toml;
+        } catch (const config_error& e) {
+            EXPECT_NE(std::string(e.what()).find(t.says), std::string::npos) << e.what();
+        }
+    }
+    const auto ok = parse_qkmd_config(base + "[source]\ntype = \"sim\"\nseed = 3\nkey_bits = 128\n");
+    EXPECT_EQ(ok.kme_id, "K");
+    EXPECT_EQ(ok.sim.key_bytes, 16u);
+    EXPECT_FALSE(ok.etsi014_enabled);
+}
+
+TEST(key_sources, sim_source_is_deterministic_and_postproc_adapter_drains)
+{
+    sim_key_source_config sc;
+    sc.seed = 9;
+    sc.keys_per_poll = 4;
+    auto a = create_sim_key_source(sc);
+    sc.first_index = 2;
+    auto b = create_sim_key_source(sc);
+    std::vector<produced_key> ka, kb;
+    EXPECT_EQ(a->poll(ka, 100), 4u);
+    EXPECT_EQ(b->poll(kb, 2), 2u);
+    EXPECT_EQ(ka[2].id, kb[0].id);
+    EXPECT_EQ(base64_encode(ka[3].material.span()), base64_encode(kb[1].material.span()));
+    EXPECT_NE(ka[0].id, ka[1].id);
+    EXPECT_EQ(ka[0].id[6] >> 4, 4);  // UUID version 4 layout
+    sc.seed = 10;
+    sc.first_index = 0;
+    std::vector<produced_key> kc;
+    create_sim_key_source(sc)->poll(kc, 1);
+    EXPECT_NE(kc[0].id, ka[0].id);
+
+    postproc_key_source pp;
+    std::vector<produced_key> keys;
+    keys.push_back({ka[0].id, secret_bytes(ka[0].material.span())});
+    keys.push_back({ka[1].id, secret_bytes(ka[1].material.span())});
+    pp.on_session(std::move(keys), false, 0.021, 1.12, 2.0, 4096);
+    pp.on_session({}, true, 0.2, 0, 1.0, 0);
+    const auto st = pp.stats();
+    EXPECT_DOUBLE_EQ(st.qber, 0.021);
+    EXPECT_DOUBLE_EQ(st.reconciliation_efficiency, 1.12);
+    EXPECT_DOUBLE_EQ(st.secret_key_rate_bps, 2048.0);
+    EXPECT_EQ(st.aborts, 1u);
+    std::vector<produced_key> out;
+    EXPECT_EQ(pp.poll(out, 1), 1u);
+    EXPECT_EQ(pp.poll(out, 10), 1u);
+    EXPECT_EQ(pp.poll(out, 10), 0u);
+    EXPECT_EQ(out[1].id, ka[1].id);
+}
+
+TEST(qkmd_config, binary_exits_2_on_bad_config)
+{
+    temp_dir d;
+    std::ofstream(d.path / "bad.toml") << "[kme]\nid = \"K\"\nname = \"x\"\n";
+    std::string out;
+    const int rc = run_cmd(std::string(QLINK_QKMD_BIN) + " --config " + (d.path / "bad.toml").string() + " 2>&1", &out);
+    EXPECT_EQ(rc, 2);
+    EXPECT_NE(out.find("unknown key 'kme.name'; allowed keys: id"), std::string::npos) << out;
+    EXPECT_EQ(run_cmd(std::string(QLINK_QKMD_BIN) + " --config /nonexistent.toml 2>/dev/null"), 2);
+    EXPECT_EQ(run_cmd(std::string(QLINK_QKMD_BIN) + " --bogus 2>/dev/null"), 2);
+}
+
+// Two qkmd processes (one per end of the link) with the same simulated key stream: the master
+// SAE at KME_A gets keys for the slave SAE at KME_B, KME_A reserves them at KME_B over mTLS,
+// and the slave fetches them from KME_B with curl. Then SIGTERM, restart, metrics.
+TEST(qkmd, two_kmes_curl_metrics_and_clean_restart)
+{
+    temp_dir d;
+    const std::string saes =
+        "[[sae]]\nid = \"SAE_A\"\nkme = \"KME_A\"\n[[sae]]\nid = \"SAE_B\"\nkme = \"KME_B\"\n";
+    qkmd_proc b(d.path, "b", kme_toml(d.path, "KME_B", "odd", saes));
+    const std::string peer_b = "[[peer_kme]]\nid = \"KME_B\"\nport = " + std::to_string(b.etsi_port) +
+                               "\nserver_name = \"localhost\"\n" + tls("KME_A");
+    qkmd_proc a(d.path, "a", kme_toml(d.path, "KME_A", "even", saes + peer_b));
+    auto master = create_etsi014_client(client_cfg("SAE_A", a.etsi_port));
+    ASSERT_TRUE(wait_stock(*master, "SAE_B", 10));
+    const auto enc = master->enc_keys("SAE_B", 2, 256);
+    ASSERT_TRUE(enc.ok()) << enc.message << "\n" << a.log();
+    std::string out;
+    const std::string curl_b = "curl -sS --max-time 10 --cacert " + pki().ca() + " --cert " + pki().cert("SAE_B") +
+                               " --key " + pki().key("SAE_B") + " https://localhost:" + std::to_string(b.etsi_port);
+    ASSERT_EQ(run_cmd(curl_b + "/api/v1/keys/SAE_A/dec_keys?key_ID=" + key_id_to_string(enc.keys[0].id), &out), 0);
+    const auto j = json::parse(out);
+    ASSERT_TRUE(j.contains("keys")) << out;
+    EXPECT_EQ(j["keys"][0]["key"], base64_encode(enc.keys[0].material.span()));
+    // The second key, then no more.
+    auto slave = create_etsi014_client(client_cfg("SAE_B", b.etsi_port));
+    const std::vector<key_id> second{enc.keys[1].id};
+    EXPECT_TRUE(slave->dec_keys("SAE_A", second).ok());
+    EXPECT_EQ(slave->dec_keys("SAE_A", second).http_status, 400u);
+
+    out.clear();
+    ASSERT_EQ(run_cmd("curl -sS --max-time 10 http://127.0.0.1:" + std::to_string(a.metrics_port) + "/metrics", &out), 0);
+    EXPECT_NE(out.find("qkmd_keys_served_total{interface=\"etsi014_enc\"} 2"), std::string::npos) << out;
+    EXPECT_NE(out.find("# TYPE qkmd_keys_stored gauge"), std::string::npos);
+    EXPECT_NE(out.find("qkmd_qber NaN"), std::string::npos);
+    EXPECT_NE(out.find("qkmd_aborts_total 0"), std::string::npos);
+
+    master.reset();
+    EXPECT_EQ(a.terminate(), 0);
+    const auto log_a = a.log();
+    EXPECT_NE(log_a.find("SIGTERM"), std::string::npos);
+    EXPECT_NE(log_a.find("shutdown complete"), std::string::npos);
+    EXPECT_NE(log_a.find("\"channel\":\"keys\""), std::string::npos);
+    for (const auto& k : enc.keys) {
+        EXPECT_EQ(log_a.find(base64_encode(k.material.span())), std::string::npos) << "key material in the log";
+    }
+    // Restarted KME_A never hands out the keys it gave before.
+    a.start();
+    master = create_etsi014_client(client_cfg("SAE_A", a.etsi_port));
+    ASSERT_TRUE(wait_stock(*master, "SAE_B", 4));
+    const auto enc2 = master->enc_keys("SAE_B", 4, 256);
+    ASSERT_TRUE(enc2.ok()) << enc2.message;
+    for (const auto& k : enc2.keys) {
+        EXPECT_NE(k.id, enc.keys[0].id);
+        EXPECT_NE(k.id, enc.keys[1].id);
+    }
+    EXPECT_TRUE(slave->dec_keys("SAE_A", std::vector<key_id>{enc2.keys[3].id}).ok());
+}
+
+// qkmd C takes its keys from qkmd A over ETSI 014 (upstream key source) and serves them on.
+TEST(qkmd, upstream_etsi014_key_source)
+{
+    temp_dir d;
+    const std::string saes_a =
+        "[[sae]]\nid = \"SAE_UP\"\nkme = \"KME_A\"\n[[sae]]\nid = \"SAE_UP_PEER\"\nkme = \"KME_A\"\n";
+    qkmd_proc a(d.path, "a", kme_toml(d.path, "KME_A", "all", saes_a));
+    const std::string dc = (d.path / "KME_C").string();
+    std::filesystem::create_directories(dc);
+    const std::string c_toml = "[kme]\nid = \"KME_C\"\n[store]\ndb = \"" + dc + "/keys.db\"\nmaster_key = \"" + dc +
+                               "/master.key\"\n[source]\ntype = \"etsi014\"\nport = " + std::to_string(a.etsi_port) +
+                               "\nserver_name = \"localhost\"\nslave_sae_id = \"SAE_UP_PEER\"\nkeys_per_poll = 8\n"
+                               "target_stock = 16\npoll_interval_ms = 20\n" +
+                               tls("SAE_UP") + "[etsi014]\nport = 0\n" + tls("KME_C") +
+                               "[[sae]]\nid = \"SAE_C\"\n[[sae]]\nid = \"SAE_B\"\n[metrics]\nport = 0\n";
+    qkmd_proc c(d.path, "c", c_toml);
+    auto sae_c = create_etsi014_client(client_cfg("SAE_C", c.etsi_port));
+    ASSERT_TRUE(wait_stock(*sae_c, "SAE_B", 16)) << c.log();
+    const auto enc = sae_c->enc_keys("SAE_B", 2, 256);
+    ASSERT_TRUE(enc.ok()) << enc.message;
+    // The same keys are what KME_A issued to SAE_UP for SAE_UP_PEER.
+    auto peer = create_etsi014_client(client_cfg("SAE_UP_PEER", a.etsi_port));
+    const std::vector<key_id> ids{enc.keys[0].id, enc.keys[1].id};
+    const auto at_a = peer->dec_keys("SAE_UP", ids);
+    ASSERT_TRUE(at_a.ok()) << at_a.message;
+    for (std::size_t i = 0; i < 2; ++i) {
+        EXPECT_EQ(base64_encode(at_a.keys[i].material.span()), base64_encode(enc.keys[i].material.span()));
+    }
+}
+
+// kill -9 of qkmd while clients request keys, three times; afterwards no key was handed to two
+// requests, and every key a master received can still be fetched exactly once by its slave.
+TEST(qkmd, kill_9_under_load_serves_no_key_twice)
+{
+    temp_dir d;
+    const std::string saes = "[[sae]]\nid = \"SAE_A\"\n[[sae]]\nid = \"SAE_B\"\n[[sae]]\nid = \"SAE_C\"\n";
+    qkmd_proc a(d.path, "a", kme_toml(d.path, "KME_A", "all", saes));
+    std::mt19937_64 rng(2024);
+    std::uniform_int_distribution<int> delay(100, 400);
+    std::vector<served_key> received;
+    std::mutex mu;
+    for (int round = 0; round < 3; ++round) {
+        {
+            auto probe = create_etsi014_client(client_cfg("SAE_A", a.etsi_port));
+            ASSERT_TRUE(wait_stock(*probe, "SAE_B", 20));
+        }
+        std::atomic<bool> stop{false};
+        std::vector<std::thread> th;
+        for (const char* who : {"SAE_A", "SAE_C"}) {
+            th.emplace_back([&, who, port = a.etsi_port] {
+                auto c = create_etsi014_client(client_cfg(who, port));
+                while (!stop) {
+                    auto r = c->enc_keys("SAE_B", 2, 256);
+                    if (!r.ok()) {
+                        if (r.http_status == 0) {
+                            break;  // daemon gone
+                        }
+                        continue;
+                    }
+                    std::lock_guard lock(mu);
+                    for (auto& k : r.keys) {
+                        received.push_back(std::move(k));
+                    }
+                }
+            });
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay(rng)));
+        a.kill9();
+        stop = true;
+        for (auto& t : th) {
+            t.join();
+        }
+        a.start();
+    }
+    ASSERT_GT(received.size(), 10u);
+    std::set<key_id> ids;
+    for (const auto& k : received) {
+        EXPECT_TRUE(ids.insert(k.id).second) << "key served twice: " << key_id_to_string(k.id);
+    }
+    auto slave = create_etsi014_client(client_cfg("SAE_B", a.etsi_port));
+    std::size_t fetched = 0;
+    for (const auto& k : received) {
+        const std::vector<key_id> one{k.id};
+        // The key was issued to SAE_A or SAE_C; the slave names the right master.
+        auto r = slave->dec_keys("SAE_A", one);
+        if (!r.ok()) {
+            r = slave->dec_keys("SAE_C", one);
+        }
+        ASSERT_TRUE(r.ok()) << "delivered key lost: " << key_id_to_string(k.id) << " " << r.message;
+        EXPECT_EQ(base64_encode(r.keys[0].material.span()), base64_encode(k.material.span()));
+        ++fetched;
+    }
+    EXPECT_EQ(fetched, received.size());
+}
