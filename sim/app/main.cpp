@@ -38,6 +38,8 @@ const char* usage_text =
     "                  [--mask DEG] [--step S] [--carrier-hz F]\n"
     "  qlink-sim serve [--rotctld-port N] [--stream-port N] [--bind ADDR] [--slew-rate DEG_S]\n"
     "                  [--esn0-db X] [--bit-rate BPS] [--seed N] [--duration S]\n"
+    "                  [--tle FILE --station LAT,LON,ALT [--beamwidth-deg W]] [--start ISO8601-UTC]\n"
+    "                  [--time-scale X]\n"
     "See docs/simulator.md.\n";
 
 struct usage_error {
@@ -306,7 +308,8 @@ int cmd_pass(int argc, char** argv) {
 int cmd_serve(int argc, char** argv) {
     const auto o = parse_options(argc, argv, 2,
                                  {"--rotctld-port", "--stream-port", "--bind", "--slew-rate", "--esn0-db", "--bit-rate",
-                                  "--seed", "--duration"});
+                                  "--seed", "--duration", "--tle", "--station", "--beamwidth-deg", "--start",
+                                  "--time-scale"});
     const std::string bind = o.count("--bind") ? o.at("--bind") : "127.0.0.1";
     rotctld_server::config rc;
     rc.bind_address = bind;
@@ -320,6 +323,28 @@ int cmd_serve(int argc, char** argv) {
     sim_mount::config mc;
     mc.slew_rate_deg_s = get_double(o, "--slew-rate", 6.0, 1e-6, 360.0);
     const double duration_s = get_double(o, "--duration", 0.0, 0.0, 1e9);
+    const double beamwidth = get_double(o, "--beamwidth-deg", 1.0, 1e-4, 90.0);
+    const double time_scale = get_double(o, "--time-scale", 1.0, 0.0, 1000.0);
+    std::string err;
+    time_point start = real_clock{}.now();
+    if (o.count("--start")) {
+        const auto t = parse_iso8601_utc(o.at("--start"), &err);
+        if (!t) throw usage_error{"--start: " + err};
+        start = *t;
+    }
+    // Optional simulated satellite: the stream's Es/N0 follows its range and the mount's pointing.
+    std::unique_ptr<sgp4_propagator> sat;
+    std::unique_ptr<ground_station> station;
+    if (o.count("--tle") != o.count("--station"))
+        throw usage_error{"--tle and --station go together (the satellite is seen from the station)"};
+    if (o.count("--tle")) {
+        const auto parsed = parse_tle_text(read_small_file(o.at("--tle"), "--tle"));
+        if (!parsed.ok()) throw usage_error{"--tle '" + o.at("--tle") + "': " + parsed.error};
+        const auto st_cfg = parse_station(o.at("--station"), err);
+        if (!st_cfg) throw usage_error{"--station: " + err};
+        sat = create_sgp4_propagator(parsed.sets.front());
+        station = std::make_unique<ground_station>(*st_cfg);
+    }
 
     // Signals are taken synchronously (sigtimedwait) so the service threads never see them.
     sigset_t set;
@@ -328,8 +353,23 @@ int cmd_serve(int argc, char** argv) {
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-    real_clock clk;
+    const scaled_clock clk(start, time_scale);
     sim_mount mount(mc, clk);
+    if (sat) {
+        const double base = sc.esn0_db;
+        sc.esn0_now_db = [&, base, beamwidth]() {
+            const time_point now = clk.now();
+            const auto s = station->observe(*sat, now);
+            if (s.error != sgp4_error::none) return -std::numeric_limits<double>::infinity();
+            const auto m = mount.position();
+            constexpr double d2r = std::numbers::pi / 180.0;
+            const double c = std::sin(m.elevation_deg * d2r) * std::sin(s.look.elevation_deg * d2r) +
+                             std::cos(m.elevation_deg * d2r) * std::cos(s.look.elevation_deg * d2r) *
+                                 std::cos((m.azimuth_deg - s.look.azimuth_deg) * d2r);
+            const double error_deg = std::acos(std::clamp(c, -1.0, 1.0)) / d2r;
+            return pointed_esn0_db(base, s.look.range_km, s.look.elevation_deg, error_deg, beamwidth);
+        };
+    }
     std::unique_ptr<rotctld_server> rot;
     std::unique_ptr<softbit_stream_server> stream;
     try {
@@ -343,6 +383,14 @@ int cmd_serve(int argc, char** argv) {
                 bind.c_str(), rot->port());
     std::printf("stream   listening on %s:%u (int8 LLR blocks, Es/N0 %.1f dB, seed %llu)\n", bind.c_str(),
                 stream->port(), sc.esn0_db, static_cast<unsigned long long>(sc.seed));
+    if (sat) {
+        const auto next = find_next_pass(*sat, *station, start);
+        if (next.pass)
+            std::printf("satellite next pass: AOS %s, max %.1f deg at %s, LOS %s (simulated time runs x%g from %s)\n",
+                        format_iso8601_utc(next.pass->aos).c_str(), next.pass->max_elevation_deg,
+                        format_iso8601_utc(next.pass->max_elevation_time).c_str(),
+                        format_iso8601_utc(next.pass->los).c_str(), time_scale, format_iso8601_utc(start).c_str());
+    }
     std::fflush(stdout);
     const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(duration_s);
     for (;;) {

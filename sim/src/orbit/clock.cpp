@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <stdexcept>
 
 namespace qlink::sim {
 
@@ -124,6 +125,17 @@ bool sim_clock::set(time_point t) {
     if (t < now_) return false;
     now_ = t;
     return true;
+}
+
+scaled_clock::scaled_clock(time_point start, double scale)
+    : start_(start), wall_start_(std::chrono::steady_clock::now()), scale_(scale) {
+    if (!(scale >= 0.0 && scale <= 1000.0))
+        throw std::invalid_argument("clock time scale " + std::to_string(scale) + " outside the allowed range [0, 1000]");
+}
+
+time_point scaled_clock::now() const {
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start_).count();
+    return start_ + seconds_d(wall * scale_);
 }
 
 std::unique_ptr<clock> create_real_clock() { return std::make_unique<real_clock>(); }

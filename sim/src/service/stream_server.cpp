@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <random>
@@ -102,10 +103,20 @@ private:
     void send_block() {
         put_u32(&buf_[0], seq_++);
         put_u32(&buf_[4], cfg_.block_llrs);
-        std::normal_distribution<double> n(0.0, sigma_);
+        double sigma = sigma_, gain = llr_gain_, amplitude = 1.0;
+        if (cfg_.esn0_now_db) {
+            const double db = cfg_.esn0_now_db();
+            if (std::isfinite(db)) {
+                sigma = std::sqrt(1.0 / (2.0 * std::pow(10.0, std::clamp(db, -30.0, 60.0) / 10.0)));
+                gain = cfg_.llr_scale * 2.0 / (sigma * sigma);
+            } else {
+                amplitude = 0.0;  // no signal: the receiver sees noise at the base level
+            }
+        }
+        std::normal_distribution<double> n(0.0, sigma);
         for (std::uint32_t i = 0; i < cfg_.block_llrs; ++i) {
-            const double y = (bits_.next() ? -1.0 : 1.0) + n(noise_);
-            const double q = std::clamp(std::nearbyint(llr_gain_ * y), -127.0, 127.0);
+            const double y = (bits_.next() ? -amplitude : amplitude) + n(noise_);
+            const double q = std::clamp(std::nearbyint(gain * y), -127.0, 127.0);
             buf_[8 + i] = static_cast<std::uint8_t>(static_cast<std::int8_t>(q));
         }
         auto self = shared_from_this();
@@ -197,6 +208,14 @@ private:
 };
 
 }  // namespace
+
+double pointed_esn0_db(double esn0_at_1000km_db, double range_km, double elevation_deg, double pointing_error_deg,
+                       double beamwidth_deg) {
+    if (!(elevation_deg >= 0.0) || !(range_km > 0.0) || !(beamwidth_deg > 0.0))
+        return -std::numeric_limits<double>::infinity();
+    const double x = pointing_error_deg / beamwidth_deg;
+    return esn0_at_1000km_db - 20.0 * std::log10(range_km / 1000.0) - 12.0 * x * x;
+}
 
 std::unique_ptr<softbit_stream_server> start_softbit_stream_server(const softbit_stream_server::config& cfg) {
     if (auto e = softbit_stream_server::validate(cfg); !e.empty()) throw std::invalid_argument(e);

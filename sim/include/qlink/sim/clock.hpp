@@ -58,6 +58,20 @@ private:
     time_point now_;
 };
 
+/// Simulated time that runs with the wall clock from a chosen start, `scale` times as fast
+/// (0 freezes it). Lets a service replay a pass at a given date, or fast-forward one.
+class scaled_clock final : public clock {
+public:
+    /// Throws std::invalid_argument unless 0 <= scale <= 1000.
+    scaled_clock(time_point start, double scale);
+    time_point now() const override;
+
+private:
+    time_point start_;
+    std::chrono::steady_clock::time_point wall_start_;
+    double scale_;
+};
+
 std::unique_ptr<clock> create_real_clock();
 
 }  // namespace qlink::sim

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -41,6 +42,10 @@ public:
         double llr_scale = 2.0;           // (0, 100]
         double bits_per_second = 1e6;     // pacing per client; 0 = as fast as the client reads
         std::size_t max_clients = 16;
+        /// Optional: the Es/N0 (dB) to use for each block, e.g. from the pass geometry and the
+        /// mount's pointing. -infinity means no signal (noise only at the base Es/N0's sigma).
+        /// Called on the service thread; must be thread safe. Empty: fixed esn0_db.
+        std::function<double()> esn0_now_db;
     };
 
     static std::string validate(const config& cfg);
@@ -48,6 +53,13 @@ public:
     virtual std::uint16_t port() const = 0;
     virtual void stop() = 0;
 };
+
+/// Es/N0 of a pointed link: `esn0_at_1000km_db` on boresight at 1000 km, free-space range
+/// loss 20 log10(range / 1000 km), and the parabolic antenna pattern loss
+/// 12 (error / beamwidth)^2 dB (beamwidth = full width at half power). Below the horizon:
+/// -infinity (no signal).
+double pointed_esn0_db(double esn0_at_1000km_db, double range_km, double elevation_deg, double pointing_error_deg,
+                       double beamwidth_deg);
 
 /// Throws std::invalid_argument / std::runtime_error at the configuration edge.
 std::unique_ptr<softbit_stream_server> start_softbit_stream_server(const softbit_stream_server::config& cfg);

@@ -118,6 +118,10 @@ TEST(qlink_sim_cli, bad_input_gives_clear_message_and_exit_code) {
         {"serve --slew-rate -3", "--slew-rate"},
         {"serve --esn0-db 80", "--esn0-db"},
         {"serve --bit-rate -1", "--bit-rate"},
+        {"serve --tle " + tle, "--tle and --station go together"},
+        {"serve --tle " + tle + " --station 45,2,3 --time-scale 5000", "--time-scale"},
+        {"serve --tle " + (dir / "bad.tle").string() + " --station 45,2,3", "checksum"},
+        {"serve --start 2026-13-01", "--start"},
     };
     for (const auto& c : cases) {
         const auto r = run(c.args);
@@ -130,7 +134,11 @@ TEST(qlink_sim_cli, bad_input_gives_clear_message_and_exit_code) {
 }
 
 TEST(qlink_sim_cli, serve_answers_real_rotctl) {
-    FILE* p = popen((std::string(QLINK_SIM_EXE) + " serve --rotctld-port 0 --stream-port 0 --duration 4 2>&1").c_str(), "r");
+    FILE* p = popen((std::string(QLINK_SIM_EXE) + " serve --rotctld-port 0 --stream-port 0 --duration 4 --tle " +
+                     src("sim/data/qlinksat-1.tle") +
+                     " --station 48.0785,11.2795,600 --start 2026-11-28T21:50:00Z --time-scale 2 2>&1")
+                        .c_str(),
+                    "r");
     ASSERT_NE(p, nullptr);
     std::array<char, 512> buf{};
     ASSERT_NE(fgets(buf.data(), buf.size(), p), nullptr);
@@ -156,6 +164,7 @@ TEST(qlink_sim_cli, serve_answers_real_rotctl) {
     const int st = pclose(p);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << rest;
     EXPECT_NE(rest.find("stopped:"), std::string::npos) << rest;
+    EXPECT_NE(rest.find("satellite next pass: AOS 2026-11-28T21:57:00"), std::string::npos) << rest;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -106,6 +107,43 @@ TEST(stream, header_framing_and_ber_match_bpsk_theory) {
     bits = 0;
     EXPECT_EQ(stream_errors(clean->port(), 77, 2, bits, erasures), 0u);
     clean->stop();
+}
+
+TEST(stream, follows_the_es_n0_source_and_no_signal_is_noise) {
+    softbit_stream_server::config cfg;
+    cfg.port = 0;
+    cfg.seed = 9;
+    cfg.bits_per_second = 0.0;
+    cfg.esn0_now_db = [] { return 30.0; };
+    auto strong = start_softbit_stream_server(cfg);
+    std::size_t bits = 0, erasures = 0;
+    EXPECT_EQ(stream_errors(strong->port(), 9, 2, bits, erasures), 0u);
+    strong->stop();
+    cfg.esn0_now_db = [] { return -std::numeric_limits<double>::infinity(); };
+    auto none = start_softbit_stream_server(cfg);
+    bits = 0;
+    const double ber = static_cast<double>(stream_errors(none->port(), 9, 4, bits, erasures)) / static_cast<double>(bits);
+    EXPECT_NEAR(ber, 0.5, 0.02);  // 16384 bits: sigma of the estimate 0.004
+    none->stop();
+}
+
+TEST(stream, pointed_es_n0_budget) {
+    EXPECT_DOUBLE_EQ(pointed_esn0_db(10.0, 1000.0, 30.0, 0.0, 1.0), 10.0);
+    EXPECT_NEAR(pointed_esn0_db(10.0, 2000.0, 30.0, 0.0, 1.0), 10.0 - 6.0206, 1e-4);
+    EXPECT_NEAR(pointed_esn0_db(10.0, 1000.0, 30.0, 0.5, 1.0), 7.0, 1e-12);  // half the beamwidth off: -3 dB
+    EXPECT_TRUE(std::isinf(pointed_esn0_db(10.0, 1000.0, -1.0, 0.0, 1.0)));
+    EXPECT_TRUE(std::isinf(pointed_esn0_db(10.0, 1000.0, 10.0, 0.0, 0.0)));
+}
+
+TEST(clock, scaled_clock_starts_at_start_and_rejects_bad_scale) {
+    const auto t0 = *parse_iso8601_utc("2026-11-28T21:56:00Z");
+    const scaled_clock frozen(t0, 0.0);
+    EXPECT_EQ(frozen.now(), t0);
+    EXPECT_EQ(frozen.now(), t0);
+    const scaled_clock running(t0, 10.0);
+    EXPECT_GE(running.now(), t0);
+    EXPECT_THROW(scaled_clock(t0, -1.0), std::invalid_argument);
+    EXPECT_THROW(scaled_clock(t0, 5000.0), std::invalid_argument);
 }
 
 TEST(stream, rejects_bad_configuration) {
