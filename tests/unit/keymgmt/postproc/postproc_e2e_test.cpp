@@ -1,6 +1,7 @@
 // Tests keymgmt/src/postproc/postproc.cpp end to end: Alice and Bob endpoints over an in-memory pipe.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -134,6 +135,29 @@ TEST(postproc_e2e, identical_keys_with_the_finite_key_length) {
     const std::vector<std::uint8_t> m = {1, 2, 3};
     ASSERT_TRUE(pa.sign(m, tag, idx));
     EXPECT_TRUE(pb.verify(m, tag, idx));
+}
+
+TEST(postproc_e2e, refilled_pool_carries_the_next_session) {
+    // Only 260 pads: one session uses ~190-250, so the second runs on pads the first distilled.
+    postproc_config cfg;
+    cfg.min_auth_pads = 150;
+    const auto key = psk(260, 8);
+    auth_key_pool pa(key), pb(key);
+    std::vector<std::array<std::uint8_t, 16>> ids;
+    for (std::uint64_t session_id : {100u, 101u}) {
+        auto alice = create_alice_endpoint(cfg, session_id, big_block().alice_view(), pa);
+        auto bob = create_bob_endpoint(cfg, session_id, big_block().bob_view(), pb);
+        const std::size_t msgs = run_in_memory(*alice, *bob);
+        ASSERT_EQ(alice->report().reason, abort_reason::none) << alice->report().detail;
+        ASSERT_EQ(bob->report().reason, abort_reason::none) << bob->report().detail;
+        EXPECT_EQ(alice->report().auth_pads_replenished, msgs);
+        EXPECT_EQ(pa.pads_available(), 260u);
+        EXPECT_EQ(pb.pads_available(), 260u);
+        for (const auto& k : alice->take_keys()) ids.push_back(k.id());
+    }
+    EXPECT_GT(pa.next_pad_index(), 260u);  // the second session signed with distilled pads
+    std::sort(ids.begin(), ids.end());
+    EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end()) << "key IDs must not repeat across sessions";
 }
 
 struct session {
