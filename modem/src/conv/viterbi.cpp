@@ -67,6 +67,8 @@ constexpr std::size_t chunk_steps = 1024;
 // each segment (>= 5K; 64 costs no measurable BER, see the segment test).
 constexpr std::size_t lanes_min_bits = 4096;
 constexpr std::size_t lanes_acquisition = 64;
+// Streaming decides this many bits at a time (32 segments of 256).
+constexpr std::size_t stream_window = 8192;
 
 // Writes decided bits as packed MSB-first bytes; skips the first `skip` bits
 // and drops everything past `limit` (tail bits, tail-biting wrap).
@@ -181,13 +183,19 @@ public:
     explicit lanes_engine(isa_kernels k)
         : k_(k), pairs_(2 * n_lanes * lanes_chunk), bm_(4 * n_lanes * lanes_chunk) {}
 
+    // Sizes the buffers for windows of up to `steps` trellis steps.
+    void reserve(std::size_t steps) {
+        if (dec_.size() < steps * 64) dec_.resize(steps * 64);
+        const std::size_t wpl = (steps + 63) / 64 + 1;
+        if (words_.size() < wpl * n_lanes) words_.resize(wpl * n_lanes);
+    }
+
     // pair_of(lane, block_step, dst) writes that lane's soft pair of the step.
     template <class PairFn>
     void run(std::span<const lane_job> jobs, std::size_t steps, const std::uint8_t* idx, PairFn pair_of) {
         const std::size_t nj = jobs.size();
         const std::size_t wpl = (steps + 63) / 64 + 1;  // words per lane, one spare
-        if (dec_.size() < steps * 64) dec_.resize(steps * 64);
-        if (words_.size() < wpl * n_lanes) words_.resize(wpl * n_lanes);
+        reserve(steps);
         for (std::size_t l = 0; l < n_lanes; ++l) {
             const bool known = l < nj && jobs[l].known_start;
             for (unsigned s = 0; s < 64; ++s)
@@ -339,6 +347,11 @@ public:
         : cfg_(cfg), k_(k), pattern_(pattern_of(cfg.code)), depth_(cfg.traceback),
           capacity_(cfg.traceback + chunk_steps), lanes_{lane(capacity_), lane(capacity_)},
           engine_(k) {
+        if (cfg.mode == viterbi_mode::streaming) {
+            // Everything a stream needs, allocated here: no allocation per call.
+            hist_.resize(2 * stream_history());
+            engine_.reserve(stream_window / n_lanes + depth_ / n_lanes + 16 + lanes_acquisition + depth_);
+        }
         const generators g = generators_of(cfg.code);
         for (std::uint32_t i = 0; i < 32; ++i) {
             const std::uint32_t full = 2 * i;  // old state i, input 0
@@ -353,8 +366,9 @@ public:
         lanes_[0].start(true);
         col_ = 0;
         npartial_ = 0;
-        sink_acc_ = 0;
-        sink_nacc_ = 0;
+        hist_base_ = 0;
+        hist_n_ = 0;
+        out_base_ = 0;
     }
 
     std::string_view isa_name() const override { return to_string(k_.level); }
@@ -381,13 +395,12 @@ public:
         return {n, true, nullptr};
     }
 
-
     std::size_t max_stream_output_bytes(std::size_t soft_count) const override {
-        // Each step takes at least one symbol; a traceback emits at most the
-        // steps held beyond the depth; 7 bits may be pending from before.
-        return (soft_count + chunk_steps + 7) / 8 + 1;
+        // Each step takes at least one symbol; a call emits at most the steps
+        // buffered before it (< window + depth) plus its own, in whole windows.
+        return (soft_count + stream_window + depth_ + 7) / 8 + 1;
     }
-    std::size_t max_flush_bytes() const override { return (capacity_ + 7) / 8 + 1; }
+    std::size_t max_flush_bytes() const override { return (stream_window + depth_ + 7) / 8 + 1; }
 
     result decode(std::span<const llr_t> soft, std::span<std::uint8_t> out) override {
         switch (cfg_.mode) {
@@ -401,33 +414,19 @@ public:
     result flush(std::span<std::uint8_t> out) override {
         if (cfg_.mode != viterbi_mode::streaming) return {};
         if (out.size() < max_flush_bytes()) return {0, false, "viterbi flush: output span too small"};
-        lane& l = lanes_[0];
-        stream_sink(l, out);
-        traceback(l, l.best_state(), 0, nullptr, 0, 0);
-        const std::size_t bits = l.sink.bytes * 8 + l.sink.nacc;
-        l.sink.finish();
+        const std::size_t hi = hist_base_ + hist_n_;
+        std::size_t bits = 0;
+        if (hi > out_base_) {
+            // The rest, traced back from the best state at the end of the stream.
+            plan_and_run(hist_base_, hi, out_base_, hi, out_base_ == 0, -1, out.data());
+            bits = hi - out_base_;
+        }
         reset();
         return {bits, true, nullptr};
     }
 
 private:
-    void stream_sink(lane& l, std::span<std::uint8_t> out) {
-        l.sink = bit_sink{};
-        l.sink.out = out.data();
-        l.sink.acc = sink_acc_;
-        l.sink.nacc = sink_nacc_;
-    }
-
     std::size_t room(const lane& l) const { return std::min(capacity_ - l.count, chunk_steps); }
-
-    // Streaming: runs `steps` soft pairs through lane 0, tracing back when its buffer fills.
-    void run_pairs(const std::int8_t* pairs, std::size_t steps) {
-        lane& l = lanes_[0];
-        k_.branch(pairs, steps, l.bm4.data());
-        k_.acs(l.st, idx_, l.bm4.data(), steps, l.dec.data() + l.count);
-        l.count += steps;
-        if (l.count == capacity_) traceback(l, l.best_state(), depth_, nullptr, 0, 0);
-    }
 
     // Soft pair of trellis step j of a block (puncturing restarts with the block).
     void block_pair(std::span<const llr_t> soft, std::size_t j, std::int8_t* pair) const {
@@ -602,39 +601,83 @@ private:
     result decode_stream(std::span<const llr_t> soft, std::span<std::uint8_t> out) {
         if (out.size() < max_stream_output_bytes(soft.size()))
             return {0, false, "viterbi: output span too small (see max_stream_output_bytes)"};
-        lane& l = lanes_[0];
-        stream_sink(l, out);
-        std::size_t pos = 0;
+        std::size_t pos = 0, bytes = 0;
         const std::size_t period = pattern_.columns.size();
         while (pos < soft.size()) {
-            std::size_t k = 0;
-            const std::size_t want = room(l);
+            const std::size_t cap = out_base_ + stream_window + depth_ - hist_base_;  // pairs for a window
             if (period == 1 && npartial_ == 0) {
-                k = std::min(want, (soft.size() - pos) / 2);
-                if (k) {
-                    run_pairs(soft.data() + pos, k);
-                    pos += 2 * k;
-                    continue;
-                }
+                const std::size_t k = std::min(cap - hist_n_, (soft.size() - pos) / 2);
+                std::memcpy(hist_.data() + 2 * hist_n_, soft.data() + pos, 2 * k);
+                hist_n_ += k;
+                pos += 2 * k;
             }
             // Punctured or split pair: assemble pairs symbol by symbol.
-            while (k < want && pos < soft.size()) {
+            while (hist_n_ < cap && pos < soft.size()) {
                 const puncture_column c = pattern_.columns[col_];
                 const unsigned need = (c.first ? 1u : 0u) + (c.second ? 1u : 0u);
                 while (npartial_ < need && pos < soft.size()) partial_[npartial_++] = soft[pos++];
                 if (npartial_ < need) break;
-                std::int8_t* pr = l.pairs.data() + 2 * k;
+                std::int8_t* pr = hist_.data() + 2 * hist_n_;
                 pr[0] = c.first ? partial_[0] : llr_erasure;
                 pr[1] = c.second ? partial_[c.first ? 1 : 0] : llr_erasure;
                 npartial_ = 0;
                 if (++col_ == period) col_ = 0;
-                ++k;
+                ++hist_n_;
             }
-            if (k) run_pairs(l.pairs.data(), k);
+            if (hist_base_ + hist_n_ == out_base_ + stream_window + depth_) {
+                // A full window: stream_window bits decided as 32 segments, each
+                // with run-in before it and `depth` steps of traceback after it.
+                plan_and_run(hist_base_, hist_base_ + hist_n_, out_base_, out_base_ + stream_window, out_base_ == 0,
+                             -1, out.data() + bytes);
+                bytes += stream_window / 8;
+                out_base_ += stream_window;
+                const std::size_t keep_from = out_base_ - lanes_acquisition;
+                const std::size_t drop = keep_from - hist_base_;
+                std::memmove(hist_.data(), hist_.data() + 2 * drop, 2 * (hist_n_ - drop));
+                hist_n_ -= drop;
+                hist_base_ = keep_from;
+            }
         }
-        sink_acc_ = l.sink.acc;
-        sink_nacc_ = l.sink.nacc;
-        return {l.sink.bytes * 8, true, nullptr};
+        return {bytes * 8, true, nullptr};
+    }
+
+    // Soft pairs the stream keeps: run-in, one window, traceback depth.
+    std::size_t stream_history() const { return lanes_acquisition + stream_window + depth_; }
+
+    // Decides output steps [out_lo, out_hi) from the pairs of steps [lo, hi)
+    // (stream history) as up to 32 segments of S bits (S a multiple of 8):
+    // every lane runs R = S + A + D steps from A before its segment (or from
+    // lo, in state 0 when known_start) and is traced back from its best state,
+    // or from end_state when its window reaches hi (windows are shifted left
+    // to fit). Too few steps for that: one lane runs all of [lo, hi).
+    void plan_and_run(std::size_t lo, std::size_t hi, std::size_t out_lo, std::size_t out_hi, bool known_start,
+                      int end_state, std::uint8_t* out) {
+        const std::size_t total = out_hi - out_lo;
+        const std::size_t seg = ((total + n_lanes - 1) / n_lanes + 7) & ~static_cast<std::size_t>(7);
+        const std::size_t run = seg + lanes_acquisition + depth_;
+        std::size_t count = 1, steps = hi - lo;
+        if (run >= hi - lo) {
+            jobs_[0] = lane_job{{}, lo, known_start, end_state, out_lo - lo, total, out};
+        } else {
+            count = (total + seg - 1) / seg;
+            steps = run;
+            for (std::size_t k = 0; k < count; ++k) {
+                const std::size_t start = out_lo + k * seg;
+                const std::size_t first = std::min(start > lo + lanes_acquisition ? start - lanes_acquisition : lo, hi - run);
+                jobs_[k] = lane_job{{},
+                                    first,
+                                    known_start && first == lo,
+                                    first + run == hi ? end_state : -1,
+                                    start - first,
+                                    std::min(seg, out_hi - start),
+                                    out + (start - out_lo) / 8};
+            }
+        }
+        const std::int8_t* h = hist_.data();
+        const std::size_t base = hist_base_;
+        engine_.run(std::span(jobs_, count), steps, idx_, [h, base](std::size_t, std::size_t j, std::int8_t* dst) {
+            std::memcpy(dst, h + 2 * (j - base), 2);
+        });
     }
 
     config cfg_;
@@ -650,8 +693,12 @@ private:
     std::size_t col_ = 0;
     unsigned npartial_ = 0;
     std::int8_t partial_[2] = {};
-    std::uint32_t sink_acc_ = 0;
-    unsigned sink_nacc_ = 0;
+    // Streaming history: soft pairs of steps [hist_base_, hist_base_ + hist_n_);
+    // output is decided up to step out_base_.
+    std::vector<std::int8_t> hist_;
+    std::size_t hist_base_ = 0;
+    std::size_t hist_n_ = 0;
+    std::size_t out_base_ = 0;
 };
 
 }  // namespace
