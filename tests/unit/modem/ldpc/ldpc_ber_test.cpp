@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -56,6 +57,8 @@ void check_right(const ref_point& p, std::uint64_t seed) {
     test::awgn_source src(p.code, p.ebn0_db + tolerance_db, seed);
     const auto max_frames = static_cast<std::size_t>(100.0 / p.fer);
     const auto c = test::run_int8(*dec, src, min_errors, max_frames);
+    std::printf("%s %.2f dB: FER %.2e (%zu/%zu), reference %.0e at %.2f dB\n", std::string(to_string(p.code)).c_str(),
+                p.ebn0_db + tolerance_db, c.fer(), c.frame_errors, c.frames, p.fer, p.ebn0_db);
     EXPECT_LE(c.fer(), p.fer) << to_string(p.code) << " at " << p.ebn0_db + tolerance_db << " dB: " << c.frame_errors
                               << "/" << c.frames;
     EXPECT_EQ(c.false_success, 0u);
@@ -68,6 +71,8 @@ void check_left(const ref_point& p, std::uint64_t seed) {
     test::awgn_source src(p.code, p.ebn0_db - tolerance_db, seed);
     const auto max_frames = static_cast<std::size_t>(static_cast<double>(min_errors) / p.fer);
     const auto c = test::run_int8(*dec, src, min_errors, max_frames);
+    std::printf("%s %.2f dB: FER %.2e (%zu/%zu), reference %.0e at %.2f dB\n", std::string(to_string(p.code)).c_str(),
+                p.ebn0_db - tolerance_db, c.fer(), c.frame_errors, c.frames, p.fer, p.ebn0_db);
     EXPECT_GE(c.frame_errors, min_errors) << to_string(p.code) << " at " << p.ebn0_db - tolerance_db << " dB: "
                                           << c.frame_errors << "/" << c.frames;
 }
