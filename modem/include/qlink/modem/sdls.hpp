@@ -88,6 +88,8 @@ public:
     const sdls_counters& counters() const { return c_; }
     std::uint16_t current_spi() const;
     std::uint32_t current_key_id() const;
+    /// The rotation limit in force (the configured one, clamped to the GCM limit).
+    std::uint64_t max_frames_per_key() const { return cfg_.max_frames_per_key; }
 
 private:
     config cfg_;

@@ -512,3 +512,46 @@ TEST(sdls_link, full_pipeline_with_rotation_loss_and_crc_errors)
     }
     EXPECT_GT(got.size(), sent.size() * 3 / 4);
 }
+
+TEST(sdls_rotation, every_announcement_lost_receiver_fetches_by_key_id)
+{
+    const aos_layout layout = sdls_layout(aos_layout{64, 0, 0, 0, true});
+    memory_key_source tk, rk;
+    fill_keys(tk, 40, 3);
+    fill_keys(rk, 40, 3);
+    sdls_transmitter::config tc;
+    tc.layout = layout;
+    tc.max_frames_per_key = 10;
+    tc.announce_frames = 3;
+    sdls_transmitter tx(tc, tk);
+    sdls_receiver::config rc;
+    rc.layout = layout;
+    sdls_receiver rx(rc, rk);
+    std::vector<std::uint8_t> f(64, 0);
+    for (int i = 0; i < 25; ++i) {
+        write_aos_header(aos_header{}, f);
+        std::fill(f.begin() + 32, f.begin() + 46, static_cast<std::uint8_t>(i));
+        ASSERT_EQ(tx.protect(f), security_status::ok);
+        const auto h = parse_sdls_header(std::span(f).subspan(6));
+        if (h->next_spi != 0) {
+            continue;  // every announcing frame is lost
+        }
+        ASSERT_EQ(rx.verify(f), security_status::ok) << i;
+        EXPECT_TRUE(std::all_of(f.begin() + 32, f.begin() + 46, [&](auto b) { return b == i; }));
+    }
+    EXPECT_EQ(tx.counters().rotations, 2u);
+    EXPECT_EQ(rx.counters().rotations, 2u);
+    EXPECT_EQ(rx.state_of(3), sa_state::active);
+
+    // A receiver whose key source lacks the key rejects the frame and says why.
+    memory_key_source empty;
+    sdls_receiver rx2(rc, empty);
+    EXPECT_EQ(rx2.verify(f), security_status::unknown_spi);
+    EXPECT_EQ(rx2.counters().unknown_spi, 1u);
+
+    // The GCM invocation limit caps any configured rotation interval.
+    tc.max_frames_per_key = 1ull << 40;
+    sdls_transmitter big(tc, tk);
+    EXPECT_EQ(big.max_frames_per_key(), gcm_max_invocations);
+    EXPECT_THROW(sdls_transmitter(sdls_transmitter::config{aos_layout{64, 0, 0, 0, true}}, tk), std::invalid_argument);
+}
