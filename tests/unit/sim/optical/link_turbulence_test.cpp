@@ -67,6 +67,44 @@ TEST(optical_link, pointing_and_atmosphere_terms) {
     EXPECT_NEAR(up.turbulence_db, -10 * std::log10(2.0), 1e-9);
 }
 
+TEST(optical_link, uplink_1064nm_uses_turbulence_wander_and_spread) {
+    // Ground-to-LEO uplink at 1064 nm: the turbulence model supplies beam wander and short-term
+    // spreading, which the budget must charge on top of the diffraction-limited terms.
+    turbulence_model::config tc;
+    tc.tx_beam_radius_m = 0.05;
+    turbulence_model turb(tc);
+    turbulence_model::query q;
+    q.wavelength_m = 1064e-9;
+    q.elevation_rad = 40 * deg;
+    q.direction = link_direction::uplink;
+    auto t = turb.evaluate(q);
+    ASSERT_GT(t.beam_wander_rad, 0.0);
+    ASSERT_GT(t.beam_spread_factor, 1.0);
+
+    optical_link::config c;
+    c.direction = link_direction::uplink;
+    c.wavelength_m = 1064e-9;
+    c.tx_divergence_rad = 1064e-9 / (std::numbers::pi * 0.05);  // diffraction-limited W0 = 5 cm
+    c.rx_aperture_diameter_m = 0.1;
+    c.pointing_jitter_rad = 1e-6;
+    optical_link ideal(c);
+    c.turbulence_beam_wander_rad = t.beam_wander_rad;
+    c.turbulence_spread_factor = t.beam_spread_factor;
+    optical_link turbulent(c);
+    link_geometry g{40 * deg, 750e3, 0.0};
+    auto b0 = ideal.budget(g), b1 = turbulent.budget(g);
+    double th2 = c.tx_divergence_rad * c.tx_divergence_rad;
+    double s0 = th2 + 4e-12, s1 = th2 + 4 * (1e-12 + t.beam_wander_rad * t.beam_wander_rad);
+    EXPECT_NEAR(b1.pointing_db - b0.pointing_db, 10 * std::log10(s0 / s1), 1e-9);
+    EXPECT_NEAR(b1.turbulence_db, -10 * std::log10(t.beam_spread_factor), 1e-12);
+    EXPECT_LT(b1.rx_power_dbm, b0.rx_power_dbm);
+    // The downlink ignores the uplink-only terms.
+    c.direction = link_direction::downlink;
+    auto bd = optical_link(c).budget(g);
+    EXPECT_DOUBLE_EQ(bd.turbulence_db, 0.0);
+    EXPECT_NEAR(bd.pointing_db, b0.pointing_db, 1e-12);
+}
+
 TEST(optical_link, bad_configuration_names_the_field) {
     optical_link::config c;
     c.rx_aperture_diameter_m = 0.0;
