@@ -11,7 +11,7 @@
 #include <string>
 
 #ifndef QLINK_SDLS_STRESS_FRAMES
-#define QLINK_SDLS_STRESS_FRAMES 100000
+#define QLINK_SDLS_STRESS_FRAMES 1000000
 #endif
 
 using namespace qlink::modem;
@@ -272,7 +272,7 @@ TEST(sdls_frame, auth_only_and_enc_only_modes)
     }
 }
 
-/// 10^5 frames (10^6 in the slow binary) across 100 key rotations with random loss, local
+/// 10^6 frames across 100 key rotations with random loss, local
 /// reordering and bursts long enough to lose every announcement of a rotation: every frame that
 /// arrives is accepted and decrypts to what was sent.
 TEST(sdls_rotation, hitless_under_loss_and_reordering)
