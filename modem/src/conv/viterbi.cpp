@@ -7,6 +7,9 @@
 #include "qlink/modem/cpu.hpp"
 
 #include <algorithm>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 #include <bit>
 #include <cstring>
 #include <stdexcept>
@@ -134,25 +137,30 @@ struct isa_kernels {
     acs_dual_kernel acs_dual;
     lanes_branch_kernel lanes_branch;
     lanes_acs_kernel lanes_acs;
+    lanes_traceback_kernel lanes_traceback;
 };
 
 isa_kernels kernels_for(isa level) {
     switch (level) {
 #if defined(__x86_64__)
     case isa::sse41:
-        return {isa::sse41, branch_sse41, acs_sse41, acs_twice<acs_sse41>, lanes_branch_sse41, lanes_acs_sse41};
+        return {isa::sse41, branch_sse41, acs_sse41, acs_twice<acs_sse41>, lanes_branch_sse41, lanes_acs_sse41,
+                lanes_traceback_generic};
     case isa::avx2:
-        return {isa::avx2, branch_sse41, acs_avx2, acs_dual_avx2, lanes_branch_avx2, lanes_acs_avx2};
+        return {isa::avx2, branch_sse41, acs_avx2, acs_dual_avx2, lanes_branch_avx2, lanes_acs_avx2,
+                lanes_traceback_avx2};
 #endif
     default:
         return {isa::generic,          branch_generic,       acs_generic,
-                acs_twice<acs_generic>, lanes_branch_generic, lanes_acs_generic};
+                acs_twice<acs_generic>, lanes_branch_generic, lanes_acs_generic,
+                lanes_traceback_generic};
     }
 }
 
 // One trellis window run in a byte lane of the across-lanes engine.
 struct lane_job {
     std::span<const llr_t> soft;  // the whole block this window reads
+    const std::int8_t* src = nullptr;  // contiguous soft pairs from the window's first step on
     std::size_t first = 0;        // block step of the window's first trellis step
     bool known_start = true;      // encoder in state 0 at the window start
     int end_state = -1;           // known end state, or -1 for the lane's best one
@@ -161,15 +169,16 @@ struct lane_job {
     std::uint8_t* out = nullptr;  // byte-aligned destination (MSB first, last byte zero-padded)
 };
 
-// Copies n bits starting at bit `from` of MSB-first words (one spare word
-// after the last used one) to bytes, zero-padding the last one.
-void copy_bits(const std::uint64_t* w, std::size_t from, std::size_t n, std::uint8_t* out) {
+// Copies n bits starting at bit `from` of one lane's MSB-first 32-bit words
+// (w[k * n_lanes], one spare row after the last used one) to bytes,
+// zero-padding the last one.
+void copy_bits(const std::uint32_t* w, std::size_t from, std::size_t n, std::uint8_t* out) {
     for (std::size_t o = 0; o < n; o += 8) {
         const std::size_t pos = from + o;
-        const unsigned sh = static_cast<unsigned>(pos & 63);
-        std::uint64_t v = w[pos >> 6] << sh;
-        if (sh > 56) v |= w[(pos >> 6) + 1] >> (64 - sh);
-        auto byte = static_cast<std::uint8_t>(v >> 56);
+        const unsigned sh = static_cast<unsigned>(pos & 31);
+        std::uint32_t v = w[(pos >> 5) * n_lanes] << sh;
+        if (sh > 24) v |= w[((pos >> 5) + 1) * n_lanes] >> (32 - sh);
+        auto byte = static_cast<std::uint8_t>(v >> 24);
         if (n - o < 8) byte = static_cast<std::uint8_t>(byte & (0xff00u >> (n - o)));
         out[o / 8] = byte;
     }
@@ -186,34 +195,32 @@ public:
     // Sizes the buffers for windows of up to `steps` trellis steps.
     void reserve(std::size_t steps) {
         if (dec_.size() < steps * 64) dec_.resize(steps * 64);
-        const std::size_t wpl = (steps + 63) / 64 + 1;
+        const std::size_t wpl = (steps + 31) / 32 + 1;
         if (words_.size() < wpl * n_lanes) words_.resize(wpl * n_lanes);
     }
 
-    // pair_of(lane, block_step, dst) writes that lane's soft pair of the step.
-    template <class PairFn>
-    void run(std::span<const lane_job> jobs, std::size_t steps, const std::uint8_t* idx, PairFn pair_of) {
+    // Runs the jobs (each reading `steps` contiguous pairs from its src) and traces them back.
+    void run(std::span<const lane_job> jobs, std::size_t steps, const std::uint8_t* idx) {
         const std::size_t nj = jobs.size();
-        const std::size_t wpl = (steps + 63) / 64 + 1;  // words per lane, one spare
+        const std::size_t wpl = (steps + 31) / 32 + 1;  // word rows, one spare
         reserve(steps);
+        const std::int8_t* src[n_lanes];
         for (std::size_t l = 0; l < n_lanes; ++l) {
+            // Idle lanes repeat lane 0's input; they are never traced back.
+            src[l] = jobs[l < nj ? l : 0].src;
             const bool known = l < nj && jobs[l].known_start;
             for (unsigned s = 0; s < 64; ++s)
                 st_.metric[s * n_lanes + l] = static_cast<std::uint8_t>(known && s ? 255 : 0);
             st_.pending_min[l] = 0;
         }
         st_.step = 0;
-        if (nj < n_lanes) std::fill(pairs_.begin(), pairs_.end(), std::int8_t{0});
         for (std::size_t c = 0; c < steps; c += lanes_chunk) {
             const std::size_t k = std::min(lanes_chunk, steps - c);
-            for (std::size_t l = 0; l < nj; ++l)
-                for (std::size_t t = 0; t < k; ++t)
-                    pair_of(l, jobs[l].first + c + t, pairs_.data() + 2 * (t * n_lanes + l));
+            transpose_pairs(src, c, k, pairs_.data());
             k_.lanes_branch(pairs_.data(), k, bm_.data());
             k_.lanes_acs(st_, idx, bm_.data(), k, dec_.data() + 64 * c);
         }
-        unsigned state[n_lanes] = {};
-        std::uint64_t acc[n_lanes] = {};
+        alignas(32) unsigned state[n_lanes] = {};  // idle lanes trace from state 0, unused
         for (std::size_t l = 0; l < nj; ++l) {
             if (jobs[l].end_state >= 0) {
                 state[l] = static_cast<unsigned>(jobs[l].end_state);
@@ -224,33 +231,50 @@ public:
                 if (st_.metric[s * n_lanes + l] < st_.metric[best * n_lanes + l]) best = s;
             state[l] = best;
         }
-        std::uint64_t* words = words_.data();
-        for (std::size_t l = 0; l < nj; ++l) words[l * wpl + wpl - 1] = 0;
-        for (std::size_t t = steps; t-- > 0;) {
-            const std::uint32_t* d = dec_.data() + 64 * t;
-            const unsigned sh = 63u - static_cast<unsigned>(t & 63);
-            for (std::size_t l = 0; l < nj; ++l) {
-                const unsigned s = state[l];
-                acc[l] |= static_cast<std::uint64_t>(s & 1u) << sh;
-                state[l] = (s >> 1) | ((((d[s] >> l) & 1u) ^ 1u) << 5);
-            }
-            if ((t & 63) == 0)
-                for (std::size_t l = 0; l < nj; ++l) {
-                    words[l * wpl + (t >> 6)] = acc[l];
-                    acc[l] = 0;
-                }
-        }
-        for (std::size_t l = 0; l < nj; ++l) copy_bits(words + l * wpl, jobs[l].skip, jobs[l].limit, jobs[l].out);
+        std::uint32_t* words = words_.data();
+        std::fill(words + n_lanes * (wpl - 1), words + n_lanes * wpl, 0u);  // spare row for copy_bits
+        k_.lanes_traceback(dec_.data(), steps, state, words);
+        for (std::size_t l = 0; l < nj; ++l) copy_bits(words + l, jobs[l].skip, jobs[l].limit, jobs[l].out);
     }
 
 private:
+    // Steps [c, c + k) of the 32 lanes' pair streams -> [step][lane][2].
+    static void transpose_pairs(const std::int8_t* const* src, std::size_t c, std::size_t k, std::int8_t* dst) {
+        std::size_t t = 0;
+#if defined(__x86_64__)
+        // 8 lanes x 8 steps of 16-bit pairs at a time (SSE2, a pure data move).
+        for (; t + 8 <= k; t += 8)
+            for (unsigned g = 0; g < n_lanes / 8; ++g) {
+                __m128i r[8];
+                for (unsigned i = 0; i < 8; ++i)
+                    r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[8 * g + i] + 2 * (c + t)));
+                const __m128i a0 = _mm_unpacklo_epi16(r[0], r[1]), a1 = _mm_unpackhi_epi16(r[0], r[1]);
+                const __m128i a2 = _mm_unpacklo_epi16(r[2], r[3]), a3 = _mm_unpackhi_epi16(r[2], r[3]);
+                const __m128i a4 = _mm_unpacklo_epi16(r[4], r[5]), a5 = _mm_unpackhi_epi16(r[4], r[5]);
+                const __m128i a6 = _mm_unpacklo_epi16(r[6], r[7]), a7 = _mm_unpackhi_epi16(r[6], r[7]);
+                const __m128i b0 = _mm_unpacklo_epi32(a0, a2), b1 = _mm_unpackhi_epi32(a0, a2);
+                const __m128i b2 = _mm_unpacklo_epi32(a1, a3), b3 = _mm_unpackhi_epi32(a1, a3);
+                const __m128i b4 = _mm_unpacklo_epi32(a4, a6), b5 = _mm_unpackhi_epi32(a4, a6);
+                const __m128i b6 = _mm_unpacklo_epi32(a5, a7), b7 = _mm_unpackhi_epi32(a5, a7);
+                const __m128i out[8] = {_mm_unpacklo_epi64(b0, b4), _mm_unpackhi_epi64(b0, b4),
+                                        _mm_unpacklo_epi64(b1, b5), _mm_unpackhi_epi64(b1, b5),
+                                        _mm_unpacklo_epi64(b2, b6), _mm_unpackhi_epi64(b2, b6),
+                                        _mm_unpacklo_epi64(b3, b7), _mm_unpackhi_epi64(b3, b7)};
+                for (unsigned i = 0; i < 8; ++i)
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * ((t + i) * n_lanes + 8 * g)), out[i]);
+            }
+#endif
+        for (; t < k; ++t)
+            for (unsigned l = 0; l < n_lanes; ++l) std::memcpy(dst + 2 * (t * n_lanes + l), src[l] + 2 * (c + t), 2);
+    }
+
     static constexpr std::size_t lanes_chunk = 64;
     isa_kernels k_;
     lanes_state st_;
     std::vector<std::int8_t> pairs_;    // [chunk step][lane][2]
     std::vector<std::uint8_t> bm_;      // [chunk step][4][lane]
     std::vector<std::uint32_t> dec_;    // [step][new state] lane masks
-    std::vector<std::uint64_t> words_;  // [lane][word] traced-back bits, MSB first
+    std::vector<std::uint32_t> words_;  // [step / 32][lane] traced-back bits, MSB first
 };
 
 // One trellis being decoded: path metrics, buffered decisions and where its bits go.
@@ -390,7 +414,7 @@ public:
         const std::size_t n = steps - conv_tail_bits;
         for (const auto& o : outs)
             if (o.size() < (n + 7) / 8) return {0, false, "viterbi: output span too small"};
-        for (std::size_t i = 0; i < blocks.size(); ++i) jobs_[i] = lane_job{blocks[i], 0, true, 0, 0, n, outs[i].data()};
+        for (std::size_t i = 0; i < blocks.size(); ++i) jobs_[i] = lane_job{blocks[i], nullptr, 0, true, 0, 0, n, outs[i].data()};
         run_lanes(std::span(jobs_, blocks.size()), steps);
         return {n, true, nullptr};
     }
@@ -509,15 +533,24 @@ private:
         lanes_[0].start(true);
     }
 
-    void run_lanes(std::span<const lane_job> jobs, std::size_t steps) {
+    // Points every job at contiguous soft pairs of its block (punctured
+    // blocks are depunctured once into depunct_) and runs the engine.
+    void run_lanes(std::span<lane_job> jobs, std::size_t steps) {
         if (pattern_.columns.size() == 1) {
-            engine_.run(jobs, steps, idx_, [&](std::size_t l, std::size_t j, std::int8_t* dst) {
-                std::memcpy(dst, jobs[l].soft.data() + 2 * j, 2);
-            });
+            for (auto& j : jobs) j.src = j.soft.data() + 2 * j.first;
         } else {
-            engine_.run(jobs, steps, idx_,
-                        [&](std::size_t l, std::size_t j, std::int8_t* dst) { block_pair(jobs[l].soft, j, dst); });
+            const std::size_t block_steps = conv_info_bits(cfg_.code, jobs[0].soft.size());
+            if (depunct_.size() < 2 * block_steps * jobs.size()) depunct_.resize(2 * block_steps * jobs.size());
+            std::int8_t* pairs = nullptr;
+            for (std::size_t i = 0; i < jobs.size(); ++i) {
+                if (i == 0 || jobs[i].soft.data() != jobs[i - 1].soft.data()) {
+                    pairs = depunct_.data() + 2 * block_steps * i;
+                    for (std::size_t j = 0; j < block_steps; ++j) block_pair(jobs[i].soft, j, pairs + 2 * j);
+                }
+                jobs[i].src = pairs + 2 * jobs[i].first;
+            }
         }
+        engine_.run(jobs, steps, idx_);
     }
 
     // Long terminated blocks are cut into up to 32 segments of S info bits
@@ -538,7 +571,7 @@ private:
             const std::size_t start = k * seg;
             const std::size_t first =
                 std::min(start > lanes_acquisition ? start - lanes_acquisition : 0, steps - run);
-            jobs_[k] = lane_job{soft,         first,           first == 0,
+            jobs_[k] = lane_job{soft, nullptr,   first,           first == 0,
                                 first + run == steps ? 0 : -1,  start - first,
                                 std::min(seg, n - start), out.data() + start / 8};
         }
@@ -657,7 +690,7 @@ private:
         const std::size_t run = seg + lanes_acquisition + depth_;
         std::size_t count = 1, steps = hi - lo;
         if (run >= hi - lo) {
-            jobs_[0] = lane_job{{}, lo, known_start, end_state, out_lo - lo, total, out};
+            jobs_[0] = lane_job{{}, nullptr, lo, known_start, end_state, out_lo - lo, total, out};
         } else {
             count = (total + seg - 1) / seg;
             steps = run;
@@ -665,6 +698,7 @@ private:
                 const std::size_t start = out_lo + k * seg;
                 const std::size_t first = std::min(start > lo + lanes_acquisition ? start - lanes_acquisition : lo, hi - run);
                 jobs_[k] = lane_job{{},
+                                    nullptr,
                                     first,
                                     known_start && first == lo,
                                     first + run == hi ? end_state : -1,
@@ -673,11 +707,8 @@ private:
                                     out + (start - out_lo) / 8};
             }
         }
-        const std::int8_t* h = hist_.data();
-        const std::size_t base = hist_base_;
-        engine_.run(std::span(jobs_, count), steps, idx_, [h, base](std::size_t, std::size_t j, std::int8_t* dst) {
-            std::memcpy(dst, h + 2 * (j - base), 2);
-        });
+        for (std::size_t k = 0; k < count; ++k) jobs_[k].src = hist_.data() + 2 * (jobs_[k].first - hist_base_);
+        engine_.run(std::span(jobs_, count), steps, idx_);
     }
 
     config cfg_;
@@ -696,6 +727,7 @@ private:
     // Streaming history: soft pairs of steps [hist_base_, hist_base_ + hist_n_);
     // output is decided up to step out_base_.
     std::vector<std::int8_t> hist_;
+    std::vector<std::int8_t> depunct_;  // depunctured pairs of punctured blocks
     std::size_t hist_base_ = 0;
     std::size_t hist_n_ = 0;
     std::size_t out_base_ = 0;

@@ -64,4 +64,24 @@ void lanes_acs_generic(lanes_state& st, const std::uint8_t* idx, const std::uint
     }
 }
 
+void lanes_traceback_generic(const std::uint32_t* dec, std::size_t steps, const unsigned* end_state,
+                             std::uint32_t* words) {
+    unsigned st[n_lanes];
+    std::uint32_t acc[n_lanes] = {};
+    std::memcpy(st, end_state, sizeof st);
+    for (std::size_t t = steps; t-- > 0;) {
+        const std::uint32_t* d = dec + 64 * t;
+        for (unsigned l = 0; l < n_lanes; ++l) {
+            const unsigned s = st[l];
+            acc[l] = (acc[l] >> 1) | ((s & 1u) << 31);
+            st[l] = (s >> 1) | ((((d[s] >> l) & 1u) ^ 1u) << 5);
+        }
+        if ((t & 31) == 0)
+            for (unsigned l = 0; l < n_lanes; ++l) {
+                words[n_lanes * (t >> 5) + l] = acc[l];
+                acc[l] = 0;
+            }
+    }
+}
+
 }  // namespace qlink::modem::conv_detail

@@ -32,6 +32,14 @@ using lanes_branch_kernel = void (*)(const std::int8_t* pairs, std::size_t steps
 using lanes_acs_kernel = void (*)(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm,
                                   std::size_t steps, std::uint32_t* decisions);
 
+/// Traces all 32 lanes back over `steps` decision rows from end_state[lane]
+/// (0..63). words ([(steps + 31) / 32][lane]) receives each lane's decided
+/// bits, 32 steps per word, the earliest step in the MSB.
+using lanes_traceback_kernel = void (*)(const std::uint32_t* dec, std::size_t steps, const unsigned* end_state,
+                                        std::uint32_t* words);
+
+void lanes_traceback_generic(const std::uint32_t* dec, std::size_t steps, const unsigned* end_state,
+                             std::uint32_t* words);
 void lanes_branch_generic(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
 void lanes_acs_generic(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
                        std::uint32_t* decisions);
@@ -43,6 +51,8 @@ void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_
 void lanes_branch_avx2(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
 void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
                     std::uint32_t* decisions);
+void lanes_traceback_avx2(const std::uint32_t* dec, std::size_t steps, const unsigned* end_state,
+                          std::uint32_t* words);
 #endif
 
 }  // namespace qlink::modem::conv_detail

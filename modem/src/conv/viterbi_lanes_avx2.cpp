@@ -58,8 +58,12 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
             const __m256i nx = _mm256_min_epu8(x0, x1), ny = _mm256_min_epu8(y0, y1);
             _mm256_store_si256(nxt + 2 * i, nx);
             _mm256_store_si256(nxt + 2 * i + 1, ny);
-            d[2 * i] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(nx, x0)));
-            d[2 * i + 1] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(ny, y0)));
+            // Both words of the butterfly in one store (little endian: d[2i], d[2i + 1]).
+            const std::uint64_t w =
+                static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(nx, x0))) |
+                (static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(ny, y0))))
+                 << 32);
+            std::memcpy(d + 2 * i, &w, 8);
         }
         const unsigned phase = static_cast<unsigned>(step & 7u);
         if (phase == 3) {
@@ -80,6 +84,39 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
     if (cur != reinterpret_cast<__m256i*>(st.metric)) std::memcpy(st.metric, buf, sizeof buf);
     _mm256_store_si256(reinterpret_cast<__m256i*>(st.pending_min), pend);
     st.step = step;
+}
+
+void lanes_traceback_avx2(const std::uint32_t* dec, std::size_t steps, const unsigned* end_state,
+                          std::uint32_t* words) {
+    // 8 lanes per register, four groups; the decision word of each lane's
+    // state is gathered, the lane's own bit picked with a variable shift.
+    __m256i st[4], acc[4], lane[4];
+    for (unsigned g = 0; g < 4; ++g) {
+        st[g] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(end_state + 8 * g));
+        acc[g] = _mm256_setzero_si256();
+        lane[g] = _mm256_setr_epi32(8 * g, 8 * g + 1, 8 * g + 2, 8 * g + 3, 8 * g + 4, 8 * g + 5, 8 * g + 6, 8 * g + 7);
+    }
+    const __m256i one = _mm256_set1_epi32(1);
+    for (std::size_t t = steps; t-- > 0;) {
+        const auto* d = reinterpret_cast<const int*>(dec + 64 * t);
+        if (t >= 16) {
+            // The rows are read backwards and the gathers form a dependency
+            // chain: fetch the row 16 steps ahead (large batches overflow L2).
+            const char* p = reinterpret_cast<const char*>(dec + 64 * (t - 16));
+            for (unsigned k = 0; k < 4; ++k) _mm_prefetch(p + 64 * k, _MM_HINT_T0);
+        }
+        for (unsigned g = 0; g < 4; ++g) {
+            acc[g] = _mm256_or_si256(_mm256_srli_epi32(acc[g], 1), _mm256_slli_epi32(_mm256_and_si256(st[g], one), 31));
+            const __m256i w = _mm256_i32gather_epi32(d, st[g], 4);
+            const __m256i low = _mm256_and_si256(_mm256_srlv_epi32(w, lane[g]), one);  // 1: predecessor without high bit
+            st[g] = _mm256_or_si256(_mm256_srli_epi32(st[g], 1), _mm256_slli_epi32(_mm256_xor_si256(low, one), 5));
+        }
+        if ((t & 31) == 0)
+            for (unsigned g = 0; g < 4; ++g) {
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(words + n_lanes * (t >> 5) + 8 * g), acc[g]);
+                acc[g] = _mm256_setzero_si256();
+            }
+    }
 }
 
 }  // namespace qlink::modem::conv_detail

@@ -130,6 +130,16 @@ TEST_P(viterbi_lanes_isa, kernels_equal_generic_bit_for_bit) {
         ASSERT_EQ(std::memcmp(ref.metric, got.metric, sizeof ref.metric), 0);
         ASSERT_EQ(std::memcmp(ref.pending_min, got.pending_min, sizeof ref.pending_min), 0);
         ASSERT_EQ(ref.step, got.step);
+        if (avx2) {
+            // Traceback over the same decisions from random end states.
+            unsigned end[n_lanes];
+            for (auto& e : end) e = static_cast<unsigned>(rng() % 64);
+            const std::size_t rows = (steps + 31) / 32;
+            std::vector<std::uint32_t> w_ref(rows * n_lanes, 1), w(rows * n_lanes, 2);
+            lanes_traceback_generic(d_ref.data(), steps, end, w_ref.data());
+            lanes_traceback_avx2(d_ref.data(), steps, end, w.data());
+            ASSERT_EQ(w, w_ref) << "trial " << trial;
+        }
     }
 }
 
