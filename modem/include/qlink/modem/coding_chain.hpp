@@ -1,0 +1,132 @@
+// The CCSDS TM concatenated coding chain, transmit and receive, as configured by a profile.
+//
+// Transmit: data -> CRC-16 FECF -> RS(255,255-2E) interleave I -> randomizer
+//   -> ASM -> convolutional (continuous over the stream, punctured per profile)
+//   -> channel interleaver -> channel bits (0/1; BPSK maps 0 -> +1).
+// Receive, on soft values: deinterleave -> Viterbi (streaming, with branch
+//   sync: the symbol alignment is stepped until the frame synchroniser locks)
+//   -> frame sync (inverted marker = inverted stream, corrected) -> derandomize
+//   -> RS decode -> CRC check -> frames out with a report each.
+#pragma once
+
+#include "qlink/modem/frame_sync.hpp"
+#include "qlink/modem/interleaver.hpp"
+#include "qlink/modem/profile.hpp"
+#include "qlink/modem/soft_bits.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace qlink::modem {
+
+class chain_encoder {
+public:
+    struct result {
+        std::size_t bits = 0;  ///< channel bits written
+        bool ok = true;
+        const char* error = nullptr;
+    };
+
+    /// Throws std::invalid_argument on an invalid profile.
+    explicit chain_encoder(const chain_profile& profile, std::string isa = "auto");
+    ~chain_encoder();
+    chain_encoder(const chain_encoder&) = delete;
+    chain_encoder& operator=(const chain_encoder&) = delete;
+
+    /// User data bytes one frame carries.
+    std::size_t data_bytes() const;
+    /// Channel bits encode() may write for one frame, at most.
+    std::size_t max_frame_bits() const;
+    /// Channel bits finish() may write, at most.
+    std::size_t max_finish_bits() const;
+
+    /// One frame: exactly data_bytes() bytes in; channel bits (one per byte) out.
+    result encode(std::span<const std::uint8_t> data, std::span<std::uint8_t> channel_bits);
+    /// Ends the stream: the convolutional tail, then filler that pushes what
+    /// the channel interleaver still holds through to the receiver.
+    result finish(std::span<std::uint8_t> channel_bits);
+
+    const chain_profile& profile() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> p_;
+};
+
+/// What the receiver concluded about one frame.
+struct chain_frame_report {
+    bool ok = false;            ///< RS decoded and the CRC (if any) matches: the data is good
+    bool rs_ok = false;
+    bool crc_ok = false;
+    unsigned rs_corrected = 0;  ///< symbols corrected over the codeblock
+    unsigned rs_failed_codewords = 0;
+    sync_frame_info sync{};
+};
+
+struct chain_decoder_counters {
+    std::uint64_t channel_symbols = 0;
+    std::uint64_t decoded_bits = 0;     ///< Viterbi output bits (or channel symbols without inner code)
+    std::uint64_t realignments = 0;     ///< branch-sync steps (symbols dropped to find the pair alignment)
+    std::uint64_t frames = 0;           ///< frames delivered by the synchroniser
+    std::uint64_t frames_ok = 0;
+    std::uint64_t rs_corrected = 0;     ///< symbols
+    std::uint64_t rs_failed_frames = 0;
+    std::uint64_t rs_failed_codewords = 0;
+    std::uint64_t crc_failed = 0;       ///< RS said fine but the FECF does not match
+    sync_counters sync{};
+};
+
+class chain_decoder {
+public:
+    struct config {
+        chain_profile profile;
+        std::string isa = "auto";
+        /// Decoded bits without a marker in CHECK/LOCK after which the inner decoder
+        /// steps its symbol alignment by one (0: 1.25 sync periods).
+        std::size_t branch_sync_bits = 0;
+        unsigned viterbi_traceback = 96;
+        /// Synchroniser tolerances (marker bit errors) after the inner decoder.
+        unsigned search_tolerance = 3;
+        unsigned lock_tolerance = 6;
+        unsigned flywheel_count = 3;
+    };
+    struct result {
+        std::size_t consumed = 0;
+        std::size_t frames = 0;
+        bool output_full = false;
+        bool ok = true;
+        const char* error = nullptr;
+    };
+
+    /// Throws std::invalid_argument on a bad configuration.
+    explicit chain_decoder(const config& cfg);
+    ~chain_decoder();
+    chain_decoder(const chain_decoder&) = delete;
+    chain_decoder& operator=(const chain_decoder&) = delete;
+
+    std::size_t data_bytes() const;
+    /// push() works in slices and starts a slice only while `data_out` and
+    /// `reports` have room for this many more frames; give at least this much
+    /// (data_bytes() each) and call again with what was not consumed.
+    std::size_t frames_per_push() const;
+
+    /// Soft channel symbols in; every frame the synchroniser delivers comes
+    /// out (data_bytes() each, corrected where RS could, as received where not)
+    /// with its report. Allocation-free.
+    result push(std::span<const llr_t> soft, std::span<std::uint8_t> data_out, std::span<chain_frame_report> reports);
+    /// End of stream: drains the Viterbi traceback.
+    result finish(std::span<std::uint8_t> data_out, std::span<chain_frame_report> reports);
+
+    const chain_decoder_counters& counters() const;
+    const config& cfg() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> p_;
+};
+
+}  // namespace qlink::modem

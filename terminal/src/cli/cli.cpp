@@ -1,0 +1,435 @@
+// The qlink subcommands: profiles, demo (chain over BPSK/AWGN), encode and decode (files).
+#include "cli/cli.hpp"
+
+#include "cli/stream_file.hpp"
+#include "qlink/modem/coding_chain.hpp"
+#include "qlink/modem/profile.hpp"
+#include "qlink/sim/awgn.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <iomanip>
+#include <ostream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace qlink::terminal::cli {
+
+namespace {
+
+using modem::chain_decoder;
+using modem::chain_encoder;
+using modem::chain_frame_report;
+using modem::chain_profile;
+
+struct option_spec {
+    std::string_view name;  // without the leading --
+    std::string_view value_hint;
+    std::string_view help;
+};
+
+// A parsed command line: --name value, --name=value, or a bare --flag.
+struct parsed_options {
+    std::vector<std::pair<std::string, std::string>> values;
+    bool help = false;
+    const std::string* get(std::string_view name) const {
+        for (const auto& [k, v] : values)
+            if (k == name) return &v;
+        return nullptr;
+    }
+};
+
+struct usage_error {
+    std::string message;
+};
+
+std::string allowed_list(std::span<const option_spec> specs) {
+    std::string s;
+    for (const auto& o : specs) {
+        if (!s.empty()) s += ", ";
+        s += "--";
+        s += o.name;
+    }
+    return s.empty() ? "--help" : s + ", --help";
+}
+
+parsed_options parse(std::string_view cmd, std::span<const std::string_view> args, std::span<const option_spec> specs) {
+    parsed_options p;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        std::string_view a = args[i];
+        if (a == "--help" || a == "-h") {
+            p.help = true;
+            continue;
+        }
+        if (a.size() < 3 || a.substr(0, 2) != "--")
+            throw usage_error{"qlink " + std::string(cmd) + ": unexpected argument '" + std::string(a) +
+                              "' (allowed options: " + allowed_list(specs) + ")"};
+        a.remove_prefix(2);
+        std::string value;
+        bool has_value = false;
+        if (const auto eq = a.find('='); eq != std::string_view::npos) {
+            value = std::string(a.substr(eq + 1));
+            a = a.substr(0, eq);
+            has_value = true;
+        }
+        const option_spec* spec = nullptr;
+        for (const auto& o : specs)
+            if (o.name == a) spec = &o;
+        if (!spec)
+            throw usage_error{"qlink " + std::string(cmd) + ": unknown option '--" + std::string(a) +
+                              "' (allowed options: " + allowed_list(specs) + ")"};
+        if (!has_value) {
+            if (i + 1 >= args.size())
+                throw usage_error{"qlink " + std::string(cmd) + ": option --" + std::string(a) + " needs a value (" +
+                                  std::string(spec->value_hint) + ")"};
+            value = std::string(args[++i]);
+        }
+        if (p.get(a))
+            throw usage_error{"qlink " + std::string(cmd) + ": option --" + std::string(a) + " given twice"};
+        p.values.emplace_back(std::string(a), std::move(value));
+    }
+    return p;
+}
+
+double number_option(std::string_view cmd, const parsed_options& p, std::string_view name, double def, double lo,
+                     double hi) {
+    const std::string* v = p.get(name);
+    if (!v) return def;
+    double x = 0;
+    const auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), x);
+    if (ec != std::errc{} || ptr != v->data() + v->size() || !(x >= lo && x <= hi)) {
+        std::ostringstream m;
+        m << "qlink " << cmd << ": --" << name << " must be a number in [" << lo << ", " << hi << "], got '" << *v
+          << "'";
+        throw usage_error{m.str()};
+    }
+    return x;
+}
+
+std::uint64_t integer_option(std::string_view cmd, const parsed_options& p, std::string_view name, std::uint64_t def,
+                             std::uint64_t lo, std::uint64_t hi) {
+    const std::string* v = p.get(name);
+    if (!v) return def;
+    std::uint64_t x = 0;
+    const auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), x);
+    if (ec != std::errc{} || ptr != v->data() + v->size() || x < lo || x > hi)
+        throw usage_error{"qlink " + std::string(cmd) + ": --" + std::string(name) + " must be an integer in [" +
+                          std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + *v + "'"};
+    return x;
+}
+
+const chain_profile& profile_option(std::string_view cmd, const parsed_options& p, std::string_view def) {
+    const std::string* v = p.get("profile");
+    const std::string_view name = v ? std::string_view(*v) : def;
+    const chain_profile* prof = modem::find_profile(name);
+    if (!prof)
+        throw usage_error{"qlink " + std::string(cmd) + ": --profile '" + std::string(name) +
+                          "' is not a profile (allowed: " + modem::profile_names() + ")"};
+    return *prof;
+}
+
+stream_format format_option(std::string_view cmd, const parsed_options& p) {
+    const std::string* v = p.get("format");
+    if (!v) return stream_format::bits;
+    const auto f = parse_stream_format(*v);
+    if (!f)
+        throw usage_error{"qlink " + std::string(cmd) + ": --format '" + *v + "' is not a format (allowed: bits, f32, i8)"};
+    return *f;
+}
+
+const std::string& required(std::string_view cmd, const parsed_options& p, std::string_view name) {
+    const std::string* v = p.get(name);
+    if (!v || v->empty())
+        throw usage_error{"qlink " + std::string(cmd) + ": option --" + std::string(name) + " is required"};
+    return *v;
+}
+
+void print_help(std::ostream& out, std::string_view cmd, std::string_view synopsis, std::string_view what,
+                std::span<const option_spec> specs) {
+    out << "usage: qlink " << cmd << ' ' << synopsis << "\n\n" << what << "\n\noptions:\n";
+    for (const auto& o : specs) {
+        std::string left = "  --" + std::string(o.name) + (o.value_hint.empty() ? "" : " " + std::string(o.value_hint));
+        out << std::left << std::setw(26) << left << ' ' << o.help << '\n';
+    }
+    out << std::left << std::setw(26) << "  --help" << " this text\n";
+}
+
+void print_top_help(std::ostream& out) {
+    out << "usage: qlink <command> [options]\n\n"
+           "commands:\n"
+           "  profiles   list the built-in CCSDS coding profiles and their parameters\n"
+           "  demo       run generated frames through the coding chain over BPSK/AWGN and report\n"
+           "  encode     encode a payload file into a channel stream (hard bits or soft symbols)\n"
+           "  decode     decode a channel stream back into the payload\n\n"
+           "`qlink <command> --help` describes a command's options.\n";
+}
+
+// ------------------------------------------------------------------ profiles
+
+int cmd_profiles(std::span<const std::string_view> args, std::ostream& out) {
+    static constexpr option_spec specs[] = {{"name", "NAME", "show one profile only"}};
+    const auto p = parse("profiles", args, specs);
+    if (p.help) {
+        print_help(out, "profiles", "[--name NAME]", "Lists the built-in coding profiles.", specs);
+        return exit_ok;
+    }
+    const std::string* only = p.get("name");
+    if (only && !modem::find_profile(*only))
+        throw usage_error{"qlink profiles: --name '" + *only + "' is not a profile (allowed: " + modem::profile_names() +
+                          ")"};
+    for (const auto& prof : modem::builtin_profiles()) {
+        if (only && prof.name != *only) continue;
+        out << prof.name << (prof.name == modem::default_profile_name ? "  (default)" : "") << '\n'
+            << "  " << prof.description << '\n'
+            << "  frame " << modem::frame_bytes(prof) << " B (data " << modem::frame_data_bytes(prof)
+            << " B + " << (prof.fecf ? "CRC-16 FECF" : "no FECF") << "), RS(255," << 255 - 2 * prof.rs_e << ") E="
+            << prof.rs_e << " I=" << prof.rs_interleave << " basis="
+            << (prof.basis == modem::rs_basis::dual ? "dual" : "conventional") << " virtual_fill=" << prof.virtual_fill
+            << ", codeblock " << modem::codeblock_bytes(prof) << " B\n"
+            << "  randomizer " << (prof.randomizer ? "on" : "off") << ", ASM 0x" << std::hex << std::uppercase
+            << prof.marker.pattern << std::dec << std::nouppercase << " (" << prof.marker.bits << " bits)"
+            << ", inner code ";
+        if (prof.inner_conv)
+            out << "conv K=7 r=" << modem::to_string(prof.conv.rate) << " (" << modem::to_string(prof.conv.convention)
+                << ")";
+        else
+            out << "none";
+        out << ", interleaver " << modem::to_string(prof.interleaver.kind);
+        if (prof.interleaver.kind == modem::interleaver_kind::convolutional)
+            out << " B=" << prof.interleaver.branches << " M=" << prof.interleaver.unit << " (span "
+                << modem::interleaver_span(prof.interleaver) << " symbols, delay "
+                << modem::interleaver_pair_delay(prof.interleaver) << ")";
+        else if (prof.interleaver.kind == modem::interleaver_kind::block)
+            out << ' ' << prof.interleaver.rows << 'x' << prof.interleaver.cols;
+        out << "\n  " << std::fixed << std::setprecision(1) << modem::channel_bits_per_frame(prof)
+            << " channel bits/frame, information rate " << std::setprecision(4) << modem::information_rate(prof)
+            << std::defaultfloat << "\n";
+    }
+    return exit_ok;
+}
+
+// ------------------------------------------------------------------ demo
+
+constexpr std::string_view demo_default_profile = "optical-rs223i4-conv12-cil";
+
+int cmd_demo(std::span<const std::string_view> args, std::ostream& out) {
+    static constexpr option_spec specs[] = {
+        {"ebn0", "DB", "Eb/N0 per information bit in dB, [-2, 30] (default 3.5)"},
+        {"frames", "N", "frames to send, [1, 100000] (default 200)"},
+        {"seed", "S", "seed of payload and noise (default 1)"},
+        {"profile", "NAME", "coding profile (default optical-rs223i4-conv12-cil)"},
+    };
+    const auto p = parse("demo", args, specs);
+    if (p.help) {
+        print_help(out, "demo", "[--ebn0 DB] [--frames N] [--seed S] [--profile NAME]",
+                   "Sends generated frames through CRC -> RS -> randomizer -> ASM -> conv -> channel interleaver,\n"
+                   "BPSK over AWGN (soft decisions), and decodes them back. Exit 0 when every frame is recovered.",
+                   specs);
+        return exit_ok;
+    }
+    const double ebn0 = number_option("demo", p, "ebn0", 3.5, -2.0, 30.0);
+    const auto frames = static_cast<std::size_t>(integer_option("demo", p, "frames", 200, 1, 100000));
+    const std::uint64_t seed = integer_option("demo", p, "seed", 1, 0, UINT64_MAX);
+    const chain_profile& prof = profile_option("demo", p, demo_default_profile);
+
+    chain_encoder enc(prof);
+    chain_decoder::config dc;
+    dc.profile = prof;
+    chain_decoder dec(dc);
+    sim::bpsk_awgn_channel::config cc;
+    cc.ebn0_db = ebn0;
+    cc.code_rate = modem::information_rate(prof);
+    cc.seed = seed ^ 0x9E3779B97F4A7C15ull;
+    sim::bpsk_awgn_channel channel(cc);
+
+    const std::size_t db = enc.data_bytes();
+    std::vector<std::uint8_t> sent(frames * db);
+    std::mt19937_64 rng(seed);
+    for (std::size_t f = 0; f < frames; ++f) {
+        std::uint8_t* d = sent.data() + f * db;
+        // A sequence number leads each payload so lost frames are counted exactly.
+        for (int k = 0; k < 4; ++k) d[k] = static_cast<std::uint8_t>(f >> (24 - 8 * k));
+        for (std::size_t k = 4; k < db; ++k) d[k] = static_cast<std::uint8_t>(rng());
+    }
+
+    std::vector<std::uint8_t> bits(std::max(enc.max_frame_bits(), enc.max_finish_bits()));
+    std::vector<modem::llr_t> soft(bits.size());
+    const std::size_t cap = dec.frames_per_push();
+    std::vector<std::uint8_t> got(cap * db);
+    std::vector<chain_frame_report> reps(cap);
+    std::vector<std::uint8_t> recovered(frames, 0);
+    std::uint64_t post_bit_errors = 0, delivered_bits = 0, channel_symbols = 0, failed = 0;
+    std::size_t expect = 0;
+    std::chrono::steady_clock::duration decode_time{};
+
+    auto take = [&](const chain_decoder::result& r) {
+        for (std::size_t f = 0; f < r.frames; ++f) {
+            const std::uint8_t* d = got.data() + f * db;
+            std::size_t seq = expect;
+            if (reps[f].ok) seq = (std::size_t{d[0]} << 24) | (std::size_t{d[1]} << 16) | (std::size_t{d[2]} << 8) | d[3];
+            if (!reps[f].ok) ++failed;
+            if (seq >= frames) continue;
+            expect = seq + 1;
+            const std::uint8_t* s = sent.data() + seq * db;
+            for (std::size_t k = 0; k < db; ++k) post_bit_errors += static_cast<unsigned>(std::popcount(static_cast<unsigned>(d[k] ^ s[k])));
+            delivered_bits += 8 * db;
+            if (reps[f].ok && std::equal(d, d + db, s)) recovered[seq] = 1;
+        }
+    };
+    auto send = [&](std::size_t n) {
+        channel.transmit(std::span<const std::uint8_t>(bits).first(n), std::span<std::int8_t>(soft).first(n));
+        channel_symbols += n;
+        std::size_t pos = 0;
+        while (pos < n) {
+            const auto t0 = std::chrono::steady_clock::now();
+            const auto r = dec.push(std::span<const modem::llr_t>(soft).subspan(pos, n - pos), got, reps);
+            decode_time += std::chrono::steady_clock::now() - t0;
+            take(r);
+            pos += r.consumed;
+            if (!r.ok) break;
+        }
+    };
+    for (std::size_t f = 0; f < frames; ++f) {
+        const auto r = enc.encode(std::span<const std::uint8_t>(sent).subspan(f * db, db), bits);
+        send(r.bits);
+    }
+    send(enc.finish(bits).bits);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto fr = dec.finish(got, reps);
+    decode_time += std::chrono::steady_clock::now() - t0;
+    take(fr);
+
+    std::size_t ok_frames = 0;
+    for (auto r : recovered) ok_frames += r;
+    const auto& c = dec.counters();
+    const double secs = std::chrono::duration<double>(decode_time).count();
+    const auto hard = channel.totals().hard_errors;
+    out << "qlink demo: profile " << prof.name << ", Eb/N0 " << ebn0 << " dB (Es/N0 " << std::fixed
+        << std::setprecision(2) << channel.es_n0_db() << " dB), seed " << seed << std::defaultfloat << "\n"
+        << "  frames sent            " << frames << " (" << db << " data bytes each)\n"
+        << "  frames recovered       " << ok_frames << '/' << frames << "\n"
+        << "  frames failed          " << failed << " (RS uncorrectable or CRC mismatch), lost " << frames - ok_frames
+        << "\n"
+        << "  channel bit errors     " << hard << " of " << channel_symbols << " hard decisions (BER "
+        << std::scientific << std::setprecision(2)
+        << (channel_symbols ? static_cast<double>(hard) / static_cast<double>(channel_symbols) : 0.0) << ")\n"
+        << std::defaultfloat << "  bit errors after decode " << post_bit_errors << " of " << delivered_bits
+        << " delivered bits\n"
+        << "  RS symbols corrected   " << c.rs_corrected << " (codewords failed " << c.rs_failed_codewords << ")\n"
+        << "  sync                   acquisitions " << c.sync.markers_found << ", losses " << c.sync.flywheel_to_search
+        << ", flywheel " << c.sync.lock_to_flywheel << ", branch realignments " << c.realignments << "\n"
+        << "  decode throughput      " << std::fixed << std::setprecision(1)
+        << (secs > 0 ? static_cast<double>(channel_symbols) / secs / 1e6 : 0.0) << " Msym/s channel, "
+        << (secs > 0 ? static_cast<double>(frames * db * 8) / secs / 1e6 : 0.0) << " Mbit/s data ("
+        << std::setprecision(3) << secs << " s)" << std::defaultfloat << "\n";
+    return ok_frames == frames ? exit_ok : exit_failed;
+}
+
+// ------------------------------------------------------------------ encode / decode
+
+int cmd_encode(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
+    static constexpr option_spec specs[] = {
+        {"profile", "NAME", "coding profile (default ccsds-tm-rs223i4-conv12)"},
+        {"in", "FILE", "payload to send (any bytes)"},
+        {"out", "FILE", "channel stream to write"},
+        {"format", "bits|f32|i8", "stream format (default bits), see docs/formats.md"},
+    };
+    const auto p = parse("encode", args, specs);
+    if (p.help) {
+        print_help(out, "encode", "--in payload.bin --out stream [--profile NAME] [--format bits|f32|i8]",
+                   "Splits the payload into frames (6-byte header: sequence number and length; the last frame\n"
+                   "zero-filled) and encodes them with the profile into a channel stream.",
+                   specs);
+        return exit_ok;
+    }
+    const chain_profile& prof = profile_option("encode", p, modem::default_profile_name);
+    const std::string& in = required("encode", p, "in");
+    const std::string& outp = required("encode", p, "out");
+    const stream_format fmt = format_option("encode", p);
+    std::string error;
+    const auto summary = encode_file(prof, in, outp, fmt, error);
+    if (!summary) {
+        err << "qlink encode: " << error << '\n';
+        return exit_failed;
+    }
+    out << "qlink encode: " << summary->payload_bytes << " payload bytes in " << summary->frames << " frames of "
+        << modem::frame_data_bytes(prof) << " data bytes, " << summary->channel_bits << " channel bits ("
+        << to_string(fmt) << ") -> " << outp << '\n';
+    return exit_ok;
+}
+
+int cmd_decode(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
+    static constexpr option_spec specs[] = {
+        {"profile", "NAME", "coding profile (default ccsds-tm-rs223i4-conv12)"},
+        {"in", "FILE", "channel stream to read"},
+        {"out", "FILE", "recovered payload to write"},
+        {"format", "bits|f32|i8", "stream format (default bits), see docs/formats.md"},
+    };
+    const auto p = parse("decode", args, specs);
+    if (p.help) {
+        print_help(out, "decode", "--in stream --out payload.bin [--profile NAME] [--format bits|f32|i8]",
+                   "Decodes a channel stream (may start mid-frame, contain noise, slips and inverted polarity)\n"
+                   "and writes the payload of every frame recovered, in sequence order. Exit 0 when frames were\n"
+                   "recovered with no gap between the first and the last, 1 otherwise.",
+                   specs);
+        return exit_ok;
+    }
+    const chain_profile& prof = profile_option("decode", p, modem::default_profile_name);
+    const std::string& in = required("decode", p, "in");
+    const std::string& outp = required("decode", p, "out");
+    const stream_format fmt = format_option("decode", p);
+    std::string error;
+    const auto s = decode_file(prof, in, outp, fmt, error);
+    if (!s) {
+        err << "qlink decode: " << error << '\n';
+        return exit_failed;
+    }
+    out << "qlink decode: " << s->payload_bytes << " payload bytes -> " << outp << "\n"
+        << "  frames recovered     " << s->frames_ok;
+    if (s->frames_ok) out << " (sequence " << s->first_seq << " .. " << s->last_seq << ")";
+    out << "\n  frames missing       " << s->missing << " (gaps in the sequence)\n"
+        << "  frames failed        " << s->frames_failed << " (RS uncorrectable or CRC mismatch)\n"
+        << "  RS symbols corrected " << s->counters.rs_corrected << "\n"
+        << "  sync                 acquisitions " << s->counters.sync.markers_found << ", losses "
+        << s->counters.sync.flywheel_to_search << ", slips recovered " << s->counters.sync.flywheel_resync
+        << ", inversions " << s->counters.sync.inversions << ", branch realignments " << s->counters.realignments
+        << "\n  channel symbols      " << s->counters.channel_symbols << "\n";
+    if (s->last_frame_short) out << "  last frame           length field beyond the frame: ignored\n";
+    return s->frames_ok > 0 && s->missing == 0 ? exit_ok : exit_failed;
+}
+
+}  // namespace
+
+int run(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
+    if (args.empty()) {
+        print_top_help(err);
+        return exit_usage;
+    }
+    const std::string_view cmd = args[0];
+    const auto rest = args.subspan(1);
+    try {
+        if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+            print_top_help(out);
+            return exit_ok;
+        }
+        if (cmd == "profiles") return cmd_profiles(rest, out);
+        if (cmd == "demo") return cmd_demo(rest, out);
+        if (cmd == "encode") return cmd_encode(rest, out, err);
+        if (cmd == "decode") return cmd_decode(rest, out, err);
+        err << "qlink: unknown command '" << cmd << "' (allowed: profiles, demo, encode, decode)\n";
+        return exit_usage;
+    } catch (const usage_error& e) {
+        err << e.message << '\n';
+        return exit_usage;
+    } catch (const std::exception& e) {
+        err << "qlink " << cmd << ": " << e.what() << '\n';
+        return exit_failed;
+    }
+}
+
+}  // namespace qlink::terminal::cli
