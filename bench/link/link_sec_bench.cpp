@@ -180,3 +180,4 @@ BENCHMARK(bm_openssl_gcm)->Arg(256)->Arg(1115)->Arg(2048);
 BENCHMARK(bm_sdls_verify)->Arg(256)->Arg(1115)->Arg(2048);
 BENCHMARK(bm_aos_build)->Arg(1115)->Arg(2048);
 BENCHMARK(bm_aos_parse)->Arg(1115)->Arg(2048);
+BENCHMARK_MAIN();
