@@ -35,6 +35,85 @@ void lanes_branch_avx2(const std::int8_t* pairs, std::size_t steps, std::uint8_t
     }
 }
 
+namespace {
+
+struct butterfly_out {
+    __m256i lo, hi;  // new states 2i, 2i + 1
+    std::uint64_t dec;  // their decision words, 2i in the low half
+};
+
+__attribute__((always_inline)) inline butterfly_out butterfly(__m256i m0, __m256i m1, __m256i bv, __m256i bc) {
+    const __m256i x0 = _mm256_adds_epu8(m0, bv), x1 = _mm256_adds_epu8(m1, bc);
+    const __m256i y0 = _mm256_adds_epu8(m0, bc), y1 = _mm256_adds_epu8(m1, bv);
+    const __m256i nx = _mm256_min_epu8(x0, x1), ny = _mm256_min_epu8(y0, y1);
+    const std::uint64_t d =
+        static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(nx, x0))) |
+        (static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(ny, y0)))) << 32);
+    return {nx, ny, d};
+}
+
+// One step; renormalisation by the step counter as in acs_generic.
+void one_step(const __m256i* cur, __m256i* nxt, const __m256i* b, const unsigned* off, const unsigned* offc,
+              std::uint32_t* d, __m256i& pend, std::uint64_t step) {
+    for (unsigned i = 0; i < 32; ++i) {
+        const butterfly_out o = butterfly(_mm256_load_si256(cur + i), _mm256_load_si256(cur + i + 32),
+                                          _mm256_loadu_si256(b + off[i]), _mm256_loadu_si256(b + offc[i]));
+        _mm256_store_si256(nxt + 2 * i, o.lo);
+        _mm256_store_si256(nxt + 2 * i + 1, o.hi);
+        std::memcpy(d + 2 * i, &o.dec, 8);  // little endian: words 2i, 2i + 1
+    }
+    const unsigned phase = static_cast<unsigned>(step & 7u);
+    if (phase == 3) {
+        __m256i m0 = _mm256_min_epu8(nxt[0], nxt[1]), m1 = _mm256_min_epu8(nxt[2], nxt[3]);
+        for (unsigned s = 4; s < 64; s += 2) {
+            m0 = _mm256_min_epu8(m0, nxt[s]);
+            m1 = _mm256_min_epu8(m1, nxt[s + 1]);
+        }
+        pend = _mm256_min_epu8(m0, m1);
+    } else if (phase == 7) {
+        for (unsigned s = 0; s < 64; ++s) nxt[s] = _mm256_subs_epu8(nxt[s], pend);
+    }
+}
+
+// Two steps t (even phase: no renormalisation after it) and t + 1 with the
+// intermediate metrics in registers: butterflies q and q + 16 of step t make
+// states 2q, 2q + 1, 2q + 32, 2q + 33, exactly the inputs of butterflies 2q
+// and 2q + 1 of step t + 1. Mode: 0 nothing after t + 1, 1 take the minimum
+// (phase 3), 2 subtract the pending minimum (phase 7).
+template <int mode>
+void two_steps(const __m256i* cur, __m256i* nxt, const __m256i* b0, const __m256i* b1, const unsigned* off,
+               const unsigned* offc, std::uint32_t* d0, std::uint32_t* d1, __m256i& pend) {
+    __m256i mn = _mm256_set1_epi8(-1);
+    for (unsigned q = 0; q < 16; ++q) {
+        const butterfly_out p = butterfly(_mm256_load_si256(cur + q), _mm256_load_si256(cur + q + 32),
+                                          _mm256_loadu_si256(b0 + off[q]), _mm256_loadu_si256(b0 + offc[q]));
+        const butterfly_out r = butterfly(_mm256_load_si256(cur + q + 16), _mm256_load_si256(cur + q + 48),
+                                          _mm256_loadu_si256(b0 + off[q + 16]), _mm256_loadu_si256(b0 + offc[q + 16]));
+        std::memcpy(d0 + 2 * q, &p.dec, 8);
+        std::memcpy(d0 + 2 * q + 32, &r.dec, 8);
+        butterfly_out u = butterfly(p.lo, r.lo, _mm256_loadu_si256(b1 + off[2 * q]), _mm256_loadu_si256(b1 + offc[2 * q]));
+        butterfly_out v = butterfly(p.hi, r.hi, _mm256_loadu_si256(b1 + off[2 * q + 1]),
+                                    _mm256_loadu_si256(b1 + offc[2 * q + 1]));
+        std::memcpy(d1 + 4 * q, &u.dec, 8);
+        std::memcpy(d1 + 4 * q + 2, &v.dec, 8);
+        if constexpr (mode == 1) {
+            mn = _mm256_min_epu8(mn, _mm256_min_epu8(_mm256_min_epu8(u.lo, u.hi), _mm256_min_epu8(v.lo, v.hi)));
+        } else if constexpr (mode == 2) {
+            u.lo = _mm256_subs_epu8(u.lo, pend);
+            u.hi = _mm256_subs_epu8(u.hi, pend);
+            v.lo = _mm256_subs_epu8(v.lo, pend);
+            v.hi = _mm256_subs_epu8(v.hi, pend);
+        }
+        _mm256_store_si256(nxt + 4 * q, u.lo);
+        _mm256_store_si256(nxt + 4 * q + 1, u.hi);
+        _mm256_store_si256(nxt + 4 * q + 2, v.lo);
+        _mm256_store_si256(nxt + 4 * q + 3, v.hi);
+    }
+    if constexpr (mode == 1) pend = mn;
+}
+
+}  // namespace
+
 void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
                     std::uint32_t* decisions) {
     alignas(32) std::uint8_t buf[64 * n_lanes];
@@ -47,39 +126,32 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
     }
     __m256i pend = _mm256_load_si256(reinterpret_cast<const __m256i*>(st.pending_min));
     std::uint64_t step = st.step;
-    for (std::size_t t = 0; t < steps; ++t) {
-        const auto* b = reinterpret_cast<const __m256i*>(bm + t * 4 * n_lanes);
-        std::uint32_t* d = decisions + t * 64;
-        for (unsigned i = 0; i < 32; ++i) {
-            const __m256i m0 = _mm256_load_si256(cur + i), m1 = _mm256_load_si256(cur + i + 32);
-            const __m256i bv = _mm256_loadu_si256(b + off[i]), bc = _mm256_loadu_si256(b + offc[i]);
-            const __m256i x0 = _mm256_adds_epu8(m0, bv), x1 = _mm256_adds_epu8(m1, bc);
-            const __m256i y0 = _mm256_adds_epu8(m0, bc), y1 = _mm256_adds_epu8(m1, bv);
-            const __m256i nx = _mm256_min_epu8(x0, x1), ny = _mm256_min_epu8(y0, y1);
-            _mm256_store_si256(nxt + 2 * i, nx);
-            _mm256_store_si256(nxt + 2 * i + 1, ny);
-            // Both words of the butterfly in one store (little endian: d[2i], d[2i + 1]).
-            const std::uint64_t w =
-                static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(nx, x0))) |
-                (static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(ny, y0))))
-                 << 32);
-            std::memcpy(d + 2 * i, &w, 8);
-        }
-        const unsigned phase = static_cast<unsigned>(step & 7u);
-        if (phase == 3) {
-            __m256i m0 = _mm256_min_epu8(nxt[0], nxt[1]), m1 = _mm256_min_epu8(nxt[2], nxt[3]);
-            for (unsigned s = 4; s < 64; s += 2) {
-                m0 = _mm256_min_epu8(m0, nxt[s]);
-                m1 = _mm256_min_epu8(m1, nxt[s + 1]);
-            }
-            pend = _mm256_min_epu8(m0, m1);
-        } else if (phase == 7) {
-            for (unsigned s = 0; s < 64; ++s) nxt[s] = _mm256_subs_epu8(nxt[s], pend);
-        }
-        ++step;
+    auto swap = [&] {
         __m256i* tmp = cur;
         cur = nxt;
         nxt = tmp;
+    };
+    const auto* b = reinterpret_cast<const __m256i*>(bm);
+    std::size_t t = 0;
+    if ((step & 1u) && steps) {
+        one_step(cur, nxt, b, off, offc, decisions, pend, step);
+        ++step;
+        ++t;
+        swap();
+    }
+    for (; t + 2 <= steps; t += 2, step += 2) {
+        const __m256i* b0 = b + 4 * t;
+        std::uint32_t* d0 = decisions + 64 * t;
+        const unsigned phase1 = static_cast<unsigned>((step + 1) & 7u);
+        if (phase1 == 3) two_steps<1>(cur, nxt, b0, b0 + 4, off, offc, d0, d0 + 64, pend);
+        else if (phase1 == 7) two_steps<2>(cur, nxt, b0, b0 + 4, off, offc, d0, d0 + 64, pend);
+        else two_steps<0>(cur, nxt, b0, b0 + 4, off, offc, d0, d0 + 64, pend);
+        swap();
+    }
+    if (t < steps) {
+        one_step(cur, nxt, b + 4 * t, off, offc, decisions + 64 * t, pend, step);
+        ++step;
+        swap();
     }
     if (cur != reinterpret_cast<__m256i*>(st.metric)) std::memcpy(st.metric, buf, sizeof buf);
     _mm256_store_si256(reinterpret_cast<__m256i*>(st.pending_min), pend);
