@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -62,6 +63,39 @@ TEST(qlink_sim_cli, pass_writes_csv_json_svg) {
     EXPECT_EQ(lines, 1u + 593u);  // header + one row per second of the 592.3 s pass
     EXPECT_EQ(csv.rfind("time_utc,azimuth_deg,elevation_deg,range_km,range_rate_km_s,doppler_hz", 0), 0u);
     EXPECT_NE(csv.find("rx_power_dbm"), std::string::npos);
+#if QLINK_SIM_HAS_QKD
+    // The QKD columns are there and the QBER at the highest point is in the 0.5-5 % a
+    // clear-sky LEO downlink gives (Liao et al. 2017 report 1-3 %).
+    EXPECT_NE(csv.find("qkd_gain,qkd_qber"), std::string::npos);
+    EXPECT_NE(slurp(dir / "pass.svg").find("QKD QBER (%)"), std::string::npos);
+    {
+        std::istringstream rows(csv);
+        std::string header, row;
+        std::getline(rows, header);
+        std::size_t el_col = 0, qber_col = 0, col = 0;
+        for (std::size_t b = 0, e; b <= header.size(); b = e + 1, ++col) {
+            e = header.find(',', b);
+            if (e == std::string::npos) e = header.size();
+            const std::string name = header.substr(b, e - b);
+            if (name == "elevation_deg") el_col = col;
+            if (name == "qkd_qber") qber_col = col;
+        }
+        double best_el = -90, qber_at_best = -1;
+        while (std::getline(rows, row)) {
+            std::vector<std::string> f;
+            for (std::size_t b = 0, e; b <= row.size(); b = e + 1) {
+                e = row.find(',', b);
+                if (e == std::string::npos) e = row.size();
+                f.push_back(row.substr(b, e - b));
+            }
+            const double el = std::stod(f.at(el_col));
+            if (el > best_el && !f.at(qber_col).empty()) best_el = el, qber_at_best = std::stod(f.at(qber_col));
+        }
+        EXPECT_GT(best_el, 14.0);
+        EXPECT_GT(qber_at_best, 0.005);
+        EXPECT_LT(qber_at_best, 0.05);
+    }
+#endif
     const std::string json = slurp(dir / "pass.json");
     EXPECT_NE(json.find("\"max_elevation_deg\": 14.26"), std::string::npos);
     EXPECT_NE(json.find("\"samples\": ["), std::string::npos);
