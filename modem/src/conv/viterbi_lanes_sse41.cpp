@@ -32,6 +32,93 @@ void lanes_branch_sse41(const std::int8_t* pairs, std::size_t steps, std::uint8_
     }
 }
 
+namespace {
+
+// One state of the 32 lanes: two XMM registers.
+struct v2 {
+    __m128i a, b;
+};
+
+__attribute__((always_inline)) inline v2 load2(const __m128i* p) { return {_mm_load_si128(p), _mm_load_si128(p + 1)}; }
+__attribute__((always_inline)) inline v2 loadu2(const __m128i* p) { return {_mm_loadu_si128(p), _mm_loadu_si128(p + 1)}; }
+__attribute__((always_inline)) inline void store2(__m128i* p, v2 v) {
+    _mm_store_si128(p, v.a);
+    _mm_store_si128(p + 1, v.b);
+}
+__attribute__((always_inline)) inline v2 adds2(v2 x, v2 y) { return {_mm_adds_epu8(x.a, y.a), _mm_adds_epu8(x.b, y.b)}; }
+__attribute__((always_inline)) inline v2 min2(v2 x, v2 y) { return {_mm_min_epu8(x.a, y.a), _mm_min_epu8(x.b, y.b)}; }
+__attribute__((always_inline)) inline v2 subs2(v2 x, v2 y) { return {_mm_subs_epu8(x.a, y.a), _mm_subs_epu8(x.b, y.b)}; }
+__attribute__((always_inline)) inline std::uint32_t eqmask(v2 x, v2 y) {
+    return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x.a, y.a))) |
+           (static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x.b, y.b))) << 16);
+}
+
+struct butterfly_out {
+    v2 lo, hi;
+    std::uint64_t dec;
+};
+
+__attribute__((always_inline)) inline butterfly_out butterfly(v2 m0, v2 m1, v2 bv, v2 bc) {
+    const v2 x0 = adds2(m0, bv), x1 = adds2(m1, bc);
+    const v2 y0 = adds2(m0, bc), y1 = adds2(m1, bv);
+    const v2 nx = min2(x0, x1), ny = min2(y0, y1);
+    return {nx, ny, eqmask(nx, x0) | (static_cast<std::uint64_t>(eqmask(ny, y0)) << 32)};
+}
+
+// State s of the metrics at p[2s], p[2s + 1]; branch metric e of a step at b[2e].
+void one_step(const __m128i* cur, __m128i* nxt, const __m128i* b, const unsigned* off, const unsigned* offc,
+              std::uint32_t* d, v2& pend, std::uint64_t step) {
+    for (unsigned i = 0; i < 32; ++i) {
+        const butterfly_out o = butterfly(load2(cur + 2 * i), load2(cur + 2 * (i + 32)), loadu2(b + off[i]),
+                                          loadu2(b + offc[i]));
+        store2(nxt + 4 * i, o.lo);
+        store2(nxt + 4 * i + 2, o.hi);
+        std::memcpy(d + 2 * i, &o.dec, 8);  // little endian: words 2i, 2i + 1
+    }
+    const unsigned phase = static_cast<unsigned>(step & 7u);
+    if (phase == 3) {
+        v2 m = load2(nxt);
+        for (unsigned s = 1; s < 64; ++s) m = min2(m, load2(nxt + 2 * s));
+        pend = m;
+    } else if (phase == 7) {
+        for (unsigned s = 0; s < 64; ++s) store2(nxt + 2 * s, subs2(load2(nxt + 2 * s), pend));
+    }
+}
+
+// Two steps with the middle metrics in registers (see lanes_acs_avx2).
+template <int mode>
+void two_steps(const __m128i* cur, __m128i* nxt, const __m128i* b0, const __m128i* b1, const unsigned* off,
+               const unsigned* offc, std::uint32_t* d0, std::uint32_t* d1, v2& pend) {
+    v2 mn = {_mm_set1_epi8(-1), _mm_set1_epi8(-1)};
+    for (unsigned q = 0; q < 16; ++q) {
+        const butterfly_out p = butterfly(load2(cur + 2 * q), load2(cur + 2 * (q + 32)), loadu2(b0 + off[q]),
+                                          loadu2(b0 + offc[q]));
+        const butterfly_out r = butterfly(load2(cur + 2 * (q + 16)), load2(cur + 2 * (q + 48)),
+                                          loadu2(b0 + off[q + 16]), loadu2(b0 + offc[q + 16]));
+        std::memcpy(d0 + 2 * q, &p.dec, 8);
+        std::memcpy(d0 + 2 * q + 32, &r.dec, 8);
+        butterfly_out u = butterfly(p.lo, r.lo, loadu2(b1 + off[2 * q]), loadu2(b1 + offc[2 * q]));
+        butterfly_out v = butterfly(p.hi, r.hi, loadu2(b1 + off[2 * q + 1]), loadu2(b1 + offc[2 * q + 1]));
+        std::memcpy(d1 + 4 * q, &u.dec, 8);
+        std::memcpy(d1 + 4 * q + 2, &v.dec, 8);
+        if constexpr (mode == 1) {
+            mn = min2(mn, min2(min2(u.lo, u.hi), min2(v.lo, v.hi)));
+        } else if constexpr (mode == 2) {
+            u.lo = subs2(u.lo, pend);
+            u.hi = subs2(u.hi, pend);
+            v.lo = subs2(v.lo, pend);
+            v.hi = subs2(v.hi, pend);
+        }
+        store2(nxt + 8 * q, u.lo);
+        store2(nxt + 8 * q + 2, u.hi);
+        store2(nxt + 8 * q + 4, v.lo);
+        store2(nxt + 8 * q + 6, v.hi);
+    }
+    if constexpr (mode == 1) pend = mn;
+}
+
+}  // namespace
+
 void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
                      std::uint32_t* decisions) {
     alignas(32) std::uint8_t buf[64 * n_lanes];
@@ -42,46 +129,37 @@ void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_
         off[i] = 2u * idx[i];
         offc[i] = 2u * (idx[i] ^ 3u);
     }
-    __m128i pend[2] = {_mm_load_si128(reinterpret_cast<const __m128i*>(st.pending_min)),
-                       _mm_load_si128(reinterpret_cast<const __m128i*>(st.pending_min + 16))};
+    v2 pend = load2(reinterpret_cast<const __m128i*>(st.pending_min));
     std::uint64_t step = st.step;
-    for (std::size_t t = 0; t < steps; ++t) {
-        const auto* b = reinterpret_cast<const __m128i*>(bm + t * 4 * n_lanes);
-        std::uint32_t* d = decisions + t * 64;
-        for (unsigned i = 0; i < 32; ++i) {
-            std::uint32_t dx = 0, dy = 0;
-            for (unsigned h = 0; h < 2; ++h) {
-                const __m128i m0 = _mm_load_si128(cur + 2 * i + h), m1 = _mm_load_si128(cur + 2 * (i + 32) + h);
-                const __m128i bv = _mm_loadu_si128(b + off[i] + h), bc = _mm_loadu_si128(b + offc[i] + h);
-                const __m128i x0 = _mm_adds_epu8(m0, bv), x1 = _mm_adds_epu8(m1, bc);
-                const __m128i y0 = _mm_adds_epu8(m0, bc), y1 = _mm_adds_epu8(m1, bv);
-                const __m128i nx = _mm_min_epu8(x0, x1), ny = _mm_min_epu8(y0, y1);
-                _mm_store_si128(nxt + 4 * i + h, nx);
-                _mm_store_si128(nxt + 4 * i + 2 + h, ny);
-                dx |= static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(nx, x0))) << (16 * h);
-                dy |= static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(ny, y0))) << (16 * h);
-            }
-            d[2 * i] = dx;
-            d[2 * i + 1] = dy;
-        }
-        const unsigned phase = static_cast<unsigned>(step & 7u);
-        if (phase == 3) {
-            for (unsigned h = 0; h < 2; ++h) {
-                __m128i m = nxt[h];
-                for (unsigned s = 1; s < 64; ++s) m = _mm_min_epu8(m, nxt[2 * s + h]);
-                pend[h] = m;
-            }
-        } else if (phase == 7) {
-            for (unsigned s = 0; s < 128; ++s) nxt[s] = _mm_subs_epu8(nxt[s], pend[s & 1]);
-        }
-        ++step;
+    auto swap = [&] {
         __m128i* tmp = cur;
         cur = nxt;
         nxt = tmp;
+    };
+    const auto* b = reinterpret_cast<const __m128i*>(bm);
+    std::size_t t = 0;
+    if ((step & 1u) && steps) {
+        one_step(cur, nxt, b, off, offc, decisions, pend, step);
+        ++step;
+        ++t;
+        swap();
+    }
+    for (; t + 2 <= steps; t += 2, step += 2) {
+        const __m128i* b0 = b + 8 * t;
+        std::uint32_t* d0 = decisions + 64 * t;
+        const unsigned phase1 = static_cast<unsigned>((step + 1) & 7u);
+        if (phase1 == 3) two_steps<1>(cur, nxt, b0, b0 + 8, off, offc, d0, d0 + 64, pend);
+        else if (phase1 == 7) two_steps<2>(cur, nxt, b0, b0 + 8, off, offc, d0, d0 + 64, pend);
+        else two_steps<0>(cur, nxt, b0, b0 + 8, off, offc, d0, d0 + 64, pend);
+        swap();
+    }
+    if (t < steps) {
+        one_step(cur, nxt, b + 8 * t, off, offc, decisions + 64 * t, pend, step);
+        ++step;
+        swap();
     }
     if (cur != reinterpret_cast<__m128i*>(st.metric)) std::memcpy(st.metric, buf, sizeof buf);
-    _mm_store_si128(reinterpret_cast<__m128i*>(st.pending_min), pend[0]);
-    _mm_store_si128(reinterpret_cast<__m128i*>(st.pending_min + 16), pend[1]);
+    store2(reinterpret_cast<__m128i*>(st.pending_min), pend);
     st.step = step;
 }
 
