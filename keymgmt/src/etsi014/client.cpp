@@ -9,8 +9,6 @@
 #include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 
 #include <mutex>
 #include <optional>
@@ -143,69 +141,89 @@ private:
         return out;
     }
 
+    // Runs the queued asynchronous operation to completion; tcp_stream's expiry bounds it, so
+    // a peer that accepts but never answers cannot block the caller (sync socket calls would).
+    void run()
+    {
+        ioc_.restart();
+        ioc_.run();
+    }
+
     bool connect(std::string& err)
     {
-        try {
-            tcp::resolver res(ioc_);
-            const auto eps = res.resolve(cfg_.host, std::to_string(cfg_.port));
-            stream_.emplace(ioc_, ctx_);
-            if (!cfg_.server_name.empty()) {
-                SSL_set1_host(stream_->native_handle(), cfg_.server_name.c_str());
-                SSL_set_tlsext_host_name(stream_->native_handle(), cfg_.server_name.c_str());
-            }
-            net::connect(stream_->next_layer(), eps);
-            timeval tv{};
-            tv.tv_sec = static_cast<time_t>(cfg_.timeout.count() / 1000);
-            tv.tv_usec = static_cast<suseconds_t>((cfg_.timeout.count() % 1000) * 1000);
-            const int fd = stream_->next_layer().native_handle();
-            ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-            ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-            stream_->handshake(ssl::stream_base::client);
-            return true;
-        } catch (const boost::system::system_error& e) {
-            err = "cannot connect to " + cfg_.host + ":" + std::to_string(cfg_.port) + ": " + e.code().message();
+        boost::system::error_code ec;
+        tcp::resolver res(ioc_);
+        const auto eps = res.resolve(cfg_.host, std::to_string(cfg_.port), ec);
+        if (ec) {
+            err = "cannot resolve " + cfg_.host + ": " + ec.message();
+            return false;
+        }
+        stream_.emplace(ioc_, ctx_);
+        if (!cfg_.server_name.empty()) {
+            SSL_set1_host(stream_->native_handle(), cfg_.server_name.c_str());
+            SSL_set_tlsext_host_name(stream_->native_handle(), cfg_.server_name.c_str());
+        }
+        auto& tcp_layer = beast::get_lowest_layer(*stream_);
+        tcp_layer.expires_after(cfg_.timeout);
+        tcp_layer.async_connect(eps, [&ec](boost::system::error_code e, const tcp::endpoint&) { ec = e; });
+        run();
+        if (!ec) {
+            tcp_layer.expires_after(cfg_.timeout);
+            stream_->async_handshake(ssl::stream_base::client, [&ec](boost::system::error_code e) { ec = e; });
+            run();
+        }
+        if (ec) {
+            err = "cannot connect to " + cfg_.host + ":" + std::to_string(cfg_.port) + ": " + ec.message();
             stream_.reset();
             return false;
         }
+        return true;
     }
 
     bool exchange(std::string_view method, std::string_view target, std::string_view body, etsi014_raw_result& r)
     {
-        try {
-            http::request<http::string_body> req{http::string_to_verb(beast::string_view(method.data(), method.size())),
-                                                 beast::string_view(target.data(), target.size()), 11};
-            req.set(http::field::host, cfg_.server_name.empty() ? cfg_.host : cfg_.server_name);
-            req.set(http::field::user_agent, "qlink-etsi014-client");
-            req.keep_alive(true);
-            if (!body.empty()) {
-                req.set(http::field::content_type, "application/json");
-                req.body() = std::string(body);
-            }
-            req.prepare_payload();
-            http::write(*stream_, req);
-            http::response_parser<http::string_body> parser;
-            parser.body_limit(16 * 1024 * 1024);
-            http::read(*stream_, buf_, parser);
-            auto res = parser.release();
-            r.http_status = res.result_int();
-            r.body = std::move(res.body());
-            r.message.clear();
-            if (!res.keep_alive()) {
-                close();
-            }
-            return true;
-        } catch (const boost::system::system_error& e) {
+        http::request<http::string_body> req{http::string_to_verb(beast::string_view(method.data(), method.size())),
+                                             beast::string_view(target.data(), target.size()), 11};
+        req.set(http::field::host, cfg_.server_name.empty() ? cfg_.host : cfg_.server_name);
+        req.set(http::field::user_agent, "qlink-etsi014-client");
+        req.keep_alive(true);
+        if (!body.empty()) {
+            req.set(http::field::content_type, "application/json");
+            req.body() = std::string(body);
+        }
+        req.prepare_payload();
+        boost::system::error_code ec;
+        auto& tcp_layer = beast::get_lowest_layer(*stream_);
+        tcp_layer.expires_after(cfg_.timeout);
+        http::async_write(*stream_, req, [&ec](boost::system::error_code e, std::size_t) { ec = e; });
+        run();
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(16 * 1024 * 1024);
+        if (!ec) {
+            tcp_layer.expires_after(cfg_.timeout);
+            http::async_read(*stream_, buf_, parser, [&ec](boost::system::error_code e, std::size_t) { ec = e; });
+            run();
+        }
+        if (ec) {
             r.http_status = 0;
-            r.message = "request to " + cfg_.host + ":" + std::to_string(cfg_.port) + " failed: " + e.code().message();
+            r.message = "request to " + cfg_.host + ":" + std::to_string(cfg_.port) + " failed: " + ec.message();
             return false;
         }
+        auto res = parser.release();
+        r.http_status = res.result_int();
+        r.body = std::move(res.body());
+        r.message.clear();
+        if (!res.keep_alive()) {
+            close();
+        }
+        return true;
     }
 
     void close()
     {
         if (stream_) {
             boost::system::error_code ec;
-            stream_->next_layer().close(ec);
+            beast::get_lowest_layer(*stream_).socket().close(ec);
             stream_.reset();
         }
         buf_.clear();
@@ -215,7 +233,7 @@ private:
     std::mutex mu_;
     net::io_context ioc_;
     ssl::context ctx_;
-    std::optional<beast::ssl_stream<tcp::socket>> stream_;
+    std::optional<beast::ssl_stream<beast::tcp_stream>> stream_;
     beast::flat_buffer buf_;
 };
 

@@ -342,7 +342,10 @@ TEST(qkmd, kill_9_under_load_serves_no_key_twice)
     const std::string saes = "[[sae]]\nid = \"SAE_A\"\n[[sae]]\nid = \"SAE_B\"\n[[sae]]\nid = \"SAE_C\"\n";
     qkmd_proc a(d.path, "a", kme_toml(d.path, "KME_A", "all", saes));
     std::mt19937_64 rng(2024);
-    std::uniform_int_distribution<int> delay(100, 400);
+    // The kill moment is "after k more keys were delivered" (k from a fixed seed) plus a random
+    // sub-request delay, so it does not depend on how fast this machine is.
+    std::uniform_int_distribution<std::size_t> keys_before_kill(6, 40);
+    std::uniform_int_distribution<int> delay_us(0, 3000);
     std::vector<served_key> received;
     std::mutex mu;
     for (int round = 0; round < 3; ++round) {
@@ -370,7 +373,21 @@ TEST(qkmd, kill_9_under_load_serves_no_key_twice)
                 }
             });
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(delay(rng)));
+        std::size_t target = 0;
+        {
+            std::lock_guard lock(mu);
+            target = received.size() + keys_before_kill(rng);
+        }
+        for (int i = 0; i < 3000; ++i) {
+            {
+                std::lock_guard lock(mu);
+                if (received.size() >= target) {
+                    break;
+                }
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
         a.kill9();
         stop = true;
         for (auto& t : th) {
