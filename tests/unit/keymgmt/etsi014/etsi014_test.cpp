@@ -484,3 +484,24 @@ TEST(etsi014, two_kmes_share_keys_via_reservation)
     EXPECT_TRUE(down.keys.empty());
     EXPECT_NE(down.message.find("KME_B"), std::string::npos) << down.message;
 }
+
+// A peer that accepts TCP but never completes TLS must not block the client (or a KME thread
+// calling a peer KME) forever: the request fails after the configured timeout.
+TEST(etsi014_client, silent_server_times_out)
+{
+    const int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    ASSERT_EQ(::listen(lfd, 4), 0);
+    socklen_t len = sizeof sa;
+    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
+    auto cfg = client_cfg("SAE_A", ntohs(sa.sin_port));
+    cfg.timeout = std::chrono::milliseconds(300);
+    auto c = create_etsi014_client(cfg);
+    const auto r = c->status("SAE_B");  // kernel completes the TCP handshake, nobody answers
+    EXPECT_EQ(r.http_status, 0u);
+    EXPECT_FALSE(r.message.empty());
+    ::close(lfd);
+}
