@@ -1,0 +1,514 @@
+// Selective-repeat ARQ: sender window/timers/loss detection/probing, receiver reordering and acks.
+#include "qlink/modem/arq.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace qlink::modem {
+
+namespace {
+
+void put16(std::uint8_t* p, std::uint16_t v)
+{
+    p[0] = static_cast<std::uint8_t>(v >> 8);
+    p[1] = static_cast<std::uint8_t>(v);
+}
+void put32(std::uint8_t* p, std::uint32_t v)
+{
+    for (int i = 0; i < 4; ++i) {
+        p[i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
+    }
+}
+void put64(std::uint8_t* p, std::uint64_t v)
+{
+    for (int i = 0; i < 8; ++i) {
+        p[i] = static_cast<std::uint8_t>(v >> (56 - 8 * i));
+    }
+}
+std::uint16_t get16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
+std::uint32_t get32(const std::uint8_t* p)
+{
+    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+}
+std::uint64_t get64(const std::uint8_t* p)
+{
+    return (std::uint64_t{get32(p)} << 32) | get32(p + 4);
+}
+
+bool power_of_two(std::uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+void check_common(std::uint32_t window, std::size_t max_payload, std::uint16_t max_streams, const char* who)
+{
+    if (!power_of_two(window) || window > (1u << 20)) {
+        throw std::invalid_argument(std::string(who) + ".window must be a power of two in [1, 2^20], got " +
+                                    std::to_string(window));
+    }
+    if (max_payload == 0 || max_payload > 65535) {
+        throw std::invalid_argument(std::string(who) + ".max_payload must be in [1, 65535], got " +
+                                    std::to_string(max_payload));
+    }
+    if (max_streams == 0) {
+        throw std::invalid_argument(std::string(who) + ".max_streams must be >= 1");
+    }
+}
+
+} // namespace
+
+std::uint32_t arq_window_for(arq_time rtt, double frames_per_second)
+{
+    const double frames = std::ceil(std::chrono::duration<double>(rtt).count() * frames_per_second);
+    std::uint32_t w = 1;
+    while (w < frames && w < (1u << 20)) {
+        w <<= 1;
+    }
+    return w;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sender
+
+struct arq_sender::slot {
+    arq_time last_sent{};
+    std::uint64_t offset = 0;
+    std::uint16_t stream = 0;
+    std::uint16_t length = 0;
+    std::uint8_t tx_count = 0;
+    bool acked = false;
+    list_id in = list_id::none;
+    std::int32_t prev = -1;
+    std::int32_t next = -1;
+};
+
+arq_sender::arq_sender(const config& cfg) : cfg_(cfg), rto_(cfg.initial_rto)
+{
+    check_common(cfg.window, cfg.max_payload, cfg.max_streams, "arq_sender");
+    if (cfg.min_rto <= arq_time{0} || cfg.min_rto > cfg.max_rto || cfg.initial_rto <= arq_time{0}) {
+        throw std::invalid_argument("arq_sender: need 0 < min_rto <= max_rto and initial_rto > 0");
+    }
+    if (cfg.max_probe_interval <= arq_time{0} || cfg.probe_after_timeouts == 0) {
+        throw std::invalid_argument("arq_sender: max_probe_interval and probe_after_timeouts must be > 0");
+    }
+    slots_.resize(cfg.window);
+    buffer_.resize(std::size_t{cfg.window} * cfg.max_payload);
+    next_offset_.assign(cfg.max_streams, 0);
+}
+
+arq_sender::~arq_sender() = default;
+
+std::uint32_t arq_sender::free_segments() const { return cfg_.window - (snd_end_ - snd_una_); }
+
+bool arq_sender::idle() const { return snd_una_ == snd_end_; }
+
+void arq_sender::list_remove(std::uint32_t idx)
+{
+    slot& s = slots_[idx];
+    if (s.in == list_id::none) {
+        return;
+    }
+    list& l = list_of(s.in);
+    if (s.prev >= 0) {
+        slots_[static_cast<std::size_t>(s.prev)].next = s.next;
+    } else {
+        l.head = s.next;
+    }
+    if (s.next >= 0) {
+        slots_[static_cast<std::size_t>(s.next)].prev = s.prev;
+    } else {
+        l.tail = s.prev;
+    }
+    s.prev = s.next = -1;
+    s.in = list_id::none;
+}
+
+void arq_sender::list_push_back(list_id which, std::uint32_t idx)
+{
+    list_remove(idx);
+    list& l = list_of(which);
+    slot& s = slots_[idx];
+    s.in = which;
+    s.prev = l.tail;
+    s.next = -1;
+    if (l.tail >= 0) {
+        slots_[static_cast<std::size_t>(l.tail)].next = static_cast<std::int32_t>(idx);
+    } else {
+        l.head = static_cast<std::int32_t>(idx);
+    }
+    l.tail = static_cast<std::int32_t>(idx);
+}
+
+std::size_t arq_sender::submit(std::uint16_t stream, std::span<const std::uint8_t> data)
+{
+    if (stream >= cfg_.max_streams) {
+        ++stats_.rejected_submits;
+        return 0;
+    }
+    std::size_t taken = 0;
+    while (taken < data.size() && snd_end_ - snd_una_ < cfg_.window) {
+        const std::size_t n = std::min(cfg_.max_payload, data.size() - taken);
+        const std::uint32_t idx = index(snd_end_);
+        slot& s = slots_[idx];
+        s = slot{};
+        s.stream = stream;
+        s.offset = next_offset_[stream];
+        s.length = static_cast<std::uint16_t>(n);
+        std::memcpy(&buffer_[std::size_t{idx} * cfg_.max_payload], data.data() + taken, n);
+        next_offset_[stream] += n;
+        taken += n;
+        ++snd_end_;
+    }
+    return taken;
+}
+
+std::size_t arq_sender::write_segment(std::uint32_t seq, arq_time now, std::span<std::uint8_t> out)
+{
+    const std::uint32_t idx = index(seq);
+    slot& s = slots_[idx];
+    // 0 is reserved for "no echo" in acks.
+    s.tx_count = static_cast<std::uint8_t>(s.tx_count == 255 ? 1 : s.tx_count + 1);
+    s.last_sent = now;
+    list_push_back(list_id::in_flight, idx);
+    std::uint8_t* p = out.data();
+    p[0] = arq_type_data;
+    p[1] = s.tx_count;
+    put16(p + 2, s.stream);
+    put32(p + 4, seq);
+    put64(p + 8, s.offset);
+    put16(p + 16, s.length);
+    std::memcpy(p + arq_data_header_bytes, &buffer_[std::size_t{idx} * cfg_.max_payload], s.length);
+    return arq_data_header_bytes + s.length;
+}
+
+arq_sender::transmit_result arq_sender::poll_transmit(arq_time now, std::span<std::uint8_t> out)
+{
+    transmit_result r;
+    if (out.size() < arq_data_header_bytes + cfg_.max_payload) {
+        r.error = true;
+        return r;
+    }
+    if (probing_) {
+        // Outage: one segment per probe interval, the oldest unacknowledged one, until an ack
+        // shows the link is back. Never give up: the pass end decides, not the sender.
+        if (now < next_probe_ || snd_una_ == snd_nxt_) {
+            return r;
+        }
+        const std::uint32_t seq = snd_una_;
+        r.bytes = write_segment(seq, now, out);
+        r.retransmission = true;
+        r.probe = true;
+        ++stats_.probes;
+        ++stats_.retransmissions;
+        rto_ = std::min(rto_ * 2, cfg_.max_rto);
+        next_probe_ = now + std::min(rto_, cfg_.max_probe_interval);
+        return r;
+    }
+
+    // Retransmission timer on the oldest transmission still outstanding.
+    while (in_flight_.head >= 0) {
+        const auto head = static_cast<std::uint32_t>(in_flight_.head);
+        if (slots_[head].last_sent + rto_ > now) {
+            break;
+        }
+        // Several segments expiring together are one timeout event (one backoff step).
+        if (!timeout_armed_ || now >= last_timeout_ + rto_) {
+            ++stats_.timeouts;
+            ++consecutive_timeouts_;
+            last_timeout_ = now;
+            timeout_armed_ = true;
+            rto_ = std::min(rto_ * 2, cfg_.max_rto);
+            if (consecutive_timeouts_ >= cfg_.probe_after_timeouts) {
+                probing_ = true;
+                next_probe_ = now;
+                return poll_transmit(now, out);
+            }
+        }
+        list_push_back(list_id::lost, head);
+    }
+
+    if (lost_.head >= 0) {
+        const auto idx = static_cast<std::uint32_t>(lost_.head);
+        // Recover the sequence number from the slot index relative to snd_una.
+        const std::uint32_t seq = snd_una_ + ((idx - index(snd_una_)) & (cfg_.window - 1));
+        r.bytes = write_segment(seq, now, out);
+        r.retransmission = true;
+        ++stats_.retransmissions;
+        return r;
+    }
+    if (snd_nxt_ != snd_end_) {
+        r.bytes = write_segment(snd_nxt_, now, out);
+        ++snd_nxt_;
+        ++stats_.segments_sent;
+    }
+    return r;
+}
+
+bool arq_sender::mark_acked(std::uint32_t seq)
+{
+    const std::uint32_t idx = index(seq);
+    slot& s = slots_[idx];
+    if (s.acked) {
+        return false;
+    }
+    s.acked = true;
+    list_remove(idx);
+    return true;
+}
+
+void arq_sender::rtt_sample(arq_time sample)
+{
+    ++stats_.rtt_samples;
+    if (!have_rtt_) {
+        srtt_ = sample;
+        rttvar_ = sample / 2;
+        have_rtt_ = true;
+    } else {
+        const arq_time err = srtt_ > sample ? srtt_ - sample : sample - srtt_;
+        rttvar_ = (3 * rttvar_ + err) / 4;
+        srtt_ = (7 * srtt_ + sample) / 8;
+    }
+    rto_ = std::clamp(srtt_ + std::max(4 * rttvar_, arq_time{std::chrono::microseconds(1)}), cfg_.min_rto,
+                      cfg_.max_rto);
+}
+
+bool arq_sender::on_ack(arq_time now, std::span<const std::uint8_t> frame)
+{
+    if (frame.size() < arq_ack_header_bytes || frame[0] != arq_type_ack) {
+        ++stats_.acks_rejected;
+        return false;
+    }
+    const std::uint8_t* p = frame.data();
+    const std::uint8_t echo_tx = p[1];
+    const std::uint32_t cum = get32(p + 2);
+    const std::uint32_t echo_seq = get32(p + 6);
+    const std::uint32_t base = get32(p + 10);
+    const std::size_t nbytes = get16(p + 14);
+    const std::uint32_t sent = snd_nxt_ - snd_una_;
+    if (frame.size() < arq_ack_header_bytes + nbytes || cum - snd_una_ > sent) {
+        // A stale ack (cum behind snd_una) also lands here through the unsigned wrap; it carries
+        // nothing new, so dropping it is safe.
+        if (snd_una_ - cum < (1u << 31) && frame.size() >= arq_ack_header_bytes + nbytes) {
+            ++stats_.acks_received;
+            return true;
+        }
+        ++stats_.acks_rejected;
+        return false;
+    }
+    ++stats_.acks_received;
+
+    // Echo first, while the echoed slot still holds its send time.
+    bool have_echo = false;
+    arq_time echo_sent{};
+    if (echo_seq - snd_una_ < sent) {
+        const slot& s = slots_[index(echo_seq)];
+        if (echo_tx != 0 && !s.acked && s.tx_count == echo_tx) {
+            have_echo = true;
+            echo_sent = s.last_sent;
+        }
+    }
+
+    std::uint32_t acked_now = 0;
+    for (std::uint32_t seq = snd_una_; seq != cum; ++seq) {
+        acked_now += mark_acked(seq) ? 1 : 0;
+    }
+    const std::span<const std::uint8_t> bitmap = frame.subspan(arq_ack_header_bytes, nbytes);
+    for (std::size_t byte = 0; byte < bitmap.size(); ++byte) {
+        if (bitmap[byte] == 0) {
+            continue;
+        }
+        for (unsigned bit = 0; bit < 8; ++bit) {
+            if ((bitmap[byte] >> bit) & 1u) {
+                const std::uint32_t seq = base + static_cast<std::uint32_t>(byte * 8 + bit);
+                if (seq - snd_una_ < sent) {
+                    acked_now += mark_acked(seq) ? 1 : 0;
+                }
+            }
+        }
+    }
+    while (snd_una_ != snd_nxt_ && slots_[index(snd_una_)].acked) {
+        ++snd_una_;
+    }
+
+    // Only an ack with news proves the downlink works again; a periodic repeat over a live return
+    // link must not end the pause (the sender would flood a dead downlink).
+    if (!have_echo && acked_now == 0) {
+        return true;
+    }
+    probing_ = false;
+    consecutive_timeouts_ = 0;
+    timeout_armed_ = false;
+    if (have_echo) {
+        rtt_sample(now - echo_sent);
+        // Anything sent before the echoed transmission (minus the reordering allowance) and still
+        // unacknowledged was lost: the channel delivers in order.
+        while (in_flight_.head >= 0) {
+            const auto head = static_cast<std::uint32_t>(in_flight_.head);
+            if (slots_[head].last_sent + cfg_.reorder_window >= echo_sent) {
+                break;
+            }
+            list_push_back(list_id::lost, head);
+            ++stats_.lost_detected;
+        }
+    } else if (have_rtt_) {
+        rto_ = std::clamp(srtt_ + 4 * rttvar_, cfg_.min_rto, cfg_.max_rto);
+    }
+    return true;
+}
+
+std::vector<arq_range> arq_sender::pass_report() const
+{
+    std::vector<arq_range> out;
+    std::vector<std::int64_t> last(cfg_.max_streams, -1); // index in out of each stream's open range
+    for (std::uint32_t seq = snd_una_; seq != snd_end_; ++seq) {
+        // Segments acknowledged selectively beyond a gap are held, not delivered (the receiver
+        // releases in order), so they are reported too.
+        const slot& s = slots_[index(seq)];
+        auto& li = last[s.stream];
+        if (li >= 0) {
+            arq_range& r = out[static_cast<std::size_t>(li)];
+            if (r.offset + r.length == s.offset) {
+                r.length += s.length;
+                continue;
+            }
+        }
+        li = static_cast<std::int64_t>(out.size());
+        out.push_back({s.stream, s.offset, s.length});
+    }
+    std::sort(out.begin(), out.end(), [](const arq_range& a, const arq_range& b) {
+        return a.stream != b.stream ? a.stream < b.stream : a.offset < b.offset;
+    });
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receiver
+
+struct arq_receiver::slot {
+    std::uint64_t offset = 0;
+    std::uint16_t stream = 0;
+    std::uint16_t length = 0;
+    bool present = false;
+};
+
+arq_receiver::arq_receiver(const config& cfg, sink& out) : cfg_(cfg), sink_(out)
+{
+    check_common(cfg.window, cfg.max_payload, cfg.max_streams, "arq_receiver");
+    if (cfg.sack_bits == 0 || cfg.sack_bits % 8 != 0 || cfg.sack_bits > 8192) {
+        throw std::invalid_argument("arq_receiver.sack_bits must be a multiple of 8 in [8, 8192]");
+    }
+    slots_.resize(cfg.window);
+    buffer_.resize(std::size_t{cfg.window} * cfg.max_payload);
+    delivered_.assign(cfg.max_streams, 0);
+}
+
+arq_receiver::~arq_receiver() = default;
+
+std::uint64_t arq_receiver::delivered_offset(std::uint16_t stream) const
+{
+    return stream < delivered_.size() ? delivered_[stream] : 0;
+}
+
+arq_receiver::receive_result arq_receiver::on_frame(arq_time now, std::span<const std::uint8_t> frame)
+{
+    (void)now;
+    receive_result r;
+    if (frame.size() < arq_data_header_bytes || frame[0] != arq_type_data) {
+        ++stats_.malformed;
+        return r;
+    }
+    const std::uint8_t* p = frame.data();
+    const std::uint16_t stream = get16(p + 2);
+    const std::uint32_t seq = get32(p + 4);
+    const std::uint64_t offset = get64(p + 8);
+    const std::uint16_t length = get16(p + 16);
+    // Trailing bytes are allowed: the frame data field may be padded to its fixed size.
+    if (length > cfg_.max_payload || frame.size() < arq_data_header_bytes + length || stream >= cfg_.max_streams) {
+        ++stats_.malformed;
+        return r;
+    }
+    r.valid = true;
+    r.ack_now = true;
+    heard_ = true;
+    echo_fresh_ = true;
+    echo_seq_ = seq;
+    echo_tx_ = p[1];
+
+    const std::uint32_t d = seq - rcv_nxt_;
+    if (d >= (1u << 31)) {
+        ++stats_.duplicates; // already delivered; the ack tells the sender again
+        return r;
+    }
+    if (d >= cfg_.window) {
+        ++stats_.out_of_window;
+        return r;
+    }
+    const std::uint32_t idx = index(seq);
+    slot& s = slots_[idx];
+    if (s.present) {
+        ++stats_.duplicates;
+        return r;
+    }
+    s.present = true;
+    s.stream = stream;
+    s.offset = offset;
+    s.length = length;
+    std::memcpy(&buffer_[std::size_t{idx} * cfg_.max_payload], p + arq_data_header_bytes, length);
+
+    while (slots_[index(rcv_nxt_)].present) {
+        const std::uint32_t i = index(rcv_nxt_);
+        slot& h = slots_[i];
+        h.present = false;
+        ++rcv_nxt_;
+        if (h.offset != delivered_[h.stream]) {
+            // Only a broken or hostile peer gets here (frames are authenticated below us).
+            ++stats_.malformed;
+            continue;
+        }
+        sink_.deliver(h.stream, h.offset,
+                      std::span<const std::uint8_t>(&buffer_[std::size_t{i} * cfg_.max_payload], h.length));
+        delivered_[h.stream] += h.length;
+        ++stats_.segments_delivered;
+        stats_.bytes_delivered += h.length;
+    }
+    return r;
+}
+
+bool arq_receiver::ack_due(arq_time now) const { return heard_ && now >= last_ack_ + cfg_.ack_repeat; }
+
+std::size_t arq_receiver::build_ack(arq_time now, std::span<std::uint8_t> out)
+{
+    const std::size_t n = ack_bytes();
+    if (out.size() < n) {
+        return 0;
+    }
+    const std::uint32_t bits = cfg_.sack_bits;
+    // The bitmap covers the head of the window when the echoed segment is near it, otherwise the
+    // region ending at the echoed segment (where recent arrivals, and so recent news, are).
+    std::uint32_t base = rcv_nxt_ + 1;
+    const std::uint32_t d = echo_seq_ - rcv_nxt_;
+    if (d < cfg_.window && d >= bits) {
+        base = echo_seq_ - bits + 1;
+    }
+    std::uint8_t* p = out.data();
+    p[0] = arq_type_ack;
+    // A repeated ack names no transmission: its age would corrupt the RTT estimate.
+    p[1] = echo_fresh_ ? echo_tx_ : 0;
+    echo_fresh_ = false;
+    put32(p + 2, rcv_nxt_);
+    put32(p + 6, echo_seq_);
+    put32(p + 10, base);
+    put16(p + 14, static_cast<std::uint16_t>(bits / 8));
+    std::memset(p + arq_ack_header_bytes, 0, bits / 8);
+    for (std::uint32_t i = 0; i < bits; ++i) {
+        const std::uint32_t seq = base + i;
+        if (seq - rcv_nxt_ < cfg_.window && slots_[index(seq)].present) {
+            p[arq_ack_header_bytes + i / 8] |= static_cast<std::uint8_t>(1u << (i % 8));
+        }
+    }
+    last_ack_ = now;
+    ++stats_.acks_built;
+    return n;
+}
+
+} // namespace qlink::modem
