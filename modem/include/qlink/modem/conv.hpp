@@ -101,9 +101,9 @@ public:
     virtual ~viterbi_decoder() = default;
 
     /// streaming: consumes any number of coded LLRs (the puncturing phase and
-    ///   a split pair are carried over), emits decided bits delayed by the
-    ///   traceback, in whole bytes only; `out` needs room for
-    ///   max_stream_output_bytes(soft.size()) bytes.
+    ///   a split pair are carried over), emits decided bits in windows of
+    ///   8192 (delay at most 8192 + traceback steps), in whole bytes only;
+    ///   `out` needs room for max_stream_output_bytes(soft.size()) bytes.
     /// block_terminated: `soft` is one whole block including the 6 tail bits;
     ///   writes the info bits (tail dropped), ceil(n/8) bytes.
     /// block_tailbiting: `soft` is one whole tail-biting block (>= 1 info bit).
