@@ -1,93 +1,72 @@
-// Simulated mount: slew-rate-limited axes moving in the injected clock's time.
+// The simulated mount behind hw::mount, and the az/el mapping onto mount axes.
 #include "qlink/hw/mount.hpp"
+#include "qlink/sim/sim_mount.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 
 namespace qlink::hw {
 namespace {
 
-class sim_mount final : public mount {
+class sim_mount_adapter final : public mount {
 public:
-    sim_mount(const sim_mount_config& cfg, const sim::clock& clock)
-        : cfg_(cfg), clock_(clock), pos_(cfg.initial), target_(cfg.initial), last_(clock.now()) {}
+    sim_mount_adapter(const sim_mount_config& cfg, const sim::clock& clock)
+        : limits_(cfg.limits), model_(to_model(cfg), clock) {}
 
     mount_result set_position(az_el target) override {
-        std::lock_guard lock(mutex_);
         ++counters_.commands;
-        const mount_limits& l = cfg_.limits;
-        if (!(target.az_deg >= l.az_min_deg && target.az_deg <= l.az_max_deg && target.el_deg >= l.el_min_deg &&
-              target.el_deg <= l.el_max_deg)) {
+        if (!model_.set_target(target.az_deg, target.el_deg)) {
             ++counters_.rejected;
             return {mount_errc::rejected, -1, "target outside the mount's range"};
         }
-        advance();
-        target_ = target;
-        moving_ = true;
         return {};
     }
 
     mount_result get_position(az_el& out) override {
-        std::lock_guard lock(mutex_);
         ++counters_.commands;
-        advance();
-        out = pos_;
+        const sim::mount_position p = model_.position();
+        out = {p.azimuth_deg, p.elevation_deg};
         return {};
     }
 
     mount_result stop() override {
-        std::lock_guard lock(mutex_);
         ++counters_.commands;
-        advance();
-        target_ = pos_;
-        moving_ = false;
+        model_.stop();
         return {};
     }
 
     mount_result park() override {
-        std::lock_guard lock(mutex_);
         ++counters_.commands;
-        advance();
-        target_ = cfg_.park;
-        moving_ = true;
+        model_.park();
         return {};
     }
 
     std::string_view name() const override { return "sim"; }
-    const mount_limits& limits() const override { return cfg_.limits; }
+    const mount_limits& limits() const override { return limits_; }
     const mount_counters& counters() const override { return counters_; }
 
 private:
-    static double step_toward(double from, double to, double max_step) {
-        const double d = to - from;
-        return std::abs(d) <= max_step ? to : from + std::copysign(max_step, d);
+    static sim::sim_mount::config to_model(const sim_mount_config& c) {
+        sim::sim_mount::config m;
+        m.min_azimuth_deg = c.limits.az_min_deg;
+        m.max_azimuth_deg = c.limits.az_max_deg;
+        m.min_elevation_deg = c.limits.el_min_deg;
+        m.max_elevation_deg = c.limits.el_max_deg;
+        m.slew_rate_deg_s = c.slew_rate_deg_s;
+        m.park = {c.park.az_deg, c.park.el_deg};
+        m.initial = {c.initial.az_deg, c.initial.el_deg};
+        return m;
     }
 
-    void advance() {
-        const sim::time_point now = clock_.now();
-        const double dt = std::chrono::duration<double>(now - last_).count();
-        last_ = now;
-        if (!moving_ || dt <= 0) return;
-        pos_.az_deg = step_toward(pos_.az_deg, target_.az_deg, cfg_.az_rate_deg_s * dt);
-        pos_.el_deg = step_toward(pos_.el_deg, target_.el_deg, cfg_.el_rate_deg_s * dt);
-        if (pos_.az_deg == target_.az_deg && pos_.el_deg == target_.el_deg) moving_ = false;
-    }
-
-    sim_mount_config cfg_;
-    const sim::clock& clock_;
-    std::mutex mutex_;
+    mount_limits limits_;
     mount_counters counters_;
-    az_el pos_;
-    az_el target_;
-    sim::time_point last_;
-    bool moving_ = false;
+    sim::sim_mount model_;
 };
 
 }  // namespace
 
 std::unique_ptr<mount> create_sim_mount(const sim_mount_config& cfg, const sim::clock& clock) {
-    return std::make_unique<sim_mount>(cfg, clock);
+    return std::make_unique<sim_mount_adapter>(cfg, clock);
 }
 
 std::string_view to_string(mount_errc e) {

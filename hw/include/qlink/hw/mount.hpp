@@ -75,16 +75,16 @@ struct rotctld_config {
 /// and a command after a lost connection reconnects once before failing.
 std::unique_ptr<mount> create_rotctld_mount(const rotctld_config& cfg);
 
-/// Simulated mount: moves toward the commanded position at limited slew rates,
-/// in the time of the injected clock.
+/// Simulated mount: the simulator's slew-limited mount (sim::sim_mount) behind
+/// this interface, moving in the time of the injected clock.
 struct sim_mount_config {
-    double az_rate_deg_s = 6.0;
-    double el_rate_deg_s = 6.0;
+    double slew_rate_deg_s = 6.0;  ///< per axis
     az_el park{0.0, 90.0};
     az_el initial{0.0, 90.0};
     mount_limits limits{};
 };
 
+/// Throws std::invalid_argument naming the bad field (configuration edge).
 std::unique_ptr<mount> create_sim_mount(const sim_mount_config& cfg, const sim::clock& clock);
 
 /// Maps a topocentric direction (az in [0,360), el in [0,90]) onto mount axes.

@@ -9,8 +9,7 @@ namespace {
 TEST(sim_mount, slews_at_the_configured_rates) {
     sim::sim_clock clock(sim::time_point{});
     sim_mount_config cfg;
-    cfg.az_rate_deg_s = 5.0;
-    cfg.el_rate_deg_s = 2.0;
+    cfg.slew_rate_deg_s = 5.0;
     cfg.initial = {0.0, 10.0};
     auto m = create_sim_mount(cfg, clock);
     ASSERT_TRUE(m->set_position({100.0, 30.0}));
@@ -18,7 +17,7 @@ TEST(sim_mount, slews_at_the_configured_rates) {
     az_el pos;
     ASSERT_TRUE(m->get_position(pos));
     EXPECT_DOUBLE_EQ(pos.az_deg, 20.0);
-    EXPECT_DOUBLE_EQ(pos.el_deg, 18.0);
+    EXPECT_DOUBLE_EQ(pos.el_deg, 30.0);  // 20 degrees at 5 deg/s: arrived
     clock.advance(sim::seconds_d(100.0));
     ASSERT_TRUE(m->get_position(pos));
     EXPECT_DOUBLE_EQ(pos.az_deg, 100.0);
@@ -28,6 +27,7 @@ TEST(sim_mount, slews_at_the_configured_rates) {
 TEST(sim_mount, stop_holds_and_park_returns) {
     sim::sim_clock clock(sim::time_point{});
     sim_mount_config cfg;
+    cfg.slew_rate_deg_s = 6.0;
     cfg.initial = {0.0, 0.0};
     cfg.park = {0.0, 90.0};
     auto m = create_sim_mount(cfg, clock);
