@@ -5,7 +5,7 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 BUILD ?= build
 TEST_BUILD ?= build-test
-CMAKE_GEN := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+CMAKE_GEN := -G Ninja  # scripts/install-deps installs ninja-build before any configure
 
 .PHONY: all deps build run test test-slow bench clean
 
