@@ -1,5 +1,6 @@
 // Selective-repeat ARQ: sender window/timers/loss detection/probing, receiver reordering and acks.
 #include "qlink/modem/arq.hpp"
+#include "common/byte_order.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -11,32 +12,12 @@ namespace qlink::modem {
 
 namespace {
 
-void put16(std::uint8_t* p, std::uint16_t v)
-{
-    p[0] = static_cast<std::uint8_t>(v >> 8);
-    p[1] = static_cast<std::uint8_t>(v);
-}
-void put32(std::uint8_t* p, std::uint32_t v)
-{
-    for (int i = 0; i < 4; ++i) {
-        p[i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
-    }
-}
-void put64(std::uint8_t* p, std::uint64_t v)
-{
-    for (int i = 0; i < 8; ++i) {
-        p[i] = static_cast<std::uint8_t>(v >> (56 - 8 * i));
-    }
-}
-std::uint16_t get16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
-std::uint32_t get32(const std::uint8_t* p)
-{
-    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
-}
-std::uint64_t get64(const std::uint8_t* p)
-{
-    return (std::uint64_t{get32(p)} << 32) | get32(p + 4);
-}
+using detail::put16;
+using detail::put32;
+using detail::put64;
+using detail::get16;
+using detail::get32;
+using detail::get64;
 
 bool power_of_two(std::uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 

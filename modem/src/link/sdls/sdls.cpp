@@ -1,5 +1,6 @@
 // SDLS transmitter/receiver: security header, GCM per SA, anti-replay, announced key rotation.
 #include "qlink/modem/sdls.hpp"
+#include "common/byte_order.hpp"
 
 #include <openssl/crypto.h>
 
@@ -12,23 +13,10 @@ namespace qlink::modem {
 
 namespace {
 
-void put16(std::uint8_t* p, std::uint16_t v)
-{
-    p[0] = static_cast<std::uint8_t>(v >> 8);
-    p[1] = static_cast<std::uint8_t>(v);
-}
-void put32(std::uint8_t* p, std::uint32_t v)
-{
-    for (int i = 0; i < 4; ++i) {
-        p[i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
-    }
-}
-std::uint16_t get16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
-std::uint32_t get32(const std::uint8_t* p)
-{
-    return (static_cast<std::uint32_t>(p[0]) << 24) | (static_cast<std::uint32_t>(p[1]) << 16) |
-           (static_cast<std::uint32_t>(p[2]) << 8) | p[3];
-}
+using detail::put16;
+using detail::put32;
+using detail::get16;
+using detail::get32;
 
 void check_layout(const aos_layout& l, const char* who)
 {
