@@ -1,12 +1,12 @@
 // Test support: start a real peer program (rotctld, openssl, our own daemons) as a child process.
 #pragma once
 
+#include "support/loopback.hpp"
+
 #include <csignal>
 #include <string>
 #include <vector>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,35 +58,5 @@ public:
 private:
     pid_t pid_ = -1;
 };
-
-/// A loopback TCP port that was free a moment ago.
-inline unsigned short free_tcp_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
-/// Waits (bounded) until something accepts TCP connections on 127.0.0.1:port.
-inline bool wait_for_tcp(unsigned short port, int max_ms = 5000) {
-    for (int waited = 0; waited < max_ms; waited += 20) {
-        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons(port);
-        const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-        ::close(fd);
-        if (ok) return true;
-        ::usleep(20 * 1000);
-    }
-    return false;
-}
 
 }  // namespace qlink::test

@@ -1,4 +1,5 @@
 // Tests the simulated mount and the rotctld service, driven by Debian's real `rotctl` client.
+#include "support/loopback.hpp"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -142,20 +143,7 @@ TEST(rotctld, real_rotctl_client_drives_the_simulated_mount) {
     srv->stop();
 }
 
-int connect_to(std::uint16_t port) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    timeval tv{5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
+int connect_to(std::uint16_t port) { return qlink::test::connect_loopback(port); }
 
 // Reads until `n` newlines or the peer closes (bounded by the receive timeout).
 std::string read_lines(int fd, int n, bool* closed = nullptr) {

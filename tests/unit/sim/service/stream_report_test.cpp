@@ -1,4 +1,5 @@
 // Tests the soft-bit stream port (header, framing, BER vs theory) and the CSV/JSON/SVG writers.
+#include "support/loopback.hpp"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -21,20 +22,7 @@ namespace {
 
 using namespace qlink::sim;
 
-int connect_to(std::uint16_t port) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    timeval tv{5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
+int connect_to(std::uint16_t port) { return qlink::test::connect_loopback(port); }
 
 bool read_exact(int fd, std::uint8_t* p, std::size_t n) {
     while (n > 0) {
