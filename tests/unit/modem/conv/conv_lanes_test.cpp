@@ -184,26 +184,6 @@ TEST_P(viterbi_lanes_isa, segment_and_batch_decoders_equal_generic) {
     }
 }
 
-std::vector<std::uint8_t> stream_all(viterbi_decoder& dec, std::span<const llr_t> soft,
-                                     std::span<const std::size_t> pieces, std::size_t& bits) {
-    std::vector<std::uint8_t> all, out(dec.max_stream_output_bytes(*std::max_element(pieces.begin(), pieces.end())));
-    bits = 0;
-    std::size_t pos = 0, p = 0;
-    while (pos < soft.size()) {
-        const std::size_t k = std::min(pieces[p++ % pieces.size()], soft.size() - pos);
-        const auto r = dec.decode(soft.subspan(pos, k), std::span(out).first(dec.max_stream_output_bytes(k)));
-        EXPECT_TRUE(r.ok) << (r.error ? r.error : "");
-        all.insert(all.end(), out.begin(), out.begin() + static_cast<std::ptrdiff_t>(r.bits_out / 8));
-        bits += r.bits_out;
-        pos += k;
-    }
-    std::vector<std::uint8_t> tail(dec.max_flush_bytes());
-    const auto r = dec.flush(tail);
-    EXPECT_TRUE(r.ok);
-    all.insert(all.end(), tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>((r.bits_out + 7) / 8));
-    bits += r.bits_out;
-    return all;
-}
 
 // Streams crossing several 8192-bit windows, garbage and noisy, odd call sizes: equal to generic.
 TEST_P(viterbi_lanes_isa, streaming_windows_equal_generic) {
@@ -228,8 +208,8 @@ TEST_P(viterbi_lanes_isa, streaming_windows_equal_generic) {
         std::copy(junk.begin(), junk.end(), soft.begin() + 5000);
         const std::size_t p1[] = {soft.size()}, p2[] = {1, 4095, 3, 777};
         std::size_t b1 = 0, b2 = 0;
-        const auto a = stream_all(*ref, soft, p1, b1);
-        const auto b = stream_all(*dut, soft, p2, b2);
+        const auto a = stream_decode(*ref, soft, p1, b1);
+        const auto b = stream_decode(*dut, soft, p2, b2);
         ASSERT_EQ(b1, n);
         ASSERT_EQ(b2, n);
         ASSERT_EQ(a, b) << "rate " << static_cast<int>(r);
@@ -364,7 +344,7 @@ TEST(viterbi_stream, windows_match_block_decoder_quality_at_3db) {
     auto stream = create_viterbi_decoder(cfg);
     const std::size_t pieces[] = {10001, 7, 65536};
     std::size_t bits = 0;
-    const auto got = stream_all(*stream, soft, pieces, bits);
+    const auto got = stream_decode(*stream, soft, pieces, bits);
     ASSERT_EQ(bits, n + conv_tail_bits);
     std::vector<std::uint8_t> blk((n + 7) / 8);
     ASSERT_TRUE(make_block({})->decode(soft, blk).ok);

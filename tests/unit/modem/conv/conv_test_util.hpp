@@ -1,4 +1,5 @@
-// Test helpers for the convolutional code: a libfec-convention reference encoder, AWGN/BPSK LLRs, libfec decoding.
+// Test helpers for the convolutional code: a libfec-convention reference encoder, AWGN/BPSK LLRs, libfec decoding,
+// chunked streaming decode.
 #pragma once
 
 #include "qlink/modem/conv.hpp"
@@ -7,6 +8,8 @@
 extern "C" {
 #include <fec.h>
 }
+
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
@@ -124,6 +127,30 @@ inline std::vector<llr_t> depuncture(const conv_code& code, std::span<const llr_
         for (int s = 0; s < 2; ++s)
             if (pat[j % period][s]) out[2 * j + s] = coded[k++];
     return out;
+}
+
+// Streams `soft` through a streaming decoder in pieces of the given sizes (cycled) and flushes.
+inline std::vector<std::uint8_t> stream_decode(viterbi_decoder& dec, std::span<const llr_t> soft,
+                                        std::span<const std::size_t> pieces, std::size_t& bits) {
+    std::vector<std::uint8_t> all;
+    bits = 0;
+    std::size_t pos = 0, p = 0;
+    while (pos < soft.size()) {
+        const std::size_t k = std::min(pieces[p++ % pieces.size()], soft.size() - pos);
+        std::vector<std::uint8_t> out(dec.max_stream_output_bytes(k));
+        const auto r = dec.decode(soft.subspan(pos, k), out);
+        EXPECT_TRUE(r.ok) << (r.error ? r.error : "");
+        EXPECT_EQ(r.bits_out % 8, 0u);
+        all.insert(all.end(), out.begin(), out.begin() + static_cast<std::ptrdiff_t>(r.bits_out / 8));
+        bits += r.bits_out;
+        pos += k;
+    }
+    std::vector<std::uint8_t> out(dec.max_flush_bytes());
+    const auto r = dec.flush(out);
+    EXPECT_TRUE(r.ok);
+    all.insert(all.end(), out.begin(), out.begin() + static_cast<std::ptrdiff_t>((r.bits_out + 7) / 8));
+    bits += r.bits_out;
+    return all;
 }
 
 }  // namespace qlink::modem::conv_test
