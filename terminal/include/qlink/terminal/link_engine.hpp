@@ -1,0 +1,136 @@
+// The link engine: user byte streams and datagrams in, coded air bits out (and back), with ARQ, SDLS and key rotation.
+#pragma once
+
+#include "qlink/modem/key_source.hpp"
+#include "qlink/modem/sdls.hpp"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace qlink::terminal {
+
+/// Which end of the link this engine is. It fixes the SDLS IV fixed fields of both directions, so the
+/// two directions can never use the same IV even if they draw the same key (both ends take keys from
+/// one QKD pool).
+enum class link_role : std::uint8_t { ground, space };
+
+struct link_engine_config {
+    link_role role = link_role::ground;
+    /// Modem chain profile names (modem/profile.hpp) per direction: tx_profile is what this engine
+    /// sends, rx_profile what the peer sends (the peer's tx_profile). Empty: the default profile.
+    std::string tx_profile, rx_profile;
+    std::string isa = "auto";  ///< SIMD override for the coding chain: auto|generic|sse41|avx2|avx512
+
+    /// AOS spacecraft ID: 8 bits in an AOS primary header (732.0-B), so 0..255.
+    std::uint16_t spacecraft_id = 0xAB;
+    std::uint8_t tx_vcid = 1;  ///< VC this engine sends on (0..62)
+    std::uint8_t rx_vcid = 1;  ///< VC the peer sends on
+
+    // SDLS (docs/link.md)
+    bool security = true;  ///< false: clear frames (tests, or a link without keys)
+    std::uint16_t spi = 1;  ///< first SPI this engine's transmitter allocates
+    modem::sdls_mode sdls_mode = modem::sdls_mode::auth_enc;
+    std::uint64_t rotate_every_frames = 1ull << 20;  ///< clamped to the GCM limit 2^32
+    double rotate_every_s = 0.0;                      ///< simulated seconds under one key; 0 = off
+    std::uint16_t announce_frames = 16;               ///< next key announced this many frames before the switch
+    modem::key_exhaustion_policy key_exhaustion_policy = modem::key_exhaustion_policy::stop;
+    modem::link_key_source* fallback_keys = nullptr;  ///< needed for the fallback policy (tx and rx lookups)
+    std::uint32_t replay_window = 64;
+
+    // ARQ (modem/arq.hpp). Segment payload is derived from the frame size (one segment + one ack fit
+    // in one frame); 0 = derived.
+    std::uint32_t arq_window = 4096;  ///< segments, power of two, must equal the peer's
+    std::size_t arq_max_payload = 0;
+    double rto_min_s = 0.002, rto_max_s = 2.0, rto_initial_s = 0.1;
+    double ack_interval_s = 0.02;  ///< repeat of the ack state while idle (also the pass-end ack)
+    std::uint32_t sack_bits = 256;  ///< SACK bitmap length, multiple of 8, <= 8192
+    std::uint8_t streams = 8;       ///< ordered byte streams 0..streams-1 (1..8)
+
+    // Queues
+    std::size_t rx_stream_buffer_bytes = 4u << 20;  ///< per stream; above it incoming data waits (ARQ resends)
+    std::size_t datagram_queue_bytes = 1u << 20;    ///< per direction; full: send_datagram refuses, rx drops
+    std::size_t max_datagram_bytes = 65535;
+    std::size_t queue_depth_frames = 64;            ///< frames between threads (power of two)
+};
+
+/// Cumulative counters, a consistent snapshot.
+struct link_stats {
+    // frames
+    std::uint64_t frames_tx = 0;         ///< all frames encoded, idle included
+    std::uint64_t idle_frames_tx = 0;
+    std::uint64_t frames_rx_ok = 0;      ///< frames the chain decoded with a good CRC
+    std::uint64_t frames_crc_fail = 0;   ///< synchronised frames that RS or the CRC refused
+    std::uint64_t rs_corrected = 0;      ///< RS symbols corrected
+    std::uint64_t decode_fail = 0;       ///< RS decoder failures (frames)
+    std::uint64_t sync_losses = 0;
+    std::uint64_t frames_lost = 0;       ///< AOS frame-count gaps (frames)
+    std::uint64_t security_rejected = 0;
+    std::uint64_t rx_channel_errors_est = 0;  ///< channel bit errors estimated from RS corrections
+    // ARQ
+    std::uint64_t arq_segments_tx = 0;
+    std::uint64_t arq_retransmissions = 0;
+    std::uint64_t arq_in_flight = 0;     ///< segments accepted and not yet acknowledged
+    std::uint64_t bytes_acked = 0;       ///< user stream bytes the peer confirmed
+    std::uint64_t bytes_delivered = 0;   ///< user stream bytes delivered to this end's receive()
+    std::uint64_t arq_duplicates = 0;
+    double arq_srtt_s = 0.0;
+    // keys
+    std::uint32_t active_key_id = 0;     ///< transmit key in use (0: none yet)
+    std::uint64_t rotations = 0;         ///< transmit-side key switches
+    std::uint64_t rx_rotations = 0;
+    std::uint64_t keys_consumed = 0;     ///< keys taken from the key sources (tx)
+    std::uint64_t keys_exhausted = 0;    ///< frames held back for lack of a key
+    std::uint64_t auth_failures = 0;
+    std::uint64_t replays = 0;
+    bool traffic_stopped = false;        ///< keys ran out under the stop policy and data is waiting
+    // user
+    std::uint64_t user_bytes_in = 0;     ///< stream bytes accepted by send()
+    std::uint64_t user_bytes_out = 0;    ///< stream bytes handed out by receive()
+    std::uint64_t datagrams_in = 0, datagrams_out = 0, datagrams_dropped = 0;
+    // time per stage (ns, wall clock of this process)
+    std::uint64_t ns_frame_build = 0, ns_protect = 0, ns_encode = 0;
+    std::uint64_t ns_decode = 0, ns_verify_parse = 0;
+    double sim_time = 0.0;               ///< latest simulated time seen on the air side
+};
+
+/// Stream bytes accepted by send() that the peer has not confirmed: [first_byte, first_byte + length).
+struct undelivered {
+    std::uint8_t stream;
+    std::uint64_t first_byte, length;
+};
+
+class link_engine {
+public:
+    /// Throws std::invalid_argument (naming the field) on a bad configuration.
+    static std::unique_ptr<link_engine> create(const link_engine_config& cfg, modem::link_key_source& tx_keys,
+                                               modem::link_key_source& rx_keys);
+    virtual ~link_engine() = default;
+
+    // user side: non-blocking; returns bytes accepted (0 = full, backpressure). Ordered byte streams.
+    virtual std::size_t send(std::uint8_t stream, std::span<const std::uint8_t> data) = 0;
+    /// UDP-style, whole or nothing, not retransmitted. False when too big or the queue is full.
+    virtual bool send_datagram(std::span<const std::uint8_t> datagram) = 0;
+    /// Delivered bytes, in order, each once.
+    virtual std::size_t receive(std::uint8_t stream, std::span<std::uint8_t> out) = 0;
+    /// One datagram into `out` (0 if none; a datagram larger than `out` is dropped and counted).
+    virtual std::size_t receive_datagram(std::span<std::uint8_t> out) = 0;
+
+    // air side, called by the transport thread(s) with the relay's simulated time (pass_spec.md):
+    /// Fills `packed` with the next coded bits, MSB first (idle frames when nothing to send); returns
+    /// the bits written (8 * packed.size()).
+    virtual std::size_t pull_tx_bits(std::span<std::uint8_t> packed, double sim_time) = 0;
+    /// Soft bits of the peer's transmission (erasures 0 while the link is down).
+    virtual void push_rx_llrs(std::span<const std::int8_t> llrs, double sim_time) = 0;
+
+    virtual link_stats stats() const = 0;  ///< thread-safe snapshot
+    /// Stops accepting, reports the stream bytes not confirmed by the peer. Call after the last
+    /// pull/push (the end of pass); the engine accepts no more data afterwards.
+    virtual std::vector<undelivered> finish() = 0;
+};
+
+}  // namespace qlink::terminal
