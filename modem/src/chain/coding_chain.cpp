@@ -1,8 +1,9 @@
-// The TM coding chain: frame -> CRC -> RS -> randomizer -> ASM -> conv -> interleaver, and back on soft bits.
+// The TM coding chain: frame -> CRC -> RS or LDPC -> randomizer -> ASM -> conv -> interleaver, and back on soft bits.
 #include "qlink/modem/coding_chain.hpp"
 
 #include "qlink/modem/conv.hpp"
 #include "qlink/modem/crc.hpp"
+#include "qlink/modem/ldpc.hpp"
 #include "qlink/modem/randomizer.hpp"
 #include "qlink/modem/reed_solomon.hpp"
 
@@ -28,6 +29,24 @@ std::unique_ptr<rs_codec> make_rs(const chain_profile& p, const std::string& isa
     return create_rs_codec(c);
 }
 
+// Codeblock LLRs scaled so the mean magnitude is about `target` (Q8 factor,
+// rounded half away from zero, saturated at +-127). Zero mean (all
+// erasures) is left alone.
+void normalise_llr(std::span<llr_t> v, unsigned target) {
+    if (target == 0 || v.empty()) return;
+    std::uint64_t sum = 0;
+    for (llr_t x : v) sum += static_cast<unsigned>(x < 0 ? -static_cast<int>(x) : x);
+    if (sum == 0) return;
+    const std::uint64_t q64 = (std::uint64_t{target} * 256 * v.size() + sum / 2) / sum;
+    const int q = static_cast<int>(std::min<std::uint64_t>(q64, 256 * 127));
+    if (q == 256) return;
+    for (llr_t& x : v) {
+        const int a = std::max(static_cast<int>(x), -127) * q;
+        const int r = a >= 0 ? (a + 128) >> 8 : -((-a + 128) >> 8);
+        x = static_cast<llr_t>(std::clamp(r, -127, 127));
+    }
+}
+
 // Soft symbols are consumed in slices of this many, so every scratch buffer
 // has a fixed size and push() allocates nothing.
 constexpr std::size_t chunk_symbols = 4096;
@@ -39,13 +58,16 @@ constexpr std::size_t chunk_symbols = 4096;
 struct chain_encoder::impl {
     chain_profile prof;
     std::unique_ptr<rs_codec> rs;
+    std::unique_ptr<ldpc_encoder> ldpc;
     conv_encoder conv;
     std::unique_ptr<channel_interleaver> il;
     std::vector<std::uint8_t> frame;
     std::vector<std::uint8_t> period;  // marker bytes + codeblock, packed
 
     impl(const chain_profile& p, const std::string& isa)
-        : prof(p), rs(make_rs(p, isa)), conv(p.conv), il(create_interleaver(p.interleaver)),
+        : prof(p), rs(p.ldpc ? nullptr : make_rs(p, isa)),
+          ldpc(p.ldpc ? std::make_unique<ldpc_encoder>(*p.ldpc) : nullptr), conv(p.conv),
+          il(create_interleaver(p.interleaver)),
           frame(frame_bytes(p)), period(p.marker.bits / 8 + codeblock_bytes(p)) {
         for (unsigned k = 0; k < p.marker.bits / 8; ++k)
             period[k] = static_cast<std::uint8_t>(p.marker.pattern >> (p.marker.bits - 8 * (k + 1)));
@@ -80,7 +102,11 @@ chain_encoder::result chain_encoder::encode(std::span<const std::uint8_t> data, 
     }
     const std::size_t mbytes = s.prof.marker.bits / 8;
     const auto cb = std::span(s.period).subspan(mbytes);
-    if (!s.rs->encode(s.frame, cb)) return {0, false, "chain encoder: RS encode failed"};
+    if (s.ldpc) {
+        if (s.ldpc->encode(s.frame, cb).status != ldpc_status::ok) return {0, false, "chain encoder: LDPC encode failed"};
+    } else if (!s.rs->encode(s.frame, cb)) {
+        return {0, false, "chain encoder: RS encode failed"};
+    }
     if (s.prof.randomizer) ccsds_randomize(cb);
     const std::size_t period_bits = 8 * s.period.size();
     std::size_t n = 0;
@@ -117,6 +143,8 @@ struct chain_decoder::impl {
     std::unique_ptr<viterbi_decoder> vit;
     std::unique_ptr<frame_synchronizer> sync;
     std::unique_ptr<rs_codec> rs;
+    std::unique_ptr<ldpc_decoder> ldpc;
+    std::vector<llr_t> ldpc_llr;
     std::size_t sync_capacity;
     std::size_t branch_sync_bits;
     std::vector<llr_t> soft_buf;
@@ -149,12 +177,22 @@ struct chain_decoder::impl {
         frame_synchronizer::config sc;
         sc.marker = prof.marker;
         sc.frame_bits = 8 * codeblock_bytes(prof);
-        sc.search_tolerance = cfg.search_tolerance;
-        sc.lock_tolerance = cfg.lock_tolerance;
+        sc.search_tolerance = prof.ldpc ? cfg.ldpc_search_tolerance : cfg.search_tolerance;
+        sc.lock_tolerance = prof.ldpc ? cfg.ldpc_lock_tolerance : cfg.lock_tolerance;
         sc.flywheel_count = cfg.flywheel_count;
         sc.isa = cfg.isa;
         sync = std::make_unique<frame_synchronizer>(sc);
-        rs = make_rs(prof, cfg.isa);
+        if (prof.ldpc) {
+            ldpc_decoder::config lc;
+            lc.code = *prof.ldpc;
+            lc.max_iterations = cfg.ldpc_max_iterations;
+            lc.early_termination = true;
+            lc.isa = cfg.isa;
+            ldpc = create_ldpc_decoder(lc);
+            ldpc_llr.resize(ldpc->code().n());
+        } else {
+            rs = make_rs(prof, cfg.isa);
+        }
         // One slice of decoded bits completes at most this many frames.
         sync_capacity = max_bits / sync_period_bits(prof) + 2;
         branch_sync_bits = cfg.branch_sync_bits ? cfg.branch_sync_bits
@@ -165,8 +203,55 @@ struct chain_decoder::impl {
         cb.resize(codeblock_bytes(prof));
     }
 
+    void check_fecf(chain_frame_report& rep) const {
+        const std::size_t fb = frame_bytes(prof);
+        if (prof.fecf) {
+            const std::uint16_t crc = crc16_ccsds(std::span<const std::uint8_t>(cb).first(fb - 2));
+            rep.crc_ok = cb[fb - 2] == (crc >> 8) && cb[fb - 1] == (crc & 0xff);
+        } else {
+            rep.crc_ok = true;
+        }
+    }
+
+    void process_ldpc_frame(std::span<const llr_t> frame_soft, const sync_frame_info& info,
+                            std::span<std::uint8_t> out, chain_frame_report& rep) {
+        const ldpc_code& code = ldpc->code();
+        std::copy(frame_soft.begin(), frame_soft.end(), ldpc_llr.begin());
+        if (prof.randomizer) ccsds_randomize_llr(ldpc_llr);
+        // The tail zeros (C2) carry nothing the decoder reads; keep them out of the scale.
+        normalise_llr(std::span(ldpc_llr).first(code.n() - code.tail_zero_bits()), cfg.ldpc_llr_target);
+        const auto info_bytes = std::span(cb).first(code.k() / 8);
+        const ldpc_decode_result lr = ldpc->decode(ldpc_llr, info_bytes);
+        rep = {};
+        rep.sync = info;
+        rep.ldpc_ok = lr.status == ldpc_status::ok && lr.success;
+        rep.ldpc_iterations = lr.iterations;
+        if (rep.ldpc_ok) {
+            // Transmitted bit i is mother bit fill + i (fill first, punctured last).
+            const auto app = ldpc->app();
+            const std::size_t fill = code.fill_bits();
+            unsigned flips = 0;
+            for (std::size_t i = 0; i + code.tail_zero_bits() < code.n(); ++i)
+                flips += (app[fill + i] < 0) != (ldpc_llr[i] < 0);
+            rep.ldpc_corrected_bits = flips;
+        }
+        check_fecf(rep);
+        rep.ok = rep.ldpc_ok && rep.crc_ok;
+        std::memcpy(out.data(), cb.data(), out.size());
+        ++counters.frames;
+        counters.ldpc_iterations += lr.iterations;
+        counters.ldpc_corrected_bits += rep.ldpc_corrected_bits;
+        if (!rep.ldpc_ok) ++counters.ldpc_failed_frames;
+        if (rep.ldpc_ok && !rep.crc_ok) ++counters.crc_failed;
+        if (rep.ok) ++counters.frames_ok;
+    }
+
     void process_frame(std::span<const llr_t> frame_soft, const sync_frame_info& info, std::span<std::uint8_t> out,
                        chain_frame_report& rep) {
+        if (ldpc) {
+            process_ldpc_frame(frame_soft, info, out, rep);
+            return;
+        }
         pack_hard_decisions(frame_soft, cb);
         if (prof.randomizer) ccsds_randomize(cb);
         const rs_decode_result rr = rs->decode(cb);
@@ -175,13 +260,7 @@ struct chain_decoder::impl {
         rep.rs_ok = rr.ok;
         rep.rs_corrected = rr.corrected;
         rep.rs_failed_codewords = rr.failed_codewords;
-        const std::size_t fb = frame_bytes(prof);
-        if (prof.fecf) {
-            const std::uint16_t crc = crc16_ccsds(std::span<const std::uint8_t>(cb).first(fb - 2));
-            rep.crc_ok = cb[fb - 2] == (crc >> 8) && cb[fb - 1] == (crc & 0xff);
-        } else {
-            rep.crc_ok = true;
-        }
+        check_fecf(rep);
         rep.ok = rep.rs_ok && rep.crc_ok;
         std::memcpy(out.data(), cb.data(), out.size());
         ++counters.frames;

@@ -32,6 +32,16 @@ chain_profile make(std::string name, std::string description, unsigned e, unsign
     return p;
 }
 
+chain_profile make_ldpc(std::string name, std::string description, ldpc_code_id id) {
+    chain_profile p;
+    p.name = std::move(name);
+    p.description = std::move(description);
+    p.ldpc = id;
+    p.inner_conv = false;
+    p.marker = asm_ldpc_64;
+    return p;
+}
+
 const std::vector<chain_profile>& table() {
     static const std::vector<chain_profile> profiles = [] {
         interleaver_config cil;
@@ -58,6 +68,29 @@ const std::vector<chain_profile>& table() {
                          "default chain + convolutional channel interleaver (32 branches x 64, span 2048 symbols) "
                          "against fades; the stream must start at the interleaver's first symbol",
                          16, 4, true, conv_rate::r1_2, cil));
+        // LDPC (CCSDS 131.0-B section 7): the optical downlink codes. The
+        // channel bits go to OOK/PPM or BPSK as they are; the receiver wants
+        // soft values (photon-count or sample LLRs), not hard decisions.
+        v.push_back(make_ldpc("ldpc-c2",
+                              "CCSDS LDPC C2 (8160,7136): 892-byte frame (CRC-16 FECF) per codeblock, randomizer, "
+                              "64-bit ASM, no inner code; the optical (OOK) downlink default",
+                              ldpc_code_id::c2));
+        v.push_back(make_ldpc("ar4ja-1024-r12",
+                              "CCSDS LDPC AR4JA r=1/2 k=1024: 128-byte frame (CRC-16 FECF) per codeblock, randomizer, "
+                              "64-bit ASM, no inner code",
+                              ldpc_code_id::ar4ja_r12_k1024));
+        v.push_back(make_ldpc("ar4ja-4096-r12",
+                              "CCSDS LDPC AR4JA r=1/2 k=4096: 512-byte frame (CRC-16 FECF) per codeblock, randomizer, "
+                              "64-bit ASM, no inner code; deep fades / low photon counts",
+                              ldpc_code_id::ar4ja_r12_k4096));
+        v.push_back(make_ldpc("ar4ja-4096-r23",
+                              "CCSDS LDPC AR4JA r=2/3 k=4096: 512-byte frame (CRC-16 FECF) per codeblock, randomizer, "
+                              "64-bit ASM, no inner code",
+                              ldpc_code_id::ar4ja_r23_k4096));
+        v.push_back(make_ldpc("ar4ja-16384-r45",
+                              "CCSDS LDPC AR4JA r=4/5 k=16384: 2048-byte frame (CRC-16 FECF) per codeblock, randomizer, "
+                              "64-bit ASM, no inner code",
+                              ldpc_code_id::ar4ja_r45_k16384));
         return v;
     }();
     return profiles;
@@ -83,6 +116,14 @@ std::string profile_names() {
 }
 
 std::string validate_profile(const chain_profile& p) {
+    if (p.ldpc) {
+        const ldpc_dims d = ldpc_code_dims(*p.ldpc);
+        if (d.k == 0) return "profile " + p.name + ": ldpc is not a CCSDS LDPC code";
+        if (p.inner_conv) return "profile " + p.name + ": an LDPC profile has no inner convolutional code";
+        if (p.marker.bits < 16 || p.marker.bits > 64 || p.marker.bits % 8 != 0)
+            return "profile " + p.name + ": marker must have 16..64 bits, a whole number of bytes";
+        return {};
+    }
     if (p.rs_e != 16 && p.rs_e != 8) return "profile " + p.name + ": rs_e must be 16 or 8";
     constexpr std::array<unsigned, 6> depths{1, 2, 3, 4, 5, 8};
     bool depth_ok = false;
@@ -96,10 +137,12 @@ std::string validate_profile(const chain_profile& p) {
 }
 
 std::size_t frame_bytes(const chain_profile& p) {
+    if (p.ldpc) return ldpc_code_dims(*p.ldpc).k / 8;
     return static_cast<std::size_t>(p.rs_interleave) * (255 - 2 * p.rs_e - p.virtual_fill);
 }
 std::size_t frame_data_bytes(const chain_profile& p) { return frame_bytes(p) - (p.fecf ? 2 : 0); }
 std::size_t codeblock_bytes(const chain_profile& p) {
+    if (p.ldpc) return ldpc_code_dims(*p.ldpc).n / 8;
     return static_cast<std::size_t>(p.rs_interleave) * (255 - p.virtual_fill);
 }
 std::size_t sync_period_bits(const chain_profile& p) { return p.marker.bits + 8 * codeblock_bytes(p); }

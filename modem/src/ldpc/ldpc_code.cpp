@@ -106,6 +106,15 @@ std::vector<ldpc_code_id> all_ldpc_codes() {
     return out;
 }
 
+ldpc_dims ldpc_code_dims(ldpc_code_id id) {
+    if (id == ldpc_code_id::c2) return {7136, 8160};
+    const auto p = ar4ja_of(id);
+    if (p.kk == 0) return {};
+    const std::size_t m = std::size_t{1} << p.m_log2;
+    // Mother code (K + 3) M columns, the last M punctured.
+    return {p.kk * m, (p.kk + 2) * m};
+}
+
 ldpc_code::ldpc_code(ldpc_code_id id) : id_(id) {
     std::vector<ldpc_qc_edge> edges;
     if (id == ldpc_code_id::c2) {

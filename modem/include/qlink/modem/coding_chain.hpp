@@ -7,6 +7,9 @@
 //   sync: the symbol alignment is stepped until the frame synchroniser locks)
 //   -> frame sync (inverted marker = inverted stream, corrected) -> derandomize
 //   -> RS decode -> CRC check -> frames out with a report each.
+// LDPC profiles: data -> CRC-16 FECF -> LDPC codeword -> randomizer -> 64-bit
+//   ASM -> channel interleaver; receive: deinterleave -> frame sync on the
+//   channel LLRs -> soft derandomize -> LLR normalisation -> LDPC decode -> CRC.
 #pragma once
 
 #include "qlink/modem/frame_sync.hpp"
@@ -59,11 +62,14 @@ private:
 
 /// What the receiver concluded about one frame.
 struct chain_frame_report {
-    bool ok = false;            ///< RS decoded and the CRC (if any) matches: the data is good
-    bool rs_ok = false;
+    bool ok = false;            ///< RS/LDPC decoded and the CRC (if any) matches: the data is good
+    bool rs_ok = false;         ///< RS profiles only (false with LDPC)
     bool crc_ok = false;
     unsigned rs_corrected = 0;  ///< symbols corrected over the codeblock
     unsigned rs_failed_codewords = 0;
+    bool ldpc_ok = false;             ///< LDPC profiles: every parity check satisfied
+    unsigned ldpc_iterations = 0;     ///< LDPC iterations run on this codeblock
+    unsigned ldpc_corrected_bits = 0; ///< transmitted bits whose decision differs from the channel's (when ldpc_ok)
     sync_frame_info sync{};
 };
 
@@ -76,7 +82,10 @@ struct chain_decoder_counters {
     std::uint64_t rs_corrected = 0;     ///< symbols
     std::uint64_t rs_failed_frames = 0;
     std::uint64_t rs_failed_codewords = 0;
-    std::uint64_t crc_failed = 0;       ///< RS said fine but the FECF does not match
+    std::uint64_t crc_failed = 0;       ///< RS/LDPC said fine but the FECF does not match
+    std::uint64_t ldpc_iterations = 0;  ///< sum over codeblocks
+    std::uint64_t ldpc_failed_frames = 0;   ///< syndrome not satisfied after the iteration limit
+    std::uint64_t ldpc_corrected_bits = 0;  ///< over the codeblocks that decoded
     sync_counters sync{};
 };
 
@@ -93,6 +102,16 @@ public:
         unsigned search_tolerance = 3;
         unsigned lock_tolerance = 6;
         unsigned flywheel_count = 3;
+        /// LDPC profiles: the marker is judged on the raw channel LLRs, at a
+        /// channel bit error rate up to about 0.1 at the codes' thresholds
+        /// (6.4 of 64 marker bits on average), so these replace the two above.
+        unsigned ldpc_search_tolerance = 12;
+        unsigned ldpc_lock_tolerance = 16;
+        unsigned ldpc_max_iterations = 25;  ///< early termination on the syndrome
+        /// Each codeblock's LLRs are rescaled so their mean magnitude is about
+        /// this (the int8 decoder's working point; min-sum itself is scale
+        /// free, its message cap and saturation are not). 0: used as given.
+        unsigned ldpc_llr_target = 16;
     };
     struct result {
         std::size_t consumed = 0;

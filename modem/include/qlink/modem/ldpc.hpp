@@ -34,6 +34,14 @@ std::optional<ldpc_code_id> parse_ldpc_code(std::string_view name);
 std::string_view to_string(ldpc_code_id id);
 std::vector<ldpc_code_id> all_ldpc_codes();
 
+/// Information and transmitted bits of a code, without building it (profile
+/// arithmetic); {0, 0} for a value outside the enum.
+struct ldpc_dims {
+    std::size_t k = 0;
+    std::size_t n = 0;
+};
+ldpc_dims ldpc_code_dims(ldpc_code_id id);
+
 /// One circulant edge of the quasi-cyclic parity-check matrix: row `r` of row
 /// block `row_block` has a one in column `col_block * z + (r + shift) % z`.
 struct ldpc_qc_edge {

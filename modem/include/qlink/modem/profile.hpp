@@ -4,9 +4,11 @@
 #include "qlink/modem/conv.hpp"
 #include "qlink/modem/frame_sync.hpp"
 #include "qlink/modem/interleaver.hpp"
+#include "qlink/modem/ldpc.hpp"
 #include "qlink/modem/reed_solomon.hpp"
 
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,7 +17,10 @@ namespace qlink::modem {
 
 /// A complete CCSDS 131.0-B concatenated configuration. The transfer frame is
 /// the RS message: I * (255 - 2E - virtual_fill) bytes, whose last two bytes
-/// are the CRC-16 FECF when `fecf` is set.
+/// are the CRC-16 FECF when `fecf` is set. With `ldpc` set the codeblock is an
+/// LDPC codeword instead (131.0-B section 7): the transfer frame is the k/8-byte
+/// information block (7.4.3.1: one frame per codeblock; C2: 892 bytes), the RS
+/// fields are ignored, and there is no inner code.
 struct chain_profile {
     std::string name;
     std::string description;
@@ -29,6 +34,7 @@ struct chain_profile {
     conv_code conv{};
     sync_marker marker = asm_tm_32;
     interleaver_config interleaver{};
+    std::optional<ldpc_code_id> ldpc;  ///< LDPC codeblocks instead of RS; use marker asm_ldpc_64
 };
 
 inline constexpr std::string_view default_profile_name = "ccsds-tm-rs223i4-conv12";
@@ -43,11 +49,11 @@ std::string profile_names();
 /// Checks a (possibly hand-made) profile; empty when valid, else one line naming the field.
 std::string validate_profile(const chain_profile& p);
 
-/// Transfer frame (RS message) bytes: I * (255 - 2E - fill).
+/// Transfer frame (RS message) bytes: I * (255 - 2E - fill); LDPC: k/8.
 std::size_t frame_bytes(const chain_profile& p);
 /// User data bytes per frame: frame_bytes minus the FECF.
 std::size_t frame_data_bytes(const chain_profile& p);
-/// RS codeblock bytes after the marker: I * (255 - fill).
+/// Codeblock bytes after the marker: RS I * (255 - fill); LDPC n/8.
 std::size_t codeblock_bytes(const chain_profile& p);
 /// Bits from one marker to the next before the inner code: marker + codeblock.
 std::size_t sync_period_bits(const chain_profile& p);
