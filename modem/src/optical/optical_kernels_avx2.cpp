@@ -66,8 +66,8 @@ void ppm_maxima_avx2(const std::uint16_t* counts, std::size_t nsym, unsigned m, 
         // Counts are >= 0, so masking lanes to zero never raises a maximum.
         for (unsigned p = 0; p < 4; ++p) {
             const __m256i mask = _mm256_load_si256(reinterpret_cast<const __m256i*>(lane_bit[p]));
-            m0[p] = hmax(_mm256_andnot_si256(mask, all));
-            m1[p] = hmax(_mm256_and_si256(mask, all));
+            m0[bits - 1 - p] = hmax(_mm256_andnot_si256(mask, all));
+            m1[bits - 1 - p] = hmax(_mm256_and_si256(mask, all));
         }
         for (unsigned p = 4; p < bits; ++p) {
             __m256i a0 = _mm256_setzero_si256(), a1 = a0;
@@ -77,16 +77,43 @@ void ppm_maxima_avx2(const std::uint16_t* counts, std::size_t nsym, unsigned m, 
                 else
                     a0 = _mm256_max_epu16(a0, blk[b]);
             }
-            m0[p] = hmax(a0);
-            m1[p] = hmax(a1);
+            m0[bits - 1 - p] = hmax(a0);
+            m1[bits - 1 - p] = hmax(a1);
         }
+    }
+}
+
+// 16 LLRs per step; the same float operations as the scalar kernel
+// (convert, multiply, clamp, round to nearest even), so the bits agree.
+void ppm_llr_avx2(const std::uint16_t* max0, const std::uint16_t* max1, std::size_t n, float c1, std::int8_t* out) {
+    const __m256 vc1 = _mm256_set1_ps(c1);
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(max0 + i));
+        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(max1 + i));
+        const __m256i d0 = _mm256_sub_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(a)),
+                                            _mm256_cvtepu16_epi32(_mm256_castsi256_si128(b)));
+        const __m256i d1 = _mm256_sub_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(a, 1)),
+                                            _mm256_cvtepu16_epi32(_mm256_extracti128_si256(b, 1)));
+        __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(d0), vc1);
+        __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(d1), vc1);
+        v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
+        v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);
+        const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(_mm256_cvtps_epi32(v0), _mm256_cvtps_epi32(v1)), 0xD8);
+        const __m128i r = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), r);
+    }
+    for (; i < n; ++i) {
+        const float v = std::clamp(static_cast<float>(int{max0[i]} - int{max1[i]}) * c1, -127.0f, 127.0f);
+        out[i] = static_cast<std::int8_t>(std::lrint(v));
     }
 }
 
 }  // namespace
 
 const optical_kernels& optical_kernels_avx2() {
-    static constexpr optical_kernels k{ook_poisson_avx2, ppm_maxima_avx2};
+    static constexpr optical_kernels k{ook_poisson_avx2, ppm_maxima_avx2, ppm_llr_avx2};
     return k;
 }
 

@@ -36,16 +36,20 @@ void ppm_maxima_generic(const std::uint16_t* counts, std::size_t nsym, unsigned 
         std::fill(m1, m1 + bits, std::uint16_t{0});
         for (unsigned slot = 0; slot < m; ++slot)
             for (unsigned p = 0; p < bits; ++p) {
-                std::uint16_t& dst = (slot >> p) & 1 ? m1[p] : m0[p];
+                std::uint16_t& dst = (slot >> p) & 1 ? m1[bits - 1 - p] : m0[bits - 1 - p];
                 dst = std::max(dst, c[slot]);
             }
     }
 }
 
+void ppm_llr_generic(const std::uint16_t* max0, const std::uint16_t* max1, std::size_t n, float c1, std::int8_t* out) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = to_llr(static_cast<float>(int{max0[i]} - int{max1[i]}) * c1);
+}
+
 }  // namespace
 
 const optical_kernels& optical_kernels_generic() {
-    static constexpr optical_kernels k{ook_poisson_generic, ppm_maxima_generic};
+    static constexpr optical_kernels k{ook_poisson_generic, ppm_maxima_generic, ppm_llr_generic};
     return k;
 }
 
@@ -128,12 +132,8 @@ public:
                 const std::size_t ns = std::min(chunk, nsym - s0);
                 k_.ppm_maxima(counts.data() + s0 * lay_.slots_per_symbol, ns, cfg_.m, bits, lay_.slots_per_symbol,
                               max0_.data(), max1_.data());
-                for (std::size_t s = 0; s < ns; ++s)
-                    for (unsigned p = 0; p < bits; ++p) {
-                        const int d = int{max0_[s * bits + p]} - int{max1_[s * bits + p]};
-                        // MSB first: bit b of the symbol's group has weight 2^(bits-1-b).
-                        llr[(s0 + s) * bits + (bits - 1 - p)] = to_llr(static_cast<float>(d) * c1);
-                    }
+                // The maxima come in LLR order (MSB first), so this is one flat pass.
+                k_.ppm_llr(max0_.data(), max1_.data(), ns * bits, c1, llr.data() + s0 * bits);
             }
         } else {
             for (std::size_t s = 0; s < nsym; ++s) {
