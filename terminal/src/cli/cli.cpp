@@ -5,9 +5,12 @@
 #include "qlink/modem/coding_chain.hpp"
 #include "qlink/modem/profile.hpp"
 #include "qlink/sim/awgn.hpp"
+#include "qlink/terminal/demo.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
+#include <csignal>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -164,6 +167,7 @@ void print_top_help(std::ostream& out) {
            "commands:\n"
            "  profiles   list the built-in CCSDS coding profiles and their parameters\n"
            "  demo       run generated frames through the coding chain over BPSK/AWGN and report\n"
+           "  pass-demo  a full quantum-secured satellite pass: simulator, qkmd x2, qlinkd x2 on loopback\n"
            "  encode     encode a payload file into a channel stream (hard bits or soft symbols)\n"
            "  decode     decode a channel stream back into the payload\n\n"
            "`qlink <command> --help` describes a command's options.\n";
@@ -330,6 +334,80 @@ int cmd_demo(std::span<const std::string_view> args, std::ostream& out) {
     return ok_frames == frames ? exit_ok : exit_failed;
 }
 
+// ------------------------------------------------------------------ pass-demo
+
+// Ctrl-C / SIGTERM end the pass early; the demo then stops every daemon it started and still
+// writes the report. A signal handler can only reach static storage.
+std::atomic<bool> pass_demo_stop{false};
+extern "C" void pass_demo_on_signal(int) { pass_demo_stop.store(true); }
+
+int cmd_pass_demo(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
+    static constexpr option_spec specs[] = {
+        {"tle", "FILE", "satellite TLE (default: the bundled sim/data/qlinksat-1.tle)"},
+        {"station", "LAT,LON,ALT", "ground station, degrees and metres (default Delft 52.0116,4.3571,0)"},
+        {"start", "ISO8601", "simulated start time, UTC (default: 30 s before AOS of the first pass after the TLE epoch)"},
+        {"speed", "X", "simulated seconds per wall second, (0, 1000] (default 12)"},
+        {"out", "DIR", "work dir: configs, PKI, logs, report (default ./qlink-demo-out)"},
+        {"file", "FILE", "user file to send down (default: random bytes sized to the pass)"},
+        {"file-bytes", "N", "size of the generated user file (default: a quarter of the pass capacity)"},
+        {"bin-dir", "DIR", "where qlink-sim, qkmd, qlinkd are (default: next to qlink, then PATH)"},
+        {"seed", "S", "seed of the simulator and the generated file (default 1)"},
+        {"rotate-every", "S", "link key rotation period, simulated seconds, [1, 3600] (default 30)"},
+        {"timeout", "S", "give up after this many wall seconds, [10, 86400] (default 600)"},
+        {"progress", "on|off", "live progress line (default on)"},
+    };
+    const auto p = parse("pass-demo", args, specs);
+    if (p.help) {
+        print_help(out, "pass-demo", "[--tle FILE] [--station LAT,LON,ALT] [--start ISO8601] [--speed X] [--out DIR] [--file FILE]",
+                   "Runs one satellite pass end to end on this machine: qlink-sim (orbit, optical downlink with\n"
+                   "turbulence and clouds, RF return link, QKD photons), qkmd alice/bob (QKD post-processing into\n"
+                   "key stores), qlinkd space/ground (bit-true modem chain, SDLS encryption with keys rotating\n"
+                   "from the QKD pool, ARQ). A user file crosses the downlink and is checked by SHA-256; both key\n"
+                   "stores are compared over ETSI GS QKD 014. Writes report.html, timeseries.csv/json into --out.\n"
+                   "Exit 0 when the file arrived intact and the keys agree, 1 otherwise. Ctrl-C stops cleanly.",
+                   specs);
+        return exit_ok;
+    }
+    terminal::demo_config c;
+    if (const auto* v = p.get("tle")) c.tle_file = *v;
+    if (const auto* v = p.get("station")) c.station = *v;
+    if (const auto* v = p.get("start")) c.start = *v;
+    if (const auto* v = p.get("out")) c.out_dir = *v;
+    if (const auto* v = p.get("file")) c.user_file = *v;
+    if (const auto* v = p.get("bin-dir")) c.bin_dir = *v;
+    c.speed = number_option("pass-demo", p, "speed", c.speed, 1e-3, 1000.0);
+    c.generated_bytes = integer_option("pass-demo", p, "file-bytes", 0, 1, std::uint64_t{1} << 34);
+    c.seed = integer_option("pass-demo", p, "seed", 1, 0, UINT64_MAX);
+    c.rotate_every_s = number_option("pass-demo", p, "rotate-every", c.rotate_every_s, 1.0, 3600.0);
+    c.wall_timeout_s = number_option("pass-demo", p, "timeout", c.wall_timeout_s, 10.0, 86400.0);
+    if (const auto* v = p.get("progress")) {
+        if (*v != "on" && *v != "off")
+            throw usage_error{"qlink pass-demo: --progress must be on or off, got '" + *v + "'"};
+        c.progress = *v == "on";
+    }
+    pass_demo_stop.store(false);
+    struct sigaction sa {}, old_int{}, old_term{};
+    sa.sa_handler = pass_demo_on_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int);
+    ::sigaction(SIGTERM, &sa, &old_term);
+    struct restore {
+        struct sigaction i, t;
+        ~restore() {
+            ::sigaction(SIGINT, &i, nullptr);
+            ::sigaction(SIGTERM, &t, nullptr);
+        }
+    } restore_handlers{old_int, old_term};
+    terminal::demo_result r;
+    try {
+        r = terminal::run_demo(c, out, err, &pass_demo_stop);
+    } catch (const std::invalid_argument& e) {
+        throw usage_error{"qlink pass-demo: " + std::string(e.what())};
+    }
+    if (!r.ok) err << "qlink pass-demo: " << r.failure << " (logs in " << (std::filesystem::absolute(c.out_dir) / "logs").string() << ")\n";
+    return r.ok ? exit_ok : exit_failed;
+}
+
 // ------------------------------------------------------------------ encode / decode
 
 int cmd_encode(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
@@ -419,9 +497,10 @@ int run(std::span<const std::string_view> args, std::ostream& out, std::ostream&
         }
         if (cmd == "profiles") return cmd_profiles(rest, out);
         if (cmd == "demo") return cmd_demo(rest, out);
+        if (cmd == "pass-demo") return cmd_pass_demo(rest, out, err);
         if (cmd == "encode") return cmd_encode(rest, out, err);
         if (cmd == "decode") return cmd_decode(rest, out, err);
-        err << "qlink: unknown command '" << cmd << "' (allowed: profiles, demo, encode, decode)\n";
+        err << "qlink: unknown command '" << cmd << "' (allowed: profiles, demo, pass-demo, encode, decode)\n";
         return exit_usage;
     } catch (const usage_error& e) {
         err << e.message << '\n';

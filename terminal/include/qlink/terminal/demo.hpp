@@ -1,0 +1,76 @@
+// `qlink demo`: one quantum-secured pass end to end — simulator, two qkmd, two qlinkd — on loopback.
+#pragma once
+
+#include "qlink/terminal/report.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+namespace qlink::terminal {
+
+struct demo_config {
+    std::filesystem::path out_dir = "qlink-demo-out";  ///< configs, PKI, logs, stores, report
+    /// Where qlink-sim, qkmd and qlinkd are: a folder holding them, or a build tree's root. Empty:
+    /// next to the running qlink (build tree layout), then PATH.
+    std::filesystem::path bin_dir;
+    std::filesystem::path tle_file;  ///< empty: the bundled sim/data/qlinksat-1.tle
+    std::string station = "52.0116,4.3571,0";  ///< lat,lon,alt_m (Delft)
+    std::string start;                          ///< ISO 8601 UTC; empty: AOS - 30 s of the first pass
+    double speed = 12.0;                        ///< simulated seconds per wall second
+    std::filesystem::path user_file;            ///< empty: generate `generated_bytes` random bytes
+    std::uint64_t generated_bytes = 0;          ///< 0: sized from the link's line rate and the pass
+    std::uint64_t seed = 1;
+    double poll_hz = 4.0;
+    double rotate_every_s = 30.0;   ///< link key rotation (simulated seconds)
+    double wall_timeout_s = 600.0;  ///< give up (and report) after this long
+    double qkd_block_s = 1.0;
+    std::size_t qkd_block_detections = 0;  ///< detections per post-processing block; 0: qkmd's default
+    bool keys_from_qkd = true;             ///< false: qkmd's test key source (both ends seeded alike)
+    bool progress = true;                  ///< live progress line on `out` (\r updated)
+
+    /// Hook for fault tests: called once per poll with the demo's view of the pass; may kill and
+    /// restart daemons through the control (see demo_control).
+    std::function<void(class demo_control&)> on_poll;
+};
+
+/// What `on_poll` can see and do while the pass runs.
+class demo_control {
+public:
+    virtual ~demo_control() = default;
+    virtual double sim_time_s() const = 0;  ///< latest simulated time reported, NaN before the first
+    virtual const pass_sample& last_sample() const = 0;
+    /// Kill -9 one daemon ("qkmd-alice", "qkmd-bob", "qlinkd-space", "qlinkd-ground").
+    virtual bool kill_daemon(const std::string& name) = 0;
+    /// Start a killed daemon again with the same configuration (and ports where the daemon allows).
+    virtual bool restart_daemon(const std::string& name) = 0;
+};
+
+struct demo_result {
+    bool ok = false;          ///< everything below held
+    std::string failure;      ///< first reason when not ok, one line
+    bool file_intact = false; ///< SHA-256 of what ground delivered equals the file's
+    bool keys_agree = false;  ///< ETSI 014: both KMEs returned the same bytes for the same key IDs
+    bool keys_unique = false; ///< no key ID used twice by the link (from the qlinkd logs) nor served twice
+    std::uint64_t file_bytes = 0, bytes_delivered = 0;
+    std::uint64_t rotations = 0, retransmissions = 0, fades_recovered = 0;
+    double downlink_bps = 0, return_bps = 0;  ///< simulated line rates (coded bits per simulated second)
+    double sim_seconds = 0, wall_seconds = 0;
+    std::string sha256;
+    report_files report;
+    pass_timeseries series;
+};
+
+/// Runs the demo. `stop` (optional) ends it early, e.g. from a SIGINT handler; everything started is
+/// stopped on every path. Throws only for a bad configuration (std::invalid_argument, one line).
+demo_result run_demo(const demo_config& cfg, std::ostream& out, std::ostream& err,
+                     const std::atomic<bool>* stop = nullptr);
+
+/// The bundled sample TLE (installed or in the source tree this qlink was built from), if found.
+std::optional<std::filesystem::path> find_bundled_tle();
+
+}  // namespace qlink::terminal
