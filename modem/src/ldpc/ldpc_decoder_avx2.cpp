@@ -10,13 +10,20 @@ namespace {
 
 constexpr int lanes = 32;
 
-// Where the 32 rows of one group read one edge: app_[pos + lane] for lanes
-// below `split`, app_[pos - z + lane] for the lanes that wrap around the
-// circulant. `split` >= valid lanes means no wrap.
+// Where the 32 rows of one group read one edge. Every column block in buf_
+// is followed by a mirror of its first 32 values, so one plain load at `pos`
+// also serves the lanes that wrap around the circulant (lanes from `split`
+// on). Stores keep the mirror: a full group stores at pos, and also at
+// pos - z when it wrote into the mirror (extra bit 0) and at pos + z when it
+// wrote into the first 32 values (extra bit 1); the bytes this writes outside
+// the column are padding. Partial groups (C2: 511 = 15 x 32 + 31 rows) and
+// lanes on fill bits take the masked path, which then refreshes the mirror.
 struct access {
     std::uint32_t pos;
+    std::uint32_t col;    // offset of the column block's first value
     std::uint16_t split;
-    std::uint16_t plain;  // all 32 lanes valid and contiguous: one plain load/store
+    std::uint8_t slow;    // masked store (partial group or pinned lanes)
+    std::uint8_t extra;
     std::uint32_t pin;    // lanes that read a fill bit (known zero): never updated
 };
 
@@ -57,8 +64,8 @@ public:
         ldpc_check_groups(code_);
         limit_ = _mm256_set1_epi8(static_cast<char>(cfg.message_limit));
         const std::size_t z = code_.z();
-        stride_ = z + lanes;
-        buf_.assign(lanes + code_.col_blocks() * stride_ + lanes, 0);
+        stride_ = z + 2 * lanes;  // values, mirror, padding
+        buf_.assign(lanes + code_.col_blocks() * stride_ + 2 * lanes, 0);
         std::uint32_t slot = 0;
         std::size_t max_dc = 0;
         for (std::size_t b = 0; b < code_.row_blocks(); ++b) {
@@ -71,10 +78,12 @@ public:
                     const auto& ed = code_.edges()[e0 + e];
                     const std::size_t q = (r0 + ed.shift) % z;
                     access a{static_cast<std::uint32_t>(col_offset(ed.col_block) + q),
-                             static_cast<std::uint16_t>(std::min<std::size_t>(lanes, z - q)), 0, 0};
+                             static_cast<std::uint32_t>(col_offset(ed.col_block)),
+                             static_cast<std::uint16_t>(std::min<std::size_t>(lanes, z - q)), 0, 0, 0};
                     for (std::size_t l = 0; l < g.valid; ++l)
                         if (ed.col_block * z + (q + l) % z < code_.fill_bits()) a.pin |= 1u << l;
-                    a.plain = g.valid == lanes && a.split == lanes && a.pin == 0;
+                    a.slow = g.valid != lanes || a.pin != 0;
+                    a.extra = static_cast<std::uint8_t>((q + lanes > z ? 1 : 0) | (q < lanes ? 2 : 0));
                     access_.push_back(a);
                     ++slot;
                 }
@@ -95,9 +104,11 @@ public:
         }
         ldpc_load_mother(code_, llr, mother_);
         const std::size_t z = code_.z();
-        for (std::size_t c = 0; c < code_.col_blocks(); ++c)
-            std::copy_n(mother_.begin() + static_cast<std::ptrdiff_t>(c * z), z,
-                        buf_.begin() + static_cast<std::ptrdiff_t>(col_offset(c)));
+        for (std::size_t c = 0; c < code_.col_blocks(); ++c) {
+            const auto dst = buf_.begin() + static_cast<std::ptrdiff_t>(col_offset(c));
+            std::copy_n(mother_.begin() + static_cast<std::ptrdiff_t>(c * z), z, dst);
+            std::copy_n(dst, lanes, dst + static_cast<std::ptrdiff_t>(z));  // mirror (z >= 32 for every code)
+        }
         for (unsigned it = 0; it < cfg_.max_iterations; ++it) {
             // The first iteration reads no old messages (all zero): no clearing pass.
             if (it == 0)
@@ -125,29 +136,38 @@ public:
 private:
     std::size_t col_offset(std::size_t c) const { return lanes + c * stride_; }
 
-    __m256i load(const access& a, std::uint32_t valid) const {
-        const auto* base = buf_.data();
-        __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + a.pos));
-        if (a.split < valid) {
-            const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + a.pos - code_.z()));
-            const __m256i wrap = _mm256_cmpgt_epi8(lane_index(), _mm256_set1_epi8(static_cast<char>(a.split - 1)));
-            v = _mm256_blendv_epi8(v, w, wrap);
-        }
-        return v;
+    static __attribute__((always_inline)) __m256i load(const std::int8_t* base, const access& a) {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + a.pos));
     }
 
-    void store(const access& a, std::uint32_t valid, __m256i v) {
-        auto* base = buf_.data();
+    __attribute__((always_inline)) void store(std::int8_t* base, std::size_t z, const access& a, std::uint32_t valid,
+                                              __m256i v) {
+        if (a.slow) {
+            store_masked(base, z, a, valid, v);
+            return;
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + a.pos), v);
+        if (a.extra) {
+            if (a.extra & 1) _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + a.pos - z), v);
+            if (a.extra & 2) _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + a.pos + z), v);
+        }
+    }
+
+    __attribute__((noinline)) static void store_masked(std::int8_t* base, std::size_t z, const access& a,
+                                                       std::uint32_t valid, __m256i v) {
         const __m256i idx = lane_index();
         const std::uint32_t first_end = std::min<std::uint32_t>(a.split, valid);
         auto* p1 = reinterpret_cast<__m256i*>(base + a.pos);
         const __m256i m1 = _mm256_cmpgt_epi8(_mm256_set1_epi8(static_cast<char>(first_end)), idx);
         _mm256_storeu_si256(p1, _mm256_blendv_epi8(_mm256_loadu_si256(p1), v, m1));
         if (a.split < valid) {
-            auto* p2 = reinterpret_cast<__m256i*>(base + a.pos - code_.z());
+            auto* p2 = reinterpret_cast<__m256i*>(base + a.pos - z);
             const __m256i m2 = _mm256_andnot_si256(m1, _mm256_cmpgt_epi8(_mm256_set1_epi8(static_cast<char>(valid)), idx));
             _mm256_storeu_si256(p2, _mm256_blendv_epi8(_mm256_loadu_si256(p2), v, m2));
         }
+        // Only real positions were written: refresh the mirror from them.
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + a.col + z),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + a.col)));
     }
 
     static __m256i lane_index() {
@@ -169,8 +189,8 @@ private:
     // m2 == m1. That saves tracking idx.
     // Variable-to-check value of one edge for the group's rows.
     template <bool first>
-    __attribute__((always_inline)) __m256i edge_in(const access& a, std::uint32_t valid, const __m256i* msg) const {
-        const __m256i l = a.plain ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(buf_.data() + a.pos)) : load(a, valid);
+    static __attribute__((always_inline)) __m256i edge_in(const std::int8_t* base, const access& a, const __m256i* msg) {
+        const __m256i l = load(base, a);
         if constexpr (first) {
             return l;  // no old message yet: q = l
         } else {
@@ -182,8 +202,9 @@ private:
     }
 
     // New check-to-variable message and a-posteriori value of one edge.
-    __attribute__((always_inline)) void edge_out(const access& a, std::uint32_t valid, __m256i v, __m256i s1,
-                                                 __m256i s2, __m256i m1, __m256i total, __m256i* msg) {
+    __attribute__((always_inline)) void edge_out(std::int8_t* base, std::size_t z, const access& a, std::uint32_t valid,
+                                                 __m256i v, __m256i s1, __m256i s2, __m256i m1, __m256i total,
+                                                 __m256i* msg) {
         const __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(_mm256_abs_epi8(v), m1));
         __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(_mm256_xor_si256(v, total), _mm256_set1_epi8(1)));
         __m256i l = _mm256_max_epi8(_mm256_adds_epi8(v, r), _mm256_set1_epi8(-127));
@@ -194,10 +215,7 @@ private:
             l = _mm256_blendv_epi8(l, _mm256_set1_epi8(127), pin);
         }
         _mm256_storeu_si256(msg, r);
-        if (a.plain)
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf_.data() + a.pos), l);
-        else
-            store(a, valid, l);
+        store(base, z, a, valid, l);
     }
 
     static __attribute__((always_inline)) void minima(__m256i v, __m256i& m1, __m256i& m2, __m256i& total) {
@@ -215,47 +233,51 @@ private:
     // Rows of degree D <= 8 (all of AR4JA r=1/2) keep their q values in
     // registers; higher degrees (C2: 32) go through q_.
     template <bool first, unsigned D>
-    void group_regs(const group& g) {
+    void group_regs(std::int8_t* base, std::size_t z, const group& g) {
         const access* acc = access_.data() + g.first;
         auto* msg = reinterpret_cast<__m256i*>(msg_.data()) + g.first;
         __m256i v[D];
         __m256i m1 = _mm256_set1_epi8(127), m2 = m1, total = _mm256_setzero_si256();
         for (unsigned e = 0; e < D; ++e) {
-            v[e] = edge_in<first>(acc[e], g.valid, msg + e);
+            v[e] = edge_in<first>(base, acc[e], msg + e);
             minima(v[e], m1, m2, total);
         }
         const __m256i s1 = scale(m1), s2 = scale(m2);
-        for (unsigned e = 0; e < D; ++e) edge_out(acc[e], g.valid, v[e], s1, s2, m1, total, msg + e);
+        for (unsigned e = 0; e < D; ++e) edge_out(base, z, acc[e], g.valid, v[e], s1, s2, m1, total, msg + e);
     }
 
     template <bool first>
-    void group_mem(const group& g) {
+    void group_mem(std::int8_t* base, std::size_t z, const group& g) {
         const access* acc = access_.data() + g.first;
         auto* msg = reinterpret_cast<__m256i*>(msg_.data()) + g.first;
         auto* q = reinterpret_cast<__m256i*>(q_.data());
         __m256i m1 = _mm256_set1_epi8(127), m2 = m1, total = _mm256_setzero_si256();
         for (std::uint32_t e = 0; e < g.degree; ++e) {
-            const __m256i v = edge_in<first>(acc[e], g.valid, msg + e);
+            const __m256i v = edge_in<first>(base, acc[e], msg + e);
             _mm256_storeu_si256(q + e, v);
             minima(v, m1, m2, total);
         }
         const __m256i s1 = scale(m1), s2 = scale(m2);
         for (std::uint32_t e = 0; e < g.degree; ++e)
-            edge_out(acc[e], g.valid, _mm256_loadu_si256(q + e), s1, s2, m1, total, msg + e);
+            edge_out(base, z, acc[e], g.valid, _mm256_loadu_si256(q + e), s1, s2, m1, total, msg + e);
     }
 
     template <bool first>
     void iterate() {
+        // Locals: stores through __m256i* may alias the members, which the
+        // compiler would otherwise reload after every store.
+        std::int8_t* const base = buf_.data();
+        const std::size_t z = code_.z();
         for (const group& g : groups_) {
             switch (g.degree) {
-            case 2: group_regs<first, 2>(g); break;
-            case 3: group_regs<first, 3>(g); break;
-            case 4: group_regs<first, 4>(g); break;
-            case 5: group_regs<first, 5>(g); break;
-            case 6: group_regs<first, 6>(g); break;
-            case 7: group_regs<first, 7>(g); break;
-            case 8: group_regs<first, 8>(g); break;
-            default: group_mem<first>(g); break;
+            case 2: group_regs<first, 2>(base, z, g); break;
+            case 3: group_regs<first, 3>(base, z, g); break;
+            case 4: group_regs<first, 4>(base, z, g); break;
+            case 5: group_regs<first, 5>(base, z, g); break;
+            case 6: group_regs<first, 6>(base, z, g); break;
+            case 7: group_regs<first, 7>(base, z, g); break;
+            case 8: group_regs<first, 8>(base, z, g); break;
+            default: group_mem<first>(base, z, g); break;
             }
         }
     }
@@ -264,9 +286,7 @@ private:
         for (const group& g : groups_) {
             const access* acc = access_.data() + g.first;
             __m256i x = _mm256_setzero_si256();
-            for (std::uint32_t e = 0; e < g.degree; ++e)
-                x = _mm256_xor_si256(x, acc[e].plain ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(buf_.data() + acc[e].pos))
-                                                 : load(acc[e], g.valid));
+            for (std::uint32_t e = 0; e < g.degree; ++e) x = _mm256_xor_si256(x, load(buf_.data(), acc[e]));
             const auto bits = static_cast<std::uint32_t>(_mm256_movemask_epi8(x));
             const std::uint32_t valid_mask = g.valid == 32 ? 0xffffffffu : ((1u << g.valid) - 1);
             if (bits & valid_mask) return false;
