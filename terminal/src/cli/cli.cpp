@@ -355,6 +355,7 @@ int cmd_pass_demo(std::span<const std::string_view> args, std::ostream& out, std
         {"rotate-every", "S", "link key rotation period, simulated seconds, [1, 3600] (default 30)"},
         {"timeout", "S", "give up after this many wall seconds, [10, 86400] (default 600)"},
         {"progress", "on|off", "live progress line (default on)"},
+        {"link-keys", "qkmd|test", "link keys from qkmd (QKD, default) or qlinkd's TEST-ONLY seeded keys"},
     };
     const auto p = parse("pass-demo", args, specs);
     if (p.help) {
@@ -384,6 +385,11 @@ int cmd_pass_demo(std::span<const std::string_view> args, std::ostream& out, std
         if (*v != "on" && *v != "off")
             throw usage_error{"qlink pass-demo: --progress must be on or off, got '" + *v + "'"};
         c.progress = *v == "on";
+    }
+    if (const auto* v = p.get("link-keys")) {
+        if (*v != "qkmd" && *v != "test")
+            throw usage_error{"qlink pass-demo: --link-keys must be qkmd or test, got '" + *v + "'"};
+        c.link_keys_from_qkmd = *v == "qkmd";
     }
     pass_demo_stop.store(false);
     struct sigaction sa {}, old_int{}, old_term{};

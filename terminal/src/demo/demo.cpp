@@ -641,8 +641,12 @@ void demo_run::start_qlinkd() {
         std::ostringstream t;
         t << "# qlinkd " << me << ", written by qlink demo\n[link]\nrole = " << toml_str(me) << "\ndrain_timeout_s = 5\n\n"
           << "[air]\nport = " << p_.air << "\n\n"
-          << "[keys]\nsource = \"qkmd\"\nsocket = " << toml_str((kd / "inject.sock").string())
-          << "\nqkmd_metrics = \"127.0.0.1:" << (space ? p_.alice_metrics : p_.bob_metrics) << "\"\n\n"
+          << "[keys]\n";
+        if (cfg_.link_keys_from_qkmd)
+            t << "source = \"qkmd\"\nsocket = " << toml_str((kd / "inject.sock").string()) << '\n';
+        else
+            t << "source = \"memory\"   # TEST ONLY: seeded keys, not from QKD\nmemory_seed = " << cfg_.seed << '\n';
+        t << "qkmd_metrics = \"127.0.0.1:" << (space ? p_.alice_metrics : p_.bob_metrics) << "\"\n\n"
           << "[security]\nrotate_every_s = " << fmt(cfg_.rotate_every_s, 3) << "\n\n"
           << "[user]\ntcp_port = " << (space ? p_.space_user : p_.ground_user) << "\n\n"
           << "[telemetry]\nport = " << (space ? p_.space_status : p_.ground_status) << "\n";
@@ -931,6 +935,8 @@ void demo_run::summarise(demo_result& r) {
               {"user file", human_bytes(static_cast<double>(r.file_bytes)) + ", SHA-256 " + r.sha256},
               {"delivered", human_bytes(static_cast<double>(r.bytes_delivered)) + (r.file_intact ? " (SHA-256 match)" : " (INCOMPLETE or CORRUPT)")},
               {"user throughput", human_rate(tput) + " per simulated second over the pass"},
+              {"link keys", cfg_.link_keys_from_qkmd ? "from qkmd (QKD key stores), injection socket"
+                                                     : "TEST ONLY seeded keys in qlinkd (not from QKD)"},
               {"key rotations", std::to_string(r.rotations)},
               {"ARQ retransmissions", std::to_string(r.retransmissions)},
               {"fades recovered by ARQ", std::to_string(recovered) + " of " + std::to_string(fades)}});

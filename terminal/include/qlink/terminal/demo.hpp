@@ -31,6 +31,9 @@ struct demo_config {
     double qkd_block_s = 1.0;
     std::size_t qkd_block_detections = 0;  ///< detections per post-processing block; 0: qkmd's default
     bool keys_from_qkd = true;             ///< false: qkmd's test key source (both ends seeded alike)
+    /// Where qlinkd takes link keys: true = its qkmd (injection socket, QKD keys); false = qlinkd's
+    /// TEST-ONLY seeded keys (for isolating link problems from key problems; said in the summary).
+    bool link_keys_from_qkmd = true;
     bool progress = true;                  ///< live progress line on `out` (\r updated)
 
     /// Hook for fault tests: called once per poll with the demo's view of the pass; may kill and
