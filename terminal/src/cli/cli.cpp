@@ -356,6 +356,7 @@ int cmd_pass_demo(std::span<const std::string_view> args, std::ostream& out, std
         {"timeout", "S", "give up after this many wall seconds, [10, 86400] (default 600)"},
         {"progress", "on|off", "live progress line (default on)"},
         {"link-keys", "qkmd|test", "link keys from qkmd (QKD, default) or qlinkd's TEST-ONLY seeded keys"},
+        {"key-source", "qkd|sim", "qkmd's keys from QKD post-processing (default) or its TEST-ONLY seeded source"},
     };
     const auto p = parse("pass-demo", args, specs);
     if (p.help) {
@@ -390,6 +391,11 @@ int cmd_pass_demo(std::span<const std::string_view> args, std::ostream& out, std
         if (*v != "qkmd" && *v != "test")
             throw usage_error{"qlink pass-demo: --link-keys must be qkmd or test, got '" + *v + "'"};
         c.link_keys_from_qkmd = *v == "qkmd";
+    }
+    if (const auto* v = p.get("key-source")) {
+        if (*v != "qkd" && *v != "sim")
+            throw usage_error{"qlink pass-demo: --key-source must be qkd or sim, got '" + *v + "'"};
+        c.keys_from_qkd = *v == "qkd";
     }
     pass_demo_stop.store(false);
     struct sigaction sa {}, old_int{}, old_term{};
