@@ -56,6 +56,7 @@ struct group {
     std::uint32_t valid;   // rows in this group (32 except at the end of a row block)
     std::uint32_t first;   // index of its first access/message slot
     std::uint32_t degree;  // edges per row
+    bool clean;            // no access of this group takes the masked path
 };
 
 class ldpc_decoder_avx2 final : public ldpc_decoder {
@@ -73,7 +74,7 @@ public:
             max_dc = std::max(max_dc, dc);
             for (std::size_t r0 = 0; r0 < z; r0 += lanes) {
                 group g{static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(std::min<std::size_t>(lanes, z - r0)),
-                        slot, static_cast<std::uint32_t>(dc)};
+                        slot, static_cast<std::uint32_t>(dc), true};
                 for (std::size_t e = 0; e < dc; ++e) {
                     const auto& ed = code_.edges()[e0 + e];
                     const std::size_t q = (r0 + ed.shift) % z;
@@ -84,6 +85,7 @@ public:
                         if (ed.col_block * z + (q + l) % z < code_.fill_bits()) a.pin |= 1u << l;
                     a.slow = g.valid != lanes || a.pin != 0;
                     a.extra = static_cast<std::uint8_t>((q + lanes > z ? 1 : 0) | (q < lanes ? 2 : 0));
+                    g.clean = g.clean && !a.slow;
                     access_.push_back(a);
                     ++slot;
                 }
@@ -140,9 +142,10 @@ private:
         return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + a.pos));
     }
 
+    template <bool clean>
     __attribute__((always_inline)) void store(std::int8_t* base, std::size_t z, const access& a, std::uint32_t valid,
                                               __m256i v) {
-        if (a.slow) {
+        if (!clean && a.slow) {
             store_masked(base, z, a, valid, v);
             return;
         }
@@ -202,20 +205,21 @@ private:
     }
 
     // New check-to-variable message and a-posteriori value of one edge.
+    template <bool clean>
     __attribute__((always_inline)) void edge_out(std::int8_t* base, std::size_t z, const access& a, std::uint32_t valid,
                                                  __m256i v, __m256i s1, __m256i s2, __m256i m1, __m256i total,
                                                  __m256i* msg) {
         const __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(_mm256_abs_epi8(v), m1));
         __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(_mm256_xor_si256(v, total), _mm256_set1_epi8(1)));
         __m256i l = _mm256_max_epi8(_mm256_adds_epi8(v, r), _mm256_set1_epi8(-127));
-        if (a.pin) {
+        if (!clean && a.pin) {
             // Fill bits keep +127 and a zero message (scalar: skipped).
             const __m256i pin = lane_mask(a.pin);
             r = _mm256_andnot_si256(pin, r);
             l = _mm256_blendv_epi8(l, _mm256_set1_epi8(127), pin);
         }
         _mm256_storeu_si256(msg, r);
-        store(base, z, a, valid, l);
+        store<clean>(base, z, a, valid, l);
     }
 
     static __attribute__((always_inline)) void minima(__m256i v, __m256i& m1, __m256i& m2, __m256i& total) {
@@ -243,7 +247,10 @@ private:
             minima(v[e], m1, m2, total);
         }
         const __m256i s1 = scale(m1), s2 = scale(m2);
-        for (unsigned e = 0; e < D; ++e) edge_out(base, z, acc[e], g.valid, v[e], s1, s2, m1, total, msg + e);
+        if (g.clean)
+            for (unsigned e = 0; e < D; ++e) edge_out<true>(base, z, acc[e], g.valid, v[e], s1, s2, m1, total, msg + e);
+        else
+            for (unsigned e = 0; e < D; ++e) edge_out<false>(base, z, acc[e], g.valid, v[e], s1, s2, m1, total, msg + e);
     }
 
     template <bool first>
@@ -258,8 +265,12 @@ private:
             minima(v, m1, m2, total);
         }
         const __m256i s1 = scale(m1), s2 = scale(m2);
-        for (std::uint32_t e = 0; e < g.degree; ++e)
-            edge_out(base, z, acc[e], g.valid, _mm256_loadu_si256(q + e), s1, s2, m1, total, msg + e);
+        if (g.clean)
+            for (std::uint32_t e = 0; e < g.degree; ++e)
+                edge_out<true>(base, z, acc[e], g.valid, _mm256_loadu_si256(q + e), s1, s2, m1, total, msg + e);
+        else
+            for (std::uint32_t e = 0; e < g.degree; ++e)
+                edge_out<false>(base, z, acc[e], g.valid, _mm256_loadu_si256(q + e), s1, s2, m1, total, msg + e);
     }
 
     template <bool first>
