@@ -159,8 +159,16 @@ public:
     aos_transmitter(const config& cfg, frame_protector* security = nullptr);
     /// The packer of one VC; nullptr for an unknown VCID.
     mpdu_packer* channel(std::uint8_t vcid);
-    /// Builds the next frame into `frame` (layout.frame_length bytes).
+    /// Builds the next frame into `frame` (layout.frame_length bytes). When frame security refuses
+    /// the frame for lack of a key (keys_exhausted) the frame's data is kept, not lost: every later
+    /// call retries that same frame first (sent = false while it is refused) and takes nothing new
+    /// from the queues until it has gone out.
     result next_frame(std::span<std::uint8_t> frame);
+    /// An idle frame (VCID 63, not protected), e.g. to keep the channel busy while a frame waits
+    /// for a key. Does not touch the queues or the held frame.
+    result idle_frame(std::span<std::uint8_t> frame);
+    /// A frame is waiting for a key (see next_frame).
+    bool holding() const { return held_vc_ >= 0; }
 
 private:
     struct vc {
@@ -174,6 +182,9 @@ private:
     std::vector<vc> vcs_;
     std::size_t rr_ = 0;
     std::uint32_t idle_count_ = 0;
+    std::vector<std::uint8_t> held_;  ///< unprotected copy of the frame security refused
+    int held_vc_ = -1;                ///< index into vcs_ of the held frame, -1: none
+    result finish_frame(vc& v, std::span<std::uint8_t> frame);
 };
 
 /// Receive side: FECF, header, frame security, frame-count continuity, packet extraction.

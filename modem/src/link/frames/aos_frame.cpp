@@ -92,6 +92,7 @@ aos_transmitter::aos_transmitter(const config& cfg, frame_protector* security) :
         }
         vcs_.push_back(vc{v.vcid, v.priority, mpdu_packer(df), 0});
     }
+    held_.resize(cfg.layout.frame_length);
 }
 
 mpdu_packer* aos_transmitter::channel(std::uint8_t vcid)
@@ -104,6 +105,58 @@ mpdu_packer* aos_transmitter::channel(std::uint8_t vcid)
     return nullptr;
 }
 
+aos_transmitter::result aos_transmitter::idle_frame(std::span<std::uint8_t> frame)
+{
+    result r;
+    if (frame.size() != cfg_.layout.frame_length) {
+        r.status = security_status::bad_frame;
+        return r;
+    }
+    aos_header h;
+    h.spacecraft_id = cfg_.spacecraft_id;
+    h.vcid = aos_idle_vcid;
+    h.frame_count = idle_count_ & 0xFFFFFF;
+    h.count_cycle = static_cast<std::uint8_t>(idle_count_ >> 24);
+    idle_count_ = (idle_count_ + 1) & 0x0FFFFFFF;
+    write_aos_header(h, frame);
+    std::fill(frame.begin() + aos_primary_header_length, frame.end(), std::uint8_t{0});
+    if (cfg_.layout.fecf) {
+        write_fecf(frame);
+    }
+    r.sent = true;
+    r.idle = true;
+    r.vcid = aos_idle_vcid;
+    return r;
+}
+
+aos_transmitter::result aos_transmitter::finish_frame(vc& v, std::span<std::uint8_t> frame)
+{
+    result r;
+    if (security_ != nullptr) {
+        // Keep the unprotected frame until protect() takes it: with the stop policy keys may come
+        // back later, and the data in this frame has already left the VC queue.
+        std::copy(frame.begin(), frame.end(), held_.begin());
+        r.status = security_->protect(frame);
+        if (r.status != security_status::ok) {
+            if (r.status == security_status::keys_exhausted) {
+                held_vc_ = static_cast<int>(&v - vcs_.data());
+            } else {
+                held_vc_ = -1;
+            }
+            r.vcid = v.vcid;
+            return r;
+        }
+        held_vc_ = -1;
+    }
+    v.count = (v.count + 1) & 0x0FFFFFFF;
+    if (cfg_.layout.fecf) {
+        write_fecf(frame);
+    }
+    r.sent = true;
+    r.vcid = v.vcid;
+    return r;
+}
+
 aos_transmitter::result aos_transmitter::next_frame(std::span<std::uint8_t> frame)
 {
     result r;
@@ -111,6 +164,10 @@ aos_transmitter::result aos_transmitter::next_frame(std::span<std::uint8_t> fram
     if (frame.size() != L.frame_length) {
         r.status = security_status::bad_frame;
         return r;
+    }
+    if (held_vc_ >= 0) {
+        std::copy(held_.begin(), held_.end(), frame.begin());
+        return finish_frame(vcs_[static_cast<std::size_t>(held_vc_)], frame);
     }
     const std::size_t n = vcs_.size();
     bool any = false;
@@ -125,21 +182,7 @@ aos_transmitter::result aos_transmitter::next_frame(std::span<std::uint8_t> fram
         if (!cfg_.send_idle_frames) {
             return r;
         }
-        aos_header h;
-        h.spacecraft_id = cfg_.spacecraft_id;
-        h.vcid = aos_idle_vcid;
-        h.frame_count = idle_count_ & 0xFFFFFF;
-        h.count_cycle = static_cast<std::uint8_t>(idle_count_ >> 24);
-        idle_count_ = (idle_count_ + 1) & 0x0FFFFFFF;
-        write_aos_header(h, frame);
-        std::fill(frame.begin() + aos_primary_header_length, frame.end(), std::uint8_t{0});
-        if (L.fecf) {
-            write_fecf(frame);
-        }
-        r.sent = true;
-        r.idle = true;
-        r.vcid = aos_idle_vcid;
-        return r;
+        return idle_frame(frame);
     }
     vc* pick = nullptr;
     for (std::size_t i = 0; i < n; ++i) {
@@ -159,19 +202,7 @@ aos_transmitter::result aos_transmitter::next_frame(std::span<std::uint8_t> fram
     // The insert zone and security header are owned by their writers; keep them deterministic.
     std::fill(frame.begin() + aos_primary_header_length, frame.begin() + L.data_field_offset(), std::uint8_t{0});
     pick->packer.fill(frame.subspan(L.data_field_offset(), L.data_field_length()));
-    if (security_ != nullptr) {
-        r.status = security_->protect(frame);
-        if (r.status != security_status::ok) {
-            return r;
-        }
-    }
-    pick->count = (pick->count + 1) & 0x0FFFFFFF;
-    if (L.fecf) {
-        write_fecf(frame);
-    }
-    r.sent = true;
-    r.vcid = pick->vcid;
-    return r;
+    return finish_frame(*pick, frame);
 }
 
 // ---- receiver ----

@@ -7,9 +7,11 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace qlink::terminal {
@@ -41,9 +43,11 @@ struct link_engine_config {
     modem::key_exhaustion_policy key_exhaustion_policy = modem::key_exhaustion_policy::stop;
     modem::link_key_source* fallback_keys = nullptr;  ///< needed for the fallback policy (tx and rx lookups)
     std::uint32_t replay_window = 64;
+    /// Called (from the transport thread) when keys run out or a fallback key is used. Never gets key bytes.
+    std::function<void(std::string_view)> on_alarm;
 
-    // ARQ (modem/arq.hpp). Segment payload is derived from the frame size (one segment + one ack fit
-    // in one frame); 0 = derived.
+    // ARQ (modem/arq.hpp). Segment payload per direction is derived from that direction's frame size
+    // (one segment + one ack fit in one frame); 0 = derived. Window and sack_bits must equal the peer's.
     std::uint32_t arq_window = 4096;  ///< segments, power of two, must equal the peer's
     std::size_t arq_max_payload = 0;
     double rto_min_s = 0.002, rto_max_s = 2.0, rto_initial_s = 0.1;
@@ -55,7 +59,11 @@ struct link_engine_config {
     std::size_t rx_stream_buffer_bytes = 4u << 20;  ///< per stream; above it incoming data waits (ARQ resends)
     std::size_t datagram_queue_bytes = 1u << 20;    ///< per direction; full: send_datagram refuses, rx drops
     std::size_t max_datagram_bytes = 65535;
-    std::size_t queue_depth_frames = 64;            ///< frames between threads (power of two)
+    std::size_t queue_depth_frames = 8;  ///< blocks queued between each worker and the transport (power of two)
+    /// true: encode and decode run on two worker threads fed through bounded SPSC queues (pull_tx_bits
+    /// hands out blocks the TX worker encoded ahead; push_rx_llrs queues and returns, waiting only
+    /// when the queue is full). false: everything runs in the calling thread (deterministic; tests).
+    bool worker_threads = true;
 };
 
 /// Cumulative counters, a consistent snapshot.
@@ -70,7 +78,7 @@ struct link_stats {
     std::uint64_t sync_losses = 0;
     std::uint64_t frames_lost = 0;       ///< AOS frame-count gaps (frames)
     std::uint64_t security_rejected = 0;
-    std::uint64_t rx_channel_errors_est = 0;  ///< channel bit errors estimated from RS corrections
+    std::uint64_t rx_channel_errors_est = 0;  ///< RS symbol corrections: a lower bound on bit errors after Viterbi
     // ARQ
     std::uint64_t arq_segments_tx = 0;
     std::uint64_t arq_retransmissions = 0;
@@ -78,6 +86,7 @@ struct link_stats {
     std::uint64_t bytes_acked = 0;       ///< user stream bytes the peer confirmed
     std::uint64_t bytes_delivered = 0;   ///< user stream bytes delivered to this end's receive()
     std::uint64_t arq_duplicates = 0;
+    std::uint64_t rx_flow_drops = 0;     ///< segments refused because receive() is not keeping up
     double arq_srtt_s = 0.0;
     // keys
     std::uint32_t active_key_id = 0;     ///< transmit key in use (0: none yet)
