@@ -1,0 +1,192 @@
+// Link pipeline throughput: the receive chain (sync .. RS .. CRC .. AES-256-GCM .. packets) with and without Viterbi, and TX.
+#include "qlink/modem/link_pipeline.hpp"
+#include "qlink/modem/space_packet.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <array>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace qlink::modem;
+
+namespace {
+
+std::array<std::uint8_t, 32> key_bytes(std::uint32_t id)
+{
+    std::array<std::uint8_t, 32> k{};
+    std::mt19937_64 g(id);
+    for (auto& b : k) {
+        b = static_cast<std::uint8_t>(g());
+    }
+    return k;
+}
+
+// A received stream: `frames` frames full of 1500-byte datagrams, protected (one key), encoded,
+// as int8 LLRs of magnitude 40 with 1 channel bit in `flip_every` flipped (0: none).
+struct rx_input {
+    std::vector<llr_t> llr;
+    std::size_t frames = 0;
+};
+
+rx_input make_input(const std::string& profile, std::size_t frames, std::uint64_t flip_every)
+{
+    memory_key_source keys;
+    keys.add(1, key_bytes(1));
+    tx_link_pipeline::config c;
+    c.profile = *find_profile(profile);
+    c.spacecraft_id = 0xAB;
+    c.sdls.max_frames_per_key = 1ull << 30;
+    tx_link_pipeline tx(c, &keys);
+    rx_input in;
+    std::vector<std::uint8_t> dg(1500, 0x42), bits(tx.max_block_bits());
+    std::mt19937_64 rng(1);
+    for (std::size_t f = 0; f < frames; ++f) {
+        while (tx.channel(1)->queued_bytes() < 2 * tx.packet_zone()) {
+            tx.channel(1)->push_datagram(dg);
+        }
+        const auto r = tx.next_block(bits);
+        for (std::size_t i = 0; i < r.bits; ++i) {
+            const bool flip = flip_every != 0 && rng() % flip_every == 0;
+            in.llr.push_back(bit_to_llr(static_cast<std::uint8_t>(bits[i] ^ (flip ? 1 : 0)), 40));
+        }
+    }
+    bits.resize(tx.max_finish_bits());
+    const auto r = tx.finish(bits);
+    for (std::size_t i = 0; i < r.bits; ++i) {
+        in.llr.push_back(bit_to_llr(bits[i], 40));
+    }
+    in.frames = frames;
+    return in;
+}
+
+void run_rx(benchmark::State& state, const std::string& profile, std::size_t frames)
+{
+    const rx_input in = make_input(profile, frames, static_cast<std::uint64_t>(state.range(0)));
+    std::uint64_t delivered = 0, total = 0, frames_ok = 0;
+    rx_link_pipeline::config c;
+    c.profile = *find_profile(profile);
+    c.spacecraft_id = 0xAB;
+    auto make = [&](memory_key_source& keys) {
+        return std::make_unique<rx_link_pipeline>(c, &keys, [&](std::uint8_t, std::span<const std::uint8_t> p) {
+            delivered += p.size() - inspect_packet(p).header_length;
+        });
+    };
+    for (auto _ : state) {
+        // A fresh receiver per pass: the same frames again would be replays.
+        state.PauseTiming();
+        memory_key_source keys;
+        keys.add(1, key_bytes(1));
+        auto rx = make(keys);
+        delivered = 0;
+        state.ResumeTiming();
+        rx->push(in.llr);
+        rx->finish();
+        total += delivered;
+        frames_ok += rx->stats().frames_ok;
+        state.PauseTiming();
+        rx.reset();
+        state.ResumeTiming();
+    }
+    if (frames_ok != state.iterations() * in.frames) {
+        state.SkipWithError("frames lost in a noiseless benchmark");
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(total));
+    state.counters["user_bits/s"] = benchmark::Counter(static_cast<double>(total * 8), benchmark::Counter::kIsRate);
+    state.counters["channel_bits/s"] = benchmark::Counter(
+        static_cast<double>(state.iterations() * in.llr.size()), benchmark::Counter::kIsRate);
+}
+
+// sync + derandomize + RS(255,223) I=4 + CRC + AES-256-GCM verify/decrypt + frame/packet parsing.
+void bm_rx_chain_no_viterbi(benchmark::State& state) { run_rx(state, "ccsds-tm-rs223i4", 512); }
+// The same behind the K=7 r=1/2 Viterbi decoder.
+void bm_rx_chain_viterbi(benchmark::State& state) { run_rx(state, "ccsds-tm-rs223i4-conv12", 128); }
+
+// Frame layer + SDLS alone (frames already decoded): where the non-Viterbi chain spends its time.
+void bm_rx_frames_sdls(benchmark::State& state)
+{
+    const chain_profile& p = *find_profile("ccsds-tm-rs223i4");
+    memory_key_source tkeys;
+    tkeys.add(1, key_bytes(1));
+    // Build frames through the frame layer and SDLS only, without the coding chain.
+    const aos_layout layout = link_frame_layout(p, true);
+    sdls_transmitter::config sc;
+    sc.layout = layout;
+    sc.max_frames_per_key = 1ull << 30;
+    sdls_transmitter stx(sc, tkeys);
+    aos_transmitter atx({layout, 0xAB, {{1, 0}}, true}, &stx);
+    std::vector<std::uint8_t> dg(1500, 0x42);
+    std::vector<std::vector<std::uint8_t>> frames;
+    std::vector<std::uint8_t> f(layout.frame_length);
+    for (int i = 0; i < 4096; ++i) {
+        while (atx.channel(1)->queued_bytes() < 2 * layout.data_field_length()) {
+            atx.channel(1)->push_datagram(dg);
+        }
+        atx.next_frame(f);
+        frames.push_back(f);
+    }
+    std::uint64_t delivered = 0, total = 0;
+    rx_link_pipeline::config c;
+    c.profile = p;
+    c.spacecraft_id = 0xAB;
+    std::vector<std::uint8_t> work(layout.frame_length);
+    for (auto _ : state) {
+        state.PauseTiming();
+        memory_key_source keys;
+        keys.add(1, key_bytes(1));
+        auto rx = std::make_unique<rx_link_pipeline>(
+            c, &keys, [&](std::uint8_t, std::span<const std::uint8_t> pk) { delivered += pk.size() - inspect_packet(pk).header_length; });
+        delivered = 0;
+        state.ResumeTiming();
+        for (const auto& fr : frames) {
+            std::copy(fr.begin(), fr.end(), work.begin());
+            rx->on_frame(work);
+        }
+        total += delivered;
+        state.PauseTiming();
+        rx.reset();
+        state.ResumeTiming();
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(total));
+    state.counters["user_bits/s"] = benchmark::Counter(static_cast<double>(total * 8), benchmark::Counter::kIsRate);
+}
+
+// Transmit: packing, SDLS protect, CRC, RS, randomizer, ASM (and the convolutional encoder).
+void run_tx(benchmark::State& state, const std::string& profile)
+{
+    memory_key_source keys;
+    keys.add(1, key_bytes(1));
+    tx_link_pipeline::config c;
+    c.profile = *find_profile(profile);
+    c.spacecraft_id = 0xAB;
+    c.sdls.max_frames_per_key = 1ull << 30;
+    tx_link_pipeline tx(c, &keys);
+    std::vector<std::uint8_t> dg(1500, 0x42), bits(tx.max_block_bits());
+    std::uint64_t user = 0, chan = 0;
+    for (auto _ : state) {
+        while (tx.channel(1)->queued_bytes() < 2 * tx.packet_zone()) {
+            tx.channel(1)->push_datagram(dg);
+        }
+        const auto r = tx.next_block(bits);
+        chan += r.bits;
+        user += tx.packet_zone();
+        benchmark::DoNotOptimize(bits.data());
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(user));
+    state.counters["user_bits/s"] = benchmark::Counter(static_cast<double>(user * 8), benchmark::Counter::kIsRate);
+    state.counters["channel_bits/s"] = benchmark::Counter(static_cast<double>(chan), benchmark::Counter::kIsRate);
+}
+void bm_tx_chain_no_conv(benchmark::State& state) { run_tx(state, "ccsds-tm-rs223i4"); }
+void bm_tx_chain_conv(benchmark::State& state) { run_tx(state, "ccsds-tm-rs223i4-conv12"); }
+
+}  // namespace
+
+// Arg: one channel bit in N flipped (0: clean input).
+BENCHMARK(bm_rx_chain_no_viterbi)->Arg(0)->Arg(4000)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_rx_chain_viterbi)->Arg(0)->Arg(4000)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_rx_frames_sdls)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_tx_chain_no_conv);
+BENCHMARK(bm_tx_chain_conv);
+BENCHMARK_MAIN();
