@@ -472,6 +472,7 @@ private:
     pass_timeseries ts_;
     double downlink_bps_ = no_value, return_bps_ = no_value;
     std::vector<double> space_key_ids_, ground_key_ids_;
+    std::string space_state_;
     bool stopped_all_ = false;
 };
 
@@ -730,6 +731,7 @@ pass_sample demo_run::poll() {
     s.rx_power_dbm = jnum(jg, {"rx_power_dbm"});
     s.esn0_db = jnum(js, {"esn0_db"});
     s.link_state = jstr(jg, "link_state");
+    space_state_ = jstr(js, "link_state");
     s.pat_state = jstr(jg, "pat_state");
     s.frames_rx_ok = jnum(jg, {"frames", "rx_ok"});
     s.frames_crc_fail = jnum(jg, {"frames", "rx_crc_fail"});
@@ -986,12 +988,15 @@ demo_result demo_run::run() {
                     fail(name + " stopped unexpectedly (" + c->exit_status() + "); log " + specs_[name].log.string() + ":" +
                          log_tail(specs_[name].log));
             }
-            if (!ended && s.link_state == "ended") {
+            // END_OF_PASS reaches both ends; either is enough (a lagging receiver sees it later).
+            if (!ended && (s.link_state == "ended" || space_state_ == "ended")) {
                 ended = true;
                 ended_at = steady::now();
             }
-            // After END_OF_PASS nothing more crosses; a short grace lets the last bytes reach us.
-            if (ended && (traffic_->complete() || steady::now() - ended_at > 3s)) break;
+            // After END_OF_PASS nothing more crosses; a short grace lets the last bytes reach us
+            // (longer when only the transmitter has seen the end and the receiver still catches up).
+            const auto grace = s.link_state == "ended" ? 3s : 15s;
+            if (ended && (traffic_->complete() || steady::now() - ended_at > grace)) break;
             if (seconds_since(t0_) > cfg_.wall_timeout_s) {
                 r.failure = "the pass did not end within " + fmt(cfg_.wall_timeout_s, 0) + " s wall";
                 break;
