@@ -389,7 +389,18 @@ public:
             }
             const std::size_t n = std::min(out_len_ - out_pos_, want - done);
             const std::uint8_t* b = out_bits_ + out_pos_;
-            for (std::size_t i = 0; i < n; ++i) {
+            std::size_t i = 0;
+            if ((done & 7) == 0) {
+                // Whole output bytes at a time while aligned (the common case).
+                for (; i + 8 <= n; i += 8) {
+                    unsigned v = 0;
+                    for (std::size_t k = 0; k < 8; ++k) {
+                        v = (v << 1) | (b[i + k] & 1u);
+                    }
+                    packed[(done + i) >> 3] = static_cast<std::uint8_t>(v);
+                }
+            }
+            for (; i < n; ++i) {
                 const std::size_t k = done + i;
                 packed[k >> 3] |= static_cast<std::uint8_t>((b[i] & 1) << (7 - (k & 7)));
             }
