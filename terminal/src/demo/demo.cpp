@@ -56,6 +56,8 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
+constexpr double min_pass_elevation_deg = 30.0;
+
 double seconds_since(steady::time_point t0) { return std::chrono::duration<double>(steady::now() - t0).count(); }
 
 std::string toml_str(const std::string& s) {
@@ -501,8 +503,10 @@ void demo_run::prepare() {
     const sim::ground_station station(*st);
     // The relay runs the first pass at/after the TLE epoch, or the pass in progress at / next after --start.
     const sim::time_point from = start ? *start - std::chrono::hours(1) : parsed.sets.front().epoch();
+    // Like the relay (qlink-sim serve --pass, --min-elevation 30): without --start, the first pass
+    // that climbs to 30 degrees; the relay's own "pass ..." line is authoritative once it runs.
     auto found = sim::find_next_pass(*sat, station, from);
-    while (found.pass && start && found.pass->los < *start)
+    while (found.pass && ((start && found.pass->los < *start) || (!start && found.pass->max_elevation_deg < min_pass_elevation_deg)))
         found = sim::find_next_pass(*sat, station, found.pass->los);
     if (!found.pass)
         throw std::invalid_argument("no pass of '" + tle_.string() + "' over " + cfg_.station + " within 7 days" +
@@ -540,6 +544,8 @@ void demo_run::start_sim() {
     s.log = dir_ / "logs" / "qlink-sim.log";
     s.argv = {bins_[0].string(), "serve", "--pass", "--tle", tle_.string(), "--station", cfg_.station,
               "--speed", fmt(cfg_.speed, 3), "--seed", std::to_string(cfg_.seed), "--start-when", "4"};
+    s.argv.insert(s.argv.end(), {"--min-elevation", fmt(min_pass_elevation_deg, 0)});
+    if (cfg_.downlink_bps > 0) s.argv.insert(s.argv.end(), {"--downlink-bps", fmt(cfg_.downlink_bps, 0)});
     if (!cfg_.start.empty()) s.argv.insert(s.argv.end(), {"--start", cfg_.start});
     if (cfg_.qkd_block_s != 1.0) s.argv.insert(s.argv.end(), {"--qkd-block-s", fmt(cfg_.qkd_block_s, 3)});
     write_file(dir_ / "logs" / "qlink-sim.cmd", [&] {
@@ -557,6 +563,25 @@ void demo_run::start_sim() {
     };
     p_.air = to_port(c.wait_line("air-port ", 30s), "air port");
     p_.qkd = to_port(c.wait_line("qkd-port ", 30s), "QKD port");
+    // "pass start T aos T los T max-elevation E duration-s D ... downlink-bps R return-bps R": the pass
+    // the relay actually runs.
+    if (const auto line = c.wait_line("pass ", 5s)) {
+        std::istringstream in(*line);
+        std::map<std::string, std::string> kv;
+        std::string k, v;
+        while (in >> k >> v) kv[k] = v;
+        auto num = [&](const char* key) { return kv.count(key) ? std::strtod(kv[key].c_str(), nullptr) : no_value; };
+        if (const double d = num("duration-s"); std::isfinite(d) && d > 0) pass_span_s_ = d;
+        const auto aos = kv.count("aos") ? sim::parse_iso8601_utc(kv["aos"]) : std::nullopt;
+        const auto los = kv.count("los") ? sim::parse_iso8601_utc(kv["los"]) : std::nullopt;
+        if (aos && los && pass_) {
+            pass_->aos = *aos;
+            pass_->los = *los;
+            if (const double e = num("max-elevation"); std::isfinite(e)) pass_->max_elevation_deg = e;
+        }
+        if (const double r = num("downlink-bps"); std::isfinite(r)) downlink_bps_ = r;
+        if (const double r = num("return-bps"); std::isfinite(r)) return_bps_ = r;
+    }
 }
 
 void demo_run::start_qkmd() {
@@ -678,6 +703,7 @@ void demo_run::choose_file_size() {
     // The line rate the relay gave the downlink (qlinkd learns it from the relay's OK line).
     const auto deadline = steady::now() + 15s;
     while (steady::now() < deadline && !stopped()) {
+        if (std::isfinite(downlink_bps_) && downlink_bps_ > 0) break;  // the relay said
         if (auto m = http_get(p_.space_status, "/metrics", 1000ms)) {
             downlink_bps_ = prom_value(*m, "qlinkd_downlink_bps");
             return_bps_ = prom_value(*m, "qlinkd_return_bps");
@@ -953,12 +979,12 @@ demo_result demo_run::run() {
         throw std::invalid_argument(e.what());
     }
     try {
+        start_sim();
         out_ << "qlink demo: " << tle_.filename().string() << " over " << cfg_.station << ", pass "
              << sim::format_iso8601_utc(pass_->aos) << " (max elevation " << fmt(pass_->max_elevation_deg, 1) << " deg, "
-             << fmt(std::chrono::duration<double>(pass_->los - pass_->aos).count() / 60.0, 1) << " min), speed x"
-             << fmt(cfg_.speed, 1) << "\n  work dir " << dir_.string() << '\n';
+             << fmt(std::chrono::duration<double>(pass_->los - pass_->aos).count() / 60.0, 1) << " min above the horizon, "
+             << fmt(pass_span_s_, 0) << " s simulated), speed x" << fmt(cfg_.speed, 1) << "\n  work dir " << dir_.string() << '\n';
         out_.flush();
-        start_sim();
         start_qkmd();
         start_qlinkd();
         choose_file_size();

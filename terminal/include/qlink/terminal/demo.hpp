@@ -29,6 +29,7 @@ struct demo_config {
     double rotate_every_s = 30.0;   ///< link key rotation (simulated seconds)
     double wall_timeout_s = 600.0;  ///< give up (and report) after this long
     double qkd_block_s = 1.0;
+    double downlink_bps = 0;  ///< simulated downlink line rate (coded bit/s); 0: the simulator's default
     std::size_t qkd_block_detections = 0;  ///< detections per post-processing block; 0: qkmd's default
     bool keys_from_qkd = true;             ///< false: qkmd's test key source (both ends seeded alike)
     /// Where qlinkd takes link keys: true = its qkmd (injection socket, QKD keys); false = qlinkd's

@@ -49,6 +49,10 @@ def run_sim():
     qkd = socket.create_server(("127.0.0.1", 0))
     print("air-port", air.getsockname()[1], flush=True)
     print("qkd-port", qkd.getsockname()[1], flush=True)
+    print("pass start 2026-01-01T00:00:00Z aos 2026-01-01T00:00:01Z los 2026-01-01T00:00:%02dZ max-elevation 60.00"
+          " duration-s %.1f speed %s downlink-bps 1000000 return-bps 10000 pulse-rate-hz 1e+08" % (PASS_S - 2, PASS_S, speed),
+          flush=True)
+    print("ready", flush=True)
     peers = {}
     ready = threading.Event()
 
