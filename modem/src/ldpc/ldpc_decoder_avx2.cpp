@@ -12,19 +12,20 @@ constexpr int lanes = 32;
 
 // Where the 32 rows of one group read one edge. Every column block in buf_
 // is followed by a mirror of its first 32 values, so one plain load at `pos`
-// also serves the lanes that wrap around the circulant (lanes from `split`
-// on). Stores keep the mirror: a full group stores at pos, and also at
-// pos - z when it wrote into the mirror (extra bit 0) and at pos + z when it
-// wrote into the first 32 values (extra bit 1); the bytes this writes outside
-// the column are padding. Partial groups (C2: 511 = 15 x 32 + 31 rows) and
-// lanes on fill bits take the masked path, which then refreshes the mirror.
+// also serves the lanes that wrap around the circulant. Stores keep the
+// mirror: a group stores at pos, and also at pos - z when it wrote into the
+// mirror (extra bit 0) and at pos + z when it wrote into the first 32 values
+// (extra bit 1); the bytes this writes outside the column are padding.
+//
+// Pinned lanes get a zero message, so their a-posteriori value is stored back
+// unchanged: C2's fill bits (+127, saturated, so q = l) and the lanes past the
+// end of a partial group (C2: 511 = 15 x 32 + 31 rows; that lane reads the
+// value of row 0's column, which no other row of the group writes, and its
+// message stays 0, so q = l there too).
 struct access {
     std::uint32_t pos;
-    std::uint32_t col;    // offset of the column block's first value
-    std::uint16_t split;
-    std::uint8_t slow;    // masked store (partial group or pinned lanes)
-    std::uint8_t extra;
-    std::uint32_t pin;    // lanes that read a fill bit (known zero): never updated
+    std::uint32_t extra;
+    std::uint32_t pin;
 };
 
 // pack_hard_decisions, 32 at a time: bytes reversed within each group of 8 so
@@ -56,7 +57,7 @@ struct group {
     std::uint32_t valid;   // rows in this group (32 except at the end of a row block)
     std::uint32_t first;   // index of its first access/message slot
     std::uint32_t degree;  // edges per row
-    bool clean;            // no access of this group takes the masked path
+    bool clean;            // no access of this group has pinned lanes
 };
 
 class ldpc_decoder_avx2 final : public ldpc_decoder {
@@ -79,13 +80,10 @@ public:
                     const auto& ed = code_.edges()[e0 + e];
                     const std::size_t q = (r0 + ed.shift) % z;
                     access a{static_cast<std::uint32_t>(col_offset(ed.col_block) + q),
-                             static_cast<std::uint32_t>(col_offset(ed.col_block)),
-                             static_cast<std::uint16_t>(std::min<std::size_t>(lanes, z - q)), 0, 0, 0};
-                    for (std::size_t l = 0; l < g.valid; ++l)
-                        if (ed.col_block * z + (q + l) % z < code_.fill_bits()) a.pin |= 1u << l;
-                    a.slow = g.valid != lanes || a.pin != 0;
-                    a.extra = static_cast<std::uint8_t>((q + lanes > z ? 1 : 0) | (q < lanes ? 2 : 0));
-                    g.clean = g.clean && !a.slow;
+                             static_cast<std::uint32_t>((q + lanes > z ? 1 : 0) | (q < lanes ? 2 : 0)), 0};
+                    for (std::size_t l = 0; l < lanes; ++l)
+                        if (l >= g.valid || ed.col_block * z + (q + l) % z < code_.fill_bits()) a.pin |= 1u << l;
+                    g.clean = g.clean && a.pin == 0;
                     access_.push_back(a);
                     ++slot;
                 }
@@ -142,40 +140,12 @@ private:
         return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + a.pos));
     }
 
-    template <bool clean>
-    __attribute__((always_inline)) void store(std::int8_t* base, std::size_t z, const access& a, std::uint32_t valid,
-                                              __m256i v) {
-        if (!clean && a.slow) {
-            store_masked(base, z, a, valid, v);
-            return;
-        }
+    static __attribute__((always_inline)) void store(std::int8_t* base, std::size_t z, const access& a, __m256i v) {
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + a.pos), v);
         if (a.extra) {
             if (a.extra & 1) _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + a.pos - z), v);
             if (a.extra & 2) _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + a.pos + z), v);
         }
-    }
-
-    __attribute__((noinline)) static void store_masked(std::int8_t* base, std::size_t z, const access& a,
-                                                       std::uint32_t valid, __m256i v) {
-        const __m256i idx = lane_index();
-        const std::uint32_t first_end = std::min<std::uint32_t>(a.split, valid);
-        auto* p1 = reinterpret_cast<__m256i*>(base + a.pos);
-        const __m256i m1 = _mm256_cmpgt_epi8(_mm256_set1_epi8(static_cast<char>(first_end)), idx);
-        _mm256_storeu_si256(p1, _mm256_blendv_epi8(_mm256_loadu_si256(p1), v, m1));
-        if (a.split < valid) {
-            auto* p2 = reinterpret_cast<__m256i*>(base + a.pos - z);
-            const __m256i m2 = _mm256_andnot_si256(m1, _mm256_cmpgt_epi8(_mm256_set1_epi8(static_cast<char>(valid)), idx));
-            _mm256_storeu_si256(p2, _mm256_blendv_epi8(_mm256_loadu_si256(p2), v, m2));
-        }
-        // Only real positions were written: refresh the mirror from them.
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + a.col + z),
-                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + a.col)));
-    }
-
-    static __m256i lane_index() {
-        return _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
-                                23, 24, 25, 26, 27, 28, 29, 30, 31);
     }
 
     __m256i scale(__m256i m) const {
@@ -206,20 +176,15 @@ private:
 
     // New check-to-variable message and a-posteriori value of one edge.
     template <bool clean>
-    __attribute__((always_inline)) void edge_out(std::int8_t* base, std::size_t z, const access& a, std::uint32_t valid,
-                                                 __m256i v, __m256i s1, __m256i s2, __m256i m1, __m256i total,
-                                                 __m256i* msg) {
+    __attribute__((always_inline)) void edge_out(std::int8_t* base, std::size_t z, const access& a, __m256i v,
+                                                 __m256i s1, __m256i s2, __m256i m1, __m256i total, __m256i* msg) {
         const __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(_mm256_abs_epi8(v), m1));
         __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(_mm256_xor_si256(v, total), _mm256_set1_epi8(1)));
-        __m256i l = _mm256_max_epi8(_mm256_adds_epi8(v, r), _mm256_set1_epi8(-127));
-        if (!clean && a.pin) {
-            // Fill bits keep +127 and a zero message (scalar: skipped).
-            const __m256i pin = lane_mask(a.pin);
-            r = _mm256_andnot_si256(pin, r);
-            l = _mm256_blendv_epi8(l, _mm256_set1_epi8(127), pin);
-        }
+        // Pinned lanes (fill bits: scalar skips them) keep a zero message.
+        if (!clean && a.pin) r = _mm256_andnot_si256(lane_mask(a.pin), r);
+        const __m256i l = _mm256_max_epi8(_mm256_adds_epi8(v, r), _mm256_set1_epi8(-127));
         _mm256_storeu_si256(msg, r);
-        store<clean>(base, z, a, valid, l);
+        store(base, z, a, l);
     }
 
     static __attribute__((always_inline)) void minima(__m256i v, __m256i& m1, __m256i& m2, __m256i& total) {
@@ -248,9 +213,9 @@ private:
         }
         const __m256i s1 = scale(m1), s2 = scale(m2);
         if (g.clean)
-            for (unsigned e = 0; e < D; ++e) edge_out<true>(base, z, acc[e], g.valid, v[e], s1, s2, m1, total, msg + e);
+            for (unsigned e = 0; e < D; ++e) edge_out<true>(base, z, acc[e], v[e], s1, s2, m1, total, msg + e);
         else
-            for (unsigned e = 0; e < D; ++e) edge_out<false>(base, z, acc[e], g.valid, v[e], s1, s2, m1, total, msg + e);
+            for (unsigned e = 0; e < D; ++e) edge_out<false>(base, z, acc[e], v[e], s1, s2, m1, total, msg + e);
     }
 
     template <bool first>
@@ -267,10 +232,10 @@ private:
         const __m256i s1 = scale(m1), s2 = scale(m2);
         if (g.clean)
             for (std::uint32_t e = 0; e < g.degree; ++e)
-                edge_out<true>(base, z, acc[e], g.valid, _mm256_loadu_si256(q + e), s1, s2, m1, total, msg + e);
+                edge_out<true>(base, z, acc[e], _mm256_loadu_si256(q + e), s1, s2, m1, total, msg + e);
         else
             for (std::uint32_t e = 0; e < g.degree; ++e)
-                edge_out<false>(base, z, acc[e], g.valid, _mm256_loadu_si256(q + e), s1, s2, m1, total, msg + e);
+                edge_out<false>(base, z, acc[e], _mm256_loadu_si256(q + e), s1, s2, m1, total, msg + e);
     }
 
     template <bool first>
