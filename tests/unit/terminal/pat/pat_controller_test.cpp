@@ -93,7 +93,7 @@ void check_runs(int runs, std::uint64_t first_seed, double min_success) {
     EXPECT_GE(rate, min_success);
 }
 
-TEST(pat_controller, acquires_and_tracks_over_seeded_runs) { check_runs(12, 1000, 1.0); }
+TEST(pat_controller, acquires_and_tracks_over_seeded_runs) { check_runs(40, 1000, 1.0); }
 
 TEST(pat_controller, slow_acquisition_statistics) {
     if (!std::getenv("QLINK_PAT_SLOW")) GTEST_SKIP() << "set QLINK_PAT_SLOW=1 (the slow ctest label does)";
