@@ -346,7 +346,7 @@ int cmd_pass_demo(std::span<const std::string_view> args, std::ostream& out, std
         {"tle", "FILE", "satellite TLE (default: the bundled sim/data/qlinksat-1.tle)"},
         {"station", "LAT,LON,ALT", "ground station, degrees and metres (default Delft 52.0116,4.3571,0)"},
         {"start", "ISO8601", "simulated start time, UTC (default: 30 s before AOS of the first pass after the TLE epoch)"},
-        {"speed", "X", "simulated seconds per wall second, (0, 1000] (default 12)"},
+        {"speed", "X", "simulated seconds per wall second, (0, 1000] (default 15)"},
         {"out", "DIR", "work dir: configs, PKI, logs, report (default ./qlink-demo-out)"},
         {"file", "FILE", "user file to send down (default: random bytes sized to the pass)"},
         {"file-bytes", "N", "size of the generated user file (default: a quarter of the pass capacity)"},

@@ -543,7 +543,9 @@ void demo_run::start_sim() {
     s.name = "qlink-sim";
     s.log = dir_ / "logs" / "qlink-sim.log";
     s.argv = {bins_[0].string(), "serve", "--pass", "--tle", tle_.string(), "--station", cfg_.station,
-              "--speed", fmt(cfg_.speed, 3), "--seed", std::to_string(cfg_.seed), "--start-when", "4"};
+              "--speed", fmt(cfg_.speed, 3), "--seed", std::to_string(cfg_.seed),
+              // Simulated time starts once every client is connected: two qlinkd, and two qkmd with QKD.
+              "--start-when", cfg_.keys_from_qkd ? "4" : "2"};
     s.argv.insert(s.argv.end(), {"--min-elevation", fmt(min_pass_elevation_deg, 0)});
     if (cfg_.downlink_bps > 0) s.argv.insert(s.argv.end(), {"--downlink-bps", fmt(cfg_.downlink_bps, 0)});
     if (!cfg_.start.empty()) s.argv.insert(s.argv.end(), {"--start", cfg_.start});

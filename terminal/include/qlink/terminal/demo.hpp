@@ -21,7 +21,7 @@ struct demo_config {
     std::filesystem::path tle_file;  ///< empty: the bundled sim/data/qlinksat-1.tle
     std::string station = "52.0116,4.3571,0";  ///< lat,lon,alt_m (Delft)
     std::string start;                          ///< ISO 8601 UTC; empty: AOS - 30 s of the first pass
-    double speed = 12.0;                        ///< simulated seconds per wall second
+    double speed = 15.0;                        ///< simulated seconds per wall second (the ~12-min default pass in < 60 s)
     std::filesystem::path user_file;            ///< empty: generate `generated_bytes` random bytes
     std::uint64_t generated_bytes = 0;          ///< 0: sized from the link's line rate and the pass
     std::uint64_t seed = 1;
