@@ -1,12 +1,15 @@
-// link_engine: two engines back to back through seeded AWGN with a fade, key rotation, stop policy, pass report, config errors.
+// link_engine: two engines back to back through seeded AWGN + scintillation with a fade, key rotation, stop policy, pass report, config errors.
 #include "qlink/modem/key_source.hpp"
 #include "qlink/modem/profile.hpp"
 #include "qlink/sim/awgn.hpp"
+#include "qlink/sim/fading.hpp"
 #include "qlink/terminal/link_engine.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -85,24 +88,40 @@ std::uint8_t content(int dir, int s, std::uint64_t off)
     return static_cast<std::uint8_t>(x >> 32);
 }
 
-// One direction of the air: the sender's bits -> BPSK over AWGN -> LLRs, erased while faded,
-// delivered after a fixed delay in steps.
+// One direction of the air: the sender's bits -> BPSK over AWGN (sim::bpsk_awgn_channel) with
+// lognormal scintillation (sim::create_fading_process, one gain sample per bit) -> int8 LLRs, erased
+// while faded out, delivered after a fixed delay in steps.
 class air_direction {
 public:
-    air_direction(double ebn0_db, double code_rate, std::uint64_t seed, std::size_t delay_steps)
+    air_direction(double ebn0_db, double code_rate, std::uint64_t seed, std::size_t delay_steps, double bit_rate)
         : ch_(sim::bpsk_awgn_channel::config{ebn0_db, code_rate, 24.0f, seed}), delay_(delay_steps)
     {
+        sim::fading_process::config fc;
+        fc.scintillation_index = 0.05;
+        fc.coherence_time_s = 2e-3;
+        fc.sample_rate_hz = bit_rate;
+        fc.seed = seed + 1000;
+        fading_ = sim::create_fading_process(fc);
     }
     void carry(link_engine& from, link_engine& to, std::size_t bytes, double t, bool faded, bool cut)
     {
         packed_.resize(bytes);
         bits_.resize(8 * bytes);
+        y_.resize(8 * bytes);
+        gain_.resize(8 * bytes);
         from.pull_tx_bits(packed_, t);
         for (std::size_t i = 0; i < bits_.size(); ++i) {
             bits_[i] = (packed_[i >> 3] >> (7 - (i & 7))) & 1;
         }
+        ch_.transmit(bits_, y_);
+        fading_->generate(gain_);
         std::vector<std::int8_t> llr(bits_.size());
-        ch_.transmit(bits_, llr);
+        for (std::size_t i = 0; i < llr.size(); ++i) {
+            const float x = bits_[i] ? -1.0f : 1.0f;
+            // The sim channel's noise with the signal amplitude scaled by the fade (power gain).
+            const float v = 24.0f * (std::sqrt(gain_[i]) * x + (y_[i] - x));
+            llr[i] = static_cast<std::int8_t>(std::lrint(std::clamp(v, -127.0f, 127.0f)));
+        }
         if (faded || cut) {
             std::fill(llr.begin(), llr.end(), std::int8_t{0});  // the relay sends erasures while down
         }
@@ -117,10 +136,28 @@ public:
 
 private:
     sim::bpsk_awgn_channel ch_;
+    std::unique_ptr<sim::fading_process> fading_;
     std::size_t delay_;
     std::vector<std::uint8_t> packed_, bits_;
+    std::vector<float> y_, gain_;
     std::deque<std::vector<std::int8_t>> line_;
 };
+
+// Is `got` the sequence `sent` with some elements left out (never changed, duplicated or reordered)?
+bool ordered_subset(const std::vector<std::vector<std::uint8_t>>& got, const std::vector<std::vector<std::uint8_t>>& sent)
+{
+    std::size_t k = 0;
+    for (const auto& g : got) {
+        while (k < sent.size() && sent[k] != g) {
+            ++k;
+        }
+        if (k == sent.size()) {
+            return false;
+        }
+        ++k;
+    }
+    return true;
+}
 
 struct stream_check {
     std::uint64_t sent = 0, got = 0;
@@ -201,7 +238,7 @@ TEST_P(link_engine_modes, streams_and_datagrams_cross_awgn_fade_and_key_rotation
     f.create();
     const double rate_down = modem::information_rate(*modem::find_profile(f.scfg.tx_profile));
     const double rate_up = modem::information_rate(*modem::find_profile(f.gcfg.tx_profile));
-    air_direction down(3.5, rate_down, 11, 5), up(3.5, rate_up, 12, 5);
+    air_direction down(3.5, rate_down, 11, 5, 2e6), up(3.5, rate_up, 12, 5, 320e3);
 
     constexpr std::uint64_t down_total = 150000, up_total = 20000;
     std::vector<stream_check> down_chk(2), up_chk(1);
@@ -243,8 +280,10 @@ TEST_P(link_engine_modes, streams_and_datagrams_cross_awgn_fade_and_key_rotation
         EXPECT_TRUE(c.intact);
     }
     EXPECT_TRUE(up_chk[0].intact);
-    EXPECT_EQ(dg_got, dg_sent);
+    // Datagrams are not retransmitted: scintillation costs a few; the rest arrive unchanged, in order.
+    EXPECT_TRUE(ordered_subset(dg_got, dg_sent)) << "a datagram arrived changed, twice or out of order";
     EXPECT_GT(dg_sent.size(), 50u);
+    EXPECT_GE(dg_got.size() * 3, dg_sent.size() * 2) << dg_got.size() << " of " << dg_sent.size() << " datagrams";
 
     // Let the last acks cross, then nothing may be reported undelivered.
     for (int i = 0; i < 200; ++i) {
@@ -282,7 +321,7 @@ TEST(link_engine, pass_cut_short_reports_exactly_what_the_peer_lacks)
     f.create();
     const double rate_down = modem::information_rate(*modem::find_profile(f.scfg.tx_profile));
     const double rate_up = modem::information_rate(*modem::find_profile(f.gcfg.tx_profile));
-    air_direction down(4.0, rate_down, 21, 5), up(4.0, rate_up, 22, 5);
+    air_direction down(4.0, rate_down, 21, 5, 2e6), up(4.0, rate_up, 22, 5, 320e3);
     constexpr std::uint64_t total = 400000;
     std::vector<stream_check> chk(3), none;
     double t = 0.0;
@@ -316,7 +355,7 @@ TEST_P(link_engine_modes, stop_policy_holds_data_until_keys_arrive)
     f.create();
     const double rate_down = modem::information_rate(*modem::find_profile(f.scfg.tx_profile));
     const double rate_up = modem::information_rate(*modem::find_profile(f.gcfg.tx_profile));
-    air_direction down(6.0, rate_down, 31, 2), up(6.0, rate_up, 32, 2);
+    air_direction down(6.0, rate_down, 31, 2, 2e6), up(6.0, rate_up, 32, 2, 320e3);
     constexpr std::uint64_t total = 100000;
     std::vector<stream_check> chk(1);
     bool stopped_seen = false;
