@@ -355,6 +355,7 @@ int cmd_pass_demo(std::span<const std::string_view> args, std::ostream& out, std
         {"rotate-every", "S", "link key rotation period, simulated seconds, [1, 3600] (default 30)"},
         {"timeout", "S", "give up after this many wall seconds, [10, 86400] (default 600)"},
         {"downlink-bps", "R", "simulated downlink line rate, coded bit/s (default: the simulator's, 100000)"},
+        {"qkd-block", "N", "detections per QKD post-processing block (default 2000000)"},
         {"progress", "on|off", "live progress line (default on)"},
         {"link-keys", "qkmd|test", "link keys from qkmd (QKD, default) or qlinkd's TEST-ONLY seeded keys"},
         {"key-source", "qkd|sim", "qkmd's keys from QKD post-processing (default) or its TEST-ONLY seeded source"},
@@ -383,6 +384,7 @@ int cmd_pass_demo(std::span<const std::string_view> args, std::ostream& out, std
     c.seed = integer_option("pass-demo", p, "seed", 1, 0, UINT64_MAX);
     c.rotate_every_s = number_option("pass-demo", p, "rotate-every", c.rotate_every_s, 1.0, 3600.0);
     c.downlink_bps = number_option("pass-demo", p, "downlink-bps", 0.0, 1.0, 1e9);
+    c.qkd_block_detections = integer_option("pass-demo", p, "qkd-block", c.qkd_block_detections, 100, 4000000);
     c.wall_timeout_s = number_option("pass-demo", p, "timeout", c.wall_timeout_s, 10.0, 86400.0);
     if (const auto* v = p.get("progress")) {
         if (*v != "on" && *v != "off")

@@ -624,6 +624,8 @@ void demo_run::start_qkmd() {
                 t << "peer_host = \"127.0.0.1\"\npeer_port = " << p_.alice_peer << '\n';
             t << "auth_key = " << toml_str((d / "qkd-auth.psk").string()) << '\n';
             if (cfg_.qkd_block_detections) t << "block_detections = " << cfg_.qkd_block_detections << '\n';
+            // The simulator's decoy-state source (sim::qkd_channel defaults): both ends must use it.
+            t << "mu = [0.8, 0.1, 0.0]\nmu_prob = [0.5, 0.25, 0.25]\n";
             t << "peer_timeout_ms = 10000\n";
         } else {
             t << "type = \"sim\"\nseed = " << cfg_.seed << "\n";
@@ -786,7 +788,7 @@ pass_sample demo_run::poll() {
     // qkmd directly for what qlinkd does not relay (pool level, QBER and key rate of bob's store).
     if (!std::isfinite(s.key_pool_level) || !std::isfinite(s.qber)) {
         if (auto m = http_get(p_.bob_metrics, "/metrics", 500ms)) {
-            if (!std::isfinite(s.key_pool_level)) s.key_pool_level = prom_value(*m, "qkmd_keys_stored{state=\"ACTIVE\"}");
+            if (!std::isfinite(s.key_pool_level)) s.key_pool_level = prom_value(*m, "qkmd_keys_stored{state=\"active\"}");
             if (!std::isfinite(s.qber)) s.qber = prom_value(*m, "qkmd_qber");
             if (!std::isfinite(s.secret_key_rate_bps)) s.secret_key_rate_bps = prom_value(*m, "qkmd_secret_key_rate_bps");
         }

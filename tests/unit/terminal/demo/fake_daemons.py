@@ -114,7 +114,7 @@ def run_qkmd():
 
     class metrics(quiet_handler):
         def do_GET(self):
-            self.reply(200, 'qkmd_keys_stored{state="ACTIVE"} 42\nqkmd_qber 0.031\nqkmd_secret_key_rate_bps 1500\n',
+            self.reply(200, 'qkmd_keys_stored{state="active"} 42\nqkmd_qber 0.031\nqkmd_secret_key_rate_bps 1500\n',
                        "text/plain")
 
     e = cfg["etsi014"]
@@ -150,6 +150,8 @@ def run_qlinkd():
         return "down" if 0.4 * PASS_S <= t < 0.5 * PASS_S else "up"
 
     air = socket.create_connection(("127.0.0.1", int(cfg["air"]["port"])))
+    if os.environ.get("FAKE_QAIR"):
+        return run_qlinkd_qair(cfg, role, rotate, air)
     air.sendall((role + "\n").encode())
     f = air.makefile("rb")
     start = f.readline().decode().split()
@@ -217,6 +219,113 @@ def run_qlinkd():
             if not b:
                 break
             while not users:
+                time.sleep(0.01)
+            users[-1].sendall(b)
+            st["out"] += len(b)
+    time.sleep(3600)
+
+
+# ------------------------------------------------------------------ qlinkd on the real relay (FAKE_QAIR=1)
+# Speaks the QAIR1 air protocol of qlink-sim serve --pass (idle bits out, LLR messages in: sim time,
+# link flag, elevation, power from the trailers); user data takes a side channel between the two fakes,
+# held back while the ground side's link flag is down.
+def run_qlinkd_qair(cfg, role, rotate, air):
+    import struct
+    air.sendall(("QAIR1 %s\n" % role).encode())
+    f = air.makefile("rb")
+    ok = f.readline().decode().split()
+    if not ok or ok[0] != "OK":
+        print("relay refused:", ok, file=sys.stderr, flush=True)
+        os._exit(1)
+    down_bps, ret_bps = float(ok[1]), float(ok[2])
+    st = {"t": None, "up": False, "ended": False, "el": None, "pw": None, "es": None, "in": 0, "out": 0, "ups": 0,
+          "downs": 0, "llrs": 0}
+    here = os.path.dirname(os.path.abspath(arg("--config")))
+
+    def sender():
+        hdr = struct.pack("<IHHIIdd", 0x52494151, 1, 0, 8192, 0, 0.0, 0.0)
+        while True:
+            air.sendall(hdr + bytes(1024))
+
+    threading.Thread(target=sender, daemon=True).start()
+
+    def receiver():
+        while True:
+            h = f.read(32)
+            if len(h) < 32:
+                return
+            magic, typ, flags, count, _, t, _ = struct.unpack("<IHHIIdd", h)
+            if typ == 3:
+                st["ended"] = True
+                continue
+            if typ == 2:
+                f.read(count)
+                el, pw, es, _ = struct.unpack("<ffff", f.read(16))
+                up = bool(flags & 1)
+                if up and not st["up"]:
+                    st["ups"] += 1
+                if not up and st["up"]:
+                    st["downs"] += 1
+                st.update(t=t, up=up, el=el, pw=pw, es=es)
+                st["llrs"] += count
+
+    threading.Thread(target=receiver, daemon=True).start()
+
+    def state():
+        if st["ended"]:
+            return "ended"
+        if st["t"] is None:
+            return "idle"
+        return "up" if st["up"] else "down"
+
+    class telemetry(quiet_handler):
+        def do_GET(self):
+            t = st["t"]
+            rot = int((t or 0) // rotate)
+            s = {"role": role, "sim_time": t, "link_state": state(), "pat_state": "n/a",
+                 "elevation_deg": st["el"], "rx_power_dbm": st["pw"], "esn0_db": st["es"],
+                 "frames": {"tx": None, "rx_ok": None, "rx_crc_fail": None, "rs_corrected": None,
+                            "ldpc_iterations": None, "decode_fail": None},
+                 "bits": {"rx_channel_errors_est": None},
+                 "arq": {"retransmissions": st["downs"] * 3, "in_flight": 0, "bytes_delivered": st["out"],
+                         "bytes_acked": st["in"]},
+                 "keys": {"active_key_id": (100 if role == "space" else 500) + rot, "rotations": rot,
+                          "keys_consumed": rot + 1, "pool_level": None},
+                 "qkd": {"qber": None, "secret_key_rate_bps": None},
+                 "user": {"bytes_in": st["in"], "bytes_out": st["out"]}}
+            if self.path == "/status":
+                return self.reply(200, json.dumps(s))
+            if self.path == "/metrics":
+                return self.reply(200, "qlinkd_downlink_bps %g\nqlinkd_return_bps %g\n" % (down_bps, ret_bps), "text/plain")
+            self.reply(404, "{}")
+
+    tel = http_server(int(cfg.get("telemetry", {}).get("port", 0)), telemetry)
+    user = socket.create_server(("127.0.0.1", int(cfg.get("user", {}).get("tcp_port", 0))))
+    side = socket.create_server(("127.0.0.1", 0))
+    write_ready(arg("--ready-file"), {"telemetry_port": tel.server_address[1], "user_tcp_port": user.getsockname()[1],
+                                      "user_udp_port": 0, "fake_side_port": side.getsockname()[1]})
+    if role == "space":
+        while True:
+            c, _ = user.accept()
+            ready = os.path.join(here, "..", "ground", "ready.json")
+            while not os.path.exists(ready):
+                time.sleep(0.05)
+            g = socket.create_connection(("127.0.0.1", json.load(open(ready))["fake_side_port"]))
+            while True:
+                b = c.recv(4096)
+                if not b:
+                    break
+                st["in"] += len(b)
+                g.sendall(b)
+    else:
+        users = []
+        threading.Thread(target=lambda: [users.append(user.accept()[0]) for _ in iter(int, 1)], daemon=True).start()
+        c, _ = side.accept()
+        while True:
+            b = c.recv(4096)
+            if not b:
+                break
+            while not users or not st["up"]:
                 time.sleep(0.01)
             users[-1].sendall(b)
             st["out"] += len(b)
