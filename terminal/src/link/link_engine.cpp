@@ -456,6 +456,7 @@ public:
         s.rs_corrected = cc.rs_corrected;
         s.decode_fail = cc.rs_failed_frames;
         s.sync_losses = cc.sync.flywheel_to_search;
+        s.decoder_restarts = rc.decoder_restarts;
         s.frames_lost = fc.lost_frames;
         s.security_rejected = fc.security_rejected;
         s.rx_channel_errors_est = cc.rs_corrected;

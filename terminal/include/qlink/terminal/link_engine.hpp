@@ -76,6 +76,7 @@ struct link_stats {
     std::uint64_t rs_corrected = 0;      ///< RS symbols corrected
     std::uint64_t decode_fail = 0;       ///< RS decoder failures (frames)
     std::uint64_t sync_losses = 0;
+    std::uint64_t decoder_restarts = 0;  ///< chain decoder restarted after an outage (rx_link_pipeline)
     std::uint64_t frames_lost = 0;       ///< AOS frame-count gaps (frames)
     std::uint64_t security_rejected = 0;
     std::uint64_t rx_channel_errors_est = 0;  ///< RS symbol corrections: a lower bound on bit errors after Viterbi

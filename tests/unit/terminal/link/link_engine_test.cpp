@@ -302,6 +302,8 @@ TEST_P(link_engine_modes, streams_and_datagrams_cross_awgn_fade_and_key_rotation
     EXPECT_GE(gs.rotations, 1u);
     EXPECT_GT(ss.arq_retransmissions, 0u);  // the fade cost frames
     EXPECT_GT(gs.frames_lost + gs.frames_crc_fail, 0u);
+    EXPECT_GE(gs.decoder_restarts, 1u) << "the fade must have made the receiver restart its decoder";
+    EXPECT_GE(ss.decoder_restarts, 1u);
     EXPECT_EQ(gs.auth_failures, 0u);
     EXPECT_EQ(ss.auth_failures, 0u);
     EXPECT_EQ(ss.bytes_acked, 2 * down_total);
