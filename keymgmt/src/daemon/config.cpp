@@ -3,6 +3,7 @@
 
 #include <toml++/toml.h>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -157,9 +158,10 @@ qkmd_config parse_qkmd_config(std::string_view text, std::string_view source_nam
 
     const section src(sub(root, "source"), "source",
                       {"type", "seed", "key_bits", "target_stock", "poll_interval_ms", "keys_per_poll", "host", "port",
-                       "server_name", "cert", "key", "ca", "slave_sae_id"});
-    // "postproc" is not offered yet: no session driver feeds postproc_key_source inside qkmd.
-    const auto type = src.choice("type", "sim", {"sim", "etsi014"});
+                       "server_name", "cert", "key", "ca", "slave_sae_id", "role", "qkd_host", "qkd_port",
+                       "peer_listen", "peer_host", "peer_port", "auth_key", "state", "block_detections", "mu",
+                       "mu_prob", "qber_max", "min_auth_pads", "peer_timeout_ms"});
+    const auto type = src.choice("type", "sim", {"sim", "etsi014", "qkd"});
     const auto key_bits = src.integer("key_bits", 256, 8, 256);
     if (key_bits % 8 != 0) {
         throw config_error("key 'source.key_bits' must be a multiple of 8 (8..256)");
@@ -185,6 +187,63 @@ qkmd_config parse_qkmd_config(std::string_view text, std::string_view source_nam
         c.upstream.slave_sae_id = src.required("slave_sae_id");
         c.upstream.key_bits = static_cast<std::size_t>(key_bits);
         c.upstream.keys_per_request = static_cast<std::size_t>(src.integer("keys_per_poll", 16, 1, 1000));
+    } else {
+        c.source = source_kind::qkd;
+        auto& q = c.qkd;
+        if (!src.str("role")) {
+            throw config_error("key 'source.role' is required for source.type = \"qkd\"; allowed values: alice, bob");
+        }
+        q.who = src.choice("role", "bob", {"alice", "bob"}) == "alice" ? qkd_key_source::role::alice
+                                                                       : qkd_key_source::role::bob;
+        q.qkd_host = src.str_or("qkd_host", "127.0.0.1");
+        q.qkd_port = static_cast<std::uint16_t>(src.integer("qkd_port", 0, 0, 65535));
+        if (q.qkd_port == 0) {
+            throw config_error("key 'source.qkd_port' is required for source.type = \"qkd\" (1..65535)");
+        }
+        q.peer_listen = src.str_or("peer_listen", "127.0.0.1");
+        q.peer_host = src.str_or("peer_host", "127.0.0.1");
+        const bool alice = q.who == qkd_key_source::role::alice;
+        q.peer_port = static_cast<std::uint16_t>(src.integer("peer_port", alice ? 0 : -1, alice ? 0 : 1, 65535));
+        if (!alice && !src.node("peer_port")) {
+            throw config_error("key 'source.peer_port' is required for role \"bob\" (alice's port, 1..65535)");
+        }
+        q.auth_key_file = src.required("auth_key");
+        q.state_file = src.str_or("state", c.store.db_path.string() + ".qkd-state");
+        q.block_detections = static_cast<std::size_t>(src.integer("block_detections", 200000, 100, 4000000));
+        q.peer_timeout = std::chrono::milliseconds(src.integer("peer_timeout_ms", 30000, 100, 3600000));
+        q.postproc.key_bits = static_cast<std::size_t>(key_bits);
+        q.postproc.min_auth_pads = static_cast<std::size_t>(src.integer("min_auth_pads", 256, 16, 1000000));
+        auto triple = [&](const char* key, std::array<double, 3>& v) {
+            const auto* n = src.node(key);
+            if (n == nullptr) {
+                return;
+            }
+            const auto* arr = n->as_array();
+            if (arr == nullptr || arr->size() != 3) {
+                throw config_error("key '" + src.name(key) + "' must be an array of 3 numbers (signal, decoy, vacuum)");
+            }
+            for (std::size_t i = 0; i < 3; ++i) {
+                const auto x = (*arr)[i].value<double>();
+                if (!x || !(*x >= 0.0) || *x > 50.0) {
+                    throw config_error("key '" + src.name(key) + "' must be an array of 3 numbers in 0..50");
+                }
+                v[i] = *x;
+            }
+        };
+        triple("mu", q.postproc.decoy.mu);
+        triple("mu_prob", q.postproc.decoy.prob);
+        const auto& pr = q.postproc.decoy.prob;
+        if (!decoy_settings_valid(q.postproc.decoy) || std::abs(pr[0] + pr[1] + pr[2] - 1.0) > 1e-9) {
+            throw config_error("keys 'source.mu' / 'source.mu_prob' violate mu1 > mu2 + mu3, mu2 > mu3 >= 0, "
+                               "probabilities in (0, 1] summing to 1");
+        }
+        if (const auto* n = src.node("qber_max")) {
+            const auto x = n->value<double>();
+            if (!x || !(*x > 0.0 && *x < 0.5)) {
+                throw config_error("key 'source.qber_max' must be a number in (0, 0.5)");
+            }
+            q.postproc.qber_max = *x;
+        }
     }
 
     const section et(sub(root, "etsi014"), "etsi014",
@@ -210,7 +269,7 @@ qkmd_config parse_qkmd_config(std::string_view text, std::string_view source_nam
         s.max_body_bytes = static_cast<std::size_t>(et.integer("max_body_bytes", 16384, 256, 1 << 20));
         s.request_timeout = std::chrono::milliseconds(et.integer("request_timeout_ms", 10000, 10, 600000));
         s.idle_timeout = std::chrono::milliseconds(et.integer("idle_timeout_ms", 30000, 10, 3600000));
-        s.threads = static_cast<int>(et.integer("threads", 2, 1, 64));
+        s.threads = static_cast<int>(et.integer("threads", 8, 1, 64));
     }
 
     if (const auto* n = root.get("sae")) {

@@ -105,6 +105,22 @@ std::string render_metrics(const metric_sources& m)
     o << "qkmd_reconciliation_efficiency " << prom_double(s.reconciliation_efficiency) << '\n';
     head("qkmd_aborts_total", "counter", "Key source aborts (post-processing aborts, upstream failures).");
     o << "qkmd_aborts_total " << s.aborts << '\n';
+    if (m.source->name() == "qkd") {
+        head("qkmd_postproc_aborts_total", "counter", "Post-processing sessions that emitted no key, by reason.");
+        for (const auto& [reason, n] : s.aborts_by_reason) {
+            o << "qkmd_postproc_aborts_total{reason=\"" << reason << "\"} " << n << '\n';
+        }
+        head("qkmd_postproc_sessions_total", "counter", "Post-processing sessions whose keys are stored at both ends.");
+        o << "qkmd_postproc_sessions_total " << s.sessions_ok << '\n';
+        head("qkmd_qkd_detections_total", "counter", "Detection records received from the QKD event port.");
+        o << "qkmd_qkd_detections_total " << s.detections_received << '\n';
+        head("qkmd_qkd_event_blocks_total", "counter", "Event blocks received from the QKD event port.");
+        o << "qkmd_qkd_event_blocks_total " << s.event_blocks << '\n';
+        head("qkmd_qkd_blocks_discarded_total", "counter", "Event blocks not used (peer lacked them, queue full).");
+        o << "qkmd_qkd_blocks_discarded_total " << s.blocks_discarded << '\n';
+        head("qkmd_qkd_bad_records_total", "counter", "Malformed event records dropped.");
+        o << "qkmd_qkd_bad_records_total " << s.bad_records << '\n';
+    }
     if (m.etsi != nullptr) {
         const auto& e = m.etsi->counters();
         head("qkmd_etsi014_errors_total", "counter", "ETSI 014 error responses by status code.");
@@ -121,6 +137,48 @@ std::string render_metrics(const metric_sources& m)
         o << "qkmd_inject_refused_peers_total " << m.inject->counters().refused_peers.load() << '\n';
     }
     return o.str();
+}
+
+nlohmann::json num(double v)
+{
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
+
+// JSON status for the demo and operators: every field always present, unknown numbers null.
+std::string render_status(const metric_sources& m, const std::string& kme_id)
+{
+    const auto c = m.store->counts();
+    const auto s = m.source->stats();
+    nlohmann::json aborts = nlohmann::json::object();
+    for (const auto& [reason, n] : s.aborts_by_reason) {
+        aborts[reason] = n;
+    }
+    nlohmann::json j{
+        {"kme_id", kme_id},
+        {"source", std::string(m.source->name())},
+        {"state", s.state.empty() ? "running" : s.state},
+        {"sim_time", num(s.sim_time)},
+        {"keys",
+         {{"preactive", c.preactive},
+          {"active", c.active},
+          {"deactivated", c.deactivated},
+          {"destroyed", c.destroyed},
+          {"added_total", m.keys_added->load()}}},
+        {"qkd",
+         {{"qber", num(s.qber)},
+          {"secret_key_rate_bps", num(s.secret_key_rate_bps)},
+          {"reconciliation_efficiency", num(s.reconciliation_efficiency)},
+          {"ec_leak_bits", num(s.ec_leak_bits)},
+          {"sessions_ok", s.sessions_ok},
+          {"aborts", s.aborts},
+          {"aborts_by_reason", aborts},
+          {"last_abort", s.last_abort},
+          {"detections", s.detections_received},
+          {"event_blocks", s.event_blocks},
+          {"blocks_discarded", s.blocks_discarded},
+          {"keys_produced", s.keys_produced}}},
+    };
+    return j.dump() + "\n";
 }
 
 // Adds keys from the source; a key already stored (e.g. the sim source replaying after a
@@ -175,6 +233,7 @@ int run_qkmd(const qkmd_config& cfg, const std::string& ready_file, bool handle_
     }
     std::unique_ptr<key_store> store;
     std::unique_ptr<key_source> source;
+    qkd_key_source* qkd = nullptr;
     std::unique_ptr<etsi014_peer_notifier> notifier;
     std::unique_ptr<etsi014_service> etsi;
     std::unique_ptr<https_server> etsi_server, metrics_server;
@@ -192,7 +251,19 @@ int run_qkmd(const qkmd_config& cfg, const std::string& ready_file, bool handle_
             break;
         }
         case source_kind::etsi014: source = create_upstream_key_source(cfg.upstream); break;
-        case source_kind::postproc: source = std::make_unique<postproc_key_source>(); break;
+        case source_kind::qkd: {
+            auto q = create_qkd_key_source(cfg.qkd, *store);
+            qkd = q.get();
+            source = std::move(q);
+            if (cfg.qkd.who == qkd_key_source::role::alice) {
+                log.info("QKD post-processing as alice, peer channel on " + cfg.qkd.peer_listen + ":" +
+                         std::to_string(qkd->peer_port()));
+            } else {
+                log.info("QKD post-processing as bob, peer alice at " + cfg.qkd.peer_host + ":" +
+                         std::to_string(cfg.qkd.peer_port));
+            }
+            break;
+        }
         }
         if (!cfg.peers.empty()) {
             notifier = std::make_unique<etsi014_peer_notifier>(cfg.peers);
@@ -209,7 +280,10 @@ int run_qkmd(const qkmd_config& cfg, const std::string& ready_file, bool handle_
         }
         metric_sources ms{store.get(), source.get(), etsi.get(), etsi_server.get(), inject.get(), &added_total};
         if (cfg.metrics_enabled) {
-            metrics_server = start_https_server(cfg.metrics_server, [ms](const http_request_view& r) -> http_reply {
+            metrics_server = start_https_server(cfg.metrics_server, [ms, id = cfg.kme_id](const http_request_view& r) -> http_reply {
+                if (r.method == "GET" && r.target == "/status") {
+                    return {200, render_status(ms, id), "application/json", false};
+                }
                 if (r.method != "GET" || r.target != "/metrics") {
                     return {404, "not found\n", "text/plain", false};
                 }
@@ -224,7 +298,8 @@ int run_qkmd(const qkmd_config& cfg, const std::string& ready_file, bool handle_
     }
     if (!ready_file.empty()) {
         nlohmann::json j{{"etsi014_port", etsi_server ? etsi_server->port() : 0},
-                         {"metrics_port", metrics_server ? metrics_server->port() : 0}};
+                         {"metrics_port", metrics_server ? metrics_server->port() : 0},
+                         {"peer_port", qkd != nullptr ? qkd->peer_port() : 0}};
         const std::string tmp = ready_file + ".tmp";
         std::ofstream(tmp) << j.dump() << "\n";
         std::rename(tmp.c_str(), ready_file.c_str());
@@ -267,6 +342,10 @@ int run_qkmd(const qkmd_config& cfg, const std::string& ready_file, bool handle_
     metrics_server.reset();
     inject.reset();
     etsi.reset();
+    if (qkd != nullptr) {
+        qkd->stop();  // its threads write to the store
+    }
+    source.reset();
     store.reset();
     log.info("shutdown complete");
     return 0;

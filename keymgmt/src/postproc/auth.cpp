@@ -111,6 +111,41 @@ auth_key_pool::~auth_key_pool() {
     OPENSSL_cleanse(&key_, sizeof(key_));
 }
 
+auth_key_pool::auth_key_pool(std::span<const std::uint8_t> pre_shared, std::uint64_t first_index)
+    : auth_key_pool(pre_shared) {
+    next_index_ = first_index;
+}
+
+void auth_key_pool::skip_to(std::uint64_t index) {
+    while (next_index_ < index && !pads_.empty()) {
+        OPENSSL_cleanse(&pads_.front(), sizeof(gf128));
+        pads_.pop_front();
+        ++next_index_;
+        ++consumed_;
+    }
+    // Past the end: nothing left, but the index still moves so a pad is never reused.
+    if (next_index_ < index) next_index_ = index;
+}
+
+void auth_key_pool::truncate_end(std::uint64_t end) {
+    while (!pads_.empty() && end_pad_index() > end) {
+        OPENSSL_cleanse(&pads_.back(), sizeof(gf128));
+        pads_.pop_back();
+    }
+}
+
+void auth_key_pool::export_material(std::vector<std::uint8_t>& out) const {
+    out.clear();
+    out.reserve(16 * (1 + pads_.size()));
+    const auto put = [&](const gf128& g) {
+        gf128_block b = store_block(g);
+        out.insert(out.end(), b.begin(), b.end());
+        OPENSSL_cleanse(b.data(), b.size());
+    };
+    put(key_);
+    for (const auto& p : pads_) put(p);
+}
+
 std::size_t auth_key_pool::replenish(std::span<const std::uint8_t> key_bytes) {
     const std::size_t n = key_bytes.size() / 16;
     for (std::size_t i = 0; i < n; ++i) pads_.push_back(load_block(key_bytes.data() + 16 * i));

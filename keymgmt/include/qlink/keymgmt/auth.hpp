@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <span>
+#include <vector>
 
 namespace qlink::keymgmt {
 
@@ -33,6 +34,8 @@ class auth_key_pool {
 public:
     /// `pre_shared` = 16 bytes hash key followed by pads (a multiple of 16 bytes; extra bytes ignored).
     explicit auth_key_pool(std::span<const std::uint8_t> pre_shared);
+    /// Same, with the first pad at absolute index `first_index` (a pool restored from saved state).
+    auth_key_pool(std::span<const std::uint8_t> pre_shared, std::uint64_t first_index);
     ~auth_key_pool();
     auth_key_pool(const auth_key_pool&) = delete;
     auth_key_pool& operator=(const auth_key_pool&) = delete;
@@ -43,6 +46,17 @@ public:
     std::uint64_t next_pad_index() const { return next_index_; }
     /// Appends pads taken from distilled key (whole 16-byte pads only; returns the pads added).
     std::size_t replenish(std::span<const std::uint8_t> key_bytes);
+
+    /// Absolute index one past the last pad held.
+    std::uint64_t end_pad_index() const { return next_index_ + pads_.size(); }
+    /// Discards (wipes) every pad below `index`; never goes back. Used to step over pads that may
+    /// have been used before a crash.
+    void skip_to(std::uint64_t index);
+    /// Drops (wipes) pads at absolute index >= `end` (undoes a replenish the peer never made).
+    void truncate_end(std::uint64_t end);
+    /// Writes the hash key (16 bytes) followed by the unused pads, from next_pad_index(): the
+    /// input of the two-argument constructor. `out` holds secrets: the caller cleanses it.
+    void export_material(std::vector<std::uint8_t>& out) const;
 
     /// Tag of `msg` with the next pad; false (nothing consumed) when no pad is left.
     bool sign(std::span<const std::uint8_t> msg, gf128_block& tag, std::uint64_t& pad_index);

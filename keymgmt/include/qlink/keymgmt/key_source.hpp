@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <map>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -25,6 +27,17 @@ struct source_stats {
     double reconciliation_efficiency = std::nan("");
     std::uint64_t aborts = 0;
     std::uint64_t keys_produced = 0;
+    // QKD post-processing only (zero / empty for other sources):
+    std::uint64_t sessions_ok = 0;
+    std::uint64_t detections_received = 0;  ///< records from the QKD event port
+    std::uint64_t event_blocks = 0;
+    std::uint64_t blocks_discarded = 0;     ///< event blocks the peer did not have (never used)
+    std::uint64_t bad_records = 0;          ///< malformed event records dropped
+    double sim_time = std::nan("");         ///< start of the last event block received
+    double ec_leak_bits = std::nan("");     ///< of the last session
+    std::string state;                      ///< e.g. "connecting", "accumulating", "session", "pass_ended"
+    std::string last_abort;                 ///< reason of the last abort, in words
+    std::map<std::string, std::uint64_t> aborts_by_reason;
 };
 
 class key_source {

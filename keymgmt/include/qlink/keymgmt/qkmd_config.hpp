@@ -7,6 +7,7 @@
 #include "qlink/keymgmt/inject.hpp"
 #include "qlink/keymgmt/key_source.hpp"
 #include "qlink/keymgmt/key_store.hpp"
+#include "qlink/keymgmt/qkd_source.hpp"
 
 #include <stdexcept>
 #include <string>
@@ -20,7 +21,7 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-enum class source_kind { sim, etsi014, postproc };
+enum class source_kind { sim, etsi014, qkd };
 enum class log_format { plain, json };
 
 struct qkmd_config {
@@ -29,6 +30,7 @@ struct qkmd_config {
     source_kind source = source_kind::sim;
     sim_key_source_config sim;
     upstream_key_source_config upstream;
+    qkd_key_source::config qkd;
     std::uint64_t target_stock = 1000;  ///< stop pulling from the source above this many ACTIVE keys
     std::uint32_t poll_interval_ms = 100;
 
