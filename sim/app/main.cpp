@@ -15,9 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "qlink/sim/air_relay.hpp"
 #include "qlink/sim/fading.hpp"
 #include "qlink/sim/optical_link.hpp"
 #include "qlink/sim/pass_report.hpp"
+#include "qlink/sim/pass_world.hpp"
+#include "qlink/sim/qkd_server.hpp"
 #include "qlink/sim/rotctld_server.hpp"
 #include "qlink/sim/stream_server.hpp"
 #include "qlink/sim/turbulence.hpp"
@@ -40,6 +43,12 @@ const char* usage_text =
     "                  [--esn0-db X] [--bit-rate BPS] [--seed N] [--duration S]\n"
     "                  [--tle FILE --station LAT,LON,ALT [--beamwidth-deg W]] [--start ISO8601-UTC]\n"
     "                  [--time-scale X]\n"
+    "  qlink-sim serve --pass --tle FILE [--station LAT,LON,ALT] [--start ISO8601-UTC] [--speed X]\n"
+    "                  [--air-port N] [--qkd-port N] [--rotctld-port N] [--downlink-bps R] [--return-bps R]\n"
+    "                  [--seed S] [--start-when N] [--qkd-block-s S] [--pulse-rate-hz F] [--min-elevation DEG]\n"
+    "                  [--bind ADDR] [--exit-after-pass]\n"
+    "      the satellite pass for the daemons: air relay (QAIR1) and QKD (QKD1) ports; prints one\n"
+    "      'air-port N' / 'qkd-port N' / 'rotctld-port N' line each, then 'ready'\n"
     "See docs/simulator.md.\n";
 
 struct usage_error {
@@ -305,7 +314,147 @@ int cmd_pass(int argc, char** argv) {
     return 0;
 }
 
+// Sim time of the pass as a clock (for the simulated mount behind the rotctld port).
+class pass_time_clock final : public qlink::sim::clock {
+public:
+    pass_time_clock(time_point start, const pass_clock& c) : start_(start), clock_(c) {}
+    time_point now() const override { return start_ + seconds_d(clock_.sim_time()); }
+
+private:
+    time_point start_;
+    const pass_clock& clock_;
+};
+
+int cmd_serve_pass(int argc, char** argv) {
+    // --exit-after-pass is the only flag without a value.
+    std::vector<char*> args(argv, argv + argc);
+    bool exit_after_pass = false;
+    for (auto it = args.begin() + 3; it != args.end();) {
+        if (std::string(*it) == "--exit-after-pass") {
+            exit_after_pass = true;
+            it = args.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    const auto o = parse_options(static_cast<int>(args.size()), args.data(), 3,
+                                 {"--tle", "--station", "--start", "--speed", "--air-port", "--qkd-port", "--rotctld-port",
+                                  "--downlink-bps", "--return-bps", "--seed", "--start-when", "--qkd-block-s",
+                                  "--pulse-rate-hz", "--min-elevation", "--bind"});
+    if (!o.count("--tle")) throw usage_error{"serve --pass: --tle FILE is required (e.g. sim/data/qlinksat-1.tle)"};
+    const auto parsed = parse_tle_text(read_small_file(o.at("--tle"), "--tle"));
+    if (!parsed.ok()) throw usage_error{"--tle '" + o.at("--tle") + "': " + parsed.error};
+    pass_world::config wc;
+    std::string err;
+    if (o.count("--station")) {
+        const auto st = parse_station(o.at("--station"), err);
+        if (!st) throw usage_error{"--station: " + err};
+        wc.station = *st;
+    }
+    if (o.count("--start")) {
+        const auto t = parse_iso8601_utc(o.at("--start"), &err);
+        if (!t) throw usage_error{"--start: " + err};
+        wc.start = *t;
+    }
+    wc.min_pass_elevation_deg = get_double(o, "--min-elevation", 30.0, 0.0, 89.0);
+    const std::uint64_t seed = get_uint(o, "--seed", 1, ~0ull);
+    wc.seed = seed;
+    const double speed = get_double(o, "--speed", 10.0, 0.001, 10000.0);
+    const auto start_when = static_cast<unsigned>(get_uint(o, "--start-when", 1, 64));
+    if (start_when == 0) throw usage_error{"--start-when: must be >= 1"};
+    const std::string bind = o.count("--bind") ? o.at("--bind") : "127.0.0.1";
+    air_relay::config ac;
+    ac.bind_address = bind;
+    ac.port = static_cast<std::uint16_t>(get_uint(o, "--air-port", 0, 65535));
+    ac.downlink_bps = get_double(o, "--downlink-bps", 100e3, 1.0, 1e9);
+    ac.return_bps = get_double(o, "--return-bps", 10e3, 1.0, 1e9);
+    ac.seed = seed;
+    qkd_server::config qc;
+    qc.bind_address = bind;
+    qc.port = static_cast<std::uint16_t>(get_uint(o, "--qkd-port", 0, 65535));
+    qc.block_s = get_double(o, "--qkd-block-s", 1.0, 0.01, 60.0);
+    qc.channel.pulse_rate_hz = get_double(o, "--pulse-rate-hz", 100e6, 1.0, 1e10);
+    qc.seed = seed;
+    const bool want_rotctld = o.count("--rotctld-port") > 0;
+    rotctld_server::config rc;
+    rc.bind_address = bind;
+    rc.port = static_cast<std::uint16_t>(get_uint(o, "--rotctld-port", 0, 65535));
+
+    std::unique_ptr<pass_world> world;
+    try {
+        world = std::make_unique<pass_world>(parsed.sets.front(), wc);
+    } catch (const std::invalid_argument& e) {
+        throw usage_error{e.what()};
+    } catch (const std::runtime_error& e) {
+        std::fprintf(stderr, "qlink-sim serve: %s\n", e.what());
+        return exit_failure;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+    pass_clock clk(world->duration_s(), speed, start_when);
+    const pass_time_clock mount_clock(world->start(), clk);
+    sim_mount mount(sim_mount::config{}, mount_clock);
+    std::unique_ptr<air_relay> air;
+    std::unique_ptr<qkd_server> qkd;
+    std::unique_ptr<rotctld_server> rot;
+    try {
+        air = start_air_relay(ac, *world, clk);
+        qkd = start_qkd_server(qc, *world, clk);
+        if (want_rotctld) rot = start_rotctld_server(rc, mount);
+    } catch (const std::invalid_argument& e) {
+        throw usage_error{e.what()};
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "qlink-sim serve: %s\n", e.what());
+        return exit_failure;
+    }
+    const auto& p = world->pass();
+    std::printf("air-port %u\n", air->port());
+    std::printf("qkd-port %u\n", qkd->port());
+    if (rot) std::printf("rotctld-port %u\n", rot->port());
+    std::printf("pass start %s aos %s los %s max-elevation %.2f duration-s %.1f speed %g downlink-bps %g return-bps %g "
+                "pulse-rate-hz %g\n",
+                format_iso8601_utc(world->start()).c_str(), format_iso8601_utc(p.aos).c_str(),
+                format_iso8601_utc(p.los).c_str(), p.max_elevation_deg, world->duration_s(), speed, ac.downlink_bps,
+                ac.return_bps, qc.channel.pulse_rate_hz);
+    std::printf("ready\n");
+    std::fflush(stdout);
+
+    std::chrono::steady_clock::time_point ended_at{};
+    for (;;) {
+        timespec ts{0, 50'000'000};
+        const int sig = sigtimedwait(&set, nullptr, &ts);
+        if (sig == SIGINT || sig == SIGTERM) break;
+        if (exit_after_pass && clk.ended()) {
+            // Give the END_OF_PASS messages a moment to leave the queues, then go.
+            if (ended_at == std::chrono::steady_clock::time_point{}) ended_at = std::chrono::steady_clock::now();
+            if (std::chrono::steady_clock::now() - ended_at > std::chrono::milliseconds(500)) break;
+        }
+    }
+    air->stop();
+    qkd->stop();
+    if (rot) rot->stop();
+    const auto& a = air->stats();
+    const auto& q = qkd->stats();
+    std::fprintf(stderr,
+                 "qlink-sim serve: stopped at sim time %.1f s; air: %llu clients, %llu rejected, %llu protocol errors, "
+                 "%llu downlink bits, %llu return bits, %llu dropped; qkd: %llu clients, %llu rejected, %llu blocks, "
+                 "%llu detections\n",
+                 clk.sim_time(), static_cast<unsigned long long>(a.connections.load()),
+                 static_cast<unsigned long long>(a.rejected.load()),
+                 static_cast<unsigned long long>(a.protocol_errors.load()),
+                 static_cast<unsigned long long>(a.bits_in[1].load()), static_cast<unsigned long long>(a.bits_in[0].load()),
+                 static_cast<unsigned long long>(a.dropped_bits.load()),
+                 static_cast<unsigned long long>(q.connections.load()), static_cast<unsigned long long>(q.rejected.load()),
+                 static_cast<unsigned long long>(q.blocks.load()), static_cast<unsigned long long>(q.detections.load()));
+    return 0;
+}
+
 int cmd_serve(int argc, char** argv) {
+    if (argc > 2 && std::string(argv[2]) == "--pass") return cmd_serve_pass(argc, argv);
     const auto o = parse_options(argc, argv, 2,
                                  {"--rotctld-port", "--stream-port", "--bind", "--slew-rate", "--esn0-db", "--bit-rate",
                                   "--seed", "--duration", "--tle", "--station", "--beamwidth-deg", "--start",
