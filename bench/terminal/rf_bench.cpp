@@ -44,10 +44,13 @@ const std::vector<cf32>& received(rf_modulation m) {
 }
 
 /// The whole qlink receive chain: Doppler NCO, AGC, symsync, Costas, LLRs.
-void rf_demodulate(benchmark::State& state, rf_modulation m, bool doppler) {
+void rf_demodulate(benchmark::State& state, rf_modulation m, bool doppler, unsigned filter_delay = 7,
+                   unsigned timing_filters = 32) {
     const auto& x = received(m);
     qlink::terminal::rf_demodulator::config cfg;
     cfg.waveform.modulation = m;
+    cfg.waveform.filter_delay = filter_delay;
+    cfg.timing_filters = timing_filters;
     cfg.waveform.sample_rate_hz = fs;
     qlink::terminal::rf_demodulator demod(cfg);
     if (doppler) demod.set_carrier_correction(150e3, -3000.0);
@@ -64,6 +67,8 @@ void rf_demodulate(benchmark::State& state, rf_modulation m, bool doppler) {
 BENCHMARK_CAPTURE(rf_demodulate, bpsk_sps4_doppler, rf_modulation::bpsk, true);
 BENCHMARK_CAPTURE(rf_demodulate, bpsk_sps4_no_doppler, rf_modulation::bpsk, false);
 BENCHMARK_CAPTURE(rf_demodulate, qpsk_sps4_doppler, rf_modulation::qpsk, true);
+// Shorter matched filter (m = 3 symbols, 16-filter bank): the symsync cost dominates.
+BENCHMARK_CAPTURE(rf_demodulate, bpsk_sps4_doppler_m3_bank16, rf_modulation::bpsk, true, 3, 16);
 
 /// liquid-dsp's blocks used bare, the way liquid's own examples chain them:
 /// agc_crcf_execute_block + symsync_crcf_execute (no carrier loop, no LLRs).
