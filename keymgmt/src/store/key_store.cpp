@@ -9,7 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -153,6 +157,8 @@ struct reset_guard {
 };
 
 class sqlite_key_store final : public key_store {
+    using count_table = std::array<std::array<std::int64_t, 2>, 4>;
+
 public:
     sqlite_key_store(const config& c, clock_fn clock) : cfg_(c), clock_(std::move(clock))
     {
@@ -176,9 +182,14 @@ public:
              " served INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(id, consumer))");
         ins_ = std::make_unique<stmt>(db_, "INSERT INTO keys(id, part, state, created, size, nonce, ct)"
                                            " VALUES(?,?,?,?,?,?,?)");
-        count_live_ = std::make_unique<stmt>(db_, "SELECT COUNT(*) FROM keys WHERE state < 3");
-        pick_ = std::make_unique<stmt>(db_, "SELECT id, nonce, ct, size FROM keys WHERE state = 1 AND"
-                                            " (?1 < 0 OR part = ?1) ORDER BY seq LIMIT ?2");
+        // Two statements, each with its own index, so taking the oldest keys reads only those
+        // rows: with "(?1 < 0 OR part = ?1)" in one statement SQLite sorted every ACTIVE key
+        // on each hand-out (~0.1 s per enc_keys with 10^5 keys stored).
+        exec("CREATE INDEX IF NOT EXISTS keys_by_state_seq ON keys(state, seq)");
+        pick_ = std::make_unique<stmt>(db_, "SELECT id, nonce, ct, size FROM keys WHERE state = 1 AND part = ?1"
+                                            " ORDER BY seq LIMIT ?2");
+        pick_any_ = std::make_unique<stmt>(db_, "SELECT id, nonce, ct, size FROM keys WHERE state = 1"
+                                                " ORDER BY seq LIMIT ?2");
         by_id_ = std::make_unique<stmt>(db_, "SELECT state, nonce, ct, size, owner FROM keys WHERE id = ?");
         set_deact_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 2, owner = ?, size = ? WHERE id = ?");
         kill_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 3, owner = COALESCE(?, owner), nonce = NULL,"
@@ -189,13 +200,15 @@ public:
         grant_serve_ = std::make_unique<stmt>(db_, "UPDATE grants SET served = 1 WHERE id = ? AND consumer = ?");
         grant_left_ = std::make_unique<stmt>(db_, "SELECT COUNT(*) FROM grants WHERE id = ? AND served = 0");
         activate_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 1 WHERE id = ? AND state = 0");
+        data_version_ = std::make_unique<stmt>(db_, "PRAGMA data_version");
+        count_all_ = std::make_unique<stmt>(db_, "SELECT state, part, COUNT(*) FROM keys GROUP BY state, part");
     }
 
     ~sqlite_key_store() override
     {
         ins_.reset();
-        count_live_.reset();
         pick_.reset();
+        pick_any_.reset();
         by_id_.reset();
         set_deact_.reset();
         kill_.reset();
@@ -205,6 +218,8 @@ public:
         grant_serve_.reset();
         grant_left_.reset();
         activate_.reset();
+        data_version_.reset();
+        count_all_.reset();
         sqlite3_close(db_);
     }
 
@@ -259,6 +274,7 @@ public:
             if (rc != SQLITE_DONE) {
                 return io_fail("insert");
             }
+            ++delta_[static_cast<std::size_t>(initial)][part_index(k.id)];
         }
         if (!t.commit()) {
             return io_fail("commit");
@@ -280,7 +296,11 @@ public:
             if (sqlite3_step(activate_->get()) != SQLITE_DONE) {
                 return io_fail("activate");
             }
-            n += static_cast<std::size_t>(sqlite3_changes(db_));
+            if (sqlite3_changes(db_) > 0) {
+                ++n;
+                --delta_[0][part_index(id)];
+                ++delta_[1][part_index(id)];
+            }
         }
         if (!t.commit()) {
             return io_fail("commit");
@@ -294,20 +314,31 @@ public:
         if (count == 0) {
             return {store_status::bad_request, "number of keys must be at least 1", 0};
         }
-        std::lock_guard lock(mu_);
-        txn t(*this);
-        if (!t.ok) {
-            return io_fail("begin");
-        }
         std::vector<served_key> got;
+        const auto r = batched([&] { return take_next_txn(owner, grantees, count, size_bytes, partition, got); });
+        if (r.ok()) {
+            for (auto& k : got) {
+                out.push_back(std::move(k));
+            }
+        }
+        return r;
+    }
+
+    // take_next inside the caller's transaction; `got` is only handed out if it commits.
+    store_result take_next_txn(std::string_view owner, std::span<const std::string> grantees, std::size_t count,
+                               std::size_t size_bytes, int partition, std::vector<served_key>& got)
+    {
         {
-            reset_guard g{*pick_};
-            sqlite3_bind_int(pick_->get(), 1, partition);
-            sqlite3_bind_int64(pick_->get(), 2, static_cast<std::int64_t>(count));
+            stmt& pick = partition < 0 ? *pick_any_ : *pick_;
+            reset_guard g{pick};
+            if (partition >= 0) {
+                sqlite3_bind_int(pick.get(), 1, partition);
+            }
+            sqlite3_bind_int64(pick.get(), 2, static_cast<std::int64_t>(count));
             int rc = 0;
-            while ((rc = sqlite3_step(pick_->get())) == SQLITE_ROW) {
+            while ((rc = sqlite3_step(pick.get())) == SQLITE_ROW) {
                 served_key k;
-                if (!read_row(pick_->get(), 0, k)) {
+                if (!read_row(pick.get(), 0, k)) {
                     return io_fail("decrypt");
                 }
                 got.push_back(std::move(k));
@@ -336,12 +367,6 @@ public:
                 return io_fail("update");
             }
         }
-        if (!t.commit()) {
-            return io_fail("commit");
-        }
-        for (auto& k : got) {
-            out.push_back(std::move(k));
-        }
         return {store_status::ok, {}, count};
     }
 
@@ -351,12 +376,19 @@ public:
         if (ids.empty()) {
             return {store_status::bad_request, "no key IDs given", 0};
         }
-        std::lock_guard lock(mu_);
-        txn t(*this);
-        if (!t.ok) {
-            return io_fail("begin");
-        }
         std::vector<served_key> got;
+        const auto r = batched([&] { return take_granted_txn(consumer, ids, got, owner); });
+        if (r.ok()) {
+            for (auto& k : got) {
+                out.push_back(std::move(k));
+            }
+        }
+        return r;
+    }
+
+    store_result take_granted_txn(std::string_view consumer, std::span<const key_id> ids, std::vector<served_key>& got,
+                                  std::string_view owner)
+    {
         for (const auto& id : ids) {
             int served = -1;
             {
@@ -413,16 +445,14 @@ public:
                 }
                 left = sqlite3_column_int64(grant_left_->get(), 0);
             }
-            if (left == 0 && !kill(id, nullptr)) {
-                return io_fail("destroy");
+            if (left == 0) {
+                if (!kill(id, nullptr)) {
+                    return io_fail("destroy");
+                }
+                --delta_[2][part_index(id)];
+                ++delta_[3][part_index(id)];
             }
             got.push_back(std::move(k));
-        }
-        if (!t.commit()) {
-            return io_fail("commit");
-        }
-        for (auto& k : got) {
-            out.push_back(std::move(k));
         }
         return {store_status::ok, {}, ids.size()};
     }
@@ -433,12 +463,19 @@ public:
         if (ids.empty()) {
             return {store_status::bad_request, "no key IDs given", 0};
         }
-        std::lock_guard lock(mu_);
-        txn t(*this);
-        if (!t.ok) {
-            return io_fail("begin");
-        }
         std::vector<served_key> got;
+        const auto r = batched([&] { return reserve_txn(owner, ids, size_bytes, grantees, got); });
+        if (r.ok() && out != nullptr) {
+            for (auto& k : got) {
+                out->push_back(std::move(k));
+            }
+        }
+        return r;
+    }
+
+    store_result reserve_txn(std::string_view owner, std::span<const key_id> ids, std::size_t size_bytes,
+                             std::span<const std::string> grantees, std::vector<served_key>& got)
+    {
         for (const auto& id : ids) {
             served_key k;
             {
@@ -473,14 +510,6 @@ public:
             }
             got.push_back(std::move(k));
         }
-        if (!t.commit()) {
-            return io_fail("commit");
-        }
-        if (out != nullptr) {
-            for (auto& k : got) {
-                out->push_back(std::move(k));
-            }
-        }
         return {store_status::ok, {}, ids.size()};
     }
 
@@ -496,6 +525,7 @@ public:
                 return io_fail("destroy");
             }
         }
+        t.invalidates_counts = true;  // the keys' previous states are not tracked here
         if (!t.commit()) {
             return io_fail("commit");
         }
@@ -524,32 +554,27 @@ public:
             return 0;
         }
         const auto n = static_cast<std::size_t>(sqlite3_changes(db_));
+        t.invalidates_counts = true;
         return t.commit() ? n : 0;
     }
 
     store_counts counts() override
     {
         std::lock_guard lock(mu_);
-        store_counts c;
-        stmt s(db_, "SELECT state, COUNT(*) FROM keys GROUP BY state");
-        while (sqlite3_step(s.get()) == SQLITE_ROW) {
-            const auto n = static_cast<std::uint64_t>(sqlite3_column_int64(s.get(), 1));
-            switch (sqlite3_column_int(s.get(), 0)) {
-            case 0: c.preactive = n; break;
-            case 1: c.active = n; break;
-            case 2: c.deactivated = n; break;
-            default: c.destroyed = n; break;
-            }
-        }
-        return c;
+        const auto& c = cached_counts();
+        store_counts r;
+        r.preactive = static_cast<std::uint64_t>(c[0][0] + c[0][1]);
+        r.active = static_cast<std::uint64_t>(c[1][0] + c[1][1]);
+        r.deactivated = static_cast<std::uint64_t>(c[2][0] + c[2][1]);
+        r.destroyed = static_cast<std::uint64_t>(c[3][0] + c[3][1]);
+        return r;
     }
 
     std::uint64_t available(int partition) override
     {
         std::lock_guard lock(mu_);
-        stmt s(db_, "SELECT COUNT(*) FROM keys WHERE state = 1 AND (?1 < 0 OR part = ?1)");
-        sqlite3_bind_int(s.get(), 1, partition);
-        return sqlite3_step(s.get()) == SQLITE_ROW ? static_cast<std::uint64_t>(sqlite3_column_int64(s.get(), 0)) : 0;
+        const auto& c = cached_counts();
+        return static_cast<std::uint64_t>(partition < 0 ? c[1][0] + c[1][1] : c[1][partition & 1]);
     }
 
     std::optional<key_state> state_of(const key_id& id) override
@@ -568,19 +593,29 @@ public:
 private:
     // BEGIN IMMEDIATE takes the write lock up front so two processes never both read a key
     // as ACTIVE; anything not committed is rolled back on scope exit.
+    // Counter changes of the open transaction (delta_) reach the cached counts only on commit.
     struct txn {
-        explicit txn(sqlite_key_store& st) : s(st) { ok = s.exec_ok("BEGIN IMMEDIATE"); }
+        explicit txn(sqlite_key_store& st) : s(st)
+        {
+            s.delta_ = {};
+            ok = s.exec_ok("BEGIN IMMEDIATE");
+        }
         ~txn()
         {
             if (ok && !done) {
                 s.exec_ok("ROLLBACK");
             }
+            s.delta_ = {};
         }
         bool commit()
         {
             done = s.exec_ok("COMMIT");
+            if (done) {
+                s.apply_delta(invalidates_counts);
+            }
             return done;
         }
+        bool invalidates_counts = false;
         txn(const txn&) = delete;
         txn& operator=(const txn&) = delete;
         sqlite_key_store& s;
@@ -607,10 +642,131 @@ private:
 
     std::uint64_t count_live()
     {
-        reset_guard g{*count_live_};
-        return sqlite3_step(count_live_->get()) == SQLITE_ROW
-                   ? static_cast<std::uint64_t>(sqlite3_column_int64(count_live_->get(), 0))
-                   : 0;
+        const auto& c = cached_counts();
+        std::int64_t n = 0;
+        for (std::size_t st = 0; st < 3; ++st) {
+            n += c[st][0] + c[st][1];
+        }
+        return static_cast<std::uint64_t>(n);
+    }
+
+    static std::size_t part_index(const key_id& id) { return static_cast<std::size_t>(partition_of(id)); }
+
+    // Key counts per (state, partition), kept in memory and updated by every committed
+    // transaction, so status requests and availability checks cost no table scan. Recounted
+    // when another connection (another process) committed since: SQLite's data_version says so.
+    // Caller holds mu_.
+    const count_table& cached_counts()
+    {
+        std::int64_t dv = -1;
+        {
+            reset_guard g{*data_version_};
+            if (sqlite3_step(data_version_->get()) == SQLITE_ROW) {
+                dv = sqlite3_column_int64(data_version_->get(), 0);
+            }
+        }
+        if (!counts_valid_ || dv != data_version_seen_ || dv < 0) {
+            count_table c{};
+            reset_guard g{*count_all_};
+            while (sqlite3_step(count_all_->get()) == SQLITE_ROW) {
+                const int st = sqlite3_column_int(count_all_->get(), 0);
+                const int part = sqlite3_column_int(count_all_->get(), 1);
+                c[static_cast<std::size_t>(std::clamp(st, 0, 3))][static_cast<std::size_t>(part & 1)] +=
+                    sqlite3_column_int64(count_all_->get(), 2);
+            }
+            counts_ = c;
+            counts_valid_ = true;
+            data_version_seen_ = dv;
+        }
+        return counts_;
+    }
+
+    void apply_delta(bool invalidate)
+    {
+        if (invalidate) {
+            counts_valid_ = false;
+        } else if (counts_valid_) {
+            for (std::size_t st = 0; st < 4; ++st) {
+                for (std::size_t p = 0; p < 2; ++p) {
+                    counts_[st][p] += delta_[st][p];
+                }
+            }
+        }
+        delta_ = {};
+    }
+
+    // Group commit. Every hand-out must be durable (fsync'd with synchronous=FULL) before its keys
+    // leave the process; concurrent hand-outs therefore share one transaction and one fsync: the
+    // first caller becomes the leader, runs every queued operation in its own SAVEPOINT (a failing
+    // one is rolled back alone), commits once and wakes the others. No caller sees its keys
+    // before that commit returned, so the at-most-once guarantee is the same as with one
+    // transaction per request. If the commit fails, every operation of the batch fails.
+    struct batch_job {
+        std::function<store_result()> fn;
+        store_result result;
+        bool done = false;
+    };
+
+    store_result batched(std::function<store_result()> fn)
+    {
+        batch_job job{std::move(fn), {}, false};
+        std::unique_lock ql(queue_mu_);
+        queue_.push_back(&job);
+        while (!job.done) {
+            if (leader_busy_) {
+                queue_cv_.wait(ql);
+                continue;
+            }
+            leader_busy_ = true;
+            std::vector<batch_job*> batch(queue_.begin(), queue_.end());
+            queue_.clear();
+            ql.unlock();
+            run_batch(batch);
+            ql.lock();
+            leader_busy_ = false;
+            queue_cv_.notify_all();
+        }
+        return job.result;
+    }
+
+    void run_batch(const std::vector<batch_job*>& batch)
+    {
+        std::lock_guard lock(mu_);
+        txn t(*this);
+        if (!t.ok) {
+            for (auto* j : batch) {
+                j->result = io_fail("begin");
+            }
+        } else {
+            ++batches_;
+            for (auto* j : batch) {
+                const auto before = delta_;
+                if (!exec_ok("SAVEPOINT op")) {
+                    j->result = io_fail("savepoint");
+                    continue;
+                }
+                try {
+                    j->result = j->fn();
+                } catch (const std::exception& e) {
+                    j->result = {store_status::io_error, std::string("key store: ") + e.what(), 0};
+                }
+                if (!j->result.ok()) {
+                    exec_ok("ROLLBACK TO op");
+                    delta_ = before;
+                }
+                exec_ok("RELEASE op");
+            }
+            if (!t.commit()) {
+                const auto fail = io_fail("commit");
+                for (auto* j : batch) {
+                    j->result = fail;
+                }
+            }
+        }
+        std::lock_guard ql(queue_mu_);
+        for (auto* j : batch) {
+            j->done = true;
+        }
     }
 
     void bind_id_consumer(stmt& s, const key_id& id, std::string_view consumer)
@@ -647,8 +803,11 @@ private:
         return true;
     }
 
+    // An ACTIVE key goes to `owner`: DEACTIVATED with grants, or DESTROYED when nobody else may have it.
     bool hand_out(const key_id& id, std::string_view owner, std::size_t size, std::span<const std::string> grantees)
     {
+        --delta_[1][part_index(id)];
+        ++delta_[grantees.empty() ? 3 : 2][part_index(id)];
         if (grantees.empty()) {
             return kill(id, &owner);
         }
@@ -734,9 +893,18 @@ private:
     clock_fn clock_;
     secret_bytes master_;
     std::mutex mu_;
+    count_table counts_{};
+    count_table delta_{};
+    bool counts_valid_ = false;
+    std::int64_t data_version_seen_ = -1;
+    std::mutex queue_mu_;
+    std::condition_variable queue_cv_;
+    std::deque<batch_job*> queue_;
+    bool leader_busy_ = false;
+    std::uint64_t batches_ = 0;
     sqlite3* db_ = nullptr;
-    std::unique_ptr<stmt> ins_, count_live_, pick_, by_id_, set_deact_, kill_, kill_grants_, grant_, grant_get_,
-        grant_serve_, grant_left_, activate_;
+    std::unique_ptr<stmt> ins_, pick_, pick_any_, by_id_, set_deact_, kill_, kill_grants_, grant_, grant_get_,
+        grant_serve_, grant_left_, activate_, data_version_, count_all_;
 };
 
 }  // namespace

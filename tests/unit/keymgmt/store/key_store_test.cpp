@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <random>
@@ -378,6 +379,145 @@ TEST(key_store, concurrent_takers_never_share_a_key)
         }
     }
     EXPECT_EQ(total, 200u);
+}
+
+// The counts behind status/enc_keys are kept in memory; a second store object on the same file
+// recounts from the table every time (the first one's commits change SQLite's data_version),
+// so it is the oracle. Also the other way: writes through the second object are seen by the first.
+TEST(key_store, maintained_counts_match_a_recount)
+{
+    temp_dir d;
+    fake_clock clk;
+    auto s = open_key_store(make_cfg(d), clk.fn());
+    auto oracle = open_key_store(make_cfg(d), clk.fn());
+    auto check = [&](const char* what) {
+        const auto a = s->counts(), b = oracle->counts();
+        EXPECT_EQ(a.preactive, b.preactive) << what;
+        EXPECT_EQ(a.active, b.active) << what;
+        EXPECT_EQ(a.deactivated, b.deactivated) << what;
+        EXPECT_EQ(a.destroyed, b.destroyed) << what;
+        for (int p : {-1, 0, 1}) {
+            EXPECT_EQ(s->available(p), oracle->available(p)) << what << " partition " << p;
+        }
+    };
+    std::mt19937_64 rng(31);
+    std::uint64_t next = 0;
+    std::vector<key_id> issued;
+    const std::vector<std::string> slaves{"B", "C"};
+    for (int step = 0; step < 200; ++step) {
+        std::vector<served_key> out;
+        switch (rng() % 7) {
+        case 0: add_keys(*s, 4, next, 1 + rng() % 5, rng() % 3 == 0 ? key_state::preactive : key_state::active);
+            next += 5;  // skipped indices are simply never used
+            break;
+        case 1: {
+            std::vector<key_id> ids{test_key_id(4, rng() % (next + 1))};
+            s->activate(ids);
+            break;
+        }
+        case 2:
+            if (s->take_next("A", rng() % 2 ? std::span<const std::string>(slaves) : std::span<const std::string>(),
+                             1 + rng() % 3, 0, static_cast<int>(rng() % 3) - 1, out).ok()) {
+                for (const auto& k : out) {
+                    issued.push_back(k.id);
+                }
+            }
+            break;
+        case 3:
+            if (!issued.empty()) {
+                std::vector<key_id> ids{issued[rng() % issued.size()]};
+                s->take_granted(rng() % 2 ? "B" : "C", ids, out);
+            }
+            break;
+        case 4: {
+            std::vector<key_id> ids{test_key_id(4, rng() % (next + 1))};
+            s->reserve("peer", ids, 0, rng() % 2 ? std::span<const std::string>(slaves) : std::span<const std::string>(),
+                       &out);
+            break;
+        }
+        case 5: {
+            std::vector<key_id> ids{test_key_id(4, rng() % (next + 1))};
+            s->destroy(ids);
+            break;
+        }
+        case 6:
+            add_keys(*oracle, 9, step, 1);  // another writer
+            break;
+        }
+        check("step");
+    }
+    clk.now += 7200;
+    EXPECT_GT(s->expire(), 0u);
+    check("after expiry");
+    EXPECT_EQ(s->counts().active, 0u);
+}
+
+// Concurrent hand-outs share transactions (group commit): every key still goes to exactly one
+// caller, a request that cannot be met fails alone without disturbing the batch it ran in, and
+// the counts stay exact.
+TEST(key_store, group_commit_keeps_takers_apart_and_fails_requests_alone)
+{
+    temp_dir d;
+    auto s = open_key_store(make_cfg(d));
+    add_keys(*s, 17, 0, 300);
+    std::vector<std::vector<served_key>> per(12);
+    std::atomic<int> refused{0}, bad_ids{0};
+    std::vector<std::thread> th;
+    const std::vector<std::string> slaves{"B"};
+    for (std::size_t t = 0; t < per.size(); ++t) {
+        th.emplace_back([&, t] {
+            for (;;) {
+                std::vector<served_key> impossible;
+                // Asks for more than exist: refused, nothing taken.
+                if (s->take_next("X", slaves, 400, 0, -1, impossible).status == store_status::not_enough) {
+                    ++refused;
+                }
+                EXPECT_TRUE(impossible.empty());
+                std::vector<served_key> none;
+                const std::vector<key_id> unknown{test_key_id(99, t)};
+                if (s->take_granted("B", unknown, none).status == store_status::not_found) {
+                    ++bad_ids;
+                }
+                if (!s->take_next("A", slaves, 1, 0, -1, per[t]).ok()) {
+                    break;
+                }
+            }
+        });
+    }
+    for (auto& x : th) {
+        x.join();
+    }
+    std::set<key_id> seen;
+    for (const auto& v : per) {
+        for (const auto& k : v) {
+            EXPECT_TRUE(seen.insert(k.id).second) << "key handed out twice";
+        }
+    }
+    EXPECT_EQ(seen.size(), 300u);
+    EXPECT_GE(refused.load(), 300);
+    EXPECT_GE(bad_ids.load(), 300);
+    const auto c = s->counts();
+    EXPECT_EQ(c.active, 0u);
+    EXPECT_EQ(c.deactivated, 300u);
+    // Each key can now be fetched once by the slave, also concurrently.
+    std::vector<std::thread> th2;
+    std::atomic<int> fetched{0};
+    for (std::size_t t = 0; t < per.size(); ++t) {
+        th2.emplace_back([&, t] {
+            for (const auto& k : per[t]) {
+                std::vector<served_key> out;
+                const std::vector<key_id> one{k.id};
+                fetched += s->take_granted("B", one, out).ok() ? 1 : 0;
+                // Its last grant served, the key is destroyed: a second fetch finds nothing.
+                EXPECT_EQ(s->take_granted("B", one, out).status, store_status::not_found);
+            }
+        });
+    }
+    for (auto& x : th2) {
+        x.join();
+    }
+    EXPECT_EQ(fetched.load(), 300);
+    EXPECT_EQ(s->counts().destroyed, 300u);
 }
 
 // A child process adds, takes and serves keys with a durable log of every delivery; it is
