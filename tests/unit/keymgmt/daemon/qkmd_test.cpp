@@ -1,5 +1,6 @@
-// Tests keymgmt/src/daemon and the qkmd binary: config validation, two KMEs, upstream source, SIGTERM, kill -9.
+// Tests keymgmt/src/daemon and the qkmd binary: config validation, two KMEs, upstream source, SIGTERM, kill -9, injection.
 #include "qlink/keymgmt/etsi014_client.hpp"
+#include "qlink/keymgmt/inject.hpp"
 #include "qlink/keymgmt/qkmd_config.hpp"
 #include "unit/keymgmt/etsi014/test_pki.hpp"
 
@@ -112,6 +113,12 @@ struct qkmd_proc {
         pid = -1;
     }
     std::string log() const { return read_file(dir / (name + ".log")); }
+    std::string get_metrics() const
+    {
+        std::string out;
+        run_cmd("curl -sS --max-time 10 http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics", &out);
+        return out;
+    }
 
     std::filesystem::path dir;
     std::string name;
@@ -414,4 +421,101 @@ TEST(qkmd, kill_9_under_load_serves_no_key_twice)
         ++fetched;
     }
     EXPECT_EQ(fetched, received.size());
+}
+
+// The link side's client (inject.hpp) against two running qkmd processes holding the same keys:
+// NEXT_KEY at one end, KEY_BY_ID at the other, plain and hybrid, in order, once each, across a
+// restart; a peer whose uid is not allowed is refused.
+TEST(qkmd, injection_socket_end_to_end)
+{
+    temp_dir d;
+    const std::string saes = "[[sae]]\nid = \"SAE_A\"\n[[sae]]\nid = \"SAE_B\"\n";
+    const auto sock_a = (d.path / "a.sock").string(), sock_b = (d.path / "b.sock").string();
+    qkmd_proc a(d.path, "a", kme_toml(d.path, "KME_A", "even", saes + "[inject]\nsocket = \"" + sock_a +
+                                                                   "\"\npartition = \"even\"\n"));
+    qkmd_proc b(d.path, "b", kme_toml(d.path, "KME_B", "odd", saes + "[inject]\nsocket = \"" + sock_b +
+                                                                  "\"\npartition = \"odd\"\n"));
+    auto probe_a = create_etsi014_client(client_cfg("SAE_A", a.etsi_port));
+    auto probe_b = create_etsi014_client(client_cfg("SAE_A", b.etsi_port));
+    ASSERT_TRUE(wait_stock(*probe_a, "SAE_B", 20));
+    ASSERT_TRUE(wait_stock(*probe_b, "SAE_B", 20));
+    EXPECT_EQ(std::filesystem::status(sock_a).permissions() & std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+
+    std::vector<key_id> sent;
+    std::set<key_id> all;
+    {
+        inject_client link_a(sock_a), link_b(sock_b);
+        std::array<std::uint8_t, 32> shared{};
+        for (std::size_t i = 0; i < shared.size(); ++i) {
+            shared[i] = static_cast<std::uint8_t>(3 * i + 1);
+        }
+        for (std::uint32_t i = 0; i < 6; ++i) {
+            const bool hybrid = i % 2 == 1;
+            const auto x = hybrid ? std::span<const std::uint8_t>(shared) : std::span<const std::uint8_t>();
+            const auto na = link_a.next_key(0x100 + i, 32, x);
+            ASSERT_TRUE(na.ok()) << na.message << a.log();
+            EXPECT_EQ(partition_of(na.id), 0);
+            const auto nb = link_b.key_by_id(0x100 + i, na.id, 32, x);
+            ASSERT_TRUE(nb.ok()) << nb.message << b.log();
+            EXPECT_EQ(base64_encode(na.key.span()), base64_encode(nb.key.span())) << "ends disagree, key " << i;
+            EXPECT_EQ(na.key.size(), 32u);
+            sent.push_back(na.id);
+            EXPECT_TRUE(all.insert(na.id).second);
+            // Served once per end.
+            EXPECT_EQ(link_b.key_by_id(0x100 + i, na.id, 32, x).status, inject_status::already_served);
+        }
+        // The other direction uses the other partition: B initiates, A follows.
+        const auto nb = link_b.next_key(7, 0);
+        ASSERT_TRUE(nb.ok()) << nb.message;
+        EXPECT_EQ(partition_of(nb.id), 1);
+        const auto na = link_a.key_by_id(7, nb.id, 0);
+        ASSERT_TRUE(na.ok()) << na.message;
+        EXPECT_EQ(base64_encode(na.key.span()), base64_encode(nb.key.span()));
+        EXPECT_EQ(link_a.key_by_id(7, key_id{}, 0).status, inject_status::not_found);
+    }
+    // "In order": A hands out its keys in the order they were stored, which is the order of the
+    // shared key stream (sim source: index 0, 1, 2, ...), so the same sequence comes out at B.
+    sim_key_source_config sc;
+    sc.seed = 5;
+    sc.keys_per_poll = 100;
+    std::vector<produced_key> stream;
+    create_sim_key_source(sc)->poll(stream, 100);
+    std::vector<key_id> even;
+    for (const auto& k : stream) {
+        if (partition_of(k.id) == 0) {
+            even.push_back(k.id);
+        }
+    }
+    ASSERT_GE(even.size(), sent.size());
+    EXPECT_TRUE(std::equal(sent.begin(), sent.end(), even.begin())) << "NEXT_KEY out of stream order";
+
+    // After a clean restart NEXT_KEY continues; nothing handed out before comes again.
+    EXPECT_EQ(a.terminate(), 0);
+    a.start();
+    {
+        inject_client link_a(sock_a);
+        for (int i = 0; i < 4; ++i) {
+            const auto r = link_a.next_key(9, 0);
+            ASSERT_TRUE(r.ok()) << r.message;
+            EXPECT_TRUE(all.insert(r.id).second) << "key handed out twice after restart";
+        }
+    }
+    const auto mb = b.get_metrics();
+    EXPECT_NE(mb.find("qkmd_keys_served_total{interface=\"inject_by_id\"} 6\n"), std::string::npos) << mb;
+    EXPECT_NE(mb.find("qkmd_keys_served_total{interface=\"inject_next\"} 1\n"), std::string::npos) << mb;
+}
+
+TEST(qkmd, injection_socket_refuses_a_uid_not_allowed)
+{
+    temp_dir d;
+    const auto sock = (d.path / "a.sock").string();
+    const auto other_uid = std::to_string(::geteuid() + 4242);
+    qkmd_proc a(d.path, "a", kme_toml(d.path, "KME_A", "all", "[inject]\nsocket = \"" + sock +
+                                                                   "\"\nallowed_uids = [" + other_uid + "]\n"));
+    inject_client link(sock);
+    const auto r = link.next_key(1, 0);
+    EXPECT_EQ(r.status, inject_status::unauthorized) << r.message;
+    EXPECT_TRUE(r.key.empty());
+    EXPECT_NE(a.get_metrics().find("qkmd_inject_refused_peers_total 1"), std::string::npos) << a.get_metrics();
 }
