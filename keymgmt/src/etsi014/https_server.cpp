@@ -54,6 +54,11 @@ std::string peer_common_name(SSL* s)
     return cn;
 }
 
+// An oversized or malformed request is drained up to this much (and this long) after the error
+// reply, so the client reads the reply instead of a connection reset.
+constexpr std::uint64_t drain_cap = 8u << 20;
+constexpr std::chrono::milliseconds drain_time{3000};
+
 class server_impl final : public https_server {
 public:
     server_impl(const config& c, http_handler h) : cfg_(c), handler_(std::move(h))
@@ -206,6 +211,7 @@ private:
         co_await serve(stream, std::string());
         boost::system::error_code ec;
         stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+        stream.socket().close(ec);
     }
 
     // Returns true when the connection ended in an orderly way (worth a TLS close_notify).
@@ -218,6 +224,7 @@ private:
             parser.header_limit(static_cast<std::uint32_t>(cfg_.max_header_bytes));
             parser.body_limit(cfg_.max_body_bytes);
             std::string why;
+            bool body_too_big = false;
             bool quiet_end = false;
             bool orderly = false;
             try {
@@ -241,6 +248,7 @@ private:
                     quiet_end = true;
                     orderly = ec == http::error::end_of_stream || ec == net::error::eof;
                 } else {
+                    body_too_big = ec == http::error::body_limit;
                     why = ec == http::error::body_limit
                               ? "request body exceeds " + std::to_string(cfg_.max_body_bytes) + " bytes"
                           : ec == http::error::header_limit
@@ -256,16 +264,40 @@ private:
             if (!why.empty()) {
                 ++bad_requests_;
                 http::response<http::string_body> res{http::status::bad_request, 11};
+                res.set(http::field::server, "qkmd");
                 res.set(http::field::content_type, "application/json");
                 res.keep_alive(false);
-                res.body() = "{\"message\":\"" + why + "\"}";
+                res.body() = "{\"message\":\"" + why + "\",\"details\":[{\"reason\":\"" + why + "\"}]}";
                 res.prepare_payload();
                 try {
                     beast::get_lowest_layer(stream).expires_after(cfg_.request_timeout);
                     co_await http::async_write(stream, res, net::use_awaitable);
                 } catch (const std::exception&) {
+                    co_return false;
                 }
-                co_return false;
+                // The client is usually still sending the body. Closing now with unread bytes
+                // would make the kernel send a TCP reset, which can destroy the reply before the
+                // client reads it; so read and discard what is still coming (bounded in bytes and
+                // time), then close in order.
+                const auto declared = parser.content_length();
+                std::size_t left = !body_too_big ? 0
+                                   : declared    ? static_cast<std::size_t>(std::min<std::uint64_t>(*declared, drain_cap))
+                                                 : drain_cap;
+                left = left > buf.size() ? left - buf.size() : 0;
+                buf.consume(buf.size());
+                try {
+                    beast::get_lowest_layer(stream).expires_after(std::min(cfg_.request_timeout, drain_time));
+                    // Not `buf`: its size limit is one request.
+                    std::vector<char> sink(16384);
+                    while (left > 0) {
+                        const std::size_t n = co_await stream.async_read_some(
+                            net::buffer(sink.data(), std::min(left, sink.size())), net::use_awaitable);
+                        left -= std::min(left, n);
+                    }
+                } catch (const std::exception&) {
+                    co_return false;
+                }
+                co_return true;
             }
             ++requests_;
             const auto& req = parser.get();
