@@ -516,5 +516,35 @@ TEST(chain_ldpc, ook_photon_counting_end_to_end_through_a_fade) {
     EXPECT_GE(r.counters.ldpc_corrected_bits, raw_errors * 9 / 10);
 }
 
+TEST(chain_ldpc, with_channel_interleaver_through_a_burst) {
+    // ldpc-c2 plus the convolutional channel interleaver of the optical RS
+    // profile (32 branches x 64, span 2048 symbols): a 600-symbol burst of
+    // noise (a short fade; about half its decisions wrong) is spread over
+    // codeblocks and corrected.
+    chain_profile p = *find_profile("ldpc-c2");
+    p.name = "ldpc-c2-cil";
+    p.interleaver.kind = interleaver_kind::convolutional;
+    p.interleaver.branches = 32;
+    p.interleaver.unit = 64;
+    ASSERT_EQ(validate_profile(p), "");
+    const auto t = transmit(p, 12, 61);
+    auto soft = clean_soft(t.bits);
+    // Interleaved symbol i of branch j carries data symbol i - 2048 j: from
+    // 31 * 2048 on, every symbol of the burst is data (not interleaver fill).
+    const std::size_t burst = 70000;
+    std::mt19937 rng(62);
+    std::size_t wrong = 0;
+    for (std::size_t i = burst; i < burst + 600; ++i) {
+        const auto v = static_cast<llr_t>(static_cast<int>(rng() % 61) - 30);
+        wrong += (v < 0) != (soft[i] < 0);
+        soft[i] = v;
+    }
+    EXPECT_GT(wrong, 250u);
+    const auto r = receive(p, soft);
+    EXPECT_EQ(matched(t, r), 12u);
+    EXPECT_EQ(r.counters.ldpc_failed_frames, 0u);
+    EXPECT_GE(r.counters.ldpc_corrected_bits, wrong * 9 / 10);
+}
+
 }  // namespace
 }  // namespace qlink::modem
