@@ -9,6 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/wait.h>
+#include <cstring>
+#include <sys/un.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -513,9 +516,27 @@ TEST(qkmd, injection_socket_refuses_a_uid_not_allowed)
     const auto other_uid = std::to_string(::geteuid() + 4242);
     qkmd_proc a(d.path, "a", kme_toml(d.path, "KME_A", "all", "[inject]\nsocket = \"" + sock +
                                                                    "\"\nallowed_uids = [" + other_uid + "]\n"));
-    inject_client link(sock);
-    const auto r = link.next_key(1, 0);
-    EXPECT_EQ(r.status, inject_status::unauthorized) << r.message;
-    EXPECT_TRUE(r.key.empty());
+    // The server answers a refused peer at once (before any request) and hangs up, so a client
+    // that sends first may only see the hang-up; read the frame without sending.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, sock.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::vector<std::uint8_t> frame;
+    std::uint8_t buf[600];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
+        frame.insert(frame.end(), buf, buf + n);
+    }
+    ::close(fd);
+    ASSERT_GE(frame.size(), 4u + 20u);
+    EXPECT_EQ(frame[4], inject_wire::version);
+    EXPECT_EQ(frame[5], static_cast<std::uint8_t>(inject_status::unauthorized));
+    const std::size_t n = (std::size_t{frame[22]} << 8) | frame[23];
+    ASSERT_EQ(frame.size(), 24 + n);
+    const std::string text(frame.begin() + 24, frame.end());
+    EXPECT_FALSE(text.empty());
     EXPECT_NE(a.get_metrics().find("qkmd_inject_refused_peers_total 1"), std::string::npos) << a.get_metrics();
 }
