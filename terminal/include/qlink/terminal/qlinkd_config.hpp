@@ -1,0 +1,115 @@
+// qlinkd configuration: the TOML schema, parsed and validated into typed settings.
+#pragma once
+
+#include "qlink/terminal/link_engine.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace qlink::terminal {
+
+/// A configuration error; the message names the key and the allowed values or range.
+class qlinkd_config_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+enum class key_source_kind { qkmd, memory };
+enum class security_mode { auth_enc, auth_only, enc_only };
+enum class exhaustion_policy { stop, fallback };
+
+struct qlinkd_config {
+    struct link_section {
+        link_role role = link_role::ground;
+        std::string tx_profile;  ///< modem chain profile (profile.hpp) of what this end transmits
+        std::string rx_profile;  ///< ... and of what it receives (the peer's tx_profile)
+        std::uint16_t spacecraft_id = 0xAB;  ///< AOS: 8 bits
+        std::uint8_t tx_vcid = 1;
+        /// SIGTERM: keep the air link running this long (wall seconds) for ARQ to drain.
+        double drain_timeout_s = 10.0;
+        /// Exit (after draining) once the relay says END_OF_PASS.
+        bool exit_after_pass = false;
+    } link;
+
+    struct station_section {
+        bool present = false;
+        double lat_deg = 0.0, lon_deg = 0.0, alt_m = 0.0;
+    } station;
+
+    struct satellite_section {
+        std::string tle_file;  ///< empty: none (the relay owns the pass geometry)
+        std::string tle_name;  ///< the satellite's name when the file holds several sets
+    } satellite;
+
+    struct air_section {
+        std::string host = "127.0.0.1";
+        std::uint16_t port = 0;  ///< required
+        double connect_timeout_s = 10.0;
+        /// Coded bits per TX_BITS message; 0 = about 10 ms of the simulated line rate.
+        std::uint32_t block_bits = 0;
+        /// Kernel send buffer: bounds how far ahead of the relay the transmitter runs (latency).
+        std::uint32_t send_buffer_bytes = 16384;
+    } air;
+
+    struct keys_section {
+        key_source_kind source = key_source_kind::qkmd;
+        std::string socket;           ///< qkmd injection socket (source = qkmd)
+        std::string qkmd_metrics;     ///< optional "host:port" of qkmd's /metrics (pool level, QBER, key rate)
+        std::uint64_t memory_seed = 1;    ///< TEST ONLY (source = memory)
+        std::uint32_t memory_keys = 1000;  ///< TEST ONLY
+    } keys;
+
+    struct security_section {
+        security_mode mode = security_mode::auth_enc;
+        std::uint64_t rotate_every_frames = 1u << 20;
+        double rotate_every_s = 0.0;  ///< 0 = off (simulated seconds)
+        exhaustion_policy on_exhaustion = exhaustion_policy::stop;
+    } security;
+
+    struct arq_section {
+        std::uint32_t window = 4096;  ///< segments, power of two, must equal the peer's
+        double rto_min_ms = 2.0;
+        double rto_max_ms = 2000.0;
+        double ack_interval_ms = 20.0;
+    } arq;
+
+    struct user_section {
+        std::string address = "127.0.0.1";
+        std::uint16_t tcp_port = 0;  ///< 0 = any free port (printed)
+        std::uint16_t udp_port = 0;
+        bool udp_enabled = true;
+        /// Where received datagrams go: "host:port"; empty = the last local sender.
+        std::string udp_deliver;
+    } user;
+
+    struct telemetry_section {
+        std::string address = "127.0.0.1";
+        std::uint16_t port = 0;
+    } telemetry;
+
+    struct log_section {
+        bool json = false;  ///< logfmt lines by default, JSON lines with format = "json"
+        bool debug = false;
+    } log;
+};
+
+std::string_view role_name(link_role r);
+std::string_view to_string(security_mode m);
+std::string_view to_string(exhaustion_policy p);
+
+/// The link engine's configuration for this daemon's settings.
+link_engine_config make_engine_config(const qlinkd_config& c);
+
+/// Parses TOML text; throws qlinkd_config_error with one line naming the key. Files named in the
+/// configuration (TLE) are read relative to `base_dir` when relative.
+qlinkd_config parse_qlinkd_config(std::string_view toml_text, std::string_view source_name = "config",
+                                  const std::string& base_dir = {});
+qlinkd_config load_qlinkd_config(const std::string& path);
+
+/// Splits "host:port"; nullopt when malformed.
+std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view text);
+
+}  // namespace qlink::terminal

@@ -1,0 +1,57 @@
+// qlinkd telemetry: the /status snapshot (pass_spec.md) and its JSON and Prometheus renderings.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace qlink::terminal {
+
+/// Everything /status and /metrics show. Unknown numbers are nullopt (JSON null, no Prometheus
+/// sample). Field names follow the JSON keys of pass_spec.md.
+struct link_status {
+    std::string role = "ground";
+    std::optional<double> sim_time;
+    std::string link_state = "idle";  ///< up | down | acquiring | idle | ended
+    std::string pat_state = "n/a";    ///< IDLE | PROGRAM_TRACK | ... | n/a
+    std::optional<double> elevation_deg, rx_power_dbm, esn0_db;
+
+    struct {
+        std::optional<std::uint64_t> tx, rx_ok, rx_crc_fail, rs_corrected, ldpc_iterations, decode_fail;
+    } frames;
+    struct {
+        std::optional<std::uint64_t> rx_channel_errors_est;
+    } bits;
+    struct {
+        std::optional<std::uint64_t> retransmissions, in_flight, bytes_delivered, bytes_acked;
+    } arq;
+    struct {
+        std::optional<std::uint64_t> active_key_id, rotations, keys_consumed, pool_level;
+    } keys;
+    struct {
+        std::optional<double> qber, secret_key_rate_bps;
+    } qkd;
+    struct {
+        std::uint64_t bytes_in = 0, bytes_out = 0;
+    } user;
+
+    /// Not in /status (kept out of the agreed schema) but in /metrics.
+    struct {
+        std::uint64_t air_messages_rx = 0, air_messages_tx = 0, air_bits_tx = 0, air_llrs_rx = 0;
+        std::uint64_t air_reconnects = 0, air_protocol_errors = 0;
+        std::uint64_t user_connections = 0, user_datagrams_in = 0, user_datagrams_out = 0, user_datagrams_dropped = 0;
+        std::uint64_t key_errors = 0;
+        std::optional<double> downlink_bps, return_bps;
+    } extra;
+};
+
+/// One JSON object, every field of pass_spec.md present, unknown numbers null.
+std::string render_status_json(const link_status& s);
+/// Prometheus text exposition (version 0.0.4), metric names qlinkd_*.
+std::string render_metrics(const link_status& s);
+
+/// Reads one Prometheus sample value (`name` or `name{labels}` exactly) from exposition text;
+/// nullopt when absent or not a number. Used to scrape qkmd's /metrics.
+std::optional<double> prometheus_value(const std::string& text, const std::string& series);
+
+}  // namespace qlink::terminal

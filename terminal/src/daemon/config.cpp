@@ -1,0 +1,351 @@
+// qlinkd TOML configuration: strict schema, every error one line naming the key and what is allowed.
+#include "qlink/terminal/qlinkd_config.hpp"
+
+#include "qlink/modem/profile.hpp"
+#include "qlink/sim/tle.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace qlink::terminal {
+
+namespace {
+
+using err = qlinkd_config_error;
+
+std::string join(const std::vector<std::string>& v)
+{
+    std::string s;
+    for (const auto& x : v) {
+        s += (s.empty() ? "" : ", ") + x;
+    }
+    return s;
+}
+
+std::string num(double v)
+{
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+
+// One table and the keys it may hold; an unknown key is an error (typos must not pass silently).
+class section {
+public:
+    section(const toml::table* t, std::string path, std::vector<std::string> allowed)
+        : t_(t), path_(std::move(path)), allowed_(std::move(allowed))
+    {
+        if (t_ == nullptr) return;
+        for (const auto& [k, v] : *t_) {
+            const std::string key(k.str());
+            if (std::find(allowed_.begin(), allowed_.end(), key) == allowed_.end()) {
+                throw err("unknown key '" + name(key) + "'; allowed keys: " + join(allowed_));
+            }
+        }
+    }
+    bool present() const { return t_ != nullptr; }
+    bool has(const std::string& key) const { return node(key) != nullptr; }
+    std::string name(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+    std::string str(const std::string& key, std::string def) const
+    {
+        const auto* n = node(key);
+        if (n == nullptr) return def;
+        if (!n->is_string()) throw err("key '" + name(key) + "' must be a string");
+        return *n->value<std::string>();
+    }
+    std::string required(const std::string& key, const std::string& why) const
+    {
+        auto v = str(key, "");
+        if (v.empty()) throw err("key '" + name(key) + "' is required " + why);
+        return v;
+    }
+    std::int64_t integer(const std::string& key, std::int64_t def, std::int64_t lo, std::int64_t hi) const
+    {
+        const auto* n = node(key);
+        if (n == nullptr) return def;
+        if (!n->is_integer()) {
+            throw err("key '" + name(key) + "' must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+        }
+        const auto v = *n->value<std::int64_t>();
+        if (v < lo || v > hi) {
+            throw err("key '" + name(key) + "' = " + std::to_string(v) + " is out of range; allowed " +
+                      std::to_string(lo) + ".." + std::to_string(hi));
+        }
+        return v;
+    }
+    double real(const std::string& key, double def, double lo, double hi) const
+    {
+        const auto* n = node(key);
+        if (n == nullptr) return def;
+        if (!n->is_number()) throw err("key '" + name(key) + "' must be a number in " + num(lo) + ".." + num(hi));
+        const double v = n->is_integer() ? static_cast<double>(*n->value<std::int64_t>()) : *n->value<double>();
+        if (!std::isfinite(v) || v < lo || v > hi) {
+            throw err("key '" + name(key) + "' = " + num(v) + " is out of range; allowed " + num(lo) + ".." + num(hi));
+        }
+        return v;
+    }
+    bool boolean(const std::string& key, bool def) const
+    {
+        const auto* n = node(key);
+        if (n == nullptr) return def;
+        if (!n->is_boolean()) throw err("key '" + name(key) + "' must be true or false");
+        return *n->value<bool>();
+    }
+    std::string choice(const std::string& key, const std::string& def, const std::vector<std::string>& allowed) const
+    {
+        const auto v = str(key, def);
+        if (std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
+            throw err("key '" + name(key) + "' = \"" + v + "\" is not allowed; allowed values: " + join(allowed));
+        }
+        return v;
+    }
+    std::string profile(const std::string& key, const std::string& def) const
+    {
+        const auto v = str(key, def);
+        if (modem::find_profile(v) == nullptr) {
+            throw err("key '" + name(key) + "' = \"" + v + "\" is not a modem profile; allowed values: " +
+                      modem::profile_names());
+        }
+        return v;
+    }
+
+private:
+    const toml::node* node(const std::string& key) const { return t_ ? t_->get(key) : nullptr; }
+    const toml::table* t_;
+    std::string path_;
+    std::vector<std::string> allowed_;
+};
+
+const toml::table* sub(const toml::table& root, const char* key)
+{
+    const auto* n = root.get(key);
+    if (n == nullptr) return nullptr;
+    if (!n->is_table()) throw err(std::string("'") + key + "' must be a table ([" + key + "])");
+    return n->as_table();
+}
+
+// Return link (ground -> space, RF) carries acks and little data: short frames, strong code.
+constexpr const char* default_downlink_profile = "ccsds-tm-rs223i4-conv12";
+constexpr const char* default_return_profile = "ccsds-tm-rs223i1-conv12";
+
+std::string resolve(const std::string& base_dir, const std::string& path)
+{
+    if (path.empty() || base_dir.empty() || std::filesystem::path(path).is_absolute()) return path;
+    return (std::filesystem::path(base_dir) / path).string();
+}
+
+void check_address(const section& s, const std::string& key, const std::string& v)
+{
+    // Listeners are loopback unless an operator names an address on purpose; it must be numeric
+    // (no resolver at start-up, no surprises).
+    const bool numeric = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) {
+        return std::isxdigit(static_cast<unsigned char>(c)) != 0 || c == '.' || c == ':';
+    });
+    if (!numeric) throw err("key '" + s.name(key) + "' = \"" + v + "\" must be a numeric IP address (e.g. 127.0.0.1)");
+}
+
+}  // namespace
+
+std::string_view role_name(link_role r) { return r == link_role::ground ? "ground" : "space"; }
+
+std::string_view to_string(security_mode m)
+{
+    switch (m) {
+    case security_mode::auth_enc: return "auth_enc";
+    case security_mode::auth_only: return "auth_only";
+    case security_mode::enc_only: return "enc_only";
+    }
+    return "?";
+}
+
+std::string_view to_string(exhaustion_policy p) { return p == exhaustion_policy::stop ? "stop" : "fallback"; }
+
+std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view text)
+{
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || colon == 0 || colon + 1 >= text.size()) return std::nullopt;
+    std::uint32_t port = 0;
+    for (char c : text.substr(colon + 1)) {
+        if (c < '0' || c > '9') return std::nullopt;
+        port = port * 10 + static_cast<std::uint32_t>(c - '0');
+        if (port > 65535) return std::nullopt;
+    }
+    if (port == 0) return std::nullopt;
+    return std::make_pair(std::string(text.substr(0, colon)), static_cast<std::uint16_t>(port));
+}
+
+qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source_name, const std::string& base_dir)
+{
+    toml::table root;
+    try {
+        root = toml::parse(text, source_name);
+    } catch (const toml::parse_error& e) {
+        std::ostringstream os;
+        os << source_name << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+        throw err(os.str());
+    }
+    const section top(&root, "",
+                      {"link", "station", "satellite", "air", "keys", "security", "arq", "user", "telemetry", "log"});
+    qlinkd_config c;
+
+    const section ln(sub(root, "link"), "link",
+                     {"role", "tx_profile", "rx_profile", "spacecraft_id", "tx_vcid", "drain_timeout_s",
+                      "exit_after_pass"});
+    if (!ln.present() || !ln.has("role")) throw err("key 'link.role' is required; allowed values: ground, space");
+    c.link.role = ln.choice("role", "ground", {"ground", "space"}) == "ground" ? link_role::ground : link_role::space;
+    const bool ground = c.link.role == link_role::ground;
+    c.link.tx_profile = ln.profile("tx_profile", ground ? default_return_profile : default_downlink_profile);
+    c.link.rx_profile = ln.profile("rx_profile", ground ? default_downlink_profile : default_return_profile);
+    c.link.spacecraft_id = static_cast<std::uint16_t>(ln.integer("spacecraft_id", 0xAB, 0, 255));
+    c.link.tx_vcid = static_cast<std::uint8_t>(ln.integer("tx_vcid", 1, 0, 62));
+    c.link.drain_timeout_s = ln.real("drain_timeout_s", 10.0, 0.0, 3600.0);
+    c.link.exit_after_pass = ln.boolean("exit_after_pass", false);
+
+    const section st(sub(root, "station"), "station", {"lat_deg", "lon_deg", "alt_m"});
+    if (st.present()) {
+        c.station.present = true;
+        for (const char* k : {"lat_deg", "lon_deg"}) {
+            if (!st.has(k)) throw err(std::string("key 'station.") + k + "' is required when [station] is given");
+        }
+        c.station.lat_deg = st.real("lat_deg", 0.0, -90.0, 90.0);
+        c.station.lon_deg = st.real("lon_deg", 0.0, -180.0, 180.0);
+        c.station.alt_m = st.real("alt_m", 0.0, -500.0, 10000.0);
+    }
+
+    const section sat(sub(root, "satellite"), "satellite", {"tle", "name"});
+    c.satellite.tle_file = resolve(base_dir, sat.str("tle", ""));
+    c.satellite.tle_name = sat.str("name", "");
+    if (!c.satellite.tle_file.empty()) {
+        std::ifstream in(c.satellite.tle_file);
+        if (!in) throw err("key 'satellite.tle': cannot read file " + c.satellite.tle_file);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        const auto r = sim::parse_tle_text(ss.str());
+        if (!r.ok()) throw err("key 'satellite.tle': " + c.satellite.tle_file + ": " + r.error);
+        if (!c.satellite.tle_name.empty()) {
+            const bool found = std::any_of(r.sets.begin(), r.sets.end(),
+                                           [&](const sim::tle& t) { return t.name == c.satellite.tle_name; });
+            if (!found) throw err("key 'satellite.name' = \"" + c.satellite.tle_name + "\" is not in " + c.satellite.tle_file);
+        }
+    }
+
+    const section air(sub(root, "air"), "air", {"host", "port", "connect_timeout_s", "block_bits", "send_buffer_bytes"});
+    c.air.host = air.str("host", "127.0.0.1");
+    check_address(air, "host", c.air.host);
+    c.air.port = static_cast<std::uint16_t>(air.integer("port", 0, 1, 65535));
+    if (c.air.port == 0) throw err("key 'air.port' is required (the relay's air port, 1..65535)");
+    c.air.connect_timeout_s = air.real("connect_timeout_s", 10.0, 0.1, 3600.0);
+    c.air.block_bits = static_cast<std::uint32_t>(air.integer("block_bits", 0, 0, 1 << 24));
+    if (c.air.block_bits % 8 != 0) throw err("key 'air.block_bits' must be a multiple of 8 (0 = automatic)");
+    c.air.send_buffer_bytes = static_cast<std::uint32_t>(air.integer("send_buffer_bytes", 16384, 1024, 16 << 20));
+
+    const section keys(sub(root, "keys"), "keys", {"source", "socket", "qkmd_metrics", "memory_seed", "memory_keys"});
+    if (!keys.present() || !keys.has("source")) {
+        throw err("key 'keys.source' is required; allowed values: qkmd, memory (memory: TEST ONLY)");
+    }
+    c.keys.source = keys.choice("source", "qkmd", {"qkmd", "memory"}) == "qkmd" ? key_source_kind::qkmd
+                                                                                 : key_source_kind::memory;
+    if (c.keys.source == key_source_kind::qkmd) {
+        c.keys.socket = resolve(base_dir, keys.required("socket", "for keys.source = \"qkmd\" (qkmd's injection socket path)"));
+    } else if (keys.has("socket")) {
+        throw err("key 'keys.socket' is only used with keys.source = \"qkmd\"");
+    }
+    c.keys.qkmd_metrics = keys.str("qkmd_metrics", "");
+    if (!c.keys.qkmd_metrics.empty() && !split_host_port(c.keys.qkmd_metrics)) {
+        throw err("key 'keys.qkmd_metrics' = \"" + c.keys.qkmd_metrics + "\" must be host:port (e.g. 127.0.0.1:9464)");
+    }
+    c.keys.memory_seed = static_cast<std::uint64_t>(keys.integer("memory_seed", 1, 0, INT64_MAX));
+    c.keys.memory_keys = static_cast<std::uint32_t>(keys.integer("memory_keys", 1000, 1, 1000000));
+
+    const section sec(sub(root, "security"), "security", {"mode", "rotate_every_frames", "rotate_every_s", "on_exhaustion"});
+    const auto mode = sec.choice("mode", "auth_enc", {"auth_enc", "auth_only", "enc_only"});
+    c.security.mode = mode == "auth_enc" ? security_mode::auth_enc
+                      : mode == "auth_only" ? security_mode::auth_only
+                                            : security_mode::enc_only;
+    c.security.rotate_every_frames =
+        static_cast<std::uint64_t>(sec.integer("rotate_every_frames", 1 << 20, 32, std::int64_t{1} << 32));
+    c.security.rotate_every_s = sec.real("rotate_every_s", 0.0, 0.0, 86400.0);
+    c.security.on_exhaustion =
+        sec.choice("on_exhaustion", "stop", {"stop", "fallback"}) == "stop" ? exhaustion_policy::stop : exhaustion_policy::fallback;
+    if (c.security.on_exhaustion == exhaustion_policy::fallback) {
+        // No hybrid (X25519) key exchange is wired into qlinkd yet: refuse rather than pretend.
+        throw err("key 'security.on_exhaustion' = \"fallback\" is not supported by qlinkd yet; allowed values: stop");
+    }
+
+    const section arq(sub(root, "arq"), "arq", {"window", "rto_min_ms", "rto_max_ms", "ack_interval_ms"});
+    c.arq.window = static_cast<std::uint32_t>(arq.integer("window", 4096, 2, 1 << 20));
+    if ((c.arq.window & (c.arq.window - 1)) != 0) {
+        throw err("key 'arq.window' = " + std::to_string(c.arq.window) + " must be a power of two in 2..1048576");
+    }
+    c.arq.rto_min_ms = arq.real("rto_min_ms", 2.0, 0.1, 60000.0);
+    c.arq.rto_max_ms = arq.real("rto_max_ms", 2000.0, 0.1, 600000.0);
+    if (c.arq.rto_max_ms < c.arq.rto_min_ms) {
+        throw err("key 'arq.rto_max_ms' = " + num(c.arq.rto_max_ms) + " must be >= arq.rto_min_ms (" + num(c.arq.rto_min_ms) + ")");
+    }
+    c.arq.ack_interval_ms = arq.real("ack_interval_ms", 20.0, 0.1, 10000.0);
+
+    const section usr(sub(root, "user"), "user", {"address", "tcp_port", "udp_port", "udp", "udp_deliver"});
+    c.user.address = usr.str("address", "127.0.0.1");
+    check_address(usr, "address", c.user.address);
+    c.user.tcp_port = static_cast<std::uint16_t>(usr.integer("tcp_port", 0, 0, 65535));
+    c.user.udp_port = static_cast<std::uint16_t>(usr.integer("udp_port", 0, 0, 65535));
+    c.user.udp_enabled = usr.boolean("udp", true);
+    c.user.udp_deliver = usr.str("udp_deliver", "");
+    if (!c.user.udp_deliver.empty() && !split_host_port(c.user.udp_deliver)) {
+        throw err("key 'user.udp_deliver' = \"" + c.user.udp_deliver + "\" must be host:port (e.g. 127.0.0.1:5000)");
+    }
+
+    const section tel(sub(root, "telemetry"), "telemetry", {"address", "port"});
+    c.telemetry.address = tel.str("address", "127.0.0.1");
+    check_address(tel, "address", c.telemetry.address);
+    c.telemetry.port = static_cast<std::uint16_t>(tel.integer("port", 0, 0, 65535));
+
+    const section lg(sub(root, "log"), "log", {"format", "level"});
+    c.log.json = lg.choice("format", "logfmt", {"logfmt", "json"}) == "json";
+    c.log.debug = lg.choice("level", "info", {"info", "debug"}) == "debug";
+    return c;
+}
+
+link_engine_config make_engine_config(const qlinkd_config& c)
+{
+    link_engine_config e;
+    e.role = c.link.role;
+    e.tx_profile = c.link.tx_profile;
+    e.rx_profile = c.link.rx_profile;
+    e.spacecraft_id = c.link.spacecraft_id;
+    e.tx_vcid = c.link.tx_vcid;
+    e.rx_vcid = c.link.tx_vcid;  // both ends of one link use the same VC number
+    e.security = true;
+    e.sdls_mode = c.security.mode == security_mode::auth_enc    ? modem::sdls_mode::auth_enc
+                  : c.security.mode == security_mode::auth_only ? modem::sdls_mode::auth_only
+                                                                : modem::sdls_mode::enc_only;
+    e.rotate_every_frames = c.security.rotate_every_frames;
+    e.rotate_every_s = c.security.rotate_every_s;
+    e.key_exhaustion_policy = c.security.on_exhaustion == exhaustion_policy::stop ? modem::key_exhaustion_policy::stop
+                                                                                 : modem::key_exhaustion_policy::fallback;
+    e.arq_window = c.arq.window;
+    e.rto_min_s = c.arq.rto_min_ms / 1000.0;
+    e.rto_max_s = c.arq.rto_max_ms / 1000.0;
+    e.ack_interval_s = c.arq.ack_interval_ms / 1000.0;
+    return e;
+}
+
+qlinkd_config load_qlinkd_config(const std::string& path)
+{
+    std::ifstream in(path);
+    if (!in) throw err("cannot read configuration file " + path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const auto dir = std::filesystem::path(path).parent_path().string();
+    return parse_qlinkd_config(ss.str(), path, dir);
+}
+
+}  // namespace qlink::terminal

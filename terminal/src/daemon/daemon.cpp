@@ -1,0 +1,882 @@
+// qlinkd main loop: air transport threads, user TCP/UDP ports, telemetry HTTP, qkmd scrape, SIGTERM drain.
+#include "qlink/terminal/qlinkd.hpp"
+
+#include "qlink/keymgmt/https_server.hpp"
+#include "qlink/sim/air_client.hpp"
+#include "qlink/terminal/link_engine.hpp"
+#include "qlink/terminal/link_keys.hpp"
+#include "qlink/terminal/telemetry.hpp"
+
+#include "daemon_log.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace qlink::terminal {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+double seconds_since(steady::time_point t) { return std::chrono::duration<double>(steady::now() - t).count(); }
+
+// ------------------------------------------------------------------------------------------
+// Sockets
+
+struct listen_result {
+    int fd = -1;
+    std::uint16_t port = 0;
+    std::string error;
+};
+
+listen_result open_listener(const std::string& address, std::uint16_t port, int type)
+{
+    listen_result r;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    if (::inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1) {
+        r.error = "address " + address + " is not an IPv4 address";
+        return r;
+    }
+    const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        r.error = std::string("socket: ") + std::strerror(errno);
+        return r;
+    }
+    const int one = 1;
+    if (type == SOCK_STREAM) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || (type == SOCK_STREAM && ::listen(fd, 16) != 0)) {
+        r.error = "cannot listen on " + address + ":" + std::to_string(port) + ": " + std::strerror(errno);
+        ::close(fd);
+        return r;
+    }
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    r.fd = fd;
+    r.port = ntohs(a.sin_port);
+    return r;
+}
+
+// Plain HTTP/1.0 GET with a deadline, for qkmd's /metrics on loopback. Empty on any failure.
+std::string http_get(const std::string& host, std::uint16_t port, const std::string& path, int timeout_ms)
+{
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) return {};
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return {};
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    std::string out;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+        const std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
+        if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+            char buf[8192];
+            const auto deadline = steady::now() + std::chrono::milliseconds(timeout_ms);
+            while (out.size() < (1u << 20) && steady::now() < deadline) {
+                const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+                if (n <= 0) break;
+                out.append(buf, static_cast<std::size_t>(n));
+            }
+        }
+    }
+    ::close(fd);
+    if (out.rfind("HTTP/1.", 0) != 0 || out.find(" 200 ") == std::string::npos) return {};
+    const auto body = out.find("\r\n\r\n");
+    return body == std::string::npos ? std::string{} : out.substr(body + 4);
+}
+
+// ------------------------------------------------------------------------------------------
+// A byte buffer consumed from the front without moving memory on every call.
+
+class byte_queue {
+public:
+    std::span<const std::uint8_t> data() const { return {buf_.data() + head_, buf_.size() - head_}; }
+    bool empty() const { return head_ == buf_.size(); }
+    std::size_t size() const { return buf_.size() - head_; }
+    void consume(std::size_t n)
+    {
+        head_ += n;
+        if (head_ == buf_.size()) {
+            buf_.clear();
+            head_ = 0;
+        }
+    }
+    void append(const std::uint8_t* p, std::size_t n) { buf_.insert(buf_.end(), p, p + n); }
+
+private:
+    std::vector<std::uint8_t> buf_;
+    std::size_t head_ = 0;
+};
+
+// ------------------------------------------------------------------------------------------
+
+class daemon {
+public:
+    daemon(const qlinkd_config& cfg, const qlinkd_run_options& opt) : cfg_(cfg), opt_(opt), log_(cfg.log.json, cfg.log.debug)
+    {
+        log_.set_role(std::string(role_name(cfg.link.role)));
+    }
+
+    int run();
+
+private:
+    // keys, engine
+    bool make_keys_and_engine();
+    // air
+    void air_loop();
+    void air_tx_loop(sim::air_client* client, std::size_t block_bits);
+    void stop_air();
+    // user ports
+    void user_loop();
+    void user_stream_io();
+    void user_datagram_io();
+    // telemetry
+    link_status status();
+    void scrape_qkmd();
+    int finish(bool drained);
+
+    const qlinkd_config& cfg_;
+    const qlinkd_run_options& opt_;
+    daemon_log log_;
+
+    memory_key_pair memory_;
+    std::shared_ptr<key_id_directory> directory_;
+    std::unique_ptr<inject_key_source> inject_tx_, inject_rx_;
+    std::unique_ptr<counting_key_source> tx_keys_, rx_keys_;
+    std::unique_ptr<link_engine> engine_;
+
+    // air state (guarded by air_mu_ unless atomic)
+    std::mutex air_mu_;
+    bool air_connected_ = false, air_ever_connected_ = false, air_got_message_ = false, link_up_ = false;
+    std::uint64_t rx_ok_at_link_up_ = 0;
+    std::optional<double> elevation_, rx_power_, esn0_, downlink_bps_, return_bps_;
+    std::atomic<double> sim_time_{0.0};
+    std::atomic<bool> have_sim_time_{false};
+    std::atomic<bool> ended_{false}, air_stop_{false}, air_fatal_{false};
+    std::mutex fd_mu_;  // air_fd_ is shut down only while its connection cannot be closed
+    int air_fd_ = -1;
+    std::atomic<std::uint64_t> air_rx_msgs_{0}, air_tx_msgs_{0}, air_tx_bits_{0}, air_rx_llrs_{0}, air_reconnects_{0},
+        air_protocol_errors_{0};
+    std::thread air_thread_;
+
+    // user side
+    struct connection {
+        int fd = -1;
+        std::uint8_t stream = 0;
+        bool read_eof = false;   // the user will send no more
+        bool write_dead = false; // the user is gone: nothing more can be delivered
+        byte_queue in;           // taken from the user, not yet accepted by the engine
+        byte_queue out;          // from the engine, not yet written to the user
+        std::string peer;
+    };
+    int tcp_fd_ = -1, udp_fd_ = -1;
+    std::uint16_t tcp_port_ = 0, udp_port_ = 0, telemetry_port_ = 0;
+    std::vector<connection> conns_;
+    std::atomic<bool> user_stop_{false}, draining_{false};
+    std::atomic<std::uint64_t> user_bytes_in_{0}, user_bytes_out_{0}, user_conns_{0}, dgram_in_{0}, dgram_out_{0},
+        dgram_dropped_{0};
+    std::atomic<std::uint64_t> pending_user_bytes_{0};  // taken from users, not yet in the engine
+    sockaddr_in udp_dest_{};
+    bool udp_dest_known_ = false;
+    std::thread user_thread_;
+    std::vector<std::uint8_t> io_buf_ = std::vector<std::uint8_t>(64 * 1024);
+
+    // qkmd scrape (guarded by scrape_mu_)
+    std::mutex scrape_mu_;
+    std::optional<double> pool_level_, qber_, skr_;
+
+    std::unique_ptr<keymgmt::https_server> http_;
+};
+
+bool daemon::make_keys_and_engine()
+{
+    const bool ground = cfg_.link.role == link_role::ground;
+    modem::link_key_source* tx = nullptr;
+    modem::link_key_source* rx = nullptr;
+    if (cfg_.keys.source == key_source_kind::memory) {
+        memory_ = make_memory_keys(cfg_.keys.memory_seed, cfg_.keys.memory_keys, ground);
+        tx = memory_.tx.get();
+        rx = memory_.rx.get();
+        log_.warn("keys", "test_keys", {{"source", "memory"}, {"note", "TEST ONLY: keys derived from a seed, not secret"}});
+    } else {
+        directory_ = std::make_shared<key_id_directory>();
+        auto on_error = [this](const std::string& m) { log_.warn_limited("keys", "key_source_error", m); };
+        inject_tx_ = std::make_unique<inject_key_source>(inject_key_source::config{cfg_.keys.socket, 1, on_error}, directory_);
+        inject_rx_ = std::make_unique<inject_key_source>(inject_key_source::config{cfg_.keys.socket, 2, on_error}, directory_);
+        tx = inject_tx_.get();
+        rx = inject_rx_.get();
+    }
+    tx_keys_ = std::make_unique<counting_key_source>(*tx);
+    rx_keys_ = std::make_unique<counting_key_source>(*rx);
+    auto ec = make_engine_config(cfg_);
+    ec.rto_initial_s = std::clamp(ec.rto_initial_s, ec.rto_min_s, ec.rto_max_s);
+    try {
+        engine_ = link_engine::create(ec, *tx_keys_, *rx_keys_);
+    } catch (const std::invalid_argument& e) {
+        log_.error("link", "bad_link_config", {{"error", e.what()}});
+        std::cerr << "qlinkd: configuration: " << e.what() << '\n';
+        return false;
+    }
+    return true;
+}
+
+// ------------------------------------------------------------------------------------------
+// Air transport: one thread receives (and owns the connection), one sends while connected.
+
+void daemon::air_tx_loop(sim::air_client* client, std::size_t block_bits)
+{
+    std::vector<std::uint8_t> packed(block_bits / 8);
+    while (!air_stop_.load() && !ended_.load()) {
+        const double t = sim_time_.load();
+        const std::size_t bits = engine_->pull_tx_bits(packed, t);
+        if (bits == 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            continue;
+        }
+        const auto r = client->send_packed(packed, bits, t);
+        if (!r.ok()) break;  // the receive side sees the same failure and reports it
+        ++air_tx_msgs_;
+        air_tx_bits_ += bits;
+    }
+}
+
+void daemon::air_loop()
+{
+    const bool ground = cfg_.link.role == link_role::ground;
+    const auto first_deadline = steady::now() + std::chrono::milliseconds(static_cast<long>(cfg_.air.connect_timeout_s * 1000));
+    bool logged_waiting = false;
+    while (!air_stop_.load() && !ended_.load()) {
+        sim::air_client::config ac;
+        ac.host = cfg_.air.host;
+        ac.port = cfg_.air.port;
+        ac.role = ground ? sim::air_role::ground : sim::air_role::space;
+        ac.connect_timeout_ms = 2000;
+        ac.io_timeout_ms = 0;
+        ac.max_message_bits = std::max<std::uint32_t>(1u << 22, cfg_.air.block_bits);
+        std::string error;
+        auto client = sim::air_client::connect(ac, error);
+        if (!client) {
+            if (!air_ever_connected_ && steady::now() > first_deadline) {
+                log_.error("air", "relay_unreachable", {{"error", error}, {"host", cfg_.air.host}, {"port", std::to_string(cfg_.air.port)}});
+                air_fatal_ = true;
+                return;
+            }
+            if (!logged_waiting) {
+                log_.info("air", "waiting_for_relay", {{"error", error}});
+                logged_waiting = true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            continue;
+        }
+        logged_waiting = false;
+        const int sndbuf = static_cast<int>(cfg_.air.send_buffer_bytes);
+        ::setsockopt(client->fd(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+        const double tx_bps = ground ? client->return_bps() : client->downlink_bps();
+        std::size_t block_bits = cfg_.air.block_bits;
+        if (block_bits == 0) {
+            // About 10 ms of simulated line time per message: small enough for the relay's pacing
+            // (and ARQ's round trip), large enough to keep per-message costs low.
+            block_bits = static_cast<std::size_t>(tx_bps / 100.0);
+            block_bits = std::clamp<std::size_t>((block_bits + 7) / 8 * 8, 1024, 1u << 20);
+        }
+        {
+            std::lock_guard lk(air_mu_);
+            if (air_ever_connected_) ++air_reconnects_;
+            air_connected_ = air_ever_connected_ = true;
+            downlink_bps_ = client->downlink_bps();
+            return_bps_ = client->return_bps();
+        }
+        {
+            std::lock_guard lk(fd_mu_);
+            air_fd_ = client->fd();
+        }
+        if (air_stop_.load()) {  // stop_air() ran before air_fd_ was visible to it
+            std::lock_guard lk(fd_mu_);
+            air_fd_ = -1;
+            break;
+        }
+        log_.info("air", "relay_connected",
+                  {{"downlink_bps", daemon_log::num(client->downlink_bps())}, {"return_bps", daemon_log::num(client->return_bps())},
+                   {"block_bits", std::to_string(block_bits)}});
+        std::thread tx([this, c = client.get(), block_bits] { air_tx_loop(c, block_bits); });
+
+        sim::air_message msg;
+        std::string why;
+        while (!air_stop_.load()) {
+            const auto r = client->receive(msg);
+            if (r.status == sim::air_status::end_of_pass) {
+                ended_ = true;
+                log_.info("air", "end_of_pass", {{"sim_time", daemon_log::num(sim_time_.load())}});
+                break;
+            }
+            if (!r.ok()) {
+                if (r.status == sim::air_status::protocol_error) ++air_protocol_errors_;
+                why = std::string(sim::to_string(r.status)) + ": " + r.error;
+                break;
+            }
+            engine_->push_rx_llrs(msg.llrs, msg.info.sim_time);
+            sim_time_ = msg.info.sim_time + (ground ? msg.llrs.size() / client->downlink_bps() : msg.llrs.size() / client->return_bps());
+            have_sim_time_ = true;
+            ++air_rx_msgs_;
+            air_rx_llrs_ += msg.llrs.size();
+            bool edge = false;
+            {
+                std::lock_guard lk(air_mu_);
+                air_got_message_ = true;
+                elevation_ = msg.info.elevation_deg;
+                rx_power_ = msg.info.rx_power_dbm;
+                esn0_ = msg.info.esn0_db;
+                edge = msg.info.link_up != link_up_;
+                link_up_ = msg.info.link_up;
+            }
+            if (edge) {
+                if (msg.info.link_up) {
+                    const auto rx_ok = engine_->stats().frames_rx_ok;
+                    std::lock_guard lk(air_mu_);
+                    rx_ok_at_link_up_ = rx_ok;
+                }
+                log_.info("air", msg.info.link_up ? "link_up" : "link_down",
+                          {{"sim_time", daemon_log::num(msg.info.sim_time)}, {"elevation_deg", daemon_log::num(msg.info.elevation_deg)}});
+            }
+        }
+        ::shutdown(client->fd(), SHUT_RDWR);  // wakes the sender
+        tx.join();
+        {
+            std::lock_guard lk(fd_mu_);
+            air_fd_ = -1;
+        }
+        {
+            std::lock_guard lk(air_mu_);
+            air_connected_ = false;
+            link_up_ = false;
+        }
+        client.reset();
+        if (ended_.load() || air_stop_.load()) break;
+        log_.warn("air", "relay_lost", {{"error", why}});
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+}
+
+void daemon::stop_air()
+{
+    air_stop_ = true;
+    {
+        std::lock_guard lk(fd_mu_);
+        if (air_fd_ >= 0) ::shutdown(air_fd_, SHUT_RDWR);
+    }
+    if (air_thread_.joinable()) air_thread_.join();
+}
+
+// ------------------------------------------------------------------------------------------
+// User side: TCP connections carry ordered streams, the UDP port datagrams.
+
+void daemon::user_stream_io()
+{
+    // Accept: each connection takes the lowest stream no other connection holds.
+    if (!draining_.load()) {
+        for (;;) {
+            sockaddr_in peer{};
+            socklen_t len = sizeof peer;
+            const int fd = ::accept4(tcp_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) break;
+            std::uint8_t stream = 0;
+            while (stream < 8 && std::any_of(conns_.begin(), conns_.end(), [&](const connection& c) { return c.stream == stream; })) {
+                ++stream;
+            }
+            char ip[INET_ADDRSTRLEN] = {};
+            ::inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+            const std::string who = std::string(ip) + ":" + std::to_string(ntohs(peer.sin_port));
+            if (stream >= 8) {
+                log_.warn("user", "connection_refused", {{"peer", who}, {"reason", "all 8 streams are in use"}});
+                ::close(fd);
+                continue;
+            }
+            connection c;
+            c.fd = fd;
+            c.stream = stream;
+            c.peer = who;
+            conns_.push_back(std::move(c));
+            ++user_conns_;
+            log_.info("user", "connection_open", {{"peer", who}, {"stream", std::to_string(stream)}});
+        }
+    }
+    for (auto& c : conns_) {
+        // user -> link
+        if (c.in.empty() && !c.read_eof && !draining_.load()) {
+            const ssize_t n = ::recv(c.fd, io_buf_.data(), io_buf_.size(), 0);
+            if (n > 0) {
+                c.in.append(io_buf_.data(), static_cast<std::size_t>(n));
+                pending_user_bytes_ += static_cast<std::uint64_t>(n);
+            } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                c.read_eof = true;
+            }
+        }
+        if (!c.in.empty()) {
+            const std::size_t took = engine_->send(c.stream, c.in.data());
+            c.in.consume(took);
+            user_bytes_in_ += took;
+            pending_user_bytes_ -= took;
+        }
+        // link -> user
+        if (c.out.empty() && !c.write_dead) {
+            const std::size_t n = engine_->receive(c.stream, io_buf_);
+            if (n > 0) c.out.append(io_buf_.data(), n);
+        }
+        while (!c.out.empty() && !c.write_dead) {
+            const ssize_t n = ::send(c.fd, c.out.data().data(), c.out.size(), MSG_NOSIGNAL);
+            if (n > 0) {
+                c.out.consume(static_cast<std::size_t>(n));
+                user_bytes_out_ += static_cast<std::uint64_t>(n);
+            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+                break;
+            } else {
+                // Bytes already taken from the engine for a user who left are lost to that user: say so.
+                log_.warn("user", "undeliverable", {{"peer", c.peer}, {"stream", std::to_string(c.stream)},
+                                                    {"bytes", std::to_string(c.out.size())}});
+                c.out.consume(c.out.size());
+                c.write_dead = true;
+            }
+        }
+        // A user that stopped sending and hung up: once what it sent is in the engine, free the stream.
+        if (c.read_eof && c.in.empty() && !c.write_dead) {
+            char probe;
+            const ssize_t n = ::recv(c.fd, &probe, 1, MSG_PEEK);
+            if (n == 0) c.write_dead = true;  // fully closed (no half-close reader left)
+            pollfd p{c.fd, POLLOUT, 0};
+            if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) != 0) c.write_dead = true;
+        }
+    }
+    for (auto it = conns_.begin(); it != conns_.end();) {
+        if (it->read_eof && it->in.empty() && it->write_dead) {
+            log_.info("user", "connection_closed", {{"peer", it->peer}, {"stream", std::to_string(it->stream)}});
+            ::close(it->fd);
+            it = conns_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+void daemon::user_datagram_io()
+{
+    if (udp_fd_ < 0) return;
+    for (int i = 0; i < 64 && !draining_.load(); ++i) {
+        sockaddr_in from{};
+        socklen_t len = sizeof from;
+        const ssize_t n = ::recvfrom(udp_fd_, io_buf_.data(), io_buf_.size(), 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (n < 0) break;
+        ++dgram_in_;
+        if (cfg_.user.udp_deliver.empty()) {
+            udp_dest_ = from;  // replies go to whoever talks to us
+            udp_dest_known_ = true;
+        }
+        if (engine_->send_datagram(std::span<const std::uint8_t>(io_buf_.data(), static_cast<std::size_t>(n)))) {
+            user_bytes_in_ += static_cast<std::uint64_t>(n);
+        } else {
+            ++dgram_dropped_;
+        }
+    }
+    for (int i = 0; i < 64; ++i) {
+        const std::size_t n = engine_->receive_datagram(io_buf_);
+        if (n == 0) break;
+        if (!udp_dest_known_) {
+            ++dgram_dropped_;
+            continue;
+        }
+        if (::sendto(udp_fd_, io_buf_.data(), n, 0, reinterpret_cast<const sockaddr*>(&udp_dest_), sizeof udp_dest_) ==
+            static_cast<ssize_t>(n)) {
+            ++dgram_out_;
+            user_bytes_out_ += n;
+        } else {
+            ++dgram_dropped_;
+        }
+    }
+}
+
+void daemon::user_loop()
+{
+    std::vector<pollfd> fds;
+    while (!user_stop_.load()) {
+        fds.clear();
+        fds.push_back({tcp_fd_, POLLIN, 0});
+        if (udp_fd_ >= 0) fds.push_back({udp_fd_, POLLIN, 0});
+        bool busy = false;
+        for (const auto& c : conns_) {
+            short ev = 0;
+            if (c.in.empty() && !c.read_eof) ev |= POLLIN;
+            if (!c.out.empty()) ev |= POLLOUT;
+            busy = busy || !c.in.empty();
+            fds.push_back({c.fd, ev, 0});
+        }
+        // The engine has no readiness signal: poll it every few milliseconds.
+        ::poll(fds.data(), fds.size(), busy ? 1 : 4);
+        user_stream_io();
+        user_datagram_io();
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Telemetry
+
+void daemon::scrape_qkmd()
+{
+    if (cfg_.keys.qkmd_metrics.empty()) return;
+    const auto hp = split_host_port(cfg_.keys.qkmd_metrics);
+    const auto text = http_get(hp->first, hp->second, "/metrics", 500);
+    std::lock_guard lk(scrape_mu_);
+    if (text.empty()) {
+        pool_level_.reset();
+        return;
+    }
+    pool_level_ = prometheus_value(text, "qkmd_keys_stored{state=\"active\"}");
+    qber_ = prometheus_value(text, "qkmd_qber");
+    skr_ = prometheus_value(text, "qkmd_secret_key_rate_bps");
+}
+
+link_status daemon::status()
+{
+    const auto st = engine_->stats();
+    link_status s;
+    s.role = std::string(role_name(cfg_.link.role));
+    if (have_sim_time_.load()) s.sim_time = sim_time_.load();
+    {
+        std::lock_guard lk(air_mu_);
+        if (ended_.load()) {
+            s.link_state = "ended";
+        } else if (!air_ever_connected_) {
+            s.link_state = "idle";
+        } else if (!air_connected_) {
+            s.link_state = "down";
+        } else if (!air_got_message_) {
+            s.link_state = "acquiring";
+        } else if (!link_up_) {
+            s.link_state = "down";
+        } else {
+            s.link_state = st.frames_rx_ok > rx_ok_at_link_up_ ? "up" : "acquiring";
+        }
+        s.elevation_deg = elevation_;
+        s.rx_power_dbm = rx_power_;
+        s.esn0_db = esn0_;
+        s.extra.downlink_bps = downlink_bps_;
+        s.extra.return_bps = return_bps_;
+    }
+    s.frames.tx = st.frames_tx;
+    s.frames.rx_ok = st.frames_rx_ok;
+    s.frames.rx_crc_fail = st.frames_crc_fail;
+    s.frames.rs_corrected = st.rs_corrected;
+    s.frames.decode_fail = st.decode_fail;
+    // ldpc_iterations stays null: the engine does not count LDPC iterations.
+    s.bits.rx_channel_errors_est = st.rx_channel_errors_est;
+    s.arq.retransmissions = st.arq_retransmissions;
+    s.arq.in_flight = st.arq_in_flight;
+    s.arq.bytes_delivered = st.bytes_delivered;
+    s.arq.bytes_acked = st.bytes_acked;
+    if (st.active_key_id != 0) s.keys.active_key_id = st.active_key_id;
+    s.keys.rotations = st.rotations;
+    s.keys.keys_consumed = tx_keys_->taken() + rx_keys_->taken();
+    if (cfg_.keys.source == key_source_kind::memory) {
+        // Keys left for this end's transmitter.
+        const std::uint64_t taken = tx_keys_->taken();
+        s.keys.pool_level = taken >= cfg_.keys.memory_keys ? 0 : cfg_.keys.memory_keys - taken;
+    } else {
+        std::lock_guard lk(scrape_mu_);
+        if (pool_level_) s.keys.pool_level = static_cast<std::uint64_t>(*pool_level_);
+        s.qkd.qber = qber_;
+        s.qkd.secret_key_rate_bps = skr_;
+    }
+    s.user.bytes_in = user_bytes_in_.load();
+    s.user.bytes_out = user_bytes_out_.load();
+    s.extra.air_messages_rx = air_rx_msgs_.load();
+    s.extra.air_messages_tx = air_tx_msgs_.load();
+    s.extra.air_bits_tx = air_tx_bits_.load();
+    s.extra.air_llrs_rx = air_rx_llrs_.load();
+    s.extra.air_reconnects = air_reconnects_.load();
+    s.extra.air_protocol_errors = air_protocol_errors_.load();
+    s.extra.user_connections = user_conns_.load();
+    s.extra.user_datagrams_in = dgram_in_.load();
+    s.extra.user_datagrams_out = dgram_out_.load();
+    s.extra.user_datagrams_dropped = dgram_dropped_.load();
+    s.extra.key_errors = tx_keys_->failures() + rx_keys_->failures();
+    return s;
+}
+
+// ------------------------------------------------------------------------------------------
+
+int daemon::finish(bool drained)
+{
+    stop_air();
+    user_stop_ = true;
+    if (user_thread_.joinable()) user_thread_.join();
+    const auto und = engine_->finish();
+    std::uint64_t total = 0;
+    for (const auto& u : und) {
+        total += u.length;
+        log_.warn("link", "undelivered", {{"stream", std::to_string(u.stream)}, {"first_byte", std::to_string(u.first_byte)},
+                                          {"length", std::to_string(u.length)}});
+    }
+    // Bytes read from users that the engine never accepted (it was full to the end).
+    for (const auto& c : conns_) {
+        if (!c.in.empty()) {
+            total += c.in.size();
+            log_.warn("link", "undelivered", {{"stream", std::to_string(c.stream)}, {"not_accepted_bytes", std::to_string(c.in.size())}});
+        }
+        ::close(c.fd);
+    }
+    conns_.clear();
+    const auto st = engine_->stats();
+    log_.info("link", "stopped",
+              {{"drained", drained ? "true" : "false"}, {"undelivered_bytes", std::to_string(total)},
+               {"bytes_acked", std::to_string(st.bytes_acked)}, {"bytes_delivered", std::to_string(st.bytes_delivered)},
+               {"rotations", std::to_string(st.rotations)}, {"retransmissions", std::to_string(st.arq_retransmissions)}});
+    if (http_) http_->stop();
+    if (tcp_fd_ >= 0) ::close(tcp_fd_);
+    if (udp_fd_ >= 0) ::close(udp_fd_);
+    return total == 0 ? qlinkd_exit_ok : qlinkd_exit_undelivered;
+}
+
+int daemon::run()
+{
+    log_.info("link", "starting",
+              {{"tx_profile", cfg_.link.tx_profile}, {"rx_profile", cfg_.link.rx_profile},
+               {"keys", cfg_.keys.source == key_source_kind::qkmd ? "qkmd" : "memory"},
+               {"security", std::string(to_string(cfg_.security.mode))}});
+    if (!make_keys_and_engine()) return qlinkd_exit_config;
+
+    const auto tcp = open_listener(cfg_.user.address, cfg_.user.tcp_port, SOCK_STREAM);
+    if (tcp.fd < 0) {
+        log_.error("user", "listen_failed", {{"error", tcp.error}});
+        return qlinkd_exit_failure;
+    }
+    tcp_fd_ = tcp.fd;
+    tcp_port_ = tcp.port;
+    if (cfg_.user.udp_enabled) {
+        const auto udp = open_listener(cfg_.user.address, cfg_.user.udp_port, SOCK_DGRAM);
+        if (udp.fd < 0) {
+            log_.error("user", "listen_failed", {{"error", udp.error}});
+            ::close(tcp_fd_);
+            return qlinkd_exit_failure;
+        }
+        udp_fd_ = udp.fd;
+        udp_port_ = udp.port;
+        if (!cfg_.user.udp_deliver.empty()) {
+            const auto hp = split_host_port(cfg_.user.udp_deliver);
+            udp_dest_.sin_family = AF_INET;
+            udp_dest_.sin_port = htons(hp->second);
+            udp_dest_known_ = ::inet_pton(AF_INET, hp->first.c_str(), &udp_dest_.sin_addr) == 1;
+        }
+    }
+    try {
+        keymgmt::https_server::config hc;
+        hc.address = cfg_.telemetry.address;
+        hc.port = cfg_.telemetry.port;
+        hc.threads = 1;
+        http_ = keymgmt::start_https_server(hc, [this](const keymgmt::http_request_view& r) {
+            keymgmt::http_reply rep;
+            const auto path = r.target.substr(0, r.target.find('?'));
+            if (r.method != "GET") {
+                rep.status = 405;
+                rep.body = "{\"error\":\"only GET\"}";
+            } else if (path == "/status") {
+                rep.body = render_status_json(status());
+            } else if (path == "/metrics") {
+                rep.body = render_metrics(status());
+                rep.content_type = "text/plain; version=0.0.4";
+            } else {
+                rep.status = 404;
+                rep.body = "{\"error\":\"not found; try /status or /metrics\"}";
+            }
+            return rep;
+        });
+        telemetry_port_ = http_->port();
+    } catch (const std::exception& e) {
+        log_.error("telemetry", "listen_failed", {{"error", e.what()}});
+        ::close(tcp_fd_);
+        if (udp_fd_ >= 0) ::close(udp_fd_);
+        return qlinkd_exit_failure;
+    }
+
+    air_thread_ = std::thread([this] { air_loop(); });
+    user_thread_ = std::thread([this] { user_loop(); });
+
+    std::cout << "telemetry-port " << telemetry_port_ << "\nuser-tcp-port " << tcp_port_ << "\nuser-udp-port " << udp_port_
+              << "\nready" << std::endl;
+    if (!opt_.ready_file.empty()) {
+        const std::string tmp = opt_.ready_file + ".tmp";
+        {
+            std::ofstream f(tmp);
+            f << "{\"telemetry_port\":" << telemetry_port_ << ",\"user_tcp_port\":" << tcp_port_
+              << ",\"user_udp_port\":" << udp_port_ << "}\n";
+        }
+        std::rename(tmp.c_str(), opt_.ready_file.c_str());
+    }
+    log_.info("link", "ready", {{"telemetry_port", std::to_string(telemetry_port_)}, {"user_tcp_port", std::to_string(tcp_port_)},
+                                {"user_udp_port", std::to_string(udp_port_)}});
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    std::uint64_t seen_rotations = 0;
+    bool logged_stop = false;
+    auto last_scrape = steady::now() - std::chrono::seconds(10);
+    // Main loop: signals, the pass end, the key-rotation log and qkmd's numbers.
+    for (;;) {
+        bool stop = opt_.stop != nullptr && opt_.stop->load();
+        if (opt_.handle_signals) {
+            timespec ts{0, 100 * 1000 * 1000};
+            const int sig = ::sigtimedwait(&sigs, nullptr, &ts);
+            if (sig == SIGTERM || sig == SIGINT) {
+                log_.info("link", "signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+                stop = true;
+            }
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        if (air_fatal_.load()) {
+            finish(false);
+            return qlinkd_exit_failure;
+        }
+        const auto st = engine_->stats();
+        if (st.rotations != seen_rotations) {
+            log_.info("keys", "key_rotation", {{"rotations", std::to_string(st.rotations)}, {"active_key_id", std::to_string(st.active_key_id)},
+                                               {"sim_time", daemon_log::num(st.sim_time)}});
+            seen_rotations = st.rotations;
+        }
+        if (st.traffic_stopped && !logged_stop) {
+            log_.error("keys", "traffic_stopped", {{"reason", "no link key available (policy stop); data is held until keys arrive"}});
+        }
+        logged_stop = st.traffic_stopped;
+        if (seconds_since(last_scrape) >= 1.0) {
+            scrape_qkmd();
+            last_scrape = steady::now();
+        }
+        if (ended_.load() && cfg_.link.exit_after_pass) stop = true;
+        if (stop) break;
+    }
+
+    // Drain: take no new user data, let ARQ deliver what was accepted (bounded by drain_timeout_s).
+    draining_ = true;
+    const auto t0 = steady::now();
+    bool drained = false;
+    for (;;) {
+        const auto st = engine_->stats();
+        bool air_up = false;
+        {
+            std::lock_guard lk(air_mu_);
+            air_up = air_connected_;
+        }
+        drained = pending_user_bytes_.load() == 0 && st.bytes_acked >= st.user_bytes_in && st.arq_in_flight == 0;
+        if (drained || ended_.load() || !air_up || seconds_since(t0) >= cfg_.link.drain_timeout_s) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    log_.info("link", "drain_done", {{"drained", drained ? "true" : "false"}, {"seconds", daemon_log::num(seconds_since(t0))}});
+    return finish(drained);
+}
+
+void print_help()
+{
+    std::cout << "qlinkd: the qlink link daemon (one end of a quantum-secured satellite link)\n\n"
+                 "usage: qlinkd --config FILE [--check-config] [--ready-file FILE]\n"
+                 "       qlinkd --help\n\n"
+                 "  --config FILE      TOML configuration (see docs/qlinkd.md for every key)\n"
+                 "  --check-config     validate the configuration, print a summary and exit (0 ok, 2 bad)\n"
+                 "  --ready-file FILE  write {\"telemetry_port\":..,\"user_tcp_port\":..,\"user_udp_port\":..} when listening\n"
+                 "  --help             this text\n\n"
+                 "On start qlinkd prints 'telemetry-port N', 'user-tcp-port N', 'user-udp-port N' and 'ready' on stdout;\n"
+                 "logs go to stderr, one line per event. SIGTERM/SIGINT: stop taking user data, let ARQ drain\n"
+                 "(link.drain_timeout_s), report undelivered data and exit 0 (all delivered) or 3 (data undelivered).\n"
+                 "Exit 1: runtime failure (relay unreachable, port in use); exit 2: bad configuration.\n"
+                 "Telemetry: GET http://127.0.0.1:<telemetry-port>/status (JSON) and /metrics (Prometheus).\n";
+}
+
+}  // namespace
+
+int run_qlinkd(const qlinkd_config& cfg, const qlinkd_run_options& options)
+{
+    std::signal(SIGPIPE, SIG_IGN);
+    if (options.handle_signals) {
+        // Block before any thread starts so that only sigtimedwait in the main loop sees them.
+        sigset_t sigs;
+        sigemptyset(&sigs);
+        sigaddset(&sigs, SIGTERM);
+        sigaddset(&sigs, SIGINT);
+        ::pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    }
+    daemon d(cfg, options);
+    return d.run();
+}
+
+int qlinkd_main(int argc, char** argv)
+{
+    std::string config_path, ready_file;
+    bool check = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--help" || a == "-h") {
+            print_help();
+            return 0;
+        }
+        if (a == "--check-config") {
+            check = true;
+        } else if ((a == "--config" || a == "--ready-file") && i + 1 < argc) {
+            (a == "--config" ? config_path : ready_file) = argv[++i];
+        } else {
+            std::cerr << "qlinkd: unknown or incomplete option '" << a << "'; try qlinkd --help\n";
+            return qlinkd_exit_config;
+        }
+    }
+    if (config_path.empty()) {
+        std::cerr << "qlinkd: --config FILE is required; try qlinkd --help\n";
+        return qlinkd_exit_config;
+    }
+    qlinkd_config cfg;
+    try {
+        cfg = load_qlinkd_config(config_path);
+    } catch (const qlinkd_config_error& e) {
+        std::cerr << "qlinkd: configuration: " << e.what() << '\n';
+        return qlinkd_exit_config;
+    }
+    if (check) {
+        // The engine checks the combinations (profiles vs frame sizes, ARQ window, ...): build one
+        // with throw-away test keys so that --check-config catches what start-up would.
+        try {
+            auto keys = make_memory_keys(0, 1, cfg.link.role == link_role::ground);
+            auto ec = make_engine_config(cfg);
+            ec.rto_initial_s = std::clamp(ec.rto_initial_s, ec.rto_min_s, ec.rto_max_s);
+            auto engine = link_engine::create(ec, *keys.tx, *keys.rx);
+            engine->finish();
+        } catch (const std::invalid_argument& e) {
+            std::cerr << "qlinkd: configuration: " << e.what() << '\n';
+            return qlinkd_exit_config;
+        }
+        std::cout << "configuration ok: role " << role_name(cfg.link.role) << ", tx " << cfg.link.tx_profile << ", rx "
+                  << cfg.link.rx_profile << ", air " << cfg.air.host << ":" << cfg.air.port << ", keys "
+                  << (cfg.keys.source == key_source_kind::qkmd ? "qkmd " + cfg.keys.socket : std::string("memory (TEST ONLY)"))
+                  << '\n';
+        return qlinkd_exit_ok;
+    }
+    return run_qlinkd(cfg, {ready_file, true, nullptr});
+}
+
+}  // namespace qlink::terminal

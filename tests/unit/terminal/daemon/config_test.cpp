@@ -1,0 +1,193 @@
+// Tests terminal/src/daemon/config.cpp: a full configuration parses; every kind of bad value names its key.
+#include "qlink/terminal/qlinkd_config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+using namespace qlink::terminal;
+
+namespace {
+
+const std::string minimal = R"(
+[link]
+role = "ground"
+[air]
+port = 4000
+[keys]
+source = "memory"
+)";
+
+// The error message of parsing `text`, or "" when it parsed.
+std::string error_of(const std::string& text, const std::string& base_dir = {})
+{
+    try {
+        parse_qlinkd_config(text, "test.toml", base_dir);
+    } catch (const qlinkd_config_error& e) {
+        return e.what();
+    }
+    return {};
+}
+
+}  // namespace
+
+TEST(qlinkd_config, minimal_has_role_dependent_defaults)
+{
+    const auto g = parse_qlinkd_config(minimal);
+    EXPECT_EQ(g.link.role, link_role::ground);
+    EXPECT_EQ(g.air.port, 4000);
+    EXPECT_EQ(g.air.host, "127.0.0.1");
+    EXPECT_EQ(g.user.address, "127.0.0.1");
+    EXPECT_EQ(g.telemetry.address, "127.0.0.1");
+    EXPECT_EQ(g.keys.source, key_source_kind::memory);
+    EXPECT_EQ(g.security.on_exhaustion, exhaustion_policy::stop);
+    // The two ends' defaults mirror each other: what ground sends is what space expects.
+    std::string space_text = minimal;
+    space_text.replace(space_text.find("\"ground\""), 8, "\"space\"");
+    const auto s = parse_qlinkd_config(space_text);
+    EXPECT_EQ(g.link.tx_profile, s.link.rx_profile);
+    EXPECT_EQ(g.link.rx_profile, s.link.tx_profile);
+    EXPECT_NE(g.link.tx_profile, g.link.rx_profile);
+}
+
+TEST(qlinkd_config, full_file_round_trips_into_engine_config)
+{
+    const auto c = parse_qlinkd_config(R"(
+[link]
+role = "space"
+tx_profile = "ccsds-tm-rs223i4-conv12"
+rx_profile = "ccsds-tm-rs223i1-conv12"
+spacecraft_id = 42
+tx_vcid = 3
+drain_timeout_s = 2.5
+exit_after_pass = true
+[station]
+lat_deg = 52.0116
+lon_deg = 4.3571
+alt_m = 0
+[air]
+host = "127.0.0.1"
+port = 40123
+block_bits = 8192
+[keys]
+source = "qkmd"
+socket = "/run/qkmd/inject.sock"
+qkmd_metrics = "127.0.0.1:9464"
+[security]
+mode = "auth_only"
+rotate_every_frames = 5000
+rotate_every_s = 30
+on_exhaustion = "stop"
+[arq]
+window = 2048
+rto_min_ms = 5
+rto_max_ms = 3000
+ack_interval_ms = 10
+[user]
+tcp_port = 7000
+udp_port = 7001
+udp_deliver = "127.0.0.1:7002"
+[telemetry]
+port = 9100
+[log]
+format = "json"
+)");
+    EXPECT_EQ(c.link.role, link_role::space);
+    EXPECT_TRUE(c.station.present);
+    EXPECT_DOUBLE_EQ(c.station.lat_deg, 52.0116);
+    EXPECT_EQ(c.keys.socket, "/run/qkmd/inject.sock");
+    EXPECT_TRUE(c.log.json);
+    const auto e = make_engine_config(c);
+    EXPECT_EQ(e.role, link_role::space);
+    EXPECT_EQ(e.spacecraft_id, 42);
+    EXPECT_EQ(e.tx_vcid, 3);
+    EXPECT_EQ(e.sdls_mode, qlink::modem::sdls_mode::auth_only);
+    EXPECT_EQ(e.rotate_every_frames, 5000u);
+    EXPECT_DOUBLE_EQ(e.rotate_every_s, 30.0);
+    EXPECT_EQ(e.arq_window, 2048u);
+    EXPECT_DOUBLE_EQ(e.rto_min_s, 0.005);
+    EXPECT_DOUBLE_EQ(e.rto_max_s, 3.0);
+    EXPECT_DOUBLE_EQ(e.ack_interval_s, 0.010);
+    EXPECT_EQ(e.key_exhaustion_policy, qlink::modem::key_exhaustion_policy::stop);
+}
+
+TEST(qlinkd_config, bad_values_name_the_key_and_what_is_allowed)
+{
+    struct bad_case {
+        std::string text;
+        std::vector<std::string> must_contain;
+    };
+    const std::string keys = "[keys]\nsource = \"memory\"\n";
+    const std::string air = "[air]\nport = 4000\n";
+    const std::vector<bad_case> cases = {
+        {air + keys, {"link.role", "ground, space"}},
+        {"[link]\nrole = \"moon\"\n" + air + keys, {"link.role", "\"moon\"", "ground, space"}},
+        {"[link]\nrole = \"ground\"\n" + keys, {"air.port", "required"}},
+        {"[link]\nrole = \"ground\"\n[air]\nport = 70000\n" + keys, {"air.port", "70000", "1..65535"}},
+        {"[link]\nrole = \"ground\"\n" + air, {"keys.source", "qkmd, memory"}},
+        {"[link]\nrole = \"ground\"\n" + air + "[keys]\nsource = \"qkmd\"\n", {"keys.socket", "required"}},
+        {"[link]\nrole = \"ground\"\ntx_profile = \"turbo\"\n" + air + keys, {"link.tx_profile", "turbo", "ccsds-tm-rs223i4-conv12"}},
+        {"[link]\nrole = \"ground\"\ncolour = 1\n" + air + keys, {"link.colour", "allowed keys", "tx_profile"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[arq]\nwindow = 1000\n", {"arq.window", "power of two"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[arq]\nrto_min_ms = 50\nrto_max_ms = 10\n", {"arq.rto_max_ms", "rto_min_ms"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[security]\nmode = \"rot13\"\n", {"security.mode", "auth_enc, auth_only, enc_only"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[security]\non_exhaustion = \"fallback\"\n", {"security.on_exhaustion", "stop"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[security]\nrotate_every_frames = 4\n", {"security.rotate_every_frames", "32.."}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[user]\ntcp_port = \"80\"\n", {"user.tcp_port", "integer"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[user]\nudp_deliver = \"nowhere\"\n", {"user.udp_deliver", "host:port"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[telemetry]\naddress = \"localhost\"\n", {"telemetry.address", "numeric"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[station]\nlat_deg = 95\nlon_deg = 4\n", {"station.lat_deg", "-90..90"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[station]\nlon_deg = 4\n", {"station.lat_deg", "required"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[satellite]\ntle = \"/nonexistent.tle\"\n", {"satellite.tle", "cannot read"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[log]\nformat = \"xml\"\n", {"log.format", "logfmt, json"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[keys2]\n", {"keys2", "allowed keys"}},
+        {"[link]\nrole = \"ground\"\n" + air + "[keys]\nsource = \"memory\"\nsocket = \"/x\"\n", {"keys.socket", "qkmd"}},
+        {"[link\nrole = 1\n", {"test.toml:1"}},
+        {"link = 3\n", {"'link' must be a table"}},
+    };
+    for (const auto& c : cases) {
+        const auto e = error_of(c.text);
+        ASSERT_FALSE(e.empty()) << "accepted:\n" << c.text;
+        EXPECT_EQ(e.find('\n'), std::string::npos) << "not one line: " << e;
+        for (const auto& m : c.must_contain) EXPECT_NE(e.find(m), std::string::npos) << "'" << m << "' missing in: " << e;
+    }
+}
+
+TEST(qlinkd_config, tle_file_is_parsed_relative_to_the_config)
+{
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("qlinkd_cfg_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    {
+        std::ofstream(dir / "sat.tle") << "ISS (ZARYA)\n"
+                                          "1 25544U 98067A   08264.51782528 -.00002182  00000-0 -11606-4 0  2927\n"
+                                          "2 25544  51.6416 247.4627 0006703 130.5360 325.0288 15.72125391563537\n";
+        std::ofstream(dir / "broken.tle") << "1 25544U 98067A   08264.51782528 -.00002182  00000-0 -11606-4 0  2928\n"
+                                             "2 25544  51.6416 247.4627 0006703 130.5360 325.0288 15.72125391563537\n";
+    }
+    const std::string head = minimal;
+    const auto ok = parse_qlinkd_config(head + "[satellite]\ntle = \"sat.tle\"\nname = \"ISS (ZARYA)\"\n", "t", dir.string());
+    EXPECT_EQ(ok.satellite.tle_file, (dir / "sat.tle").string());
+    EXPECT_NE(error_of(head + "[satellite]\ntle = \"sat.tle\"\nname = \"HUBBLE\"\n", dir.string()).find("satellite.name"),
+              std::string::npos);
+    const auto e = error_of(head + "[satellite]\ntle = \"broken.tle\"\n", dir.string());
+    EXPECT_NE(e.find("satellite.tle"), std::string::npos) << e;
+    EXPECT_NE(e.find("checksum"), std::string::npos) << e;
+    fs::remove_all(dir);
+}
+
+TEST(qlinkd_config, host_port_split)
+{
+    EXPECT_EQ(split_host_port("127.0.0.1:9464")->second, 9464);
+    EXPECT_EQ(split_host_port("127.0.0.1:9464")->first, "127.0.0.1");
+    EXPECT_FALSE(split_host_port("127.0.0.1"));
+    EXPECT_FALSE(split_host_port(":80"));
+    EXPECT_FALSE(split_host_port("a:0"));
+    EXPECT_FALSE(split_host_port("a:65536"));
+    EXPECT_FALSE(split_host_port("a:8x"));
+}
