@@ -20,6 +20,12 @@ namespace {
 
 using namespace qlink::sim;
 
+// A named default config (a temporary one trips GCC 12's -Wmaybe-uninitialized at -O3).
+const pass_world::config& default_config() {
+    static const pass_world::config c;
+    return c;
+}
+
 tle bundled_tle() {
     const char* d = std::getenv("QLINK_SOURCE_DIR");
     std::ifstream in(std::string(d ? d : ".") + "/sim/data/qlinksat-1.tle");
@@ -29,7 +35,7 @@ tle bundled_tle() {
 }
 
 const pass_world& default_world() {
-    static const pass_world w(bundled_tle(), pass_world::config{});
+    static const pass_world w(bundled_tle(), default_config());
     return w;
 }
 

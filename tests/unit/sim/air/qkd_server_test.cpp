@@ -16,6 +16,12 @@ namespace {
 
 using namespace qlink::sim;
 
+// A named default config (a temporary one trips GCC 12's -Wmaybe-uninitialized at -O3).
+const pass_world::config& default_config() {
+    static const pass_world::config c;
+    return c;
+}
+
 tle bundled_tle() {
     const char* d = std::getenv("QLINK_SOURCE_DIR");
     std::ifstream in(std::string(d ? d : ".") + "/sim/data/qlinksat-1.tle");
@@ -96,7 +102,7 @@ TEST(qkd_codec, header_and_record_round_trip) {
 TEST(qkd_server, alice_and_bob_get_matching_blocks_with_the_models_qber) {
     pass_world::config wc;
     {
-        static const pass_world def(bundled_tle(), pass_world::config{});
+        static const pass_world def(bundled_tle(), default_config());
         wc.start = def.pass().max_elevation_time - std::chrono::seconds(5);  // link up, high elevation
     }
     const pass_world world(bundled_tle(), wc);
@@ -169,7 +175,7 @@ TEST(qkd_server, alice_and_bob_get_matching_blocks_with_the_models_qber) {
 TEST(qkd_server, end_of_pass_block_link_down_flags_and_bad_clients) {
     pass_world::config wc;
     {
-        static const pass_world def(bundled_tle(), pass_world::config{});
+        static const pass_world def(bundled_tle(), default_config());
         wc.start = def.pass().los - std::chrono::seconds(3);  // below the mask to the end: 13 s of pass
     }
     const pass_world world(bundled_tle(), wc);

@@ -16,6 +16,12 @@ namespace {
 
 using namespace qlink::sim;
 
+// A named default config (a temporary one trips GCC 12's -Wmaybe-uninitialized at -O3).
+const pass_world::config& default_config() {
+    static const pass_world::config c;
+    return c;
+}
+
 std::string src(const std::string& rel) {
     const char* d = std::getenv("QLINK_SOURCE_DIR");
     return std::string(d ? d : ".") + "/" + rel;
@@ -53,7 +59,7 @@ TEST(serve_pass_cli, prints_ports_serves_a_short_pass_and_exits_after_it) {
     std::ifstream in(src("sim/data/qlinksat-1.tle"));
     std::stringstream ss;
     ss << in.rdbuf();
-    const pass_world def(parse_tle_text(ss.str()).sets.front(), pass_world::config{});
+    const pass_world def(parse_tle_text(ss.str()).sets.front(), default_config());
     const std::string start = format_iso8601_utc(def.pass().los - std::chrono::seconds(5));
     const std::string cmd = std::string(QLINK_SIM_EXE) + " serve --pass --tle " + src("sim/data/qlinksat-1.tle") +
                             " --station 52.0116,4.3571,0 --start " + start +
