@@ -11,9 +11,11 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 namespace qlink::modem {
@@ -48,18 +50,48 @@ inline void unpack_to_llr(std::span<const std::uint8_t> packed, std::span<llr_t>
         out[i] = bit_to_llr((packed[i >> 3] >> (7 - (i & 7))) & 1, magnitude);
 }
 
+namespace detail {
+
+// Eight bytes from memory as one word, byte 0 in the low bits on any host.
+inline std::uint64_t load_le64(const void* p) {
+    std::uint64_t v;
+    std::memcpy(&v, p, sizeof v);
+    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
+    return v;
+}
+
+// Gathers bit 0 of each byte of `w` (byte 0 = first in memory) into one byte, byte 0 as its MSB.
+// The multiplier puts byte i's bit at position 63 + 8i - 9j for its byte j; only i == j lands in
+// the top byte (at 63 - i) and no two products share a position, so nothing carries.
+constexpr std::uint8_t gather_msb_first(std::uint64_t w) {
+    return static_cast<std::uint8_t>((w * 0x8040201008040201ULL) >> 56);
+}
+
+inline constexpr std::uint64_t low_bit_of_each_byte = 0x0101010101010101ULL;
+
+}  // namespace detail
+
 /// Packs the hard decisions of `soft` into bytes (MSB first); a trailing
-/// partial byte is zero-padded.
+/// partial byte and any bytes beyond are zero. Eight decisions per step (the
+/// sign bits gathered with one multiply), so it keeps up with the decoders.
 inline void pack_hard_decisions(std::span<const llr_t> soft, std::span<std::uint8_t> packed) {
-    std::fill(packed.begin(), packed.end(), std::uint8_t{0});
-    for (std::size_t i = 0; i < soft.size(); ++i)
+    const std::size_t whole = std::min(soft.size() / 8, packed.size());
+    for (std::size_t b = 0; b < whole; ++b)
+        packed[b] = detail::gather_msb_first((detail::load_le64(soft.data() + 8 * b) >> 7) &
+                                             detail::low_bit_of_each_byte);
+    std::fill(packed.begin() + static_cast<std::ptrdiff_t>(whole), packed.end(), std::uint8_t{0});
+    for (std::size_t i = 8 * whole; i < soft.size(); ++i)
         packed[i >> 3] |= static_cast<std::uint8_t>(hard_bit(soft[i]) << (7 - (i & 7)));
 }
 
-/// Packs bits given one per byte (0/1) into bytes, MSB first.
+/// Packs bits given one per byte (0/1; only bit 0 counts) into bytes, MSB first.
 inline void pack_bits(std::span<const std::uint8_t> bits, std::span<std::uint8_t> packed) {
-    std::fill(packed.begin(), packed.end(), std::uint8_t{0});
-    for (std::size_t i = 0; i < bits.size(); ++i)
+    const std::size_t whole = std::min(bits.size() / 8, packed.size());
+    for (std::size_t b = 0; b < whole; ++b)
+        packed[b] = detail::gather_msb_first(detail::load_le64(bits.data() + 8 * b) &
+                                             detail::low_bit_of_each_byte);
+    std::fill(packed.begin() + static_cast<std::ptrdiff_t>(whole), packed.end(), std::uint8_t{0});
+    for (std::size_t i = 8 * whole; i < bits.size(); ++i)
         packed[i >> 3] |= static_cast<std::uint8_t>((bits[i] & 1) << (7 - (i & 7)));
 }
 
