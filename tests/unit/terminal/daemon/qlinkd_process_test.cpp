@@ -1,0 +1,433 @@
+// Tests the qlinkd program: two real daemons on loopback through a clean test relay (air wire format)
+// carry a file (SHA-256), datagrams, survive an outage, report /status and /metrics (read with curl),
+// end the pass, drain on SIGTERM, and refuse bad configurations with exit 2 naming the key.
+#include "support/loopback.hpp"
+#include "unit/terminal/daemon/clean_relay.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct temp_dir {
+    temp_dir()
+    {
+        char tmpl[] = "/tmp/qlinkd_proc_XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~temp_dir() { fs::remove_all(path); }
+    fs::path path;
+};
+
+std::string slurp(const fs::path& p)
+{
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string run(const std::string& cmd, int* status)
+{
+    std::string out;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    char buf[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int st = ::pclose(p);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return out;
+}
+
+// One qlinkd process; stdout/stderr go to files in its directory.
+class daemon_proc {
+public:
+    daemon_proc(const fs::path& dir, const std::string& name, const std::string& config) : dir_(dir), name_(name)
+    {
+        const auto cfg = dir / (name + ".toml");
+        std::ofstream(cfg) << config;
+        ready_ = dir / (name + ".ready");
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            const int out = ::open((dir / (name + ".out")).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            const int err = ::open((dir / (name + ".log")).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            ::dup2(out, 1);
+            ::dup2(err, 2);
+            ::execl(QLINK_QLINKD_BIN, "qlinkd", "--config", cfg.c_str(), "--ready-file", ready_.c_str(), nullptr);
+            ::_exit(127);
+        }
+    }
+    ~daemon_proc()
+    {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+    }
+    bool wait_ready(std::chrono::seconds limit = 60s)
+    {
+        const auto end = std::chrono::steady_clock::now() + limit;
+        while (std::chrono::steady_clock::now() < end) {
+            if (fs::exists(ready_)) {
+                const auto j = json::parse(slurp(ready_), nullptr, false);
+                if (!j.is_discarded()) {
+                    telemetry = j["telemetry_port"];
+                    tcp = j["user_tcp_port"];
+                    udp = j["user_udp_port"];
+                    return true;
+                }
+            }
+            if (exited()) return false;
+            std::this_thread::sleep_for(20ms);
+        }
+        return false;
+    }
+    bool exited()
+    {
+        if (pid_ <= 0) return true;
+        int st = 0;
+        if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+            pid_ = -1;
+            status_ = st;
+            return true;
+        }
+        return false;
+    }
+    /// Sends SIGTERM and waits (bounded) for the exit status; -1 if it did not exit.
+    int terminate(std::chrono::seconds limit = 60s)
+    {
+        if (pid_ > 0) ::kill(pid_, SIGTERM);
+        return wait_exit(limit);
+    }
+    int wait_exit(std::chrono::seconds limit = 60s)
+    {
+        const auto end = std::chrono::steady_clock::now() + limit;
+        while (!exited() && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(20ms);
+        if (pid_ > 0) return -1;
+        return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+    }
+    json status() const { return get("/status"); }
+    std::string metrics() const
+    {
+        int st = 0;
+        return run("curl -sf --max-time 10 http://127.0.0.1:" + std::to_string(telemetry) + "/metrics", &st);
+    }
+    json get(const std::string& path) const
+    {
+        int st = 0;
+        const auto body = run("curl -sf --max-time 10 http://127.0.0.1:" + std::to_string(telemetry) + path, &st);
+        return json::parse(body, nullptr, false);
+    }
+    std::string log() const { return slurp(dir_ / (name_ + ".log")); }
+    std::string out() const { return slurp(dir_ / (name_ + ".out")); }
+
+    int telemetry = 0, tcp = 0, udp = 0;
+
+private:
+    fs::path dir_;
+    std::string name_;
+    fs::path ready_;
+    pid_t pid_ = -1;
+    int status_ = 0;
+};
+
+std::string config(const std::string& role, std::uint16_t air_port, const std::string& extra = "")
+{
+    return "[link]\nrole = \"" + role + "\"\ndrain_timeout_s = 20\n" + "[air]\nport = " + std::to_string(air_port) +
+           "\nconnect_timeout_s = 30\n[keys]\nsource = \"memory\"\nmemory_seed = 77\nmemory_keys = 5000\n"
+           "[security]\nrotate_every_frames = 64\n" + extra;
+}
+
+std::string sha256(std::span<const std::uint8_t> d)
+{
+    unsigned char md[32];
+    unsigned len = 0;
+    EVP_Digest(d.data(), d.size(), md, &len, EVP_sha256(), nullptr);
+    static const char* hex = "0123456789abcdef";
+    std::string s;
+    for (unsigned i = 0; i < len; ++i) {
+        s += hex[md[i] >> 4];
+        s += hex[md[i] & 15];
+    }
+    return s;
+}
+
+std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t seed)
+{
+    std::mt19937_64 rng(seed);
+    std::vector<std::uint8_t> v(n);
+    for (auto& b : v) b = static_cast<std::uint8_t>(rng());
+    return v;
+}
+
+// Writes everything then closes (a thread: the link paces how fast the daemon takes it).
+std::thread push(int port, std::vector<std::uint8_t> data, bool close_after = true)
+{
+    return std::thread([port, d = std::move(data), close_after] {
+        const int fd = qlink::test::connect_loopback(static_cast<std::uint16_t>(port), 60);
+        if (fd < 0) return;
+        std::size_t off = 0;
+        while (off < d.size()) {
+            const ssize_t n = ::send(fd, d.data() + off, d.size() - off, MSG_NOSIGNAL);
+            if (n <= 0) break;
+            off += static_cast<std::size_t>(n);
+        }
+        if (close_after) ::close(fd);
+    });
+}
+
+// Reads until `n` bytes arrived or nothing came for `idle` seconds.
+std::vector<std::uint8_t> pull(int fd, std::size_t n, int idle_s = 60)
+{
+    std::vector<std::uint8_t> got;
+    std::vector<std::uint8_t> buf(65536);
+    timeval tv{idle_s, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (got.size() < n) {
+        const ssize_t r = ::recv(fd, buf.data(), buf.size(), 0);
+        if (r <= 0) break;
+        got.insert(got.end(), buf.begin(), buf.begin() + r);
+    }
+    return got;
+}
+
+std::uint64_t num(const json& j)
+{
+    return j.is_number() ? j.get<std::uint64_t>() : 0;
+}
+
+}  // namespace
+
+TEST(qlinkd_process, file_and_datagrams_cross_the_link_intact_through_an_outage)
+{
+    temp_dir dir;
+    qlink::test::clean_relay::config rc;
+    rc.outage_from = 0.8;  // sim seconds: during the transfer
+    rc.outage_to = 1.3;
+    qlink::test::clean_relay relay(rc);
+    // Datagrams that cross the link arrive at this local socket on the ground side.
+    const int sink = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(sink, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    ::getsockname(sink, reinterpret_cast<sockaddr*>(&sa), &sl);
+    timeval tv{30, 0};
+    ::setsockopt(sink, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+
+    daemon_proc space(dir.path, "space", config("space", relay.port()));
+    daemon_proc ground(dir.path, "ground",
+                       config("ground", relay.port(), "[user]\nudp_deliver = \"127.0.0.1:" + std::to_string(ntohs(sa.sin_port)) + "\"\n"));
+    ASSERT_TRUE(space.wait_ready()) << space.log();
+    ASSERT_TRUE(ground.wait_ready()) << ground.log();
+    EXPECT_NE(space.out().find("user-tcp-port " + std::to_string(space.tcp)), std::string::npos) << space.out();
+
+    const auto down = random_bytes(300 * 1024, 1);
+    const auto up = random_bytes(20 * 1024, 2);
+    // One connection at each end: both hold stream 0, and each carries data both ways.
+    const int space_conn = qlink::test::connect_loopback(static_cast<std::uint16_t>(space.tcp), 60);
+    const int ground_conn = qlink::test::connect_loopback(static_cast<std::uint16_t>(ground.tcp), 60);
+    ASSERT_GE(space_conn, 0);
+    ASSERT_GE(ground_conn, 0);
+    std::thread writer([&] {
+        std::size_t off = 0;
+        while (off < down.size()) {
+            const ssize_t n = ::send(space_conn, down.data() + off, down.size() - off, MSG_NOSIGNAL);
+            if (n <= 0) break;
+            off += static_cast<std::size_t>(n);
+        }
+    });
+    std::size_t off = 0;
+    while (off < up.size()) {
+        const ssize_t n = ::send(ground_conn, up.data() + off, up.size() - off, MSG_NOSIGNAL);
+        ASSERT_GT(n, 0);
+        off += static_cast<std::size_t>(n);
+    }
+    // One datagram space -> ground.
+    const auto dg = random_bytes(900, 3);
+    const int udp = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons(static_cast<std::uint16_t>(space.udp));
+    ASSERT_EQ(::sendto(udp, dg.data(), dg.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to), static_cast<ssize_t>(dg.size()));
+
+    const auto got = pull(ground_conn, down.size());
+    writer.join();
+    ASSERT_EQ(got.size(), down.size()) << ground.log();
+    EXPECT_EQ(sha256(got), sha256(down));
+    const auto up_got = pull(space_conn, up.size(), 30);
+    EXPECT_EQ(up_got.size(), up.size());
+    EXPECT_EQ(sha256(up_got), sha256(up));
+
+    std::vector<std::uint8_t> dg_got(2000);
+    const ssize_t dn = ::recv(sink, dg_got.data(), dg_got.size(), 0);
+    ASSERT_EQ(dn, static_cast<ssize_t>(dg.size())) << "datagram not delivered";
+    dg_got.resize(static_cast<std::size_t>(dn));
+    EXPECT_EQ(dg_got, dg);
+
+    // The outage really happened (the relay erased bits) and ARQ repaired it.
+    const auto st_space = space.status();
+    const auto st_ground = ground.status();
+    ASSERT_FALSE(st_ground.is_discarded());
+    EXPECT_EQ(st_ground["role"], "ground");
+    EXPECT_EQ(st_space["role"], "space");
+    EXPECT_EQ(st_ground["link_state"], "up");
+    EXPECT_GT(num(st_ground["frames"]["rx_ok"]), 100u);
+    EXPECT_GT(num(st_space["arq"]["retransmissions"]), 0u) << "no retransmission: the outage did not hit the transfer";
+    EXPECT_GT(num(st_space["keys"]["rotations"]), 0u);
+    EXPECT_GE(num(st_ground["arq"]["bytes_delivered"]), down.size());
+    EXPECT_GE(num(st_ground["user"]["bytes_out"]), down.size() + dg.size());
+    EXPECT_GE(num(st_space["user"]["bytes_in"]), down.size() + dg.size());
+    EXPECT_GT(st_ground["sim_time"].get<double>(), 1.3);
+    EXPECT_DOUBLE_EQ(st_ground["elevation_deg"].get<double>(), 45.0);
+    EXPECT_TRUE(st_ground["qkd"]["qber"].is_null());  // memory keys: no QKD numbers
+    EXPECT_GT(num(st_ground["keys"]["keys_consumed"]), 0u);
+
+    const auto m = ground.metrics();
+    const auto rx_ok = m.find("\nqlinkd_frames_rx_ok_total ");
+    ASSERT_NE(rx_ok, std::string::npos) << m;
+    EXPECT_GT(std::stod(m.substr(rx_ok + 27)), 100.0);
+    EXPECT_NE(m.find("qlinkd_link_state{state=\"up\"} 1"), std::string::npos);
+    EXPECT_TRUE(ground.get("/nothing").is_discarded());  // 404 -> curl -f fails
+
+    // Logs: one line per event, the outage edges are there, no per-frame lines.
+    const auto glog = ground.log();
+    EXPECT_NE(glog.find("event=link_down"), std::string::npos) << glog;
+    EXPECT_NE(glog.find("event=link_up"), std::string::npos);
+    EXPECT_LT(std::count(glog.begin(), glog.end(), '\n'), 200);
+
+    ::close(space_conn);
+    ::close(ground_conn);
+    ::close(udp);
+    ::close(sink);
+    EXPECT_EQ(space.terminate(), 0) << space.log();
+    EXPECT_EQ(ground.terminate(), 0) << ground.log();
+    EXPECT_NE(space.log().find("event=stopped"), std::string::npos);
+}
+
+TEST(qlinkd_process, sigterm_while_the_link_is_gone_reports_undelivered_data)
+{
+    temp_dir dir;
+    qlink::test::clean_relay::config rc;
+    rc.outage_from = 0.3;  // and it never comes back
+    rc.outage_to = 1e9;
+    qlink::test::clean_relay relay(rc);
+    std::string scfg = config("space", relay.port());
+    scfg.replace(scfg.find("drain_timeout_s = 20"), 20, "drain_timeout_s = 2");
+    daemon_proc space(dir.path, "space", scfg);
+    daemon_proc ground(dir.path, "ground", config("ground", relay.port()));
+    ASSERT_TRUE(space.wait_ready()) << space.log();
+    ASSERT_TRUE(ground.wait_ready()) << ground.log();
+    auto t = push(space.tcp, random_bytes(200 * 1024, 5));
+    t.join();
+    // Wait (bounded) until the outage has begun, then stop the sender.
+    for (int i = 0; i < 3000 && relay.bits_down() < 1e6 * 0.5; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_GE(relay.bits_down(), 5e5);
+    const auto before = space.status();
+    EXPECT_EQ(before["link_state"], "down");
+    // The drain (2 s) cannot succeed with the link down: qlinkd reports what the far end has not
+    // confirmed and exits 3.
+    EXPECT_EQ(space.terminate(), 3) << space.log();
+    const auto log = space.log();
+    EXPECT_NE(log.find("event=undelivered"), std::string::npos) << log;
+    EXPECT_NE(log.find("event=stopped"), std::string::npos) << log;
+    EXPECT_NE(log.find("undelivered_bytes="), std::string::npos);
+    EXPECT_EQ(log.find("undelivered_bytes=0 "), std::string::npos) << log;
+}
+
+TEST(qlinkd_process, end_of_pass_ends_the_link)
+{
+    temp_dir dir;
+    qlink::test::clean_relay::config rc;
+    rc.pass_end = 0.5;
+    qlink::test::clean_relay relay(rc);
+    daemon_proc space(dir.path, "space", config("space", relay.port()));
+    daemon_proc ground(dir.path, "ground", config("ground", relay.port()));
+    ASSERT_TRUE(space.wait_ready()) << space.log();
+    ASSERT_TRUE(ground.wait_ready()) << ground.log();
+    json st;
+    for (int i = 0; i < 3000; ++i) {
+        st = ground.status();
+        if (!st.is_discarded() && st["link_state"] == "ended") break;
+        std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(st["link_state"], "ended") << ground.log();
+    EXPECT_NE(ground.log().find("event=end_of_pass"), std::string::npos);
+    EXPECT_EQ(ground.terminate(), 0) << ground.log();
+    EXPECT_EQ(space.terminate(), 0) << space.log();
+}
+
+TEST(qlinkd_process, exit_after_pass_stops_by_itself)
+{
+    temp_dir dir;
+    qlink::test::clean_relay::config rc;
+    rc.pass_end = 0.3;
+    qlink::test::clean_relay relay(rc);
+    daemon_proc space(dir.path, "space", config("space", relay.port()));
+    std::string gcfg = config("ground", relay.port());
+    gcfg.replace(gcfg.find("drain_timeout_s"), 0, "exit_after_pass = true\n");
+    daemon_proc ground(dir.path, "ground", gcfg);
+    ASSERT_TRUE(ground.wait_ready()) << ground.log();
+    ASSERT_TRUE(space.wait_ready()) << space.log();
+    EXPECT_EQ(ground.wait_exit(120s), 0) << ground.log();
+    EXPECT_EQ(space.terminate(), 0) << space.log();
+}
+
+TEST(qlinkd_process, bad_configuration_exits_2_naming_the_key)
+{
+    temp_dir dir;
+    const auto bad = dir.path / "bad.toml";
+    std::ofstream(bad) << "[link]\nrole = \"ground\"\n[air]\nport = 4000\n[keys]\nsource = \"memory\"\n[arq]\nwindow = 1000\n";
+    int st = 0;
+    auto out = run(std::string(QLINK_QLINKD_BIN) + " --config " + bad.string() + " 2>&1", &st);
+    EXPECT_EQ(st, 2) << out;
+    EXPECT_NE(out.find("arq.window"), std::string::npos) << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+
+    out = run(std::string(QLINK_QLINKD_BIN) + " --config " + bad.string() + " --check-config 2>&1", &st);
+    EXPECT_EQ(st, 2) << out;
+    out = run(std::string(QLINK_QLINKD_BIN) + " --config " + (dir.path / "missing.toml").string() + " 2>&1", &st);
+    EXPECT_EQ(st, 2);
+    EXPECT_NE(out.find("missing.toml"), std::string::npos) << out;
+    out = run(std::string(QLINK_QLINKD_BIN) + " --frobnicate 2>&1", &st);
+    EXPECT_EQ(st, 2);
+    EXPECT_NE(out.find("--frobnicate"), std::string::npos) << out;
+
+    const auto good = dir.path / "good.toml";
+    std::ofstream(good) << config("space", 4000);
+    out = run(std::string(QLINK_QLINKD_BIN) + " --config " + good.string() + " --check-config 2>&1", &st);
+    EXPECT_EQ(st, 0) << out;
+    EXPECT_NE(out.find("configuration ok"), std::string::npos) << out;
+    out = run(std::string(QLINK_QLINKD_BIN) + " --help 2>&1", &st);
+    EXPECT_EQ(st, 0);
+    EXPECT_NE(out.find("--check-config"), std::string::npos);
+
+    // A relay that is not there: exit 1 after the connect timeout, with a clear line.
+    const auto lonely = dir.path / "lonely.toml";
+    std::string cfg = config("ground", qlink::test::free_tcp_port());
+    cfg.replace(cfg.find("connect_timeout_s = 30"), 22, "connect_timeout_s = 1");
+    std::ofstream(lonely) << cfg;
+    out = run(std::string(QLINK_QLINKD_BIN) + " --config " + lonely.string() + " 2>&1", &st);
+    EXPECT_EQ(st, 1) << out;
+    EXPECT_NE(out.find("event=relay_unreachable"), std::string::npos) << out;
+}
