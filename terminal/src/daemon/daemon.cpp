@@ -599,9 +599,13 @@ link_status daemon::status()
         // Keys left for this end's transmitter.
         const std::uint64_t taken = tx_keys_->taken();
         s.keys.pool_level = taken >= cfg_.keys.memory_keys ? 0 : cfg_.keys.memory_keys - taken;
-    } else {
+    }
+    {
+        // QKD numbers come from qkmd whenever it is named, also when the link runs on test keys.
         std::lock_guard lk(scrape_mu_);
-        if (pool_level_) s.keys.pool_level = static_cast<std::uint64_t>(*pool_level_);
+        if (cfg_.keys.source == key_source_kind::qkmd && pool_level_) {
+            s.keys.pool_level = static_cast<std::uint64_t>(*pool_level_);
+        }
         s.qkd.qber = qber_;
         s.qkd.secret_key_rate_bps = skr_;
     }
