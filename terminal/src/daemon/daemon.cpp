@@ -231,6 +231,8 @@ bool daemon::make_keys_and_engine()
     rx_keys_ = std::make_unique<counting_key_source>(*rx);
     auto ec = make_engine_config(cfg_);
     ec.rto_initial_s = std::clamp(ec.rto_initial_s, ec.rto_min_s, ec.rto_max_s);
+    // Keys running out stops protected traffic: that must be loud (rate-limited, never key bytes).
+    ec.on_alarm = [this](std::string_view m) { log_.warn_limited("keys", "alarm", std::string(m)); };
     try {
         engine_ = link_engine::create(ec, *tx_keys_, *rx_keys_);
     } catch (const std::invalid_argument& e) {
