@@ -21,7 +21,7 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: deps $(BUILD)/CMakeCache.txt
-	cmake --build $(BUILD) -j $(JOBS) --target qlink
+	cmake --build $(BUILD) -j $(JOBS) --target qlink qlinkd qkmd qlink-sim
 	./$(BUILD)/terminal/app/qlink demo $(ARGS)
 
 $(TEST_BUILD)/CMakeCache.txt:
