@@ -191,10 +191,17 @@ int cmd_profiles(std::span<const std::string_view> args, std::ostream& out) {
         out << prof.name << (prof.name == modem::default_profile_name ? "  (default)" : "") << '\n'
             << "  " << prof.description << '\n'
             << "  frame " << modem::frame_bytes(prof) << " B (data " << modem::frame_data_bytes(prof)
-            << " B + " << (prof.fecf ? "CRC-16 FECF" : "no FECF") << "), RS(255," << 255 - 2 * prof.rs_e << ") E="
-            << prof.rs_e << " I=" << prof.rs_interleave << " basis="
-            << (prof.basis == modem::rs_basis::dual ? "dual" : "conventional") << " virtual_fill=" << prof.virtual_fill
-            << ", codeblock " << modem::codeblock_bytes(prof) << " B\n"
+            << " B + " << (prof.fecf ? "CRC-16 FECF" : "no FECF") << "), ";
+        // With LDPC the RS fields of the profile are ignored by the chain, so printing them would mislead.
+        if (prof.ldpc) {
+            const auto d = modem::ldpc_code_dims(*prof.ldpc);
+            out << "LDPC " << modem::to_string(*prof.ldpc) << " k=" << d.k << " n=" << d.n;
+        } else {
+            out << "RS(255," << 255 - 2 * prof.rs_e << ") E=" << prof.rs_e << " I=" << prof.rs_interleave << " basis="
+                << (prof.basis == modem::rs_basis::dual ? "dual" : "conventional")
+                << " virtual_fill=" << prof.virtual_fill;
+        }
+        out << ", codeblock " << modem::codeblock_bytes(prof) << " B\n"
             << "  randomizer " << (prof.randomizer ? "on" : "off") << ", ASM 0x" << std::hex << std::uppercase
             << prof.marker.pattern << std::dec << std::nouppercase << " (" << prof.marker.bits << " bits)"
             << ", inner code ";
@@ -220,10 +227,21 @@ int cmd_profiles(std::span<const std::string_view> args, std::ostream& out) {
 // ------------------------------------------------------------------ demo
 
 constexpr std::string_view demo_default_profile = "optical-rs223i4-conv12-cil";
+constexpr double demo_default_ebn0 = 3.5;
+
+// A default Eb/N0 the profile decodes cleanly at: 3.5 dB is below C2's waterfall (~4 dB) and
+// needlessly high for the rate-1/2 AR4JA codes (waterfall near 1.5 dB).
+double demo_profile_ebn0(const chain_profile& prof) {
+    if (!prof.ldpc) return demo_default_ebn0;
+    if (*prof.ldpc == modem::ldpc_code_id::c2) return 4.5;
+    const auto d = modem::ldpc_code_dims(*prof.ldpc);
+    if (d.k != 0 && 2 * d.k == d.n) return 2.5;
+    return demo_default_ebn0;
+}
 
 int cmd_demo(std::span<const std::string_view> args, std::ostream& out) {
     static constexpr option_spec specs[] = {
-        {"ebn0", "DB", "Eb/N0 per information bit in dB, [-2, 30] (default 3.5)"},
+        {"ebn0", "DB", "Eb/N0 per information bit in dB, [-2, 30] (default per profile: 3.5; ldpc-c2 4.5; AR4JA rate 1/2 2.5)"},
         {"frames", "N", "frames to send, [1, 100000] (default 200)"},
         {"seed", "S", "seed of payload and noise (default 1)"},
         {"profile", "NAME", "coding profile (default optical-rs223i4-conv12-cil)"},
@@ -231,15 +249,17 @@ int cmd_demo(std::span<const std::string_view> args, std::ostream& out) {
     const auto p = parse("demo", args, specs);
     if (p.help) {
         print_help(out, "demo", "[--ebn0 DB] [--frames N] [--seed S] [--profile NAME]",
-                   "Sends generated frames through CRC -> RS -> randomizer -> ASM -> conv -> channel interleaver,\n"
-                   "BPSK over AWGN (soft decisions), and decodes them back. Exit 0 when every frame is recovered.",
+                   "Sends generated frames through CRC -> RS -> randomizer -> ASM -> conv -> channel interleaver\n"
+                   "(LDPC profiles: CRC -> LDPC -> randomizer -> ASM), BPSK over AWGN (soft decisions), and decodes\n"
+                   "them back. Exit 0 when every frame is recovered.",
                    specs);
         return exit_ok;
     }
-    const double ebn0 = number_option("demo", p, "ebn0", 3.5, -2.0, 30.0);
     const auto frames = static_cast<std::size_t>(integer_option("demo", p, "frames", 200, 1, 100000));
     const std::uint64_t seed = integer_option("demo", p, "seed", 1, 0, UINT64_MAX);
     const chain_profile& prof = profile_option("demo", p, demo_default_profile);
+    const bool ebn0_given = p.get("ebn0") != nullptr;
+    const double ebn0 = number_option("demo", p, "ebn0", demo_profile_ebn0(prof), -2.0, 30.0);
 
     chain_encoder enc(prof);
     chain_decoder::config dc;
@@ -313,19 +333,31 @@ int cmd_demo(std::span<const std::string_view> args, std::ostream& out) {
     const auto& c = dec.counters();
     const double secs = std::chrono::duration<double>(decode_time).count();
     const auto hard = channel.totals().hard_errors;
-    out << "qlink demo: profile " << prof.name << ", Eb/N0 " << ebn0 << " dB (Es/N0 " << std::fixed
+    out << "qlink demo: profile " << prof.name << ", Eb/N0 " << ebn0 << " dB ("
+        << (ebn0_given ? "--ebn0" : "profile default") << ", Es/N0 " << std::fixed
         << std::setprecision(2) << channel.es_n0_db() << " dB), seed " << seed << std::defaultfloat << "\n"
         << "  frames sent            " << frames << " (" << db << " data bytes each)\n"
         << "  frames recovered       " << ok_frames << '/' << frames << "\n"
-        << "  frames failed          " << failed << " (RS uncorrectable or CRC mismatch), lost " << frames - ok_frames
-        << "\n"
+        << "  frames failed          " << failed
+        << (prof.ldpc ? " (LDPC did not converge or CRC mismatch)" : " (RS uncorrectable or CRC mismatch)") << ", lost "
+        << frames - ok_frames << "\n"
         << "  channel bit errors     " << hard << " of " << channel_symbols << " hard decisions (BER "
         << std::scientific << std::setprecision(2)
         << (channel_symbols ? static_cast<double>(hard) / static_cast<double>(channel_symbols) : 0.0) << ")\n"
         << std::defaultfloat << "  bit errors after decode " << post_bit_errors << " of " << delivered_bits
-        << " delivered bits\n"
-        << "  RS symbols corrected   " << c.rs_corrected << " (codewords failed " << c.rs_failed_codewords << ")\n"
-        << "  sync                   acquisitions " << c.sync.markers_found << ", losses " << c.sync.flywheel_to_search
+        << " delivered bits\n";
+    if (prof.ldpc) {
+        // Failed codeblocks count their full iteration limit in the mean.
+        const std::uint64_t blocks = c.frames;
+        out << "  LDPC failed frames     " << c.ldpc_failed_frames << " (parity checks unsatisfied)\n"
+            << "  LDPC bits corrected    " << c.ldpc_corrected_bits << "\n"
+            << "  LDPC mean iterations   " << std::fixed << std::setprecision(2)
+            << (blocks ? static_cast<double>(c.ldpc_iterations) / static_cast<double>(blocks) : 0.0)
+            << std::defaultfloat << " (over " << blocks << " codeblocks)\n";
+    } else {
+        out << "  RS symbols corrected   " << c.rs_corrected << " (codewords failed " << c.rs_failed_codewords << ")\n";
+    }
+    out << "  sync                   acquisitions " << c.sync.markers_found << ", losses " << c.sync.flywheel_to_search
         << ", flywheel " << c.sync.lock_to_flywheel << ", branch realignments " << c.realignments << "\n"
         << "  decode throughput      " << std::fixed << std::setprecision(1)
         << (secs > 0 ? static_cast<double>(channel_symbols) / secs / 1e6 : 0.0) << " Msym/s channel, "

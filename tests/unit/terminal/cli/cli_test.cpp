@@ -83,6 +83,80 @@ TEST(cli, profiles_lists_every_builtin_with_parameters) {
     EXPECT_EQ(qlink({"profiles", "--name", "nope"}).code, 2);
 }
 
+TEST(cli, profiles_describe_ldpc_codes_not_rs_fields) {
+    const auto r = qlink({"profiles"});
+    ASSERT_EQ(r.code, 0);
+    // Each LDPC profile's block names its code with k and n from the modem's own table, and no RS line.
+    std::size_t ldpc_profiles = 0;
+    for (const auto& p : modem::builtin_profiles()) {
+        const auto at = r.out.find(p.name + (p.name == modem::default_profile_name ? "  (default)\n" : "\n"));
+        ASSERT_NE(at, std::string::npos) << p.name;
+        const auto next = r.out.find("\n  ", r.out.find("channel bits/frame", at));
+        const std::string block = r.out.substr(at, next == std::string::npos ? std::string::npos : next - at);
+        if (!p.ldpc) {
+            EXPECT_NE(block.find("RS(255,"), std::string::npos) << block;
+            EXPECT_EQ(block.find("LDPC"), std::string::npos) << block;
+            continue;
+        }
+        ++ldpc_profiles;
+        const auto d = modem::ldpc_code_dims(*p.ldpc);
+        const std::string want = "LDPC " + std::string(modem::to_string(*p.ldpc)) + " k=" + std::to_string(d.k) +
+                                 " n=" + std::to_string(d.n);
+        EXPECT_NE(block.find(want), std::string::npos) << want << "\n" << block;
+        EXPECT_EQ(block.find("RS(255,"), std::string::npos) << block;
+        EXPECT_EQ(block.find(" E="), std::string::npos) << block;
+        EXPECT_EQ(block.find(" I="), std::string::npos) << block;
+    }
+    EXPECT_EQ(ldpc_profiles, 5u);
+    // Fixed numbers from CCSDS 131.0-B section 7, independent of the table above.
+    const auto c2 = qlink({"profiles", "--name", "ldpc-c2"});
+    EXPECT_EQ(c2.code, 0);
+    EXPECT_NE(c2.out.find("frame 892 B"), std::string::npos) << c2.out;
+    EXPECT_NE(c2.out.find("k=7136 n=8160"), std::string::npos) << c2.out;
+    EXPECT_NE(c2.out.find("codeblock 1020 B"), std::string::npos) << c2.out;
+    EXPECT_NE(qlink({"profiles", "--name", "ar4ja-1024-r12"}).out.find("k=1024 n=2048"), std::string::npos);
+    EXPECT_NE(qlink({"profiles", "--name", "ar4ja-16384-r45"}).out.find("k=16384 n=20480"), std::string::npos);
+}
+
+TEST(cli, demo_ldpc_c2_at_its_default_ebn0_recovers_every_frame) {
+    const auto r = qlink({"demo", "--profile", "ldpc-c2", "--frames", "20"});
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("Eb/N0 4.5 dB (profile default"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("frames recovered       20/20"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("frames failed          0 "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("bit errors after decode 0 of"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("LDPC failed frames     0 "), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("RS symbols corrected"), std::string::npos) << r.out;
+    // At 4.5 dB the channel flips bits (about 1e-2 at this rate), so the decoder must have corrected
+    // some and needed more than one iteration on average.
+    const auto cb = r.out.find("LDPC bits corrected    ");
+    ASSERT_NE(cb, std::string::npos) << r.out;
+    EXPECT_GT(std::stoull(r.out.substr(cb + 23)), 0u) << r.out;
+    const auto it = r.out.find("LDPC mean iterations   ");
+    ASSERT_NE(it, std::string::npos) << r.out;
+    const double iters = std::stod(r.out.substr(it + 23));
+    EXPECT_GT(iters, 1.0) << r.out;
+    EXPECT_LE(iters, 25.0) << r.out;
+}
+
+TEST(cli, demo_ebn0_default_follows_the_profile_and_the_option_wins) {
+    // Rate-1/2 AR4JA defaults to 2.5 dB; an explicit --ebn0 is used and reported as given.
+    auto r = qlink({"demo", "--profile", "ar4ja-1024-r12", "--frames", "10"});
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("Eb/N0 2.5 dB (profile default"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("frames recovered       10/10"), std::string::npos) << r.out;
+    r = qlink({"demo", "--profile", "ldpc-c2", "--frames", "3", "--ebn0", "6"});
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("Eb/N0 6 dB (--ebn0"), std::string::npos) << r.out;
+    // Far below C2's threshold the LDPC failures are counted and the exit says so.
+    r = qlink({"demo", "--profile", "ldpc-c2", "--frames", "3", "--ebn0", "1"});
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_EQ(r.out.find("LDPC failed frames     0 "), std::string::npos) << r.out;
+    // RS profiles keep 3.5 dB.
+    r = qlink({"demo", "--profile", "ccsds-tm-rs223i4-conv12", "--frames", "2"});
+    EXPECT_NE(r.out.find("Eb/N0 3.5 dB (profile default"), std::string::npos) << r.out;
+}
+
 TEST(cli, demo_recovers_every_frame_and_reports) {
     const auto r = qlink({"demo", "--frames", "20", "--seed", "3"});
     EXPECT_EQ(r.code, 0) << r.out << r.err;
@@ -123,7 +197,7 @@ TEST(cli, bad_options_give_one_clear_line_and_exit_2) {
         {{"decode", "--in", "a"}, "--out"},
         {{"decode", "stray"}, "stray"},
         {{"demo", "--seed"}, "--seed"},
-        {{"teleport"}, "profiles, demo, encode, decode"},
+        {{"teleport"}, "profiles, demo, pass-demo, encode, decode"},
         {{}, "usage"},
     };
     for (const auto& c : cases) {
