@@ -203,7 +203,8 @@ int cmd_profiles(std::span<const std::string_view> args, std::ostream& out) {
         }
         out << ", codeblock " << modem::codeblock_bytes(prof) << " B\n"
             << "  randomizer " << (prof.randomizer ? "on" : "off") << ", ASM 0x" << std::hex << std::uppercase
-            << prof.marker.pattern << std::dec << std::nouppercase << " (" << prof.marker.bits << " bits)"
+            << std::right << std::setfill('0') << std::setw(static_cast<int>((prof.marker.bits + 3) / 4))
+            << prof.marker.pattern << std::setfill(' ') << std::dec << std::nouppercase << " (" << prof.marker.bits << " bits)"
             << ", inner code ";
         if (prof.inner_conv)
             out << "conv K=7 r=" << modem::to_string(prof.conv.rate) << " (" << modem::to_string(prof.conv.convention)

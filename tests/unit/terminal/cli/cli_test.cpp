@@ -114,6 +114,7 @@ TEST(cli, profiles_describe_ldpc_codes_not_rs_fields) {
     EXPECT_NE(c2.out.find("frame 892 B"), std::string::npos) << c2.out;
     EXPECT_NE(c2.out.find("k=7136 n=8160"), std::string::npos) << c2.out;
     EXPECT_NE(c2.out.find("codeblock 1020 B"), std::string::npos) << c2.out;
+    EXPECT_NE(c2.out.find("ASM 0x034776C7272895B0 (64 bits)"), std::string::npos) << c2.out;  // 131.0-B 9.3.4
     EXPECT_NE(qlink({"profiles", "--name", "ar4ja-1024-r12"}).out.find("k=1024 n=2048"), std::string::npos);
     EXPECT_NE(qlink({"profiles", "--name", "ar4ja-16384-r45"}).out.find("k=16384 n=20480"), std::string::npos);
 }
