@@ -67,7 +67,7 @@ void bm_decode(benchmark::State& state, ldpc_code_id id, double ebn0_db, bool ea
     state.SetBytesProcessed(static_cast<std::int64_t>(frames * dec->code().k() / 8));
 }
 
-// C2: 10 iterations always, and early termination at 4.0 dB (FER about 1e-3 for this decoder, see docs/perf/ldpc.md).
+// C2: 10 iterations always, and early termination at 4.0 dB (FER about 1e-3 for this decoder, see docs/performance.md, LDPC section).
 BENCHMARK_CAPTURE(bm_decode, c2_10it_generic, ldpc_code_id::c2, 4.0, false, "generic");
 BENCHMARK_CAPTURE(bm_decode, c2_10it_avx2, ldpc_code_id::c2, 4.0, false, "avx2");
 BENCHMARK_CAPTURE(bm_decode, c2_et_4p0dB_avx2, ldpc_code_id::c2, 4.0, true, "avx2");

@@ -26,7 +26,7 @@ TEST(link_rx_fuzz, seeds_reach_arq_through_verification)
         EXPECT_GT(st.arq_bytes_delivered, 0u); // the seeds exercise the whole path, not just parsing
         EXPECT_GT(st.acks_accepted, 0u);
     }
-    // Optional: write the corpus for libFuzzer (see docs/parts/link_arq.md).
+    // Optional: write the corpus for libFuzzer (see docs/link.md, "ARQ and receive-path fuzzing").
     if (const char* dir = std::getenv("QLINK_FUZZ_WRITE_CORPUS")) {
         std::filesystem::create_directories(dir);
         for (std::size_t i = 0; i < corpus.size(); ++i) {

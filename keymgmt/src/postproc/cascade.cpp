@@ -41,7 +41,7 @@ std::vector<std::size_t> cascade_block_sizes(std::size_t n, double qber, unsigne
     // not rounded to a power of two, whose jumps doubled the errors per block just above a
     // boundary); passes 2 and 3: 3 k1 and 9 k1; later passes: half the key, where a clean pass
     // costs two parities and each still splits a leftover error pair with probability ~1/2.
-    // Chosen by measurement (docs/perf/keymgmt_postproc.md) as the balance between leak
+    // Chosen by measurement (docs/performance.md, "QKD post-processing") as the balance between leak
     // (f = 1.10-1.12 at QBER 1-3 %) and round trips (each costs two authentication pads).
     const auto k1 = static_cast<std::size_t>(std::ceil(0.6 / q));
     const std::size_t k2 = 3 * k1;

@@ -1,4 +1,4 @@
-// Measures the air relay's downlink capacity in bits per wall second (label slow; figures in docs/perf/simair.md).
+// Measures the air relay's downlink capacity in bits per wall second (label slow; figures in docs/performance.md, "Full pass").
 #include <sys/resource.h>
 
 #include <chrono>
