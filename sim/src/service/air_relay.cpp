@@ -1,5 +1,6 @@
 // Air relay: QAIR1 sessions on one Asio thread, paced reads, optical/RF channels per message, end of pass.
 #include "qlink/sim/air_relay.hpp"
+#include "service/listen.hpp"
 
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
 
@@ -203,18 +204,7 @@ public:
         : cfg_(cfg), world_(world), clock_(clock), acceptor_(io_), tick_(io_),
           down_(world, cfg.downlink_llr_scale, cfg.seed ^ 0x5851f42d4c957f2dull),
           ret_(world, cfg.return_llr_scale, cfg.seed ^ 0x14057b7ef767814full) {
-        boost::system::error_code ec;
-        const auto addr = asio::ip::make_address(cfg.bind_address, ec);
-        if (ec) throw std::runtime_error("air relay: bind address '" + cfg.bind_address + "' is not an IP address");
-        const tcp::endpoint ep(addr, cfg.port);
-        acceptor_.open(ep.protocol(), ec);
-        if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-        if (!ec) acceptor_.bind(ep, ec);
-        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-        if (ec)
-            throw std::runtime_error("air relay: cannot listen on " + cfg.bind_address + ":" + std::to_string(cfg.port) +
-                                     ": " + ec.message());
-        port_ = acceptor_.local_endpoint().port();
+        port_ = detail::listen_on(acceptor_, cfg.bind_address, cfg.port, "air relay");
         accept();
         tick();
         thread_ = std::thread([this] { io_.run(); });

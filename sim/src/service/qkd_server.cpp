@@ -1,5 +1,6 @@
 // QKD port: BB84 decoy blocks from qkd_channel at the pass transmittance, one Asio thread, same block ids at both ends.
 #include "qlink/sim/qkd_server.hpp"
+#include "service/listen.hpp"
 
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
 
@@ -132,18 +133,7 @@ public:
               return c;
           }()),
           rng_(cfg.seed ^ 0x9e3779b97f4a7c15ull), events_(1u << 16) {
-        boost::system::error_code ec;
-        const auto addr = asio::ip::make_address(cfg.bind_address, ec);
-        if (ec) throw std::runtime_error("qkd port: bind address '" + cfg.bind_address + "' is not an IP address");
-        const tcp::endpoint ep(addr, cfg.port);
-        acceptor_.open(ep.protocol(), ec);
-        if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-        if (!ec) acceptor_.bind(ep, ec);
-        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-        if (ec)
-            throw std::runtime_error("qkd port: cannot listen on " + cfg.bind_address + ":" + std::to_string(cfg.port) +
-                                     ": " + ec.message());
-        port_ = acceptor_.local_endpoint().port();
+        port_ = detail::listen_on(acceptor_, cfg.bind_address, cfg.port, "qkd port");
         accept();
         tick();
         thread_ = std::thread([this] { io_.run(); });

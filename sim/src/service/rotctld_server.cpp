@@ -1,5 +1,6 @@
 // rotctld protocol (Hamlib NET rotctl, protocol version 1) over Boost.Asio for the simulated mount.
 #include "qlink/sim/rotctld_server.hpp"
+#include "service/listen.hpp"
 
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
 
@@ -142,18 +143,7 @@ private:
 class server_impl final : public rotctld_server {
 public:
     server_impl(const config& cfg, sim_mount& mount) : cfg_(cfg), mount_(mount), acceptor_(io_) {
-        boost::system::error_code ec;
-        const auto addr = asio::ip::make_address(cfg.bind_address, ec);
-        if (ec) throw std::runtime_error("rotctld bind address '" + cfg.bind_address + "' is not an IP address");
-        const tcp::endpoint ep(addr, cfg.port);
-        acceptor_.open(ep.protocol(), ec);
-        if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-        if (!ec) acceptor_.bind(ep, ec);
-        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-        if (ec)
-            throw std::runtime_error("rotctld cannot listen on " + cfg.bind_address + ":" + std::to_string(cfg.port) +
-                                     ": " + ec.message());
-        port_ = acceptor_.local_endpoint().port();
+        port_ = detail::listen_on(acceptor_, cfg.bind_address, cfg.port, "rotctld");
         accept();
         thread_ = std::thread([this] { io_.run(); });
     }

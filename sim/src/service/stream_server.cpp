@@ -1,5 +1,6 @@
 // Soft-bit stream service: per-client BPSK/AWGN LLR blocks with a fixed header, paced by a timer.
 #include "qlink/sim/stream_server.hpp"
+#include "service/listen.hpp"
 
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
 
@@ -148,18 +149,7 @@ private:
 class stream_server_impl final : public softbit_stream_server {
 public:
     explicit stream_server_impl(const config& cfg) : cfg_(cfg), acceptor_(io_) {
-        boost::system::error_code ec;
-        const auto addr = asio::ip::make_address(cfg.bind_address, ec);
-        if (ec) throw std::runtime_error("stream bind address '" + cfg.bind_address + "' is not an IP address");
-        const tcp::endpoint ep(addr, cfg.port);
-        acceptor_.open(ep.protocol(), ec);
-        if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-        if (!ec) acceptor_.bind(ep, ec);
-        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-        if (ec)
-            throw std::runtime_error("stream port cannot listen on " + cfg.bind_address + ":" +
-                                     std::to_string(cfg.port) + ": " + ec.message());
-        port_ = acceptor_.local_endpoint().port();
+        port_ = detail::listen_on(acceptor_, cfg.bind_address, cfg.port, "stream port");
         accept();
         thread_ = std::thread([this] { io_.run(); });
     }
