@@ -8,6 +8,7 @@
 #include "qlink/modem/reed_solomon.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <stdexcept>
 
@@ -45,6 +46,50 @@ void normalise_llr(std::span<llr_t> v, unsigned target) {
         const int r = a >= 0 ? (a + 128) >> 8 : -((-a + 128) >> 8);
         x = static_cast<llr_t>(std::clamp(r, -127, 127));
     }
+}
+
+// Channel symbols per period of the puncturing pattern: a fresh decoder fed
+// from any of these offsets is a different alignment hypothesis.
+unsigned symbol_phases(conv_rate r) {
+    switch (r) {
+    case conv_rate::r1_2: return 2;
+    case conv_rate::r2_3: return 3;
+    case conv_rate::r3_4: return 4;
+    case conv_rate::r5_6: return 6;
+    case conv_rate::r7_8: return 8;
+    }
+    return 2;
+}
+
+// `n` bits of `packed` (MSB first) ending just before bit `end`, right-aligned.
+std::uint64_t bits_before(std::span<const std::uint8_t> packed, std::size_t end, unsigned n) {
+    std::uint64_t w = 0;
+    for (std::size_t i = end - n; i < end; ++i) w = (w << 1) | ((packed[i >> 3] >> (7 - (i & 7))) & 1u);
+    return w;
+}
+
+// True when the first `nbits` decoded bits hold a marker within `tol_first`
+// errors and, one sync period later, another within `tol_second` in the same
+// polarity. By chance in random bits (3 and 6 of 32): about 1e-9 per bit.
+// `single`: one marker is enough (the end of the stream, too short for two).
+bool marker_pair(std::span<const std::uint8_t> packed, std::size_t nbits, sync_marker m, std::size_t period,
+                 unsigned tol_first, unsigned tol_second, bool single) {
+    const unsigned mb = m.bits;
+    const std::uint64_t mask = mb >= 64 ? ~0ull : ((1ull << mb) - 1);
+    const std::uint64_t pat = m.pattern & mask;
+    std::uint64_t w = 0;
+    for (std::size_t i = 0; i < nbits; ++i) {
+        w = (w << 1) | ((packed[i >> 3] >> (7 - (i & 7))) & 1u);
+        if (i + 1 < mb) continue;
+        const auto d = static_cast<unsigned>(std::popcount((w ^ pat) & mask));
+        const bool inv = mb - d <= tol_first;
+        if (d > tol_first && !inv) continue;
+        const std::size_t next_end = i + 1 + period;
+        if (next_end > nbits) return single;
+        const auto d2 = static_cast<unsigned>(std::popcount((bits_before(packed, next_end, mb) ^ pat) & mask));
+        if ((inv ? mb - d2 : d2) <= tol_second) return true;
+    }
+    return false;
 }
 
 // Soft symbols are consumed in slices of this many, so every scratch buffer
@@ -154,8 +199,27 @@ struct chain_decoder::impl {
     std::vector<sync_frame_info> infos;
     std::vector<std::uint8_t> cb;
     std::size_t bits_since_lock = 0;
-    std::size_t pending_drop = 0;
     chain_decoder_counters counters{};
+
+    // Alignment search (inner code only). Stepping one symbol phase at a time
+    // behind the streaming Viterbi cost each wrong phase its output delay (up
+    // to a window of 8192 bits) plus the wait for a marker: about 2.3 sync
+    // periods per phase, so up to 18 periods at r=7/8 (8 phases) after an
+    // outage. Instead every phase is decoded over the same window of recent
+    // symbols and the one that shows two markers a sync period apart wins;
+    // the window is then replayed, so the frames inside it are not lost.
+    unsigned phases = 1;               // symbol phases of the (punctured) code
+    std::size_t acq_len = 0;           // channel symbols in one search window
+    std::size_t acq_step = 0;          // window advance when no phase shows a marker pair
+    std::vector<llr_t> hist;           // recent deinterleaved channel symbols
+    std::size_t hist_fill = 0;
+    std::uint64_t hist_end = 0;        // absolute index of the symbol after the newest in hist
+    std::uint64_t valid_from = 0;      // symbols before this are not replayed (their frames were delivered)
+    std::uint64_t acq_from = 0;        // start of the next search window
+    std::uint64_t next_from = 0;       // a new search starts past the last window that hit (progress)
+    bool acquiring = false;
+    unsigned bad_run = 0;              // consecutive frames failing RS/CRC while locked
+    std::vector<std::uint8_t> acq_bytes;
 
     explicit impl(const config& c) : cfg(c), prof(cfg.profile) {
         check_profile(prof);
@@ -173,6 +237,16 @@ struct chain_decoder::impl {
             vit_bytes.resize(bytes);
             max_bits = 8 * bytes;
             bit_llr.resize(max_bits);
+            phases = symbol_phases(prof.conv.rate);
+            const std::size_t period = sync_period_bits(prof);
+            // Two whole markers a period apart fit in 2 periods + one marker; a few
+            // bits more for the decoder's cold start at the window's edge.
+            acq_len = conv_coded_bits(prof.conv, 2 * period + prof.marker.bits + 64) + phases;
+            acq_step = conv_coded_bits(prof.conv, period);
+            hist.resize(acq_len + chunk_symbols);
+            acq_bytes.resize(vit->max_stream_output_bytes(acq_len) + vit->max_flush_bytes());
+            // A replay decodes up to the whole history in one slice.
+            max_bits += hist.size();
         }
         frame_synchronizer::config sc;
         sc.marker = prof.marker;
@@ -194,7 +268,7 @@ struct chain_decoder::impl {
             rs = make_rs(prof, cfg.isa);
         }
         // One slice of decoded bits completes at most this many frames.
-        sync_capacity = max_bits / sync_period_bits(prof) + 2;
+        sync_capacity = max_bits / sync_period_bits(prof) + 3;
         branch_sync_bits = cfg.branch_sync_bits ? cfg.branch_sync_bits
                                                 : sync_period_bits(prof) + sync_period_bits(prof) / 4;
         soft_buf.resize(chunk_symbols);
@@ -269,6 +343,33 @@ struct chain_decoder::impl {
         if (!rr.ok) ++counters.rs_failed_frames;
         if (rr.ok && !rep.crc_ok) ++counters.crc_failed;
         if (rep.ok) ++counters.frames_ok;
+        watch_lock(rep);
+    }
+
+    // A good frame ends the replayable history: its symbols must never be
+    // decoded a second time. Markers that keep matching while no frame
+    // decodes mean the synchroniser locked onto a false marker (in wrong-
+    // alignment Viterbi output the marker region can decode the same wrong
+    // way every period): search the alignment again.
+    void watch_lock(const chain_frame_report& rep) {
+        if (!prof.inner_conv) return;
+        if (rep.ok) {
+            bad_run = 0;
+            valid_from = hist_end;
+            return;
+        }
+        if (cfg.false_lock_frames != 0 && rep.sync.state != sync_state::search && ++bad_run >= cfg.false_lock_frames) {
+            ++counters.false_locks;
+            start_acquisition();
+        }
+    }
+
+    void start_acquisition() {
+        if (acquiring) return;
+        acquiring = true;
+        bad_run = 0;
+        bits_since_lock = 0;
+        acq_from = std::max({valid_from, hist_end - hist_fill, next_from});
     }
 
     // Frame sync over decoded soft bits; frames go straight to the caller.
@@ -290,18 +391,95 @@ struct chain_decoder::impl {
         }
         counters.decoded_bits += bits.size();
         if (!prof.inner_conv) return;
-        // Branch sync: a stretch longer than a sync period without a marker
-        // where one was due (SEARCH, or FLYWHEEL after a slip) means the symbol
-        // pairs (or the puncturing phase) are misaligned; drop one symbol and
-        // retry. One alignment is tried at a time, so each wrong one costs
-        // about 1.25 sync periods.
+        // A stretch longer than a sync period without a marker where one was
+        // due (SEARCH, or FLYWHEEL after a slip) means the symbol pairs (or the
+        // puncturing phase) may be misaligned: search the alignment.
         if (sync->state() == sync_state::check || sync->state() == sync_state::lock) {
             bits_since_lock = 0;
         } else if ((bits_since_lock += bits.size()) > branch_sync_bits) {
-            bits_since_lock = 0;
-            pending_drop = 1;
+            start_acquisition();
+        }
+    }
+
+    // Keeps the newest hist.size() deinterleaved symbols.
+    void remember(std::span<const llr_t> soft) {
+        if (soft.size() >= hist.size()) {
+            std::copy(soft.end() - static_cast<std::ptrdiff_t>(hist.size()), soft.end(), hist.begin());
+            hist_fill = hist.size();
+        } else {
+            if (hist_fill + soft.size() > hist.size()) {
+                const std::size_t keep = hist.size() - soft.size();
+                std::memmove(hist.data(), hist.data() + (hist_fill - keep), keep);
+                hist_fill = keep;
+            }
+            std::copy(soft.begin(), soft.end(), hist.begin() + static_cast<std::ptrdiff_t>(hist_fill));
+            hist_fill += soft.size();
+        }
+        hist_end += soft.size();
+    }
+
+    // Streams symbols through the Viterbi decoder into the synchroniser, a
+    // chunk at a time; stops early when that starts an alignment search.
+    void run_viterbi(std::span<const llr_t> soft, std::span<std::uint8_t> out, std::span<chain_frame_report> reports,
+                     result& r) {
+        for (std::size_t pos = 0; pos < soft.size() && !acquiring && r.ok;) {
+            const std::size_t n = std::min(chunk_symbols, soft.size() - pos);
+            const auto vr = vit->decode(soft.subspan(pos, n), vit_bytes);
+            pos += n;
+            if (!vr.ok) {
+                r.ok = false;
+                r.error = vr.error;
+                return;
+            }
+            unpack_to_llr(vit_bytes, std::span(bit_llr).first(vr.bits_out));
+            feed_sync(std::span<const llr_t>(bit_llr).first(vr.bits_out), out, reports, r);
+        }
+    }
+
+    // The phase (symbols to skip) at which `window` decodes to a marker pair, or -1.
+    int find_phase(std::span<const llr_t> window, bool single) {
+        const std::size_t period = sync_period_bits(prof);
+        for (unsigned k = 0; k < phases && k < window.size(); ++k) {
             vit->reset();
+            const auto vr = vit->decode(window.subspan(k), acq_bytes);
+            if (!vr.ok) continue;
+            const std::size_t first = vr.bits_out / 8;
+            const auto fr = vit->flush(std::span(acq_bytes).subspan(first));
+            if (!fr.ok) continue;
+            if (marker_pair(acq_bytes, vr.bits_out + fr.bits_out, prof.marker, period, cfg.search_tolerance,
+                            cfg.lock_tolerance, single))
+                return static_cast<int>(k);
+        }
+        return -1;
+    }
+
+    // Runs search windows over the history while one is available; on a hit
+    // the decoder restarts at the found phase and the history is replayed.
+    // `final`: end of stream, a shorter window and a single marker will do.
+    void acquire(std::span<std::uint8_t> out, std::span<chain_frame_report> reports, result& r, bool final) {
+        while (acquiring && r.ok) {
+            const std::uint64_t hist_begin = hist_end - hist_fill;
+            acq_from = std::max({acq_from, hist_begin, valid_from});
+            const std::size_t avail = static_cast<std::size_t>(hist_end - acq_from);
+            const std::size_t min_final = conv_coded_bits(prof.conv, sync_period_bits(prof) + 64);
+            if (avail < acq_len && !(final && avail >= min_final)) return;
+            const auto from = static_cast<std::size_t>(acq_from - hist_begin);
+            const auto window = std::span<const llr_t>(hist).subspan(from, std::min(acq_len, avail));
             ++counters.realignments;
+            const int k = find_phase(window, final && avail < acq_len);
+            vit->reset();
+            if (k < 0) {
+                if (avail < acq_len) return;  // final: nothing more to search
+                acq_from += acq_step;
+                continue;
+            }
+            acquiring = false;
+            bits_since_lock = 0;
+            bad_run = 0;
+            next_from = acq_from + acq_step;
+            sync->reset();
+            run_viterbi(std::span<const llr_t>(hist).subspan(from + static_cast<std::size_t>(k), hist_fill - from - static_cast<std::size_t>(k)),
+                        out, reports, r);
         }
     }
 
@@ -311,18 +489,9 @@ struct chain_decoder::impl {
             feed_sync(soft, out, reports, r);
             return;
         }
-        const std::size_t drop = std::min(pending_drop, soft.size());
-        pending_drop -= drop;
-        soft = soft.subspan(drop);
-        if (soft.empty()) return;
-        const auto vr = vit->decode(soft, vit_bytes);
-        if (!vr.ok) {
-            r.ok = false;
-            r.error = vr.error;
-            return;
-        }
-        unpack_to_llr(vit_bytes, std::span(bit_llr).first(vr.bits_out));
-        feed_sync(std::span<const llr_t>(bit_llr).first(vr.bits_out), out, reports, r);
+        remember(soft);
+        if (!acquiring) run_viterbi(soft, out, reports, r);
+        if (acquiring) acquire(out, reports, r, false);
     }
 };
 
@@ -372,6 +541,10 @@ chain_decoder::result chain_decoder::finish(std::span<std::uint8_t> data_out, st
         return r;
     }
     if (!s.prof.inner_conv) return r;
+    if (s.acquiring) {
+        s.acquire(data_out, reports, r, true);
+        if (s.acquiring || !r.ok) return r;
+    }
     const auto vr = s.vit->flush(s.vit_bytes);
     if (!vr.ok) {
         r.ok = false;

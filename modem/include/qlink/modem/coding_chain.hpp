@@ -3,8 +3,9 @@
 // Transmit: data -> CRC-16 FECF -> RS(255,255-2E) interleave I -> randomizer
 //   -> ASM -> convolutional (continuous over the stream, punctured per profile)
 //   -> channel interleaver -> channel bits (0/1; BPSK maps 0 -> +1).
-// Receive, on soft values: deinterleave -> Viterbi (streaming, with branch
-//   sync: the symbol alignment is stepped until the frame synchroniser locks)
+// Receive, on soft values: deinterleave -> Viterbi (streaming; while the
+//   synchroniser has no lock, every symbol alignment is tried over a window of
+//   recent symbols and the window is replayed at the one that shows markers)
 //   -> frame sync (inverted marker = inverted stream, corrected) -> derandomize
 //   -> RS decode -> CRC check -> frames out with a report each.
 // LDPC profiles: data -> CRC-16 FECF -> LDPC codeword -> randomizer -> 64-bit
@@ -76,7 +77,8 @@ struct chain_frame_report {
 struct chain_decoder_counters {
     std::uint64_t channel_symbols = 0;
     std::uint64_t decoded_bits = 0;     ///< Viterbi output bits (or channel symbols without inner code)
-    std::uint64_t realignments = 0;     ///< branch-sync steps (symbols dropped to find the pair alignment)
+    std::uint64_t realignments = 0;     ///< alignment searches (each decodes a window at every symbol phase)
+    std::uint64_t false_locks = 0;      ///< searches started because locked frames kept failing RS/CRC
     std::uint64_t frames = 0;           ///< frames delivered by the synchroniser
     std::uint64_t frames_ok = 0;
     std::uint64_t rs_corrected = 0;     ///< symbols
@@ -94,9 +96,15 @@ public:
     struct config {
         chain_profile profile;
         std::string isa = "auto";
-        /// Decoded bits without a marker in CHECK/LOCK after which the inner decoder
-        /// steps its symbol alignment by one (0: 1.25 sync periods).
+        /// Decoded bits without a marker in CHECK/LOCK after which the inner decoder's
+        /// symbol alignment is searched (0: 1.25 sync periods). A search decodes the
+        /// last ~2 sync periods of channel symbols at every symbol phase (2 at r=1/2,
+        /// 8 at r=7/8), takes the phase showing two markers a period apart, and
+        /// replays those symbols, so frames in that window are not lost.
         std::size_t branch_sync_bits = 0;
+        /// Consecutive frames failing RS/CRC in CHECK/LOCK/FLYWHEEL after which the
+        /// alignment is searched again (a false lock); 0: never.
+        unsigned false_lock_frames = 4;
         unsigned viterbi_traceback = 96;
         /// Synchroniser tolerances (marker bit errors) after the inner decoder.
         unsigned search_tolerance = 3;

@@ -113,14 +113,13 @@ public:
         /// Frame security; `layout` is filled in by the pipeline.
         sdls_receiver::config sdls{};
         link_clock_ns clock_ns;
-        /// Restart the chain decoder after this many frames' worth of channel bits without a good
-        /// frame (0: never). Works around the chain decoder not reacquiring after an outage with
-        /// the convolutional profiles (docs/link.md); a fresh decoder acquires on clean data.
-        unsigned restart_after_frames = 12;
     };
     struct counters {
         std::uint64_t frames_ok = 0;     ///< CRC good, handed to the frame layer
         std::uint64_t frames_bad = 0;    ///< synchronised but RS or CRC refused them
+        /// Alignment searches the chain decoder ran to find the stream again (chain().realignments).
+        /// The name is kept for callers: the decoder is no longer replaced after an outage, it
+        /// reacquires by itself (coding_chain.hpp).
         std::uint64_t decoder_restarts = 0;
         link_stage_time decode;          ///< chain: deinterleave .. CRC
         link_stage_time frames;          ///< frame layer incl. verify and the packet sink
@@ -149,8 +148,8 @@ public:
     void on_frame(std::span<std::uint8_t> frame);
 
     const counters& stats() const;
-    /// Chain decoder counters, summed over decoder restarts.
-    chain_decoder_counters chain() const;
+    /// Chain decoder counters.
+    const chain_decoder_counters& chain() const;
     const aos_rx_counters& frames() const;
     /// nullptr without security.
     const sdls_receiver* security() const;

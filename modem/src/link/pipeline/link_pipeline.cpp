@@ -29,37 +29,6 @@ private:
     std::uint64_t start_;
 };
 
-void add(sync_counters& a, const sync_counters& b)
-{
-    a.bits_in += b.bits_in;
-    a.frames_out += b.frames_out;
-    a.markers_found += b.markers_found;
-    a.search_rejected += b.search_rejected;
-    a.check_to_lock += b.check_to_lock;
-    a.check_to_search += b.check_to_search;
-    a.lock_to_flywheel += b.lock_to_flywheel;
-    a.flywheel_to_lock += b.flywheel_to_lock;
-    a.flywheel_to_search += b.flywheel_to_search;
-    a.flywheel_resync += b.flywheel_resync;
-    a.inversions += b.inversions;
-    a.marker_bit_errors += b.marker_bit_errors;
-    a.frames_dropped += b.frames_dropped;
-}
-
-void add(chain_decoder_counters& a, const chain_decoder_counters& b)
-{
-    a.channel_symbols += b.channel_symbols;
-    a.decoded_bits += b.decoded_bits;
-    a.realignments += b.realignments;
-    a.frames += b.frames;
-    a.frames_ok += b.frames_ok;
-    a.rs_corrected += b.rs_corrected;
-    a.rs_failed_frames += b.rs_failed_frames;
-    a.rs_failed_codewords += b.rs_failed_codewords;
-    a.crc_failed += b.crc_failed;
-    add(a.sync, b.sync);
-}
-
 void check_profile(const chain_profile& p, const char* who)
 {
     if (auto err = validate_profile(p); !err.empty()) {
@@ -239,10 +208,6 @@ struct rx_link_pipeline::impl {
     std::unique_ptr<timed_verifier> timed;
     std::unique_ptr<aos_receiver> frames;
     std::unique_ptr<chain_decoder> decoder;
-    chain_decoder::config dc;
-    chain_decoder_counters past{};      // counters of decoders replaced by a restart
-    std::uint64_t since_ok = 0;         // channel symbols since the last good frame
-    std::uint64_t restart_symbols = 0;  // 0: never restart
     std::vector<std::uint8_t> data;
     std::vector<chain_frame_report> reports;
 
@@ -269,6 +234,7 @@ struct rx_link_pipeline::impl {
         ac.vcids = cfg.vcids;
         ac.max_packet_length = cfg.max_packet_length;
         frames = std::make_unique<aos_receiver>(ac, std::move(on_packet), timed.get());
+        chain_decoder::config dc;
         dc.profile = cfg.profile;
         dc.isa = cfg.isa;
         dc.viterbi_traceback = cfg.viterbi_traceback;
@@ -278,25 +244,6 @@ struct rx_link_pipeline::impl {
         decoder = std::make_unique<chain_decoder>(dc);
         data.resize(decoder->frames_per_push() * decoder->data_bytes());
         reports.resize(decoder->frames_per_push());
-        restart_symbols = static_cast<std::uint64_t>(cfg.restart_after_frames * channel_bits_per_frame(cfg.profile));
-    }
-
-    // Called after each push slice: a long stretch without a good frame means the decoder lost
-    // the stream (an outage) and may not find it again by itself; a fresh one does once the
-    // signal is back. Allocates, but only during outages, never per frame.
-    void watch(std::size_t consumed, std::size_t ok)
-    {
-        if (ok > 0) {
-            since_ok = 0;
-            return;
-        }
-        since_ok += consumed;
-        if (restart_symbols != 0 && since_ok > restart_symbols) {
-            add(past, decoder->counters());
-            decoder = std::make_unique<chain_decoder>(dc);
-            since_ok = 0;
-            ++c.decoder_restarts;
-        }
     }
 
     void deliver(const chain_decoder::result& dr, result& r)
@@ -324,12 +271,7 @@ rx_link_pipeline::~rx_link_pipeline() = default;
 
 const aos_layout& rx_link_pipeline::layout() const { return p_->layout; }
 const rx_link_pipeline::counters& rx_link_pipeline::stats() const { return p_->c; }
-chain_decoder_counters rx_link_pipeline::chain() const
-{
-    chain_decoder_counters c = p_->past;
-    add(c, p_->decoder->counters());
-    return c;
-}
+const chain_decoder_counters& rx_link_pipeline::chain() const { return p_->decoder->counters(); }
 const aos_rx_counters& rx_link_pipeline::frames() const { return p_->frames->counters(); }
 const sdls_receiver* rx_link_pipeline::security() const { return p_->sdls.get(); }
 
@@ -344,9 +286,8 @@ rx_link_pipeline::result rx_link_pipeline::push(std::span<const llr_t> soft)
             dr = s.decoder->push(soft.subspan(r.consumed), s.data, s.reports);
         }
         r.consumed += dr.consumed;
-        const std::size_t ok_before = r.frames_ok;
         s.deliver(dr, r);
-        s.watch(dr.consumed, r.frames_ok - ok_before);
+        s.c.decoder_restarts = s.decoder->counters().realignments;
         if (!dr.ok) {
             r.ok = false;
             r.error = dr.error;
@@ -372,6 +313,7 @@ rx_link_pipeline::result rx_link_pipeline::finish()
         dr = s.decoder->finish(s.data, s.reports);
     }
     s.deliver(dr, r);
+    s.c.decoder_restarts = s.decoder->counters().realignments;
     r.ok = dr.ok;
     r.error = dr.error;
     return r;

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
+#include <tuple>
 #include <vector>
 
 namespace qlink::modem {
@@ -545,6 +547,85 @@ TEST(chain_ldpc, with_channel_interleaver_through_a_burst) {
     EXPECT_EQ(r.counters.ldpc_failed_frames, 0u);
     EXPECT_GE(r.counters.ldpc_corrected_bits, wrong * 9 / 10);
 }
+
+
+// ------------------------------------------------------------------ outages (issue 5)
+
+// One trial: `pre` frames of good signal, an outage, then good signal again. During the outage
+// `lost` channel symbols of the transmission never arrive and `gap` symbols of pure noise (no
+// signal) or erasures arrive instead; both lengths are random, so the symbol pair phase after
+// the outage is random too. Returns the first frame index, counted from the first frame that
+// starts after the outage, from which every frame came back intact (frames.size() - resume if
+// some later frame was lost: the test then fails with that figure).
+struct outage_trial {
+    std::size_t resume_frames = 0;  // frames after the outage before every later frame arrives
+    std::size_t after = 0;          // frames that started wholly after the outage
+    std::size_t gap = 0, lost = 0;
+    chain_decoder_counters counters;
+};
+
+outage_trial run_outage(const chain_profile& p, std::uint64_t seed, bool erasures) {
+    constexpr std::size_t frames = 40, pre = 8;
+    const auto t = transmit(p, frames, seed);
+    std::mt19937_64 rng(seed * 7919 + 1);
+    const auto fl = static_cast<std::size_t>(channel_bits_per_frame(p));
+    sim::bpsk_awgn_channel::config cc;
+    cc.code_rate = information_rate(p);
+    // Where the profile loses no frames to noise while locked (seeded; r=7/8 needs more).
+    cc.ebn0_db = p.conv.rate == conv_rate::r1_2 ? 4.5 : 6.5;
+    cc.seed = seed;
+    sim::bpsk_awgn_channel ch(cc);
+    std::vector<llr_t> rx(t.bits.size());
+    ch.transmit(t.bits, rx);
+    outage_trial o;
+    const std::size_t start = pre * fl + rng() % fl;
+    o.lost = rng() % (6 * fl);
+    o.gap = 1 + rng() % (6 * fl);
+    std::vector<llr_t> soft(rx.begin(), rx.begin() + static_cast<std::ptrdiff_t>(start));
+    std::normal_distribution<double> noise(0.0, ch.sigma() * 32.0);
+    for (std::size_t k = 0; k < o.gap; ++k)
+        soft.push_back(erasures ? llr_t{0} : quantize_llr(static_cast<float>(noise(rng))));
+    soft.insert(soft.end(), rx.begin() + static_cast<std::ptrdiff_t>(start + o.lost), rx.end());
+    const auto r = receive(p, soft, 3001);
+    o.counters = r.counters;
+    // First frame whose channel symbols all come after the outage.
+    const std::size_t first_after = (start + o.lost + fl - 1) / fl + 1;
+    o.after = frames - first_after;
+    // Frames after the outage that arrived, in order.
+    std::size_t resume = o.after;
+    for (std::size_t k = o.after; k-- > 0;) {
+        const auto& want = t.data[first_after + k];
+        if (std::find(r.good.begin(), r.good.end(), want) == r.good.end()) break;
+        resume = k;
+    }
+    o.resume_frames = resume;
+    return o;
+}
+
+class chain_outage : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
+
+TEST_P(chain_outage, frames_resume_after_outage_of_random_length) {
+    const auto& p = *find_profile(std::get<0>(GetParam()));
+    const bool erasures = std::get<1>(GetParam());
+    for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+        const auto o = run_outage(p, seed, erasures);
+        SCOPED_TRACE(::testing::Message() << "seed " << seed << " gap " << o.gap << " lost " << o.lost);
+        EXPECT_LE(o.resume_frames, 2u) << "of " << o.after << " frames after the outage; realignments "
+                                       << o.counters.realignments << " locks " << o.counters.sync.check_to_lock
+                                       << " rs failed " << o.counters.rs_failed_frames;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(conv, chain_outage,
+                         ::testing::Combine(::testing::Values(std::string(default_profile_name),
+                                                              std::string("ccsds-tm-rs223i4-conv78")),
+                                            ::testing::Bool()),
+                         [](const auto& pi) {
+                             std::string n = std::get<0>(pi.param);
+                             for (auto& ch : n)
+                                 if (ch == '-') ch = '_';
+                             return n + (std::get<1>(pi.param) ? "_erasures" : "_noise");
+                         });
 
 }  // namespace
 }  // namespace qlink::modem
