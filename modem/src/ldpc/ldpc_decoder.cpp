@@ -84,7 +84,7 @@ private:
                     // A saturated a-posteriori value has lost the part above
                     // 127; subtracting the old message from it would
                     // understate it and can flip it, so it passes unchanged.
-                    const std::int8_t q = (l == 127 || l == -127) ? l : ldpc_sat(l - msg_[(e0 + e) * z + r]);
+                    const std::int8_t q = (l == 127 || l == -127) ? l : ldpc_sub_q(l, msg_[(e0 + e) * z + r]);
                     q_[e] = q;
                     total = static_cast<std::int8_t>(total ^ q);
                     const auto mag = static_cast<std::uint8_t>(q < 0 ? -q : q);

@@ -4,28 +4,30 @@
 #include <immintrin.h>
 
 #include <array>
+#include <stdexcept>
 
 namespace qlink::modem::detail {
 namespace {
 
 constexpr int lanes = 32;
 
-// Where the 32 rows of one group read one edge. Every column block in buf_
-// is followed by a mirror of its first 32 values, so one plain load at `pos`
-// also serves the lanes that wrap around the circulant. Stores keep the
-// mirror: a group stores at pos, and also at pos - z when it wrote into the
-// mirror (extra bit 0) and at pos + z when it wrote into the first 32 values
-// (extra bit 1); the bytes this writes outside the column are padding.
+// Where the 32 rows of one group read and write one edge: `pos` in buf_.
+// Every column block in buf_ is followed by a mirror of its first 32 values,
+// so one plain load at `pos` also serves the lanes that wrap around the
+// circulant. After a group has stored its new values, the edges that wrote
+// into the mirror or into the first 32 values copy those 32 bytes to the other
+// place (pos - z or pos + z; the bytes this writes outside the column are
+// padding). Rows of one group share no column, so these copies can wait until
+// the group's last store: nothing in the group reads them.
 //
 // Pinned lanes get a zero message, so their a-posteriori value is stored back
 // unchanged: C2's fill bits (+127, saturated, so q = l) and the lanes past the
 // end of a partial group (C2: 511 = 15 x 32 + 31 rows; that lane reads the
 // value of row 0's column, which no other row of the group writes, and its
 // message stays 0, so q = l there too).
-struct access {
-    std::uint32_t pos;
-    std::uint32_t extra;
-    std::uint32_t pin;
+struct mirror_copy {
+    std::uint32_t from;
+    std::uint32_t to;
 };
 
 // pack_hard_decisions, 32 at a time: bytes reversed within each group of 8 so
@@ -52,46 +54,67 @@ __m256i lane_mask(std::uint32_t bits) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
+// 32 bytes, aligned for whole-vector loads and stores (std::vector<__m256i>
+// would drop the vector type's attributes).
+struct alignas(32) vec_bytes {
+    std::int8_t b[32];
+};
+
 struct group {
-    std::uint32_t row_block;
     std::uint32_t valid;   // rows in this group (32 except at the end of a row block)
-    std::uint32_t first;   // index of its first access/message slot
+    std::uint32_t first;   // index of its first edge in pos_ and msg_
     std::uint32_t degree;  // edges per row
-    bool clean;            // no access of this group has pinned lanes
+    std::uint32_t copies_begin, copies_end;  // its mirror copies in copies_
+    std::uint32_t pins;    // index of its first pin mask in pins_ (pinned groups only)
+    bool clean;            // no edge of this group has pinned lanes
 };
 
 class ldpc_decoder_avx2 final : public ldpc_decoder {
 public:
     explicit ldpc_decoder_avx2(const config& cfg) : cfg_(cfg), code_(cfg.code) {
         ldpc_check_groups(code_);
-        limit_ = _mm256_set1_epi8(static_cast<char>(cfg.message_limit));
+        cap_ = _mm256_set1_epi8(static_cast<char>(magnitude_cap(cfg)));
         const std::size_t z = code_.z();
         stride_ = z + 2 * lanes;  // values, mirror, padding
         buf_.assign(lanes + code_.col_blocks() * stride_ + 2 * lanes, 0);
-        std::uint32_t slot = 0;
         std::size_t max_dc = 0;
+        std::vector<std::uint32_t> pin_bits;
         for (std::size_t b = 0; b < code_.row_blocks(); ++b) {
             const std::size_t e0 = code_.row_begin(b), dc = code_.row_begin(b + 1) - e0;
             max_dc = std::max(max_dc, dc);
             for (std::size_t r0 = 0; r0 < z; r0 += lanes) {
-                group g{static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(std::min<std::size_t>(lanes, z - r0)),
-                        slot, static_cast<std::uint32_t>(dc), true};
+                group g{};
+                g.valid = static_cast<std::uint32_t>(std::min<std::size_t>(lanes, z - r0));
+                g.first = static_cast<std::uint32_t>(pos_.size());
+                g.degree = static_cast<std::uint32_t>(dc);
+                g.copies_begin = static_cast<std::uint32_t>(copies_.size());
+                pin_bits.clear();
                 for (std::size_t e = 0; e < dc; ++e) {
                     const auto& ed = code_.edges()[e0 + e];
                     const std::size_t q = (r0 + ed.shift) % z;
-                    access a{static_cast<std::uint32_t>(col_offset(ed.col_block) + q),
-                             static_cast<std::uint32_t>((q + lanes > z ? 1 : 0) | (q < lanes ? 2 : 0)), 0};
+                    const auto pos = static_cast<std::uint32_t>(col_offset(ed.col_block) + q);
+                    std::uint32_t pin = 0;
                     for (std::size_t l = 0; l < lanes; ++l)
-                        if (l >= g.valid || ed.col_block * z + (q + l) % z < code_.fill_bits()) a.pin |= 1u << l;
-                    g.clean = g.clean && a.pin == 0;
-                    access_.push_back(a);
-                    ++slot;
+                        if (l >= g.valid || ed.col_block * z + (q + l) % z < code_.fill_bits()) pin |= 1u << l;
+                    pin_bits.push_back(pin);
+                    if (q + lanes > z) copies_.push_back({pos, static_cast<std::uint32_t>(pos - z)});
+                    if (q < lanes) copies_.push_back({pos, static_cast<std::uint32_t>(pos + z)});
+                    pos_.push_back(pos);
+                }
+                g.copies_end = static_cast<std::uint32_t>(copies_.size());
+                g.clean = std::all_of(pin_bits.begin(), pin_bits.end(), [](std::uint32_t p) { return p == 0; });
+                if (!g.clean) {
+                    g.pins = static_cast<std::uint32_t>(pins_.size());
+                    for (auto p : pin_bits) {
+                        pins_.emplace_back();
+                        _mm256_store_si256(reinterpret_cast<__m256i*>(&pins_.back()), lane_mask(p));
+                    }
                 }
                 groups_.push_back(g);
             }
         }
-        msg_.assign(static_cast<std::size_t>(slot) * lanes, 0);
-        q_.assign(max_dc * lanes, 0);
+        msg_.assign(pos_.size(), vec_bytes{});
+        q_.assign(max_dc, vec_bytes{});
         app_.assign(code_.n_mother(), 0);
         mother_.assign(code_.n_mother(), 0);
     }
@@ -136,106 +159,111 @@ public:
 private:
     std::size_t col_offset(std::size_t c) const { return lanes + c * stride_; }
 
-    static __attribute__((always_inline)) __m256i load(const std::int8_t* base, const access& a) {
-        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + a.pos));
+    static __attribute__((always_inline)) __m256i load(const std::int8_t* p) {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    }
+    static __attribute__((always_inline)) void store(std::int8_t* p, __m256i v) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
     }
 
-    static __attribute__((always_inline)) void store(std::int8_t* base, std::size_t z, const access& a, __m256i v) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + a.pos), v);
-        if (a.extra) {
-            if (a.extra & 1) _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + a.pos - z), v);
-            if (a.extra & 2) _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + a.pos + z), v);
+    // The message limit as a cap on the minima: the largest magnitude whose
+    // scaled value stays within the limit. Both rules are monotonic and step
+    // by at most one, so min(scale(m), limit) == scale(min(m, cap)) for every
+    // m; starting the minima at the cap instead of 127 then makes the limit
+    // free. (Checked here for all 128 magnitudes.)
+    static std::uint8_t magnitude_cap(const config& cfg) {
+        for (int cap = 127; cap >= 0; --cap) {
+            bool same = true;
+            for (int m = 0; m < 128 && same; ++m)
+                same = ldpc_scale(static_cast<std::uint8_t>(m), cfg.rule, cfg.offset, cfg.message_limit) ==
+                       ldpc_scale(static_cast<std::uint8_t>(std::min(m, cap)), cfg.rule, cfg.offset, 127);
+            if (same) return static_cast<std::uint8_t>(cap);
         }
+        throw std::logic_error("ldpc avx2: no magnitude cap matches the message limit");
     }
 
+    // Magnitude rule without the limit (the minima are capped instead).
     __m256i scale(__m256i m) const {
         if (cfg_.rule == ldpc_min_sum::normalized) {
             const __m256i half = _mm256_and_si256(_mm256_srli_epi16(m, 1), _mm256_set1_epi8(0x7f));
-            return _mm256_min_epu8(_mm256_avg_epu8(m, half), limit_);
+            return _mm256_avg_epu8(m, half);
         }
-        return _mm256_min_epu8(_mm256_subs_epu8(m, _mm256_set1_epi8(static_cast<char>(cfg_.offset))), limit_);
+        return _mm256_subs_epu8(m, _mm256_set1_epi8(static_cast<char>(cfg_.offset)));
     }
 
-    // The scalar decoder gives the edge of the first strict minimum (idx) the
-    // second minimum. Here every edge whose magnitude equals the minimum gets
-    // it: the same values, because a second edge at the minimum makes
-    // m2 == m1. That saves tracking idx.
     // Variable-to-check value of one edge for the group's rows.
     template <bool first>
-    static __attribute__((always_inline)) __m256i edge_in(const std::int8_t* base, const access& a, const __m256i* msg) {
-        const __m256i l = load(base, a);
+    static __attribute__((always_inline)) __m256i edge_in(const std::int8_t* p, const __m256i* msg) {
+        const __m256i l = load(p);
         if constexpr (first) {
             return l;  // no old message yet: q = l
         } else {
             // Saturated a-posteriori values pass unchanged (see the generic decoder).
             const __m256i sat = _mm256_cmpeq_epi8(_mm256_abs_epi8(l), _mm256_set1_epi8(127));
-            return _mm256_blendv_epi8(_mm256_max_epi8(_mm256_subs_epi8(l, _mm256_loadu_si256(msg)), _mm256_set1_epi8(-127)),
-                                      l, sat);
+            return _mm256_blendv_epi8(_mm256_subs_epi8(l, *msg), l, sat);  // -128 allowed: ldpc_sub_q
         }
     }
 
-    // New check-to-variable message and a-posteriori value of one edge.
-    template <bool clean>
-    __attribute__((always_inline)) void edge_out(std::int8_t* base, std::size_t z, const access& a, __m256i v,
-                                                 __m256i s1, __m256i s2, __m256i m1, __m256i total, __m256i* msg) {
-        const __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(_mm256_abs_epi8(v), m1));
-        __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(_mm256_xor_si256(v, total), _mm256_set1_epi8(1)));
-        // Pinned lanes (fill bits: scalar skips them) keep a zero message.
-        if (!clean && a.pin) r = _mm256_andnot_si256(lane_mask(a.pin), r);
-        const __m256i l = _mm256_max_epi8(_mm256_adds_epi8(v, r), _mm256_set1_epi8(-127));
-        _mm256_storeu_si256(msg, r);
-        store(base, z, a, l);
-    }
-
-    static __attribute__((always_inline)) void minima(__m256i v, __m256i& m1, __m256i& m2, __m256i& total) {
-        total = _mm256_xor_si256(total, v);
-        const __m256i mag = _mm256_abs_epi8(v);
-        m2 = _mm256_min_epu8(m2, _mm256_max_epu8(m1, mag));
-        m1 = _mm256_min_epu8(m1, mag);
-    }
-
+    // One group: read every edge (keeping the values in registers for
+    // degree D <= 8, else in q_), then write messages and a-posteriori
+    // values. D = 0: degree known only at run time.
+    //
     // The scalar decoder gives the edge of the first strict minimum (idx) the
     // second minimum. Here every edge whose magnitude equals the minimum gets
     // it: the same values, because a second edge at the minimum makes
-    // m2 == m1. That saves tracking idx.
-    //
-    // Rows of degree D <= 8 (all of AR4JA r=1/2) keep their q values in
-    // registers; higher degrees (C2: 32) go through q_.
-    template <bool first, unsigned D>
-    void group_regs(std::int8_t* base, std::size_t z, const group& g) {
-        const access* acc = access_.data() + g.first;
-        auto* msg = reinterpret_cast<__m256i*>(msg_.data()) + g.first;
-        __m256i v[D];
-        __m256i m1 = _mm256_set1_epi8(127), m2 = m1, total = _mm256_setzero_si256();
-        for (unsigned e = 0; e < D; ++e) {
-            v[e] = edge_in<first>(base, acc[e], msg + e);
-            minima(v[e], m1, m2, total);
+    // m2 == m1. That saves tracking idx. The signs of the two magnitudes
+    // already carry the sign of the whole row, so each edge only applies its
+    // own sign.
+    template <bool first, bool clean, unsigned D>
+    static __attribute__((always_inline)) void run_group(std::int8_t* base, const group& g, const std::uint32_t* pos,
+                                                         __m256i* msg, __m256i* q, const __m256i* pins,
+                                                         const mirror_copy* copies, const ldpc_decoder_avx2& self) {
+        constexpr bool regs = D != 0 && D <= 8;
+        const unsigned n = D != 0 ? D : g.degree;
+        __m256i v[regs ? D : 1];
+        __m256i m1 = self.cap_, m2 = m1, total = _mm256_setzero_si256();
+#pragma GCC unroll 32
+        for (unsigned e = 0; e < n; ++e) {
+            const __m256i x = edge_in<first>(base + pos[e], msg + e);
+            if constexpr (regs)
+                v[e] = x;
+            else
+                _mm256_store_si256(q + e, x);
+            total = _mm256_xor_si256(total, x);
+            const __m256i mag = _mm256_abs_epi8(x);
+            m2 = _mm256_min_epu8(m2, _mm256_max_epu8(m1, mag));
+            m1 = _mm256_min_epu8(m1, mag);
         }
-        const __m256i s1 = scale(m1), s2 = scale(m2);
-        if (g.clean)
-            for (unsigned e = 0; e < D; ++e) edge_out<true>(base, z, acc[e], v[e], s1, s2, m1, total, msg + e);
-        else
-            for (unsigned e = 0; e < D; ++e) edge_out<false>(base, z, acc[e], v[e], s1, s2, m1, total, msg + e);
+        const __m256i one = _mm256_set1_epi8(1), neg127 = _mm256_set1_epi8(-127);
+        const __m256i row_sign = _mm256_or_si256(total, one);
+        const __m256i s1 = _mm256_sign_epi8(self.scale(m1), row_sign), s2 = _mm256_sign_epi8(self.scale(m2), row_sign);
+#pragma GCC unroll 32
+        for (unsigned e = 0; e < n; ++e) {
+            __m256i x;
+            if constexpr (regs)
+                x = v[e];
+            else
+                x = _mm256_load_si256(q + e);
+            const __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(_mm256_abs_epi8(x), m1));
+            __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(x, one));
+            // Pinned lanes (fill bits: scalar skips them) keep a zero message.
+            if constexpr (!clean) r = _mm256_andnot_si256(pins[e], r);
+            _mm256_store_si256(msg + e, r);
+            store(base + pos[e], _mm256_max_epi8(_mm256_adds_epi8(x, r), neg127));
+        }
+        for (const mirror_copy* c = copies + g.copies_begin; c != copies + g.copies_end; ++c)
+            store(base + c->to, load(base + c->from));
     }
 
-    template <bool first>
-    void group_mem(std::int8_t* base, std::size_t z, const group& g) {
-        const access* acc = access_.data() + g.first;
+    template <bool first, unsigned D>
+    __attribute__((always_inline)) void group_of(std::int8_t* base, const group& g, __m256i* q) {
+        const std::uint32_t* pos = pos_.data() + g.first;
         auto* msg = reinterpret_cast<__m256i*>(msg_.data()) + g.first;
-        auto* q = reinterpret_cast<__m256i*>(q_.data());
-        __m256i m1 = _mm256_set1_epi8(127), m2 = m1, total = _mm256_setzero_si256();
-        for (std::uint32_t e = 0; e < g.degree; ++e) {
-            const __m256i v = edge_in<first>(base, acc[e], msg + e);
-            _mm256_storeu_si256(q + e, v);
-            minima(v, m1, m2, total);
-        }
-        const __m256i s1 = scale(m1), s2 = scale(m2);
         if (g.clean)
-            for (std::uint32_t e = 0; e < g.degree; ++e)
-                edge_out<true>(base, z, acc[e], _mm256_loadu_si256(q + e), s1, s2, m1, total, msg + e);
+            run_group<first, true, D>(base, g, pos, msg, q, nullptr, copies_.data(), *this);
         else
-            for (std::uint32_t e = 0; e < g.degree; ++e)
-                edge_out<false>(base, z, acc[e], _mm256_loadu_si256(q + e), s1, s2, m1, total, msg + e);
+            run_group<first, false, D>(base, g, pos, msg, q, reinterpret_cast<const __m256i*>(pins_.data()) + g.pins,
+                                       copies_.data(), *this);
     }
 
     template <bool first>
@@ -243,26 +271,22 @@ private:
         // Locals: stores through __m256i* may alias the members, which the
         // compiler would otherwise reload after every store.
         std::int8_t* const base = buf_.data();
-        const std::size_t z = code_.z();
+        auto* const q = reinterpret_cast<__m256i*>(q_.data());
         for (const group& g : groups_) {
             switch (g.degree) {
-            case 2: group_regs<first, 2>(base, z, g); break;
-            case 3: group_regs<first, 3>(base, z, g); break;
-            case 4: group_regs<first, 4>(base, z, g); break;
-            case 5: group_regs<first, 5>(base, z, g); break;
-            case 6: group_regs<first, 6>(base, z, g); break;
-            case 7: group_regs<first, 7>(base, z, g); break;
-            case 8: group_regs<first, 8>(base, z, g); break;
-            default: group_mem<first>(base, z, g); break;
+            case 3: group_of<first, 3>(base, g, q); break;
+            case 6: group_of<first, 6>(base, g, q); break;
+            case 32: group_of<first, 32>(base, g, q); break;  // C2
+            default: group_of<first, 0>(base, g, q); break;
             }
         }
     }
 
     bool syndrome_ok() const {
         for (const group& g : groups_) {
-            const access* acc = access_.data() + g.first;
+            const std::uint32_t* pos = pos_.data() + g.first;
             __m256i x = _mm256_setzero_si256();
-            for (std::uint32_t e = 0; e < g.degree; ++e) x = _mm256_xor_si256(x, load(buf_.data(), acc[e]));
+            for (std::uint32_t e = 0; e < g.degree; ++e) x = _mm256_xor_si256(x, load(buf_.data() + pos[e]));
             const auto bits = static_cast<std::uint32_t>(_mm256_movemask_epi8(x));
             const std::uint32_t valid_mask = g.valid == 32 ? 0xffffffffu : ((1u << g.valid) - 1);
             if (bits & valid_mask) return false;
@@ -272,13 +296,15 @@ private:
 
     config cfg_;
     ldpc_code code_;
-    __m256i limit_;
+    __m256i cap_;  // see magnitude_cap
     std::size_t stride_ = 0;
-    std::vector<llr_t> buf_;  // app LLRs, each column block padded by 32 bytes
-    std::vector<access> access_;
+    std::vector<llr_t> buf_;  // app LLRs, each column block followed by its mirror and padding
+    std::vector<std::uint32_t> pos_;
+    std::vector<mirror_copy> copies_;
     std::vector<group> groups_;
-    std::vector<std::int8_t> msg_;
-    std::vector<std::int8_t> q_;
+    std::vector<vec_bytes> pins_;  // per edge of the groups that have pinned lanes: 0xff on those lanes
+    std::vector<vec_bytes> msg_;   // check-to-variable messages, one vector per group and edge
+    std::vector<vec_bytes> q_;
     std::vector<llr_t> app_, mother_;
 };
 
@@ -378,14 +404,15 @@ private:
                     const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(app + cols_[e]));
                     _mm256_storeu_si256(lv + e, l);
                     const __m256i sat = _mm256_cmpeq_epi8(_mm256_abs_epi8(l), pos127);
-                    const __m256i v = _mm256_blendv_epi8(
-                        _mm256_max_epi8(_mm256_subs_epi8(l, _mm256_loadu_si256(msg + e)), neg127), l, sat);
+                    const __m256i v = _mm256_blendv_epi8(_mm256_subs_epi8(l, _mm256_loadu_si256(msg + e)), l, sat);
                     _mm256_storeu_si256(q + e, v);
                     total = _mm256_xor_si256(total, v);
                     const __m256i mag = _mm256_abs_epi8(v);
                     m2 = _mm256_min_epu8(m2, _mm256_max_epu8(m1, mag));
-                    idx = _mm256_blendv_epi8(idx, _mm256_set1_epi8(static_cast<char>(e)), _mm256_cmpgt_epi8(m1, mag));
-                    m1 = _mm256_min_epu8(m1, mag);
+                    // Unsigned: |q| = 128 (q = -128) is no new minimum.
+                    const __m256i m1_new = _mm256_min_epu8(m1, mag);
+                    idx = _mm256_blendv_epi8(_mm256_set1_epi8(static_cast<char>(e)), idx, _mm256_cmpeq_epi8(m1_new, m1));
+                    m1 = m1_new;
                 }
                 const __m256i s1 = scale(m1), s2 = scale(m2);
                 for (std::size_t e = 0; e < dc; ++e) {
