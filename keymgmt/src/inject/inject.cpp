@@ -79,8 +79,10 @@ void inject_service::handle(std::span<const std::uint8_t> req, std::vector<std::
                               (std::uint32_t{req[5]} << 8) | req[6];
     const std::size_t key_bytes = (std::size_t{req[7]} << 8) | req[8];
     const bool hybrid = (flags & inject_wire::flag_hybrid) != 0;
-    const std::size_t want = head + (op == inject_wire::op_key_by_id ? 16 : 0) + (hybrid ? 32 : 0);
-    if ((op != inject_wire::op_next_key && op != inject_wire::op_key_by_id) || (flags & ~inject_wire::flag_hybrid) != 0) {
+    const std::size_t name_bytes = op == inject_wire::op_key_by_id ? 16 : op == inject_wire::op_key_by_link_id ? 4 : 0;
+    const std::size_t want = head + name_bytes + (hybrid ? 32 : 0);
+    if ((op != inject_wire::op_next_key && op != inject_wire::op_key_by_id && op != inject_wire::op_key_by_link_id) ||
+        (flags & ~inject_wire::flag_hybrid) != 0) {
         ++counters_.errors;
         reply_error(out, inject_status::bad_request, "unknown op or flags");
         return;
@@ -96,10 +98,18 @@ void inject_service::handle(std::span<const std::uint8_t> req, std::vector<std::
     store_result r;
     if (op == inject_wire::op_next_key) {
         r = store_.take_next(owner, {}, 1, key_bytes, cfg_.partition, got);
-    } else {
+    } else if (op == inject_wire::op_key_by_id) {
         key_id id{};
         std::copy_n(req.begin() + head, 16, id.begin());
         r = store_.reserve(owner, std::span(&id, 1), key_bytes, {}, &got);
+    } else {
+        const auto id = resolve_link_id(req.subspan(head, 4));
+        if (!id) {
+            ++counters_.errors;
+            reply_error(out, id.error_status, id.error);
+            return;
+        }
+        r = store_.reserve(owner, std::span(&*id, 1), key_bytes, {}, &got);
     }
     if (!r.ok() || got.size() != 1) {
         ++counters_.errors;
@@ -124,6 +134,45 @@ void inject_service::handle(std::span<const std::uint8_t> req, std::vector<std::
     } else {
         ++counters_.keys_by_id;
     }
+}
+
+inject_service::resolved inject_service::resolve_link_id(std::span<const std::uint8_t> link_id)
+{
+    // The far end names the key by its first 4 ID bytes. Among all keys with that prefix
+    // exactly one may still be servable; any more is a collision we refuse to guess at.
+    const auto found = store_.find_by_prefix(link_id, 8);
+    const std::string name = [&] {
+        static constexpr char hex[] = "0123456789abcdef";
+        std::string t;
+        for (const std::uint8_t b : link_id) {
+            t += hex[b >> 4];
+            t += hex[b & 15];
+        }
+        return t;
+    }();
+    if (found.empty()) {
+        return {std::nullopt, inject_status::not_found, "no key with link ID " + name};
+    }
+    std::optional<key_id> active;
+    std::size_t n_active = 0;
+    for (const auto& [id, state] : found) {
+        if (state == key_state::active) {
+            active = id;
+            ++n_active;
+        }
+    }
+    if (n_active > 1) {
+        ++counters_.link_id_collisions;
+        return {std::nullopt, inject_status::not_found,
+                "link ID " + name + " names " + std::to_string(n_active) + " active keys; refusing to guess"};
+    }
+    if (n_active == 1) {
+        return {active, inject_status::ok, {}};
+    }
+    if (found.size() == 1) {
+        return {found.front().first, inject_status::ok, {}};  // reserve() reports its state
+    }
+    return {std::nullopt, inject_status::already_served, "every key with link ID " + name + " was already used"};
 }
 
 namespace {
@@ -360,11 +409,16 @@ inject_client::~inject_client()
     }
 }
 
-inject_reply inject_client::next_key(std::uint32_t spi, std::uint16_t key_bytes, std::span<const std::uint8_t> ss)
+namespace {
+
+/// One request body: header, the op's key name (none, 16-byte ID or 4-byte link ID), the
+/// optional X25519 secret. Built in secure memory since the secret may be in it.
+secret_bytes request_body(std::uint8_t op, std::uint32_t spi, std::uint16_t key_bytes,
+                          std::span<const std::uint8_t> name, std::span<const std::uint8_t> ss)
 {
-    secret_bytes b(9 + ss.size());
+    secret_bytes b(9 + name.size() + ss.size());
     const std::uint8_t h[9] = {inject_wire::version,
-                               inject_wire::op_next_key,
+                               op,
                                static_cast<std::uint8_t>(ss.empty() ? 0 : inject_wire::flag_hybrid),
                                static_cast<std::uint8_t>(spi >> 24),
                                static_cast<std::uint8_t>(spi >> 16),
@@ -373,31 +427,34 @@ inject_reply inject_client::next_key(std::uint32_t spi, std::uint16_t key_bytes,
                                static_cast<std::uint8_t>(key_bytes >> 8),
                                static_cast<std::uint8_t>(key_bytes)};
     std::memcpy(b.data(), h, 9);
-    if (!ss.empty()) {
-        std::memcpy(b.data() + 9, ss.data(), ss.size());
+    if (!name.empty()) {
+        std::memcpy(b.data() + 9, name.data(), name.size());
     }
-    return call(b.span());
+    if (!ss.empty()) {
+        std::memcpy(b.data() + 9 + name.size(), ss.data(), ss.size());
+    }
+    return b;
+}
+
+}  // namespace
+
+inject_reply inject_client::next_key(std::uint32_t spi, std::uint16_t key_bytes, std::span<const std::uint8_t> ss)
+{
+    return call(request_body(inject_wire::op_next_key, spi, key_bytes, {}, ss).span());
 }
 
 inject_reply inject_client::key_by_id(std::uint32_t spi, const key_id& id, std::uint16_t key_bytes,
                                       std::span<const std::uint8_t> ss)
 {
-    secret_bytes b(9 + 16 + ss.size());
-    const std::uint8_t h[9] = {inject_wire::version,
-                               inject_wire::op_key_by_id,
-                               static_cast<std::uint8_t>(ss.empty() ? 0 : inject_wire::flag_hybrid),
-                               static_cast<std::uint8_t>(spi >> 24),
-                               static_cast<std::uint8_t>(spi >> 16),
-                               static_cast<std::uint8_t>(spi >> 8),
-                               static_cast<std::uint8_t>(spi),
-                               static_cast<std::uint8_t>(key_bytes >> 8),
-                               static_cast<std::uint8_t>(key_bytes)};
-    std::memcpy(b.data(), h, 9);
-    std::memcpy(b.data() + 9, id.data(), 16);
-    if (!ss.empty()) {
-        std::memcpy(b.data() + 25, ss.data(), ss.size());
-    }
-    return call(b.span());
+    return call(request_body(inject_wire::op_key_by_id, spi, key_bytes, id, ss).span());
+}
+
+inject_reply inject_client::key_by_link_id(std::uint32_t spi, std::uint32_t link_id, std::uint16_t key_bytes,
+                                           std::span<const std::uint8_t> ss)
+{
+    const std::uint8_t name[4] = {static_cast<std::uint8_t>(link_id >> 24), static_cast<std::uint8_t>(link_id >> 16),
+                                  static_cast<std::uint8_t>(link_id >> 8), static_cast<std::uint8_t>(link_id)};
+    return call(request_body(inject_wire::op_key_by_link_id, spi, key_bytes, name, ss).span());
 }
 
 inject_reply inject_client::call(std::span<const std::uint8_t> body)

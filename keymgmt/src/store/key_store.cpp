@@ -191,6 +191,10 @@ public:
         pick_any_ = std::make_unique<stmt>(db_, "SELECT id, nonce, ct, size FROM keys WHERE state = 1"
                                                 " ORDER BY seq LIMIT ?2");
         by_id_ = std::make_unique<stmt>(db_, "SELECT state, nonce, ct, size, owner FROM keys WHERE id = ?");
+        // BLOBs compare with memcmp, so a prefix is the ID range [prefix 00.., prefix ff..]
+        // and the UNIQUE index on id answers it without a scan.
+        by_prefix_ = std::make_unique<stmt>(db_, "SELECT id, state FROM keys WHERE id BETWEEN ?1 AND ?2"
+                                                 " ORDER BY id LIMIT ?3");
         set_deact_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 2, owner = ?, size = ? WHERE id = ?");
         kill_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 3, owner = COALESCE(?, owner), nonce = NULL,"
                                             " ct = NULL WHERE id = ?");
@@ -210,6 +214,7 @@ public:
         pick_.reset();
         pick_any_.reset();
         by_id_.reset();
+        by_prefix_.reset();
         set_deact_.reset();
         kill_.reset();
         kill_grants_.reset();
@@ -588,6 +593,35 @@ public:
         return static_cast<key_state>(sqlite3_column_int(by_id_->get(), 0));
     }
 
+    std::vector<std::pair<key_id, key_state>> find_by_prefix(std::span<const std::uint8_t> prefix,
+                                                             std::size_t limit) override
+    {
+        std::vector<std::pair<key_id, key_state>> found;
+        if (prefix.empty() || prefix.size() > key_id{}.size() || limit == 0) {
+            return found;
+        }
+        key_id lo{};
+        key_id hi{};
+        hi.fill(0xff);
+        std::copy(prefix.begin(), prefix.end(), lo.begin());
+        std::copy(prefix.begin(), prefix.end(), hi.begin());
+        std::lock_guard lock(mu_);
+        reset_guard g{*by_prefix_};
+        sqlite3_bind_blob(by_prefix_->get(), 1, lo.data(), lo.size(), SQLITE_STATIC);
+        sqlite3_bind_blob(by_prefix_->get(), 2, hi.data(), hi.size(), SQLITE_STATIC);
+        sqlite3_bind_int64(by_prefix_->get(), 3, static_cast<sqlite3_int64>(std::min<std::size_t>(limit, 1u << 20)));
+        while (sqlite3_step(by_prefix_->get()) == SQLITE_ROW) {
+            const void* blob = sqlite3_column_blob(by_prefix_->get(), 0);
+            if (blob == nullptr || sqlite3_column_bytes(by_prefix_->get(), 0) != static_cast<int>(lo.size())) {
+                continue;
+            }
+            key_id id{};
+            std::memcpy(id.data(), blob, id.size());
+            found.emplace_back(id, static_cast<key_state>(sqlite3_column_int(by_prefix_->get(), 1)));
+        }
+        return found;
+    }
+
     const config& cfg() const override { return cfg_; }
 
 private:
@@ -903,7 +937,7 @@ private:
     bool leader_busy_ = false;
     std::uint64_t batches_ = 0;
     sqlite3* db_ = nullptr;
-    std::unique_ptr<stmt> ins_, pick_, pick_any_, by_id_, set_deact_, kill_, kill_grants_, grant_, grant_get_,
+    std::unique_ptr<stmt> ins_, pick_, pick_any_, by_id_, by_prefix_, set_deact_, kill_, kill_grants_, grant_, grant_get_,
         grant_serve_, grant_left_, activate_, data_version_, count_all_;
 };
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,16 +19,21 @@ namespace qlink::keymgmt {
 /// Wire format, all integers big endian. Every frame is u32 length (of what follows, <= 512)
 /// then the body.
 ///   request:  u8 version=1 | u8 op | u8 flags | u32 spi | u16 key_bytes | [op=2: 16-byte key ID]
+///             | [op=3: 4-byte link key ID]
 ///             | [flags bit0: 32-byte X25519 shared secret]
 ///   response: u8 version=1 | u8 status | 16-byte key ID | u16 n | n bytes (key, or UTF-8 error text)
 /// op 1 NEXT_KEY: the initiating end takes the next key for the SA; the key ID travels in-band
-///   (security header) to the far end. op 2 KEY_BY_ID: the far end takes that key. key_bytes 0
+///   (security header) to the far end. op 2 KEY_BY_ID: the far end takes that key. op 3
+///   KEY_BY_LINK_ID (4-byte name instead of the 16-byte ID): the far end takes the key whose ID
+///   starts with those 4 bytes, the form the SDLS header's 32-bit key ID field carries; refused
+///   (not_found) when more than one ACTIVE key shares the prefix. key_bytes 0
 ///   means the whole stored key. With flag bit0 the returned key is the hybrid combination
 ///   (see hybrid.hpp) of the QKD key and the given X25519 shared secret, bound to spi and key ID.
 namespace inject_wire {
 inline constexpr std::uint8_t version = 1;
 inline constexpr std::uint8_t op_next_key = 1;
 inline constexpr std::uint8_t op_key_by_id = 2;
+inline constexpr std::uint8_t op_key_by_link_id = 3;
 inline constexpr std::uint8_t flag_hybrid = 1;
 inline constexpr std::size_t max_frame = 512;
 }  // namespace inject_wire
@@ -47,6 +53,7 @@ struct inject_counters {
     std::atomic<std::uint64_t> keys_by_id{0};
     std::atomic<std::uint64_t> errors{0};
     std::atomic<std::uint64_t> refused_peers{0};
+    std::atomic<std::uint64_t> link_id_collisions{0};  ///< KEY_BY_LINK_ID prefixes naming several keys
 };
 
 /// Frame handling without the socket (the server and tests both use it).
@@ -61,6 +68,15 @@ public:
     inject_counters& counters() { return counters_; }
 
 private:
+    struct resolved {
+        std::optional<key_id> id;
+        inject_status error_status = inject_status::ok;
+        std::string error;
+        explicit operator bool() const { return id.has_value(); }
+        const key_id& operator*() const { return *id; }
+    };
+    resolved resolve_link_id(std::span<const std::uint8_t> link_id);
+
     config cfg_;
     key_store& store_;
     inject_counters counters_;
@@ -105,6 +121,10 @@ public:
     inject_reply next_key(std::uint32_t spi, std::uint16_t key_bytes, std::span<const std::uint8_t> x25519_shared = {});
     inject_reply key_by_id(std::uint32_t spi, const key_id& id, std::uint16_t key_bytes,
                            std::span<const std::uint8_t> x25519_shared = {});
+    /// The far end of the link: the key named by the SDLS header's 32-bit key ID (the first
+    /// 4 bytes of its UUID; the reply carries the full ID).
+    inject_reply key_by_link_id(std::uint32_t spi, std::uint32_t link_id, std::uint16_t key_bytes,
+                                std::span<const std::uint8_t> x25519_shared = {});
     /// Sends raw bytes and reads one response (for tests of malformed input).
     inject_reply raw(std::span<const std::uint8_t> frame);
 

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace qlink::keymgmt {
@@ -153,6 +154,11 @@ public:
     /// Keys that are ACTIVE and in the given partition.
     virtual std::uint64_t available(int partition) = 0;
     virtual std::optional<key_state> state_of(const key_id& id) = 0;
+    /// Keys (any state, tombstones included) whose ID starts with `prefix` (1..16 bytes), in
+    /// ID order, at most `limit`. The link names a key by the first 4 bytes of its ID (the SDLS
+    /// security header has a 32-bit key ID field); this resolves that name at the far end.
+    virtual std::vector<std::pair<key_id, key_state>> find_by_prefix(std::span<const std::uint8_t> prefix,
+                                                                     std::size_t limit) = 0;
     virtual const config& cfg() const = 0;
 };
 

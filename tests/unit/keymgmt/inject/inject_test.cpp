@@ -195,6 +195,54 @@ TEST(inject, both_ends_get_the_same_keys_in_order)
     EXPECT_EQ(b.server->counters().keys_by_id.load(), 5u);
 }
 
+std::uint32_t link_id_of(const key_id& id)
+{
+    return (std::uint32_t{id[0]} << 24) | (std::uint32_t{id[1]} << 16) | (std::uint32_t{id[2]} << 8) | id[3];
+}
+
+TEST(inject, far_end_takes_the_key_named_by_its_32_bit_link_id)
+{
+    end_point a("a", 0);
+    end_point b("b", 1);
+    inject_client ca(a.path);
+    inject_client cb(b.path);
+    for (int i = 0; i < 4; ++i) {
+        const auto ka = ca.next_key(7, 32);
+        ASSERT_TRUE(ka.ok()) << ka.message;
+        const auto kb = cb.key_by_link_id(7, link_id_of(ka.id), 32);
+        ASSERT_TRUE(kb.ok()) << kb.message;
+        EXPECT_EQ(kb.id, ka.id);  // the reply names the full UUID
+        EXPECT_EQ(to_hex(kb.key.span()), to_hex(ka.key.span()));
+        // Served once, whichever name is used.
+        EXPECT_EQ(cb.key_by_link_id(7, link_id_of(ka.id), 32).status, inject_status::already_served);
+        EXPECT_EQ(cb.key_by_id(7, ka.id, 32).status, inject_status::already_served);
+    }
+    EXPECT_EQ(b.server->counters().keys_by_id.load(), 4u);
+    const auto unknown = cb.key_by_link_id(7, link_id_of(test_key_id(1, 1)), 32);
+    EXPECT_EQ(unknown.status, inject_status::not_found);
+    EXPECT_NE(unknown.message.find("no key with link ID"), std::string::npos) << unknown.message;
+
+    // Two ACTIVE keys sharing the 4-byte prefix: the name is ambiguous and refused, never guessed.
+    std::uint64_t untouched = 0;  // a partition-1 key: a's NEXT_KEY never took it, so b still has it ACTIVE
+    while (partition_of(test_key_id(seed, untouched)) != 1) {
+        ++untouched;
+    }
+    key_id twin = test_key_id(seed, untouched);
+    twin[15] ^= 0x5a;
+    const auto mat = test_key_material(seed, 99);
+    const new_key extra{twin, mat};
+    ASSERT_TRUE(b.store->add(std::span(&extra, 1), key_state::active).ok());
+    const auto amb = cb.key_by_link_id(7, link_id_of(twin), 32);
+    EXPECT_EQ(amb.status, inject_status::not_found);
+    EXPECT_NE(amb.message.find("refusing to guess"), std::string::npos) << amb.message;
+    EXPECT_EQ(b.server->counters().link_id_collisions.load(), 1u);
+    // Once one of the pair is used up by its full ID, the prefix names one key again.
+    ASSERT_TRUE(cb.key_by_id(7, twin, 32).ok());
+    const auto after = cb.key_by_link_id(7, link_id_of(twin), 32);
+    ASSERT_TRUE(after.ok()) << after.message;
+    EXPECT_EQ(after.id, test_key_id(seed, untouched));
+}
+
 TEST(inject, hybrid_keys_agree_at_both_ends)
 {
     end_point a("a", 0);

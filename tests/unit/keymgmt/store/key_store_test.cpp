@@ -235,6 +235,43 @@ TEST(key_store, reserve_by_id_serves_the_far_end_once)
     EXPECT_TRUE(same(got[0], 4, 0));
 }
 
+TEST(key_store, find_by_prefix_uses_id_ranges_and_reports_states)
+{
+    temp_dir d;
+    auto s = open_key_store(make_cfg(d));
+    add_keys(*s, 4, 0, 8);
+    const key_id k3 = test_key_id(4, 3);
+    // Edge prefixes: IDs at the very bottom and top of a prefix range are inside it.
+    key_id low = k3;
+    std::fill(low.begin() + 4, low.end(), std::uint8_t{0});
+    key_id high = k3;
+    std::fill(high.begin() + 4, high.end(), std::uint8_t{0xff});
+    const auto mat = test_key_material(4, 100);
+    const std::array<new_key, 2> edge{new_key{low, mat}, new_key{high, mat}};
+    ASSERT_TRUE(s->add(edge, key_state::preactive).ok());
+
+    auto found = s->find_by_prefix(std::span(k3).first(4), 10);
+    ASSERT_EQ(found.size(), 3u);
+    EXPECT_EQ(found[0].first, low);  // ID order
+    EXPECT_EQ(found[1].first, k3);
+    EXPECT_EQ(found[2].first, high);
+    EXPECT_EQ(found[0].second, key_state::preactive);
+    EXPECT_EQ(found[1].second, key_state::active);
+    EXPECT_EQ(s->find_by_prefix(std::span(k3).first(4), 2).size(), 2u);  // limit
+    EXPECT_EQ(s->find_by_prefix(k3, 10).size(), 1u);                     // whole ID
+    // A used key is still found, in its new state; nothing else matches a foreign prefix.
+    const std::array<key_id, 1> ids{k3};
+    std::vector<served_key> got;
+    ASSERT_TRUE(s->reserve("link", ids, 0, {}, &got).ok());
+    found = s->find_by_prefix(std::span(k3).first(4), 10);
+    ASSERT_EQ(found.size(), 3u);
+    EXPECT_EQ(found[1].second, key_state::destroyed);
+    key_id other = k3;
+    other[3] ^= 1;
+    EXPECT_TRUE(s->find_by_prefix(std::span(other).first(4), 10).empty());
+    EXPECT_TRUE(s->find_by_prefix({}, 10).empty());
+}
+
 TEST(key_store, full_store_is_a_clear_error_and_tombstones_block_reuse)
 {
     temp_dir d;
