@@ -1,7 +1,9 @@
 // The TM coding chain: frame -> CRC -> RS or LDPC -> randomizer -> ASM -> conv -> interleaver, and back on soft bits.
 #include "qlink/modem/coding_chain.hpp"
 
+#include "chain/rs_check.hpp"
 #include "qlink/modem/conv.hpp"
+#include "qlink/modem/cpu.hpp"
 #include "qlink/modem/crc.hpp"
 #include "qlink/modem/ldpc.hpp"
 #include "qlink/modem/randomizer.hpp"
@@ -95,6 +97,9 @@ bool marker_pair(std::span<const std::uint8_t> packed, std::size_t nbits, sync_m
 // Soft symbols are consumed in slices of this many, so every scratch buffer
 // has a fixed size and push() allocates nothing.
 constexpr std::size_t chunk_symbols = 4096;
+// Without an inner code the slices are whole sync periods, so a locked frame's
+// body is whole in the slice and is packed straight from the caller's LLRs.
+constexpr std::size_t periods_per_slice = 16;
 
 }  // namespace
 
@@ -198,6 +203,11 @@ struct chain_decoder::impl {
     std::vector<llr_t> frames_llr;
     std::vector<sync_frame_info> infos;
     std::vector<std::uint8_t> cb;
+    std::unique_ptr<detail::rs_block_check> rs_check;  // clean codeblocks skip rs_codec::decode
+    std::vector<std::uint8_t> frames_packed;           // RS profiles: the synchroniser's packed frames
+    std::size_t slice_symbols = chunk_symbols;
+    bool passthrough = false;                          // no channel interleaver: no copy either
+    isa level = isa::generic;
     std::size_t bits_since_lock = 0;
     chain_decoder_counters counters{};
 
@@ -225,7 +235,15 @@ struct chain_decoder::impl {
         check_profile(prof);
         deil = create_deinterleaver(prof.interleaver);
         deil_skip = interleaver_pair_delay(prof.interleaver);
-        std::size_t max_bits = chunk_symbols;
+        passthrough = prof.interleaver.kind == interleaver_kind::none;
+        const auto parsed = parse_isa(cfg.isa);
+        if (!parsed || !isa_supported(*parsed))
+            throw std::invalid_argument("chain_decoder: isa '" + cfg.isa +
+                                        "' is unknown or not supported by this CPU (allowed: auto, generic, sse41, "
+                                        "avx2, avx512)");
+        level = *parsed;
+        if (!prof.inner_conv && !prof.ldpc) slice_symbols = periods_per_slice * sync_period_bits(prof);
+        std::size_t max_bits = slice_symbols;
         if (prof.inner_conv) {
             viterbi_decoder::config vc;
             vc.code = prof.conv;
@@ -266,22 +284,32 @@ struct chain_decoder::impl {
             ldpc_llr.resize(ldpc->code().n());
         } else {
             rs = make_rs(prof, cfg.isa);
+            rs_config rc;
+            rc.e = prof.rs_e;
+            rc.interleave = prof.rs_interleave;
+            rc.basis = prof.basis;
+            rc.virtual_fill = prof.virtual_fill;
+            rs_check = std::make_unique<detail::rs_block_check>(rc, level);
         }
         // One slice of decoded bits completes at most this many frames.
         sync_capacity = max_bits / sync_period_bits(prof) + 3;
         branch_sync_bits = cfg.branch_sync_bits ? cfg.branch_sync_bits
                                                 : sync_period_bits(prof) + sync_period_bits(prof) / 4;
-        soft_buf.resize(chunk_symbols);
-        frames_llr.resize(sync_capacity * sc.frame_bits);
+        if (!passthrough) soft_buf.resize(slice_symbols);
+        if (ldpc)
+            frames_llr.resize(sync_capacity * sc.frame_bits);
+        else
+            frames_packed.resize(sync_capacity * codeblock_bytes(prof));
         infos.resize(sync_capacity);
         cb.resize(codeblock_bytes(prof));
     }
 
-    void check_fecf(chain_frame_report& rep) const {
+    void check_fecf(chain_frame_report& rep) const { check_fecf(cb, rep); }
+    void check_fecf(std::span<const std::uint8_t> block, chain_frame_report& rep) const {
         const std::size_t fb = frame_bytes(prof);
         if (prof.fecf) {
-            const std::uint16_t crc = crc16_ccsds(std::span<const std::uint8_t>(cb).first(fb - 2));
-            rep.crc_ok = cb[fb - 2] == (crc >> 8) && cb[fb - 1] == (crc & 0xff);
+            const std::uint16_t crc = crc16_ccsds(block.first(fb - 2));
+            rep.crc_ok = block[fb - 2] == (crc >> 8) && block[fb - 1] == (crc & 0xff);
         } else {
             rep.crc_ok = true;
         }
@@ -320,23 +348,20 @@ struct chain_decoder::impl {
         if (rep.ok) ++counters.frames_ok;
     }
 
-    void process_frame(std::span<const llr_t> frame_soft, const sync_frame_info& info, std::span<std::uint8_t> out,
-                       chain_frame_report& rep) {
-        if (ldpc) {
-            process_ldpc_frame(frame_soft, info, out, rep);
-            return;
-        }
-        pack_hard_decisions(frame_soft, cb);
-        if (prof.randomizer) ccsds_randomize(cb);
-        const rs_decode_result rr = rs->decode(cb);
+    // An RS codeblock as packed hard decisions, worked on in place.
+    void process_rs_frame(std::span<std::uint8_t> block, const sync_frame_info& info, std::span<std::uint8_t> out,
+                          chain_frame_report& rep) {
+        if (prof.randomizer) ccsds_randomize(block, level);
+        rs_decode_result rr;
+        if (!rs_check->clean(block)) rr = rs->decode(block);
         rep = {};
         rep.sync = info;
         rep.rs_ok = rr.ok;
         rep.rs_corrected = rr.corrected;
         rep.rs_failed_codewords = rr.failed_codewords;
-        check_fecf(rep);
+        check_fecf(block, rep);
         rep.ok = rep.rs_ok && rep.crc_ok;
-        std::memcpy(out.data(), cb.data(), out.size());
+        std::memcpy(out.data(), block.data(), out.size());
         ++counters.frames;
         counters.rs_corrected += rr.corrected;
         counters.rs_failed_codewords += rr.failed_codewords;
@@ -377,13 +402,23 @@ struct chain_decoder::impl {
                    result& r) {
         const std::size_t db = frame_data_bytes(prof);
         const std::size_t fbits = 8 * codeblock_bytes(prof);
+        const std::size_t fbytes = codeblock_bytes(prof);
         std::size_t pos = 0;
         for (int guard = 0; guard < 64; ++guard) {
-            const auto sr = sync->push(bits.subspan(pos), frames_llr, infos);
+            const auto sr = ldpc ? sync->push(bits.subspan(pos), frames_llr, infos)
+                                 : sync->push_packed(bits.subspan(pos), frames_packed, infos);
             for (std::size_t f = 0; f < sr.frames; ++f) {
-                const auto soft = std::span<const llr_t>(frames_llr).subspan(f * fbits, fbits);
-                // push() only runs while the caller has room for sync_capacity frames.
-                process_frame(soft, infos[f], out.subspan(r.frames * db, db), reports[r.frames]);
+                // push() only runs while the caller has room for sync_capacity frames; never write past it.
+                if (r.frames >= reports.size() || (r.frames + 1) * db > out.size()) {
+                    ++counters.frames_no_room;
+                    continue;
+                }
+                if (ldpc)
+                    process_ldpc_frame(std::span<const llr_t>(frames_llr).subspan(f * fbits, fbits), infos[f],
+                                       out.subspan(r.frames * db, db), reports[r.frames]);
+                else
+                    process_rs_frame(std::span(frames_packed).subspan(f * fbytes, fbytes), infos[f],
+                                     out.subspan(r.frames * db, db), reports[r.frames]);
                 ++r.frames;
             }
             pos += sr.consumed;
@@ -516,12 +551,15 @@ chain_decoder::result chain_decoder::push(std::span<const llr_t> soft, std::span
             r.output_full = true;
             break;
         }
-        // Small slices while unlocked, so branch sync reacts at a fine grain.
+        // Small slices while unlocked, so the alignment search reacts at a fine grain.
         const std::size_t slice_max =
-            s.sync->state() == sync_state::lock || !s.prof.inner_conv ? chunk_symbols : chunk_symbols / 4;
+            s.sync->state() == sync_state::lock || !s.prof.inner_conv ? s.slice_symbols : chunk_symbols / 4;
         const std::size_t n = std::min(slice_max, soft.size() - r.consumed);
-        const auto slice = std::span(s.soft_buf).first(n);
-        s.deil->process(soft.subspan(r.consumed, n), slice);
+        std::span<const llr_t> slice = soft.subspan(r.consumed, n);
+        if (!s.passthrough) {
+            s.deil->process(slice, std::span(s.soft_buf).first(n));
+            slice = std::span<const llr_t>(s.soft_buf).first(n);
+        }
         const std::size_t skip = std::min(s.deil_skip, n);
         s.deil_skip -= skip;
         r.consumed += n;

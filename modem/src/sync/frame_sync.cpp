@@ -38,6 +38,7 @@ frame_synchronizer::frame_synchronizer(const config& cfg) : cfg_(cfg) {
     if (!(cfg_.min_soft_correlation >= -1.0f && cfg_.min_soft_correlation <= 1.0f))
         throw std::invalid_argument("frame_synchronizer: min_soft_correlation must be in [-1, 1]");
     kernel_ = create_marker_search_kernel(cfg_.isa);
+    packer_ = create_hard_decision_kernel(cfg_.isa);
     mask_ = cfg_.marker.bits == 64 ? ~0ull : ((1ull << cfg_.marker.bits) - 1);
     cfg_.marker.pattern &= mask_;
     body_ = std::make_unique<llr_t[]>(cfg_.frame_bits);
@@ -143,9 +144,27 @@ void frame_synchronizer::on_marker_complete() {
 
 sync_result frame_synchronizer::push(std::span<const llr_t> soft, std::span<llr_t> frames_out,
                                      std::span<sync_frame_info> info) {
+    return push_impl<false>(soft, frames_out, info);
+}
+
+sync_result frame_synchronizer::push_packed(std::span<const llr_t> soft, std::span<std::uint8_t> frames_out,
+                                            std::span<sync_frame_info> info) {
+    if (cfg_.frame_bits % 8 != 0) {
+        sync_result r;
+        r.ok = false;
+        r.error = "frame_synchronizer: push_packed needs frame_bits to be a multiple of 8";
+        return r;
+    }
+    return push_impl<true>(soft, frames_out, info);
+}
+
+template <bool packed, typename out_t>
+sync_result frame_synchronizer::push_impl(std::span<const llr_t> soft, std::span<out_t> frames_out,
+                                          std::span<sync_frame_info> info) {
     sync_result r;
     const std::size_t fb = cfg_.frame_bits;
-    const std::size_t capacity = std::min(frames_out.size() / fb, info.size());
+    const std::size_t out_size = packed ? fb / 8 : fb;  // output elements per frame
+    const std::size_t capacity = std::min(frames_out.size() / out_size, info.size());
     const unsigned mbits = cfg_.marker.bits;
 
     auto emit_pending = [&]() -> bool {
@@ -153,7 +172,11 @@ sync_result frame_synchronizer::push(std::span<const llr_t> soft, std::span<llr_
             r.output_full = true;
             return false;
         }
-        std::memcpy(frames_out.data() + r.frames * fb, body_.get(), fb);
+        if constexpr (packed)
+            packer_->pack(std::span<const llr_t>(body_.get(), fb), frames_out.subspan(r.frames * out_size, out_size),
+                          false);
+        else
+            std::memcpy(frames_out.data() + r.frames * fb, body_.get(), fb);
         info[r.frames] = cur_;
         ++r.frames;
         ++counters_.frames_out;
@@ -273,8 +296,30 @@ sync_result frame_synchronizer::push(std::span<const llr_t> soft, std::span<llr_
             continue;
         }
         if (phase_ == phase::body) {
-            const std::size_t take = std::min(fb - fill_, soft.size() - i);
             const llr_t* src = soft.data() + i;
+            if constexpr (packed) {
+                // The locked fast path: the whole body is here and there is room for it.
+                if (fill_ == 0 && soft.size() - i >= fb && r.frames < capacity) {
+                    const bool emit = cur_.state == sync_state::check ? cfg_.emit_check_frames
+                                      : cur_.flywheel                  ? cfg_.emit_flywheel_frames
+                                                                       : true;
+                    if (emit) {
+                        packer_->pack(std::span<const llr_t>(src, fb), frames_out.subspan(r.frames * out_size, out_size),
+                                      inverted_);
+                        info[r.frames] = cur_;
+                        ++r.frames;
+                        ++counters_.frames_out;
+                    }
+                    const std::size_t from = fb >= 64 ? fb - 64 : 0;
+                    for (std::size_t k = from; k < fb; ++k) window_ = (window_ << 1) | hard_bit(src[k]);
+                    i += fb;
+                    remember(i);
+                    phase_ = phase::marker;
+                    fill_ = 0;
+                    continue;
+                }
+            }
+            const std::size_t take = std::min(fb - fill_, soft.size() - i);
             if (inverted_)
                 for (std::size_t k = 0; k < take; ++k) body_[fill_ + k] = negate(src[k]);
             else

@@ -81,6 +81,7 @@ struct chain_decoder_counters {
     std::uint64_t false_locks = 0;      ///< searches started because locked frames kept failing RS/CRC
     std::uint64_t frames = 0;           ///< frames delivered by the synchroniser
     std::uint64_t frames_ok = 0;
+    std::uint64_t frames_no_room = 0;   ///< frames dropped because the caller's output was full (a bug if nonzero)
     std::uint64_t rs_corrected = 0;     ///< symbols
     std::uint64_t rs_failed_frames = 0;
     std::uint64_t rs_failed_codewords = 0;

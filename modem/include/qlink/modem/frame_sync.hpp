@@ -59,7 +59,23 @@ struct sync_result {
     std::size_t consumed = 0;
     std::size_t frames = 0;
     bool output_full = false;  ///< stopped early: `frames_out` had no room for the next frame
+    bool ok = true;
+    const char* error = nullptr;  ///< static string when !ok (nothing consumed)
 };
+
+/// Hard-decision packing kernel (generic + SIMD variants, bit exact): packs
+/// the decisions of `soft` into `packed`, MSB first, ceil(n / 8) bytes with
+/// n = min(soft.size(), 8 * packed.size()); a trailing partial byte is zero-
+/// filled. bit = (llr < 0), or (llr > 0) when `inverted`: the decision on the
+/// negated value, so an erasure gives 0 in both polarities.
+class hard_decision_kernel {
+public:
+    virtual ~hard_decision_kernel() = default;
+    virtual void pack(std::span<const llr_t> soft, std::span<std::uint8_t> packed, bool inverted) const = 0;
+    virtual std::string_view name() const = 0;
+};
+/// "auto|generic|sse41|avx2|avx512"; throws std::invalid_argument for an unknown or unsupported name.
+std::unique_ptr<hard_decision_kernel> create_hard_decision_kernel(std::string_view isa_name = "auto");
 
 /// Hard-decision marker search kernel (generic + SIMD variants, bit exact).
 /// Walks `soft` updating `window` (last 64 hard bits, newest in bit 0) and
@@ -104,6 +120,14 @@ public:
     /// `info` entry per frame. Stops early when either output is full.
     sync_result push(std::span<const llr_t> soft, std::span<llr_t> frames_out, std::span<sync_frame_info> info);
 
+    /// The same, but frames come out as packed hard decisions (frame_bits / 8
+    /// bytes each, MSB first, polarity corrected): what a hard-decision decoder
+    /// (RS) wants. A frame whose body is whole in `soft` is packed straight from
+    /// it, without an intermediate copy. frame_bits must be a multiple of 8
+    /// (else an error result, nothing consumed).
+    sync_result push_packed(std::span<const llr_t> soft, std::span<std::uint8_t> frames_out,
+                            std::span<sync_frame_info> info);
+
     /// Forgets alignment (back to SEARCH); counters are kept.
     void reset();
 
@@ -114,6 +138,8 @@ public:
 
 private:
     enum class phase : std::uint8_t { searching, body, marker };
+    template <bool packed, typename out_t>
+    sync_result push_impl(std::span<const llr_t> soft, std::span<out_t> frames_out, std::span<sync_frame_info> info);
     bool judge_marker(std::span<const llr_t> marker_soft, unsigned& errors, bool& flip) const;
     void on_marker_complete();
     void enter_search();
@@ -121,6 +147,7 @@ private:
 
     config cfg_;
     std::unique_ptr<marker_search_kernel> kernel_;
+    std::unique_ptr<hard_decision_kernel> packer_;
     std::uint64_t mask_ = 0;
     std::uint64_t window_ = 0;
     std::unique_ptr<llr_t[]> body_;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -287,6 +288,114 @@ TEST_P(marker_kernel, matches_generic_bit_for_bit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(isas, marker_kernel, ::testing::ValuesIn(supported_isas()),
+                         [](const auto& p) { return std::string(to_string(p.param)); });
+
+
+class hard_kernel : public ::testing::TestWithParam<isa> {};
+
+// Every ISA against the definition (bit = llr < 0, or llr > 0 inverted), over the whole int8 range
+// (-128 and 0 included), odd lengths and offsets; bytes past ceil(n / 8) are untouched.
+TEST_P(hard_kernel, matches_the_definition_bit_for_bit) {
+    const auto kernel = create_hard_decision_kernel(to_string(GetParam()));
+    const auto generic = create_hard_decision_kernel("generic");
+    std::mt19937_64 rng(11);
+    for (int trial = 0; trial < 400; ++trial) {
+        std::vector<llr_t> soft(rng() % 700);
+        for (auto& v : soft) v = static_cast<llr_t>(static_cast<int>(rng() % 256) - 128);
+        if (trial % 3 == 0)
+            for (auto& v : soft) v = static_cast<llr_t>(static_cast<int>(rng() % 5) - 2);  // many erasures
+        const std::size_t off = soft.empty() ? 0 : rng() % std::min<std::size_t>(soft.size(), 40);
+        const auto in = std::span<const llr_t>(soft).subspan(off);
+        const bool inv = trial & 1;
+        const std::size_t bytes = (in.size() + 7) / 8;
+        std::vector<std::uint8_t> want(bytes + 3, 0xA5), got(bytes + 3, 0xA5), gen(bytes + 3, 0xA5);
+        for (std::size_t i = 0; i < bytes; ++i) want[i] = 0;
+        for (std::size_t i = 0; i < in.size(); ++i)
+            if (inv ? in[i] > 0 : in[i] < 0) want[i / 8] |= static_cast<std::uint8_t>(0x80 >> (i % 8));
+        kernel->pack(in, std::span(got).first(bytes), inv);
+        generic->pack(in, std::span(gen).first(bytes), inv);
+        ASSERT_EQ(got, want) << "trial " << trial << " n " << in.size() << " inverted " << inv;
+        ASSERT_EQ(gen, want) << "trial " << trial;
+        if (!inv && in.size() % 8 == 0) {
+            std::vector<std::uint8_t> legacy(bytes);
+            pack_hard_decisions(in, legacy);
+            ASSERT_TRUE(std::equal(legacy.begin(), legacy.end(), got.begin()));
+        }
+    }
+    // A short output bounds what is written.
+    std::vector<llr_t> soft(100, -5);
+    std::vector<std::uint8_t> out(4, 0);
+    kernel->pack(soft, std::span(out).first(3), false);
+    EXPECT_EQ(out, (std::vector<std::uint8_t>{0xFF, 0xFF, 0xFF, 0x00}));
+    EXPECT_THROW(create_hard_decision_kernel("neon"), std::invalid_argument);
+}
+
+INSTANTIATE_TEST_SUITE_P(isas, hard_kernel, ::testing::ValuesIn(supported_isas()),
+                         [](const auto& p) { return std::string(to_string(p.param)); });
+
+class packed_output : public ::testing::TestWithParam<isa> {};
+
+// push_packed gives the packed hard decisions of what push gives, frame for frame, through
+// slips, a polarity flip, noise and any chunking (direct packing and the buffered path both run).
+TEST_P(packed_output, equals_packing_the_soft_output) {
+    auto s = make_stream(40, asm_tm_32, 21, 77);
+    auto soft = to_soft(s.bits);
+    std::mt19937_64 rng(22);
+    for (auto& v : soft)
+        if (rng() % 50 == 0) v = static_cast<llr_t>(static_cast<int>(rng() % 255) - 127);
+    soft.erase(soft.begin() + 9000, soft.begin() + 9003);
+    soft.insert(soft.begin() + 20000, 5, llr_t{0});
+    for (std::size_t i = 30000; i < soft.size(); ++i) soft[i] = static_cast<llr_t>(-soft[i]);
+    for (const std::size_t chunk : {std::size_t{0}, std::size_t{100}, std::size_t{5000}, std::size_t{1 << 20}}) {
+        auto c = base_cfg();
+        c.isa = to_string(GetParam());
+        frame_synchronizer a(c), b(c);
+        const auto ref = run(a, soft, chunk, 8);
+        std::vector<std::vector<std::uint8_t>> frames;
+        std::vector<sync_frame_info> infos;
+        std::vector<std::uint8_t> out(3 * frame_bits / 8);
+        std::vector<sync_frame_info> info(3);
+        std::mt19937 crng(7);
+        auto collect = [&](const sync_result& r) {
+            ASSERT_TRUE(r.ok);
+            for (std::size_t f = 0; f < r.frames; ++f) {
+                std::vector<std::uint8_t> bits(frame_bits);
+                for (std::size_t k = 0; k < frame_bits; ++k) bits[k] = (out[f * frame_bits / 8 + k / 8] >> (7 - k % 8)) & 1;
+                frames.push_back(std::move(bits));
+                infos.push_back(info[f]);
+            }
+        };
+        for (std::size_t pos = 0; pos < soft.size();) {
+            std::size_t n = chunk ? chunk : 1 + crng() % 3000;
+            n = std::min(n, soft.size() - pos);
+            const auto r = b.push_packed(std::span<const llr_t>(soft).subspan(pos, n), out, info);
+            collect(r);
+            pos += r.consumed;
+            if (r.consumed == 0 && r.frames == 0) break;
+        }
+        for (int k = 0; k < 2; ++k) collect(b.push_packed({}, out, info));
+        ASSERT_EQ(frames.size(), ref.frames.size()) << "chunk " << chunk;
+        EXPECT_GE(frames.size(), 30u);
+        for (std::size_t f = 0; f < frames.size(); ++f) {
+            ASSERT_EQ(frames[f], ref.frames[f]) << "chunk " << chunk << " frame " << f;
+            EXPECT_EQ(infos[f].stream_bit, ref.info[f].stream_bit);
+            EXPECT_EQ(infos[f].inverted, ref.info[f].inverted);
+            EXPECT_EQ(infos[f].state, ref.info[f].state);
+        }
+        EXPECT_EQ(a.counters().inversions, b.counters().inversions);
+        EXPECT_GE(b.counters().inversions, 1u);
+    }
+    auto c = base_cfg();
+    c.frame_bits = 1001;
+    frame_synchronizer odd(c);
+    std::vector<std::uint8_t> out(1000);
+    std::vector<sync_frame_info> info(4);
+    const auto r = odd.push_packed(soft, out, info);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.consumed, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(isas, packed_output, ::testing::ValuesIn(supported_isas()),
                          [](const auto& p) { return std::string(to_string(p.param)); });
 
 }  // namespace
