@@ -163,24 +163,70 @@ struct lane_job {
     const std::int8_t* src = nullptr;  // contiguous soft pairs from the window's first step on
     std::size_t first = 0;        // block step of the window's first trellis step
     bool known_start = true;      // encoder in state 0 at the window start
-    int end_state = -1;           // known end state, or -1 for the lane's best one
+    int end_state = -1;           // known state above row top - 1, or -1: the best state of
+                                  // lane probe_lane after probe_row rows
     std::size_t skip = 0;         // window steps before the first output bit
     std::size_t limit = 0;        // output bits
     std::uint8_t* out = nullptr;  // byte-aligned destination (MSB first, last byte zero-padded)
+    // Traceback: starts above row top - 1; rows >= cross (the window end when
+    // top is past it) are the next lane's rows r - delta (see lanes_trace_plan).
+    std::size_t top = 0;
+    std::size_t cross = 0;
+    std::size_t delta = 0;
+    unsigned tail_lane = 0;
+    unsigned probe_lane = 0;
+    std::size_t probe_row = 0;
 };
+
+// For each of the 32 lanes, the first state with the smallest metric (the
+// lowest state number on ties, like lane::best_state()).
+void lanes_best_states(const lanes_state& st, unsigned* best) {
+#if defined(__x86_64__)
+    for (unsigned h = 0; h < n_lanes; h += 16) {
+        auto row = [&](unsigned s) { return _mm_load_si128(reinterpret_cast<const __m128i*>(st.metric + s * n_lanes + h)); };
+        __m128i m = row(0);
+        for (unsigned s = 1; s < 64; ++s) m = _mm_min_epu8(m, row(s));
+        __m128i b = _mm_set1_epi8(63);
+        for (unsigned s = 64; s-- > 0;) {
+            const __m128i eq = _mm_cmpeq_epi8(row(s), m);
+            b = _mm_or_si128(_mm_and_si128(eq, _mm_set1_epi8(static_cast<char>(s))), _mm_andnot_si128(eq, b));
+        }
+        alignas(16) std::uint8_t tmp[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), b);
+        for (unsigned l = 0; l < 16; ++l) best[h + l] = tmp[l];
+    }
+#else
+    for (unsigned l = 0; l < n_lanes; ++l) {
+        unsigned b = 0;
+        for (unsigned s = 1; s < 64; ++s)
+            if (st.metric[s * n_lanes + l] < st.metric[b * n_lanes + l]) b = s;
+        best[l] = b;
+    }
+#endif
+}
 
 // Copies n bits starting at bit `from` of one lane's MSB-first 32-bit words
 // (w[k * n_lanes], one spare row after the last used one) to bytes,
 // zero-padding the last one.
 void copy_bits(const std::uint32_t* w, std::size_t from, std::size_t n, std::uint8_t* out) {
-    for (std::size_t o = 0; o < n; o += 8) {
-        const std::size_t pos = from + o;
-        const unsigned sh = static_cast<unsigned>(pos & 31);
-        std::uint32_t v = w[(pos >> 5) * n_lanes] << sh;
-        if (sh > 24) v |= w[((pos >> 5) + 1) * n_lanes] >> (32 - sh);
-        auto byte = static_cast<std::uint8_t>(v >> 24);
-        if (n - o < 8) byte = static_cast<std::uint8_t>(byte & (0xff00u >> (n - o)));
-        out[o / 8] = byte;
+    const unsigned sh = static_cast<unsigned>(from & 31);
+    auto bits_at = [&](std::size_t pos) {  // the 32 bits from pos (a multiple of 32 past from)
+        const std::size_t k = pos >> 5;
+        std::uint32_t v = w[k * n_lanes] << sh;
+        if (sh) v |= w[(k + 1) * n_lanes] >> (32 - sh);
+        return v;
+    };
+    std::size_t o = 0;
+    for (; o + 32 <= n; o += 32) {
+        const std::uint32_t v = bits_at(from + o);
+        const std::uint8_t b[4] = {static_cast<std::uint8_t>(v >> 24), static_cast<std::uint8_t>(v >> 16),
+                                   static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)};
+        std::memcpy(out + o / 8, b, 4);
+    }
+    if (o < n) {
+        std::uint32_t v = bits_at(from + o);
+        if (n - o < 32) v &= ~0u << (32 - (n - o));
+        for (; o < n; o += 8, v <<= 8) out[o / 8] = static_cast<std::uint8_t>(v >> 24);
     }
 }
 
@@ -195,46 +241,74 @@ public:
     // Sizes the buffers for windows of up to `steps` trellis steps.
     void reserve(std::size_t steps) {
         if (dec_.size() < steps * 64) dec_.resize(steps * 64);
-        const std::size_t wpl = (steps + 31) / 32 + 1;
+        // A traceback may start up to one window past the lane's own rows.
+        const std::size_t wpl = (2 * steps + 31) / 32 + 1;
         if (words_.size() < wpl * n_lanes) words_.resize(wpl * n_lanes);
     }
 
     // Runs the jobs (each reading `steps` contiguous pairs from its src) and traces them back.
     void run(std::span<const lane_job> jobs, std::size_t steps, const std::uint8_t* idx) {
         const std::size_t nj = jobs.size();
-        const std::size_t wpl = (steps + 31) / 32 + 1;  // word rows, one spare
         reserve(steps);
         const std::int8_t* src[n_lanes];
+        alignas(32) std::uint8_t known_row[n_lanes];  // metric of states != 0 at the start
         for (std::size_t l = 0; l < n_lanes; ++l) {
             // Idle lanes repeat lane 0's input; they are never traced back.
             src[l] = jobs[l < nj ? l : 0].src;
-            const bool known = l < nj && jobs[l].known_start;
-            for (unsigned s = 0; s < 64; ++s)
-                st_.metric[s * n_lanes + l] = static_cast<std::uint8_t>(known && s ? 255 : 0);
+            known_row[l] = static_cast<std::uint8_t>(l < nj && jobs[l].known_start ? 255 : 0);
             st_.pending_min[l] = 0;
         }
+        std::memset(st_.metric, 0, n_lanes);
+        for (unsigned s = 1; s < 64; ++s) std::memcpy(st_.metric + s * n_lanes, known_row, n_lanes);
         st_.step = 0;
-        for (std::size_t c = 0; c < steps; c += lanes_chunk) {
-            const std::size_t k = std::min(lanes_chunk, steps - c);
+        // Rows after which some lane's best state is needed, ascending.
+        std::size_t probes[n_lanes];
+        std::size_t np = 0;
+        for (std::size_t l = 0; l < nj; ++l) {
+            if (jobs[l].end_state >= 0) continue;
+            const std::size_t p = jobs[l].probe_row;
+            if (std::find(probes, probes + np, p) == probes + np) probes[np++] = p;
+        }
+        std::sort(probes, probes + np);
+        std::size_t next = 0;
+        alignas(32) lanes_trace_plan plan{};
+        unsigned best[n_lanes];
+        auto take_probe = [&](std::size_t row) {
+            lanes_best_states(st_, best);
+            for (std::size_t l = 0; l < nj; ++l)
+                if (jobs[l].end_state < 0 && jobs[l].probe_row == row) plan.end_state[l] = best[jobs[l].probe_lane];
+        };
+        for (std::size_t c = 0; c < steps;) {
+            std::size_t k = std::min(lanes_chunk, steps - c);
+            if (next < np) k = std::min(k, probes[next] - c);
             transpose_pairs(src, c, k, pairs_.data());
             k_.lanes_branch(pairs_.data(), k, bm_.data());
             k_.lanes_acs(st_, idx, bm_.data(), k, dec_.data() + 64 * c);
+            c += k;
+            if (next < np && probes[next] == c) take_probe(probes[next++]);
         }
-        alignas(32) unsigned state[n_lanes] = {};  // idle lanes trace from state 0, unused
+        // Tracebacks aligned at their starts: every lane begins at loop row
+        // U - 1 and the loop stops below the lowest first output bit.
+        std::size_t top = 0, bottom = static_cast<std::size_t>(-1);
+        for (std::size_t l = 0; l < nj; ++l) top = std::max(top, jobs[l].top);
         for (std::size_t l = 0; l < nj; ++l) {
-            if (jobs[l].end_state >= 0) {
-                state[l] = static_cast<unsigned>(jobs[l].end_state);
-                continue;
-            }
-            unsigned best = 0;  // first minimum, like best_state()
-            for (unsigned s = 1; s < 64; ++s)
-                if (st_.metric[s * n_lanes + l] < st_.metric[best * n_lanes + l]) best = s;
-            state[l] = best;
+            const lane_job& j = jobs[l];
+            if (j.end_state >= 0) plan.end_state[l] = static_cast<std::uint32_t>(j.end_state);
+            plan.top[l] = static_cast<std::uint32_t>(j.top);
+            plan.lift[l] = static_cast<std::uint32_t>(top - j.top);
+            plan.cross[l] = static_cast<std::uint32_t>(std::min(j.cross, j.top));
+            plan.delta[l] = static_cast<std::uint32_t>(j.delta);
+            plan.src[l] = j.top > j.cross ? j.tail_lane : static_cast<std::uint32_t>(l);
+            bottom = std::min(bottom, j.skip + plan.lift[l]);
         }
+        plan.bottom = static_cast<std::uint32_t>(bottom & ~std::size_t{31});
+        for (std::size_t l = nj; l < n_lanes; ++l) plan.src[l] = static_cast<std::uint32_t>(l);  // idle: top 0
+        const std::size_t wpl = (top + 31) / 32 + 1;  // word rows, one spare
         std::uint32_t* words = words_.data();
         std::fill(words + n_lanes * (wpl - 1), words + n_lanes * wpl, 0u);  // spare row for copy_bits
-        k_.lanes_traceback(dec_.data(), steps, state, words);
-        for (std::size_t l = 0; l < nj; ++l) copy_bits(words + l, jobs[l].skip, jobs[l].limit, jobs[l].out);
+        k_.lanes_traceback(dec_.data(), plan, words);
+        for (std::size_t l = 0; l < nj; ++l)
+            copy_bits(words + l, jobs[l].skip + plan.lift[l], jobs[l].limit, jobs[l].out);
     }
 
 private:
@@ -414,7 +488,10 @@ public:
         const std::size_t n = steps - conv_tail_bits;
         for (const auto& o : outs)
             if (o.size() < (n + 7) / 8) return {0, false, "viterbi: output span too small"};
-        for (std::size_t i = 0; i < blocks.size(); ++i) jobs_[i] = lane_job{blocks[i], nullptr, 0, true, 0, 0, n, outs[i].data()};
+        for (std::size_t i = 0; i < blocks.size(); ++i) {
+            jobs_[i] = lane_job{blocks[i], nullptr, 0, true, 0, 0, n, outs[i].data()};
+            jobs_[i].top = jobs_[i].cross = steps;
+        }
         run_lanes(std::span(jobs_, blocks.size()), steps);
         return {n, true, nullptr};
     }
@@ -553,30 +630,81 @@ private:
         engine_.run(jobs, steps, idx_);
     }
 
-    // Long terminated blocks are cut into up to 32 segments of S info bits
-    // (S a multiple of 8, so every segment's output starts on a byte) decoded
-    // in the lanes. Every lane runs R = S + A + D steps: it starts
-    // A = lanes_acquisition steps before its segment with equal metrics (the
-    // first one at step 0 in state 0) and is traced back from its best state D
-    // = traceback steps past the segment end, or from state 0 when its window
-    // reaches the end of the tail (windows are shifted left to fit). The cut
-    // depends only on the block length and the traceback, never on the ISA.
+    // Long terminated blocks are cut into up to 32 segments decoded in the
+    // lanes (see plan_windows); the cut depends only on the block length and
+    // the traceback, never on the ISA.
     bool run_segments(std::span<const llr_t> soft, std::size_t steps, std::size_t n, std::span<std::uint8_t> out) {
         if (n < lanes_min_bits) return false;
-        const std::size_t seg = ((steps + n_lanes - 1) / n_lanes + 7) & ~static_cast<std::size_t>(7);
-        const std::size_t run = seg + lanes_acquisition + depth_;
-        if (run > steps) return false;
-        const std::size_t count = (n + seg - 1) / seg;
-        for (std::size_t k = 0; k < count; ++k) {
-            const std::size_t start = k * seg;
-            const std::size_t first =
-                std::min(start > lanes_acquisition ? start - lanes_acquisition : 0, steps - run);
-            jobs_[k] = lane_job{soft, nullptr,   first,           first == 0,
-                                first + run == steps ? 0 : -1,  start - first,
-                                std::min(seg, n - start), out.data() + start / 8};
-        }
-        run_lanes(std::span(jobs_, count), run);
+        std::size_t count = 0;
+        const std::size_t rows = plan_windows(0, steps, 0, n, true, 0, out.data(), count);
+        if (count < 2) return false;
+        for (std::size_t k = 0; k < count; ++k) jobs_[k].soft = soft;
+        run_lanes(std::span(jobs_, count), rows);
         return true;
+    }
+
+    // Plans lane windows that decide output steps [out_lo, out_hi) from the
+    // soft pairs of steps [lo, hi) (the trellis starts in state 0 at lo when
+    // known_start, and ends in end_state at hi when it is >= 0). The output
+    // and the hi - out_hi steps after it are cut into count <= 32 segments of
+    // S steps (S a multiple of 8, >= the traceback depth D, so every segment's
+    // output starts on a byte). Lane k runs R = A + S steps (A =
+    // lanes_acquisition) from A before its segment (or from lo; the last
+    // window is shifted left to end at hi) and keeps its segment's output.
+    // Its traceback starts D steps past the kept bits (or at hi) from the best
+    // state there, which lies in the next lane's window: the rows past lane
+    // k's own window are read from lane k + 1, so the traceback tail costs no
+    // ACS. Returns R and sets count; when the windows would not fit, one lane
+    // runs all of [lo, hi) (count = 1, R = hi - lo).
+    std::size_t plan_windows(std::size_t lo, std::size_t hi, std::size_t out_lo, std::size_t out_hi, bool known_start,
+                             int end_state, std::uint8_t* out, std::size_t& count) {
+        const std::size_t total = out_hi - out_lo;
+        const std::size_t span = hi - out_lo;
+        const std::size_t seg =
+            std::max(((span + n_lanes - 1) / n_lanes + 7) & ~static_cast<std::size_t>(7), (depth_ + 7) & ~std::size_t{7});
+        const std::size_t rows = seg + lanes_acquisition;
+        if (rows >= hi - lo) {
+            lane_job& j = jobs_[0];
+            j = lane_job{{}, nullptr, lo, known_start, end_state, out_lo - lo, total, out};
+            j.top = j.cross = j.probe_row = hi - lo;
+            j.probe_lane = 0;
+            count = 1;
+            return hi - lo;
+        }
+        count = (span + seg - 1) / seg;
+        for (std::size_t k = 0; k < count; ++k) {
+            const std::size_t start = out_lo + k * seg;
+            const std::size_t first =
+                std::min(start > lo + lanes_acquisition ? start - lanes_acquisition : lo, hi - rows);
+            const std::size_t kept_end = std::min(start + seg, out_hi);
+            jobs_[k] = lane_job{{},
+                                nullptr,
+                                first,
+                                known_start && first == lo,
+                                -1,
+                                start - first,
+                                start < out_hi ? kept_end - start : 0,
+                                out + (std::min(start, out_hi) - out_lo) / 8};
+        }
+        for (std::size_t k = 0; k < count; ++k) {
+            lane_job& j = jobs_[k];
+            const std::size_t kept_end = j.first + j.skip + j.limit;
+            const std::size_t e = k + 1 < count ? std::min(kept_end + depth_, hi) : j.first + rows;
+            j.top = e - j.first;
+            j.cross = rows;
+            if (e > j.first + rows) {
+                j.tail_lane = static_cast<unsigned>(k + 1);
+                j.delta = jobs_[k + 1].first - j.first;
+            }
+            if (e == hi && end_state >= 0) {
+                j.end_state = end_state;
+            } else {
+                const std::size_t pl = e > j.first + rows ? k + 1 : k;
+                j.probe_lane = static_cast<unsigned>(pl);
+                j.probe_row = e - jobs_[pl].first;
+            }
+        }
+        return rows;
     }
 
     // Blocks long enough are split in two halves decoded side by side: the
@@ -678,37 +806,13 @@ private:
     std::size_t stream_history() const { return lanes_acquisition + stream_window + depth_; }
 
     // Decides output steps [out_lo, out_hi) from the pairs of steps [lo, hi)
-    // (stream history) as up to 32 segments of S bits (S a multiple of 8):
-    // every lane runs R = S + A + D steps from A before its segment (or from
-    // lo, in state 0 when known_start) and is traced back from its best state,
-    // or from end_state when its window reaches hi (windows are shifted left
-    // to fit). Too few steps for that: one lane runs all of [lo, hi).
+    // (stream history) in the lanes, windows as plan_windows() cuts them.
     void plan_and_run(std::size_t lo, std::size_t hi, std::size_t out_lo, std::size_t out_hi, bool known_start,
                       int end_state, std::uint8_t* out) {
-        const std::size_t total = out_hi - out_lo;
-        const std::size_t seg = ((total + n_lanes - 1) / n_lanes + 7) & ~static_cast<std::size_t>(7);
-        const std::size_t run = seg + lanes_acquisition + depth_;
-        std::size_t count = 1, steps = hi - lo;
-        if (run >= hi - lo) {
-            jobs_[0] = lane_job{{}, nullptr, lo, known_start, end_state, out_lo - lo, total, out};
-        } else {
-            count = (total + seg - 1) / seg;
-            steps = run;
-            for (std::size_t k = 0; k < count; ++k) {
-                const std::size_t start = out_lo + k * seg;
-                const std::size_t first = std::min(start > lo + lanes_acquisition ? start - lanes_acquisition : lo, hi - run);
-                jobs_[k] = lane_job{{},
-                                    nullptr,
-                                    first,
-                                    known_start && first == lo,
-                                    first + run == hi ? end_state : -1,
-                                    start - first,
-                                    std::min(seg, out_hi - start),
-                                    out + (start - out_lo) / 8};
-            }
-        }
+        std::size_t count = 0;
+        const std::size_t rows = plan_windows(lo, hi, out_lo, out_hi, known_start, end_state, out, count);
         for (std::size_t k = 0; k < count; ++k) jobs_[k].src = hist_.data() + 2 * (jobs_[k].first - hist_base_);
-        engine_.run(std::span(jobs_, count), steps, idx_);
+        engine_.run(std::span(jobs_, count), rows, idx_);
     }
 
     config cfg_;

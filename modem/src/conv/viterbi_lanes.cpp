@@ -64,21 +64,28 @@ void lanes_acs_generic(lanes_state& st, const std::uint8_t* idx, const std::uint
     }
 }
 
-void lanes_traceback_generic(const std::uint32_t* dec, std::size_t steps, const unsigned* end_state,
-                             std::uint32_t* words) {
+void lanes_traceback_generic(const std::uint32_t* dec, const lanes_trace_plan& plan, std::uint32_t* words) {
+    std::int64_t rows = 0;
+    for (unsigned l = 0; l < n_lanes; ++l) rows = std::max<std::int64_t>(rows, std::int64_t{plan.top[l]} + plan.lift[l]);
     unsigned st[n_lanes];
     std::uint32_t acc[n_lanes] = {};
-    std::memcpy(st, end_state, sizeof st);
-    for (std::size_t t = steps; t-- > 0;) {
-        const std::uint32_t* d = dec + 64 * t;
+    for (unsigned l = 0; l < n_lanes; ++l) st[l] = plan.end_state[l];
+    for (std::int64_t u = rows; u-- > std::int64_t{plan.bottom};) {
         for (unsigned l = 0; l < n_lanes; ++l) {
             const unsigned s = st[l];
             acc[l] = (acc[l] >> 1) | ((s & 1u) << 31);
-            st[l] = (s >> 1) | ((((d[s] >> l) & 1u) ^ 1u) << 5);
+            const std::int64_t t = u - plan.lift[l];
+            unsigned bit = 0;
+            if (t >= 0 && t < std::int64_t{plan.top[l]}) {
+                const bool crossed = t >= std::int64_t{plan.cross[l]};
+                const std::uint32_t* d = dec + 64 * static_cast<std::size_t>(crossed ? t - plan.delta[l] : t);
+                bit = (d[s] >> (crossed ? plan.src[l] : l)) & 1u;
+            }
+            st[l] = (s >> 1) | ((bit ^ 1u) << 5);
         }
-        if ((t & 31) == 0)
+        if ((u & 31) == 0)
             for (unsigned l = 0; l < n_lanes; ++l) {
-                words[n_lanes * (t >> 5) + l] = acc[l];
+                words[n_lanes * static_cast<std::size_t>(u >> 5) + l] = acc[l];
                 acc[l] = 0;
             }
     }

@@ -32,14 +32,34 @@ using lanes_branch_kernel = void (*)(const std::int8_t* pairs, std::size_t steps
 using lanes_acs_kernel = void (*)(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm,
                                   std::size_t steps, std::uint32_t* decisions);
 
-/// Traces all 32 lanes back over `steps` decision rows from end_state[lane]
-/// (0..63). words ([(steps + 31) / 32][lane]) receives each lane's decided
-/// bits, 32 steps per word, the earliest step in the MSB.
-using lanes_traceback_kernel = void (*)(const std::uint32_t* dec, std::size_t steps, const unsigned* end_state,
+/// Where each lane's traceback starts and which decision rows it reads.
+/// One loop row u runs from U - 1 = max(top + lift) - 1 down to `bottom`
+/// (a multiple of 32); at u lane L is at its own row t = u - lift[L]. Lane L
+/// starts in state end_state[L]; at each u it records its state's low bit
+/// and moves to the predecessor given by the decision bit of row t, where
+/// rows t >= cross[L] are read from lane src[L] at row t - delta[L] (the next
+/// segment's lane, whose window covers the steps past this lane's own: the
+/// traceback tail costs no ACS). Where t < 0 or t >= top[L] the lane reads no
+/// row and takes decision bit 0 (state -> (state >> 1) | 32): the engine
+/// sets top + lift = U for every lane it uses, so this only happens below
+/// the lane's rows, whose bits are not used. Every row read must exist.
+struct lanes_trace_plan {
+    alignas(32) std::uint32_t end_state[n_lanes];  // 0..63
+    alignas(32) std::uint32_t top[n_lanes];
+    alignas(32) std::uint32_t lift[n_lanes];
+    alignas(32) std::uint32_t cross[n_lanes];
+    alignas(32) std::uint32_t delta[n_lanes];
+    alignas(32) std::uint32_t src[n_lanes];  // lane whose bit is read at rows >= cross
+    std::uint32_t bottom = 0;
+};
+
+/// Traces all 32 lanes by `plan`. words ([U / 32 + 1][lane], rows from
+/// bottom / 32 on written) receives each lane's bits by loop row u, 32 rows
+/// per word, the lowest u in the MSB.
+using lanes_traceback_kernel = void (*)(const std::uint32_t* dec, const lanes_trace_plan& plan,
                                         std::uint32_t* words);
 
-void lanes_traceback_generic(const std::uint32_t* dec, std::size_t steps, const unsigned* end_state,
-                             std::uint32_t* words);
+void lanes_traceback_generic(const std::uint32_t* dec, const lanes_trace_plan& plan, std::uint32_t* words);
 void lanes_branch_generic(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
 void lanes_acs_generic(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
                        std::uint32_t* decisions);
@@ -51,8 +71,7 @@ void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_
 void lanes_branch_avx2(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
 void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
                     std::uint32_t* decisions);
-void lanes_traceback_avx2(const std::uint32_t* dec, std::size_t steps, const unsigned* end_state,
-                          std::uint32_t* words);
+void lanes_traceback_avx2(const std::uint32_t* dec, const lanes_trace_plan& plan, std::uint32_t* words);
 #endif
 
 }  // namespace qlink::modem::conv_detail

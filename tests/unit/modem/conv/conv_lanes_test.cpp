@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -101,6 +102,46 @@ TEST(viterbi_lanes, generic_lane_equals_single_trellis_reference) {
     }
 }
 
+// The butterfly labels the decoder builds for a rate-1/2 convention (viterbi.cpp's idx_).
+void conv_labels(conv_convention c, std::uint8_t* idx) {
+    for (unsigned i = 0; i < 32; ++i) {
+        const unsigned g1 = static_cast<unsigned>(std::popcount(2 * i & 0x4fu) & 1);
+        const unsigned g2 = static_cast<unsigned>(std::popcount(2 * i & 0x6du) & 1);
+        idx[i] = static_cast<std::uint8_t>(c == conv_convention::swapped ? (g2 << 1) | g1
+                                           : c == conv_convention::ccsds ? (g1 << 1) | (g2 ^ 1u)
+                                                                          : (g1 << 1) | g2);
+    }
+}
+
+lanes_trace_plan plain_plan(std::size_t steps, std::mt19937_64& rng) {
+    lanes_trace_plan p{};
+    for (unsigned l = 0; l < n_lanes; ++l) {
+        p.end_state[l] = static_cast<std::uint32_t>(rng() % 64);
+        p.top[l] = p.cross[l] = static_cast<std::uint32_t>(steps);
+        p.src[l] = l;
+    }
+    return p;
+}
+
+// Every lane its own top, crossover, offset and tail lane (some idle), all
+// rows read inside [0, steps).
+lanes_trace_plan random_plan(std::size_t steps, std::mt19937_64& rng) {
+    lanes_trace_plan p{};
+    for (unsigned l = 0; l < n_lanes; ++l) {
+        p.end_state[l] = static_cast<std::uint32_t>(rng() % 64);
+        p.src[l] = static_cast<std::uint32_t>(rng() % n_lanes);
+        const std::size_t cross = rng() % (steps + 1);
+        const std::size_t top = rng() % 8 == 0 ? 0 : cross + 1 + rng() % steps;
+        const std::size_t dmin = top > steps ? top - steps : 0;
+        p.cross[l] = static_cast<std::uint32_t>(cross);
+        p.top[l] = static_cast<std::uint32_t>(top);
+        p.delta[l] = static_cast<std::uint32_t>(dmin + rng() % (cross - dmin + 1));
+        p.lift[l] = static_cast<std::uint32_t>(rng() % 40);
+    }
+    p.bottom = static_cast<std::uint32_t>(32 * (rng() % 3));
+    return p;
+}
+
 class viterbi_lanes_isa : public ::testing::TestWithParam<isa> {};
 
 TEST_P(viterbi_lanes_isa, kernels_equal_generic_bit_for_bit) {
@@ -115,8 +156,12 @@ TEST_P(viterbi_lanes_isa, kernels_equal_generic_bit_for_bit) {
         lanes_branch_generic(pairs.data(), steps, bm_ref.data());
         branch(pairs.data(), steps, bm.data());
         ASSERT_EQ(bm, bm_ref);
+        // Odd trials: the decoder's own labels (every convention; the AVX2
+        // kernel has a constant-label fast path for them); even: random labels.
         std::uint8_t idx[32];
-        for (auto& i : idx) i = static_cast<std::uint8_t>(rng() % 4);
+        if (trial % 2) conv_labels(static_cast<conv_convention>(trial / 2 % 3), idx);
+        else
+            for (auto& i : idx) i = static_cast<std::uint8_t>(rng() % 4);
         lanes_state ref, got;
         random_lanes_state(ref, rng);
         got = ref;
@@ -131,14 +176,18 @@ TEST_P(viterbi_lanes_isa, kernels_equal_generic_bit_for_bit) {
         ASSERT_EQ(std::memcmp(ref.pending_min, got.pending_min, sizeof ref.pending_min), 0);
         ASSERT_EQ(ref.step, got.step);
         if (avx2) {
-            // Traceback over the same decisions from random end states.
-            unsigned end[n_lanes];
-            for (auto& e : end) e = static_cast<unsigned>(rng() % 64);
-            const std::size_t rows = (steps + 31) / 32;
-            std::vector<std::uint32_t> w_ref(rows * n_lanes, 1), w(rows * n_lanes, 2);
-            lanes_traceback_generic(d_ref.data(), steps, end, w_ref.data());
-            lanes_traceback_avx2(d_ref.data(), steps, end, w.data());
-            ASSERT_EQ(w, w_ref) << "trial " << trial;
+            // Traceback over the same decisions: from the top row, and by a
+            // random plan with crossings into other lanes' rows.
+            for (int kind = 0; kind < 2; ++kind) {
+                const lanes_trace_plan plan = kind ? random_plan(steps, rng) : plain_plan(steps, rng);
+                std::size_t top = 0;
+                for (unsigned l = 0; l < n_lanes; ++l) top = std::max<std::size_t>(top, plan.top[l] + plan.lift[l]);
+                const std::size_t rows = (top + 31) / 32;  // rows below plan.bottom / 32 stay 0 in both
+                std::vector<std::uint32_t> w_ref(rows * n_lanes, 0), w(rows * n_lanes, 0);
+                lanes_traceback_generic(d_ref.data(), plan, w_ref.data());
+                lanes_traceback_avx2(d_ref.data(), plan, w.data());
+                ASSERT_EQ(w, w_ref) << "trial " << trial << " kind " << kind;
+            }
         }
     }
 }
