@@ -105,7 +105,7 @@ public:
         std::size_t branch_sync_bits = 0;
         /// Consecutive frames failing RS/CRC in CHECK/LOCK/FLYWHEEL after which the
         /// alignment is searched again (a false lock); 0: never.
-        unsigned false_lock_frames = 4;
+        unsigned false_lock_frames = 8;
         unsigned viterbi_traceback = 96;
         /// Synchroniser tolerances (marker bit errors) after the inner decoder.
         unsigned search_tolerance = 3;

@@ -549,6 +549,31 @@ TEST(chain_ldpc, with_channel_interleaver_through_a_burst) {
 }
 
 
+TEST(chain, locked_frames_that_never_decode_start_an_alignment_search) {
+    // Frames 5..16 keep their markers but their bodies are noise: the synchroniser stays locked
+    // while nothing decodes (what a false lock looks like); after false_lock_frames (8) such
+    // frames the alignment is searched again, and the good frames after them all arrive.
+    const auto& p = *find_profile(default_profile_name);
+    const auto t = transmit(p, 30, 41);
+    auto soft = clean_soft(t.bits);
+    const auto fl = static_cast<std::size_t>(channel_bits_per_frame(p));
+    std::mt19937_64 rng(42);
+    for (std::size_t f = 5; f < 17; ++f)
+        for (std::size_t i = f * fl + 300; i < (f + 1) * fl - 300; ++i)
+            soft[i] = static_cast<llr_t>(static_cast<int>(rng() % 255) - 127);
+    const auto r = receive(p, soft);
+    EXPECT_GE(r.counters.false_locks, 1u);
+    EXPECT_GE(r.counters.realignments, 1u);
+    EXPECT_EQ(r.counters.frames_no_room, 0u);
+    for (std::size_t f = 0; f < 30; ++f) {
+        const bool got = std::find(r.good.begin(), r.good.end(), t.data[f]) != r.good.end();
+        if (f < 5 || f >= 17) {
+            EXPECT_TRUE(got) << "frame " << f;
+        }
+    }
+    EXPECT_EQ(matched(t, r), r.good.size()) << "a frame arrived twice or out of order";
+}
+
 // ------------------------------------------------------------------ outages (issue 5)
 
 // One trial: `pre` frames of good signal, an outage, then good signal again. During the outage
