@@ -48,7 +48,9 @@ BENCHMARK_CAPTURE(bm_marker_search, generic_asm64, "generic", asm_ldpc_64);
 BENCHMARK_CAPTURE(bm_marker_search, avx2_asm64, "avx2", asm_ldpc_64);
 
 // The whole synchroniser locked on a stream of 8192-bit frames (body copy + marker check).
+// Arg 1: push_packed (packed hard decisions out, bodies packed straight from the input).
 void bm_sync_locked(benchmark::State& state) {
+    const bool packed = state.range(0) != 0;
     const std::size_t fb = 8160;
     std::vector<llr_t> stream;
     std::mt19937_64 rng(2);
@@ -60,16 +62,37 @@ void bm_sync_locked(benchmark::State& state) {
     c.frame_bits = fb;
     frame_synchronizer fs(c);
     std::vector<llr_t> out(130 * fb);
+    std::vector<std::uint8_t> out_packed(130 * fb / 8);
     std::vector<sync_frame_info> info(130);
     for (auto _ : state) {
-        const auto r = fs.push(stream, out, info);
+        const auto r = packed ? fs.push_packed(stream, out_packed, info) : fs.push(stream, out, info);
         benchmark::DoNotOptimize(r);
     }
     state.counters["soft_bits_per_s"] =
         benchmark::Counter(static_cast<double>(state.iterations() * stream.size()), benchmark::Counter::kIsRate);
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * stream.size()));
 }
-BENCHMARK(bm_sync_locked);
+BENCHMARK(bm_sync_locked)->Arg(0)->Arg(1);
+
+// Hard-decision packing of one 8160-bit body, in cache (the receive chain's per-frame packing).
+void bm_hard_pack(benchmark::State& state, const char* isa_name) {
+    if (!isa_supported(*parse_isa(isa_name))) {
+        state.SkipWithError("ISA not supported on this CPU");
+        return;
+    }
+    const auto kernel = create_hard_decision_kernel(isa_name);
+    const auto soft = random_soft(8160, 3);
+    std::vector<std::uint8_t> out(1020);
+    for (auto _ : state) {
+        kernel->pack(soft, out, false);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+    }
+    state.counters["soft_bits_per_s"] =
+        benchmark::Counter(static_cast<double>(state.iterations() * soft.size()), benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(bm_hard_pack, generic, "generic");
+BENCHMARK_CAPTURE(bm_hard_pack, avx2, "avx2");
 
 void bm_interleaver(benchmark::State& state, interleaver_config cfg, bool deinterleave) {
     auto il = deinterleave ? create_deinterleaver(cfg) : create_interleaver(cfg);

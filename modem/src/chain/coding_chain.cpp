@@ -284,12 +284,16 @@ struct chain_decoder::impl {
             ldpc_llr.resize(ldpc->code().n());
         } else {
             rs = make_rs(prof, cfg.isa);
-            rs_config rc;
-            rc.e = prof.rs_e;
-            rc.interleave = prof.rs_interleave;
-            rc.basis = prof.basis;
-            rc.virtual_fill = prof.virtual_fill;
-            rs_check = std::make_unique<detail::rs_block_check>(rc, level);
+            // Only with a SIMD kernel: below AVX2 rs_codec's own (SSE4.1) syndromes are faster
+            // than the generic check.
+            if (level >= isa::avx2) {
+                rs_config rc;
+                rc.e = prof.rs_e;
+                rc.interleave = prof.rs_interleave;
+                rc.basis = prof.basis;
+                rc.virtual_fill = prof.virtual_fill;
+                rs_check = std::make_unique<detail::rs_block_check>(rc, level);
+            }
         }
         // One slice of decoded bits completes at most this many frames.
         sync_capacity = max_bits / sync_period_bits(prof) + 3;
@@ -353,7 +357,7 @@ struct chain_decoder::impl {
                           chain_frame_report& rep) {
         if (prof.randomizer) ccsds_randomize(block, level);
         rs_decode_result rr;
-        if (!rs_check->clean(block)) rr = rs->decode(block);
+        if (!rs_check || !rs_check->clean(block)) rr = rs->decode(block);
         rep = {};
         rep.sync = info;
         rep.rs_ok = rr.ok;
