@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -268,11 +269,11 @@ private:
                 std::vector<std::uint8_t> body;
                 reply_error(body, inject_status::unauthorized,
                             known ? "too many connections" : "peer uid not allowed on this socket");
-                std::vector<std::uint8_t> frame{0, 0, static_cast<std::uint8_t>(body.size() >> 8),
-                                                static_cast<std::uint8_t>(body.size())};
-                frame.insert(frame.end(), body.begin(), body.end());
+                const std::array<std::uint8_t, 4> len{0, 0, static_cast<std::uint8_t>(body.size() >> 8),
+                                                      static_cast<std::uint8_t>(body.size())};
+                const std::array<net::const_buffer, 2> frame{net::buffer(len), net::buffer(body)};
                 boost::system::error_code ec;
-                net::write(s, net::buffer(frame), ec);
+                net::write(s, frame, ec);
                 s.close(ec);
                 continue;
             }

@@ -1,4 +1,4 @@
-// The qlink subcommands: profiles, demo (chain over BPSK/AWGN), encode and decode (files).
+// The qlink subcommands: demo (the full pass), chain-demo (chain over BPSK/AWGN), profiles, encode and decode (files).
 #include "cli/cli.hpp"
 
 #include "cli/stream_file.hpp"
@@ -165,11 +165,11 @@ void print_help(std::ostream& out, std::string_view cmd, std::string_view synops
 void print_top_help(std::ostream& out) {
     out << "usage: qlink <command> [options]\n\n"
            "commands:\n"
-           "  profiles   list the built-in CCSDS coding profiles and their parameters\n"
-           "  demo       run generated frames through the coding chain over BPSK/AWGN and report\n"
-           "  pass-demo  a full quantum-secured satellite pass: simulator, qkmd x2, qlinkd x2 on loopback\n"
-           "  encode     encode a payload file into a channel stream (hard bits or soft symbols)\n"
-           "  decode     decode a channel stream back into the payload\n\n"
+           "  profiles    list the built-in CCSDS coding profiles and their parameters\n"
+           "  demo        a full quantum-secured satellite pass: simulator, qkmd x2, qlinkd x2 on loopback\n"
+           "  chain-demo  run generated frames through the coding chain over BPSK/AWGN and report\n"
+           "  encode      encode a payload file into a channel stream (hard bits or soft symbols)\n"
+           "  decode      decode a channel stream back into the payload\n\n"
            "`qlink <command> --help` describes a command's options.\n";
 }
 
@@ -240,27 +240,27 @@ double demo_profile_ebn0(const chain_profile& prof) {
     return demo_default_ebn0;
 }
 
-int cmd_demo(std::span<const std::string_view> args, std::ostream& out) {
+int cmd_chain_demo(std::span<const std::string_view> args, std::ostream& out) {
     static constexpr option_spec specs[] = {
         {"ebn0", "DB", "Eb/N0 per information bit in dB, [-2, 30] (default per profile: 3.5; ldpc-c2 4.5; AR4JA rate 1/2 2.5)"},
         {"frames", "N", "frames to send, [1, 100000] (default 200)"},
         {"seed", "S", "seed of payload and noise (default 1)"},
         {"profile", "NAME", "coding profile (default optical-rs223i4-conv12-cil)"},
     };
-    const auto p = parse("demo", args, specs);
+    const auto p = parse("chain-demo", args, specs);
     if (p.help) {
-        print_help(out, "demo", "[--ebn0 DB] [--frames N] [--seed S] [--profile NAME]",
+        print_help(out, "chain-demo", "[--ebn0 DB] [--frames N] [--seed S] [--profile NAME]",
                    "Sends generated frames through CRC -> RS -> randomizer -> ASM -> conv -> channel interleaver\n"
                    "(LDPC profiles: CRC -> LDPC -> randomizer -> ASM), BPSK over AWGN (soft decisions), and decodes\n"
                    "them back. Exit 0 when every frame is recovered.",
                    specs);
         return exit_ok;
     }
-    const auto frames = static_cast<std::size_t>(integer_option("demo", p, "frames", 200, 1, 100000));
-    const std::uint64_t seed = integer_option("demo", p, "seed", 1, 0, UINT64_MAX);
-    const chain_profile& prof = profile_option("demo", p, demo_default_profile);
+    const auto frames = static_cast<std::size_t>(integer_option("chain-demo", p, "frames", 200, 1, 100000));
+    const std::uint64_t seed = integer_option("chain-demo", p, "seed", 1, 0, UINT64_MAX);
+    const chain_profile& prof = profile_option("chain-demo", p, demo_default_profile);
     const bool ebn0_given = p.get("ebn0") != nullptr;
-    const double ebn0 = number_option("demo", p, "ebn0", demo_profile_ebn0(prof), -2.0, 30.0);
+    const double ebn0 = number_option("chain-demo", p, "ebn0", demo_profile_ebn0(prof), -2.0, 30.0);
 
     chain_encoder enc(prof);
     chain_decoder::config dc;
@@ -334,7 +334,7 @@ int cmd_demo(std::span<const std::string_view> args, std::ostream& out) {
     const auto& c = dec.counters();
     const double secs = std::chrono::duration<double>(decode_time).count();
     const auto hard = channel.totals().hard_errors;
-    out << "qlink demo: profile " << prof.name << ", Eb/N0 " << ebn0 << " dB ("
+    out << "qlink chain-demo: profile " << prof.name << ", Eb/N0 " << ebn0 << " dB ("
         << (ebn0_given ? "--ebn0" : "profile default") << ", Es/N0 " << std::fixed
         << std::setprecision(2) << channel.es_n0_db() << " dB), seed " << seed << std::defaultfloat << "\n"
         << "  frames sent            " << frames << " (" << db << " data bytes each)\n"
@@ -367,14 +367,14 @@ int cmd_demo(std::span<const std::string_view> args, std::ostream& out) {
     return ok_frames == frames ? exit_ok : exit_failed;
 }
 
-// ------------------------------------------------------------------ pass-demo
+// ------------------------------------------------------------------ demo (the full pass)
 
 // Ctrl-C / SIGTERM end the pass early; the demo then stops every daemon it started and still
 // writes the report. A signal handler can only reach static storage.
-std::atomic<bool> pass_demo_stop{false};
-extern "C" void pass_demo_on_signal(int) { pass_demo_stop.store(true); }
+std::atomic<bool> demo_stop{false};
+extern "C" void demo_on_signal(int) { demo_stop.store(true); }
 
-int cmd_pass_demo(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
+int cmd_demo(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
     static constexpr option_spec specs[] = {
         {"tle", "FILE", "satellite TLE (default: the bundled sim/data/qlinksat-1.tle)"},
         {"station", "LAT,LON,ALT", "ground station, degrees and metres (default Delft 52.0116,4.3571,0)"},
@@ -393,9 +393,9 @@ int cmd_pass_demo(std::span<const std::string_view> args, std::ostream& out, std
         {"link-keys", "qkmd|test", "link keys from qkmd (QKD, default) or qlinkd's TEST-ONLY seeded keys"},
         {"key-source", "qkd|sim", "qkmd's keys from QKD post-processing (default) or its TEST-ONLY seeded source"},
     };
-    const auto p = parse("pass-demo", args, specs);
+    const auto p = parse("demo", args, specs);
     if (p.help) {
-        print_help(out, "pass-demo", "[--tle FILE] [--station LAT,LON,ALT] [--start ISO8601] [--speed X] [--out DIR] [--file FILE]",
+        print_help(out, "demo", "[--tle FILE] [--station LAT,LON,ALT] [--start ISO8601] [--speed X] [--out DIR] [--file FILE]",
                    "Runs one satellite pass end to end on this machine: qlink-sim (orbit, optical downlink with\n"
                    "turbulence and clouds, RF return link, QKD photons), qkmd alice/bob (QKD post-processing into\n"
                    "key stores), qlinkd space/ground (bit-true modem chain, SDLS encryption with keys rotating\n"
@@ -412,31 +412,31 @@ int cmd_pass_demo(std::span<const std::string_view> args, std::ostream& out, std
     if (const auto* v = p.get("out")) c.out_dir = *v;
     if (const auto* v = p.get("file")) c.user_file = *v;
     if (const auto* v = p.get("bin-dir")) c.bin_dir = *v;
-    c.speed = number_option("pass-demo", p, "speed", c.speed, 1e-3, 1000.0);
-    c.generated_bytes = integer_option("pass-demo", p, "file-bytes", 0, 1, std::uint64_t{1} << 34);
-    c.seed = integer_option("pass-demo", p, "seed", 1, 0, UINT64_MAX);
-    c.rotate_every_s = number_option("pass-demo", p, "rotate-every", c.rotate_every_s, 1.0, 3600.0);
-    c.downlink_bps = number_option("pass-demo", p, "downlink-bps", 0.0, 1.0, 1e9);
-    c.qkd_block_detections = integer_option("pass-demo", p, "qkd-block", c.qkd_block_detections, 100, 4000000);
-    c.wall_timeout_s = number_option("pass-demo", p, "timeout", c.wall_timeout_s, 10.0, 86400.0);
+    c.speed = number_option("demo", p, "speed", c.speed, 1e-3, 1000.0);
+    c.generated_bytes = integer_option("demo", p, "file-bytes", 0, 1, std::uint64_t{1} << 34);
+    c.seed = integer_option("demo", p, "seed", 1, 0, UINT64_MAX);
+    c.rotate_every_s = number_option("demo", p, "rotate-every", c.rotate_every_s, 1.0, 3600.0);
+    c.downlink_bps = number_option("demo", p, "downlink-bps", 0.0, 1.0, 1e9);
+    c.qkd_block_detections = integer_option("demo", p, "qkd-block", c.qkd_block_detections, 100, 4000000);
+    c.wall_timeout_s = number_option("demo", p, "timeout", c.wall_timeout_s, 10.0, 86400.0);
     if (const auto* v = p.get("progress")) {
         if (*v != "on" && *v != "off")
-            throw usage_error{"qlink pass-demo: --progress must be on or off, got '" + *v + "'"};
+            throw usage_error{"qlink demo: --progress must be on or off, got '" + *v + "'"};
         c.progress = *v == "on";
     }
     if (const auto* v = p.get("link-keys")) {
         if (*v != "qkmd" && *v != "test")
-            throw usage_error{"qlink pass-demo: --link-keys must be qkmd or test, got '" + *v + "'"};
+            throw usage_error{"qlink demo: --link-keys must be qkmd or test, got '" + *v + "'"};
         c.link_keys_from_qkmd = *v == "qkmd";
     }
     if (const auto* v = p.get("key-source")) {
         if (*v != "qkd" && *v != "sim")
-            throw usage_error{"qlink pass-demo: --key-source must be qkd or sim, got '" + *v + "'"};
+            throw usage_error{"qlink demo: --key-source must be qkd or sim, got '" + *v + "'"};
         c.keys_from_qkd = *v == "qkd";
     }
-    pass_demo_stop.store(false);
+    demo_stop.store(false);
     struct sigaction sa {}, old_int{}, old_term{};
-    sa.sa_handler = pass_demo_on_signal;
+    sa.sa_handler = demo_on_signal;
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGINT, &sa, &old_int);
     ::sigaction(SIGTERM, &sa, &old_term);
@@ -449,11 +449,11 @@ int cmd_pass_demo(std::span<const std::string_view> args, std::ostream& out, std
     } restore_handlers{old_int, old_term};
     terminal::demo_result r;
     try {
-        r = terminal::run_demo(c, out, err, &pass_demo_stop);
+        r = terminal::run_demo(c, out, err, &demo_stop);
     } catch (const std::invalid_argument& e) {
-        throw usage_error{"qlink pass-demo: " + std::string(e.what())};
+        throw usage_error{"qlink demo: " + std::string(e.what())};
     }
-    if (!r.ok) err << "qlink pass-demo: " << r.failure << " (logs in " << (std::filesystem::absolute(c.out_dir) / "logs").string() << ")\n";
+    if (!r.ok) err << "qlink demo: " << r.failure << " (logs in " << (std::filesystem::absolute(c.out_dir) / "logs").string() << ")\n";
     return r.ok ? exit_ok : exit_failed;
 }
 
@@ -545,11 +545,11 @@ int run(std::span<const std::string_view> args, std::ostream& out, std::ostream&
             return exit_ok;
         }
         if (cmd == "profiles") return cmd_profiles(rest, out);
-        if (cmd == "demo") return cmd_demo(rest, out);
-        if (cmd == "pass-demo") return cmd_pass_demo(rest, out, err);
+        if (cmd == "demo") return cmd_demo(rest, out, err);
+        if (cmd == "chain-demo") return cmd_chain_demo(rest, out);
         if (cmd == "encode") return cmd_encode(rest, out, err);
         if (cmd == "decode") return cmd_decode(rest, out, err);
-        err << "qlink: unknown command '" << cmd << "' (allowed: profiles, demo, pass-demo, encode, decode)\n";
+        err << "qlink: unknown command '" << cmd << "' (allowed: profiles, demo, chain-demo, encode, decode)\n";
         return exit_usage;
     } catch (const usage_error& e) {
         err << e.message << '\n';

@@ -285,8 +285,8 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     if ((c.arq.window & (c.arq.window - 1)) != 0) {
         throw err("key 'arq.window' = " + std::to_string(c.arq.window) + " must be a power of two in 2..1048576");
     }
-    c.arq.rto_min_ms = arq.real("rto_min_ms", 2.0, 0.1, 60000.0);
-    c.arq.rto_max_ms = arq.real("rto_max_ms", 2000.0, 0.1, 600000.0);
+    c.arq.rto_min_ms = arq.real("rto_min_ms", 200.0, 0.1, 60000.0);
+    c.arq.rto_max_ms = arq.real("rto_max_ms", 60000.0, 0.1, 600000.0);
     if (c.arq.rto_max_ms < c.arq.rto_min_ms) {
         throw err("key 'arq.rto_max_ms' = " + num(c.arq.rto_max_ms) + " must be >= arq.rto_min_ms (" + num(c.arq.rto_min_ms) + ")");
     }

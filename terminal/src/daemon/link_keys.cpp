@@ -103,25 +103,25 @@ std::optional<std::uint32_t> inject_key_source::next_key(std::span<std::uint8_t,
 
 bool inject_key_source::key_by_id(std::uint32_t key_id, std::span<std::uint8_t, modem::link_key_length> key)
 {
+    // Keys this end took itself are named by their full UUID; a key the far end announced is
+    // known here only by the 32-bit link ID the SDLS header carries, which qkmd resolves.
     const auto uuid = dir_->resolve(key_id);
-    if (!uuid) {
-        ++c_.unknown_ids;
-        fail("link key ID " + std::to_string(key_id) + " has no known qkmd key UUID");
-        return false;
-    }
     std::lock_guard lk(mu_);
     auto* cl = client();
     if (cl == nullptr) return false;
-    auto r = cl->key_by_id(cfg_.spi, *uuid, static_cast<std::uint16_t>(modem::link_key_length));
+    constexpr auto bytes = static_cast<std::uint16_t>(modem::link_key_length);
+    auto r = uuid ? cl->key_by_id(cfg_.spi, *uuid, bytes) : cl->key_by_link_id(cfg_.spi, key_id, bytes);
     if (!r.ok()) {
         if (r.status == keymgmt::inject_status::internal_error) client_.reset();
-        fail("qkmd KEY_BY_ID " + keymgmt::key_id_to_string(*uuid) + " failed: " + r.message);
+        if (r.status == keymgmt::inject_status::not_found) ++c_.unknown_ids;
+        fail("qkmd key for link key ID " + std::to_string(key_id) + " refused: " + r.message);
         return false;
     }
-    if (r.key.size() != modem::link_key_length || r.id != *uuid) {
-        fail("qkmd KEY_BY_ID returned a different key or length");
+    if (r.key.size() != modem::link_key_length || (uuid && r.id != *uuid) || key_id_directory::link_id_of(r.id) != key_id) {
+        fail("qkmd returned a different key or length for link key ID " + std::to_string(key_id));
         return false;
     }
+    if (!uuid) dir_->learn(r.id);
     std::memcpy(key.data(), r.key.span().data(), modem::link_key_length);
     ++c_.keys_taken;
     return true;

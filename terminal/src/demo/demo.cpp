@@ -941,20 +941,28 @@ void demo_run::shutdown_all() {
 
 void demo_run::summarise(demo_result& r) {
     const auto& s = ts_.samples;
-    // Fades recovered: the ground link left "up" after having been up and came back; ARQ
-    // retransmitted around it (space retransmission counter grew from the drop to 30 s after).
+    // A fade counts when the ground link dropped out of "up" while user data was still in
+    // flight and came back; it was recovered by ARQ when the sender retransmitted after it and
+    // the user port delivered more bytes within 60 s of the link's return (retransmissions alone
+    // could be lost again; delivery is what the user sees).
     std::uint64_t fades = 0, recovered = 0;
+    auto finite_or = [](double v, double dflt) { return std::isfinite(v) ? v : dflt; };
     for (std::size_t i = 1; i < s.size(); ++i) {
         if (s[i - 1].link_state != "up" || s[i].link_state == "up" || s[i].link_state == "ended") continue;
         std::size_t j = i;
         while (j < s.size() && s[j].link_state != "up" && s[j].link_state != "ended") ++j;
         if (j >= s.size() || s[j].link_state != "up") continue;
+        const double sent = finite_or(s[i - 1].bytes_sent, 0.0);
+        const double got_before = finite_or(s[i - 1].bytes_delivered, 0.0);
+        if (!(sent > got_before) && !(finite_or(s[i - 1].arq_in_flight, 0.0) > 0)) continue;  // nothing at stake
         ++fades;
-        const double before = s[i - 1].arq_retransmissions;
-        double after = before;
-        for (std::size_t k = j; k < s.size() && s[k].sim_time_s <= s[j].sim_time_s + 30; ++k)
-            if (std::isfinite(s[k].arq_retransmissions)) after = s[k].arq_retransmissions;
-        if (std::isfinite(before) && after > before) ++recovered;
+        const double rtx_before = finite_or(s[i - 1].arq_retransmissions, 0.0);
+        double rtx_after = rtx_before, got_after = got_before;
+        for (std::size_t k = j; k < s.size() && s[k].sim_time_s <= s[j].sim_time_s + 60; ++k) {
+            rtx_after = finite_or(s[k].arq_retransmissions, rtx_after);
+            got_after = finite_or(s[k].bytes_delivered, got_after);
+        }
+        if (rtx_after > rtx_before && got_after > got_before) ++recovered;
     }
     r.fades_recovered = recovered;
     r.rotations = static_cast<std::uint64_t>(std::max(0.0, std::isfinite(last_.key_rotations) ? last_.key_rotations : 0.0));

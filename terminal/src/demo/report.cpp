@@ -160,6 +160,18 @@ std::vector<double> column(const std::vector<pass_sample>& s, num_member m, doub
     return r;
 }
 
+// A blocked beam (cloud, below the mask) has no received power: the simulator reports the
+// link budget times a zero factor, -300 dBm. No detector resolves anything near that, so the
+// plot shows a gap there (the shading says why) instead of a cliff that flattens the fades.
+constexpr double no_signal_dbm = -200.0;
+
+std::vector<double> power_column(const std::vector<pass_sample>& s) {
+    auto r = column(s, &pass_sample::rx_power_dbm);
+    for (auto& v : r)
+        if (v < no_signal_dbm) v = no_value;
+    return r;
+}
+
 // Intervals [t0, t1) during which the ground link was not up (fades, clouds, below the mask).
 std::vector<std::pair<double, double>> down_intervals(const std::vector<pass_sample>& s) {
     std::vector<std::pair<double, double>> out;
@@ -286,7 +298,7 @@ std::vector<plot_spec> plot_specs(const pass_timeseries& ts) {
     p.push_back({"elevation", "Satellite elevation", {{"elevation (deg)", {{"elevation", "#1f77b4", column(s, &pass_sample::elevation_deg)}}}}});
     p.push_back({"rx-power",
                  "Received optical power (fades and cloud blocks shaded)",
-                 {{"received power (dBm)", {{"optical downlink", "#2ca02c", column(s, &pass_sample::rx_power_dbm)}}},
+                 {{"received power (dBm)", {{"optical downlink", "#2ca02c", power_column(s)}}},
                   {"return link Es/N0 (dB)", {{"RF return link", "#8c564b", column(s, &pass_sample::esn0_db)}}}}});
     p.push_back({"frame-errors",
                  "Errors before and after decoding (ground receiver)",

@@ -71,8 +71,11 @@ struct qlinkd_config {
 
     struct arq_section {
         std::uint32_t window = 4096;  ///< segments, power of two, must equal the peer's
-        double rto_min_ms = 2.0;
-        double rto_max_ms = 2000.0;
+        // A space link's round trip is frames queued at the line rate plus the return link's
+        // acknowledgement delay, easily seconds at 100 kbit/s; a fade lasts up to tens of
+        // seconds. The RTT estimator adapts inside this clamp (cf. RFC 6298's 1 s / 60 s).
+        double rto_min_ms = 200.0;
+        double rto_max_ms = 60000.0;
         double ack_interval_ms = 20.0;
     } arq;
 

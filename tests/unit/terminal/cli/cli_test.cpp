@@ -1,4 +1,4 @@
-// Tests the qlink tool: profiles, demo, encode/decode round trips and damaged streams, option errors.
+// Tests the qlink tool: profiles, chain-demo, encode/decode round trips and damaged streams, option errors.
 #include "cli/cli.hpp"
 #include "cli/stream_file.hpp"
 
@@ -119,8 +119,8 @@ TEST(cli, profiles_describe_ldpc_codes_not_rs_fields) {
     EXPECT_NE(qlink({"profiles", "--name", "ar4ja-16384-r45"}).out.find("k=16384 n=20480"), std::string::npos);
 }
 
-TEST(cli, demo_ldpc_c2_at_its_default_ebn0_recovers_every_frame) {
-    const auto r = qlink({"demo", "--profile", "ldpc-c2", "--frames", "20"});
+TEST(cli, chain_demo_ldpc_c2_at_its_default_ebn0_recovers_every_frame) {
+    const auto r = qlink({"chain-demo", "--profile", "ldpc-c2", "--frames", "20"});
     EXPECT_EQ(r.code, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("Eb/N0 4.5 dB (profile default"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("frames recovered       20/20"), std::string::npos) << r.out;
@@ -140,26 +140,26 @@ TEST(cli, demo_ldpc_c2_at_its_default_ebn0_recovers_every_frame) {
     EXPECT_LE(iters, 25.0) << r.out;
 }
 
-TEST(cli, demo_ebn0_default_follows_the_profile_and_the_option_wins) {
+TEST(cli, chain_demo_ebn0_default_follows_the_profile_and_the_option_wins) {
     // Rate-1/2 AR4JA defaults to 2.5 dB; an explicit --ebn0 is used and reported as given.
-    auto r = qlink({"demo", "--profile", "ar4ja-1024-r12", "--frames", "10"});
+    auto r = qlink({"chain-demo", "--profile", "ar4ja-1024-r12", "--frames", "10"});
     EXPECT_EQ(r.code, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("Eb/N0 2.5 dB (profile default"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("frames recovered       10/10"), std::string::npos) << r.out;
-    r = qlink({"demo", "--profile", "ldpc-c2", "--frames", "3", "--ebn0", "6"});
+    r = qlink({"chain-demo", "--profile", "ldpc-c2", "--frames", "3", "--ebn0", "6"});
     EXPECT_EQ(r.code, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("Eb/N0 6 dB (--ebn0"), std::string::npos) << r.out;
     // Far below C2's threshold the LDPC failures are counted and the exit says so.
-    r = qlink({"demo", "--profile", "ldpc-c2", "--frames", "3", "--ebn0", "1"});
+    r = qlink({"chain-demo", "--profile", "ldpc-c2", "--frames", "3", "--ebn0", "1"});
     EXPECT_EQ(r.code, 1) << r.out;
     EXPECT_EQ(r.out.find("LDPC failed frames     0 "), std::string::npos) << r.out;
     // RS profiles keep 3.5 dB.
-    r = qlink({"demo", "--profile", "ccsds-tm-rs223i4-conv12", "--frames", "2"});
+    r = qlink({"chain-demo", "--profile", "ccsds-tm-rs223i4-conv12", "--frames", "2"});
     EXPECT_NE(r.out.find("Eb/N0 3.5 dB (profile default"), std::string::npos) << r.out;
 }
 
-TEST(cli, demo_recovers_every_frame_and_reports) {
-    const auto r = qlink({"demo", "--frames", "20", "--seed", "3"});
+TEST(cli, chain_demo_recovers_every_frame_and_reports) {
+    const auto r = qlink({"chain-demo", "--frames", "20", "--seed", "3"});
     EXPECT_EQ(r.code, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("frames recovered       20/20"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("RS symbols corrected"), std::string::npos);
@@ -167,14 +167,14 @@ TEST(cli, demo_recovers_every_frame_and_reports) {
     EXPECT_NE(r.out.find("bit errors after decode 0 of"), std::string::npos) << r.out;
 }
 
-TEST(cli, demo_fails_with_exit_1_when_the_channel_is_too_bad) {
-    const auto r = qlink({"demo", "--frames", "5", "--ebn0", "-1", "--profile", "ccsds-tm-rs223i4-conv12"});
+TEST(cli, chain_demo_fails_with_exit_1_when_the_channel_is_too_bad) {
+    const auto r = qlink({"chain-demo", "--frames", "5", "--ebn0", "-1", "--profile", "ccsds-tm-rs223i4-conv12"});
     EXPECT_EQ(r.code, 1) << r.out;
     EXPECT_EQ(r.out.find("frames recovered       5/5"), std::string::npos);
 }
 
 TEST(cli, every_subcommand_has_help) {
-    for (const char* c : {"profiles", "demo", "encode", "decode"}) {
+    for (const char* c : {"profiles", "demo", "chain-demo", "encode", "decode"}) {
         const auto r = qlink({c, "--help"});
         EXPECT_EQ(r.code, 0) << c;
         EXPECT_NE(r.out.find("usage: qlink"), std::string::npos) << c;
@@ -189,16 +189,16 @@ TEST(cli, bad_options_give_one_clear_line_and_exit_2) {
         std::string must_name;
     };
     const std::vector<bad> cases = {
-        {{"demo", "--ebn0", "loud"}, "--ebn0"},
-        {{"demo", "--frames", "0"}, "--frames"},
-        {{"demo", "--frobnicate", "1"}, "--frobnicate"},
-        {{"demo", "--profile", "nope"}, "ccsds-tm-rs223i4-conv12"},
+        {{"chain-demo", "--ebn0", "loud"}, "--ebn0"},
+        {{"chain-demo", "--frames", "0"}, "--frames"},
+        {{"chain-demo", "--frobnicate", "1"}, "--frobnicate"},
+        {{"chain-demo", "--profile", "nope"}, "ccsds-tm-rs223i4-conv12"},
         {{"encode", "--in", "a", "--out", "b", "--format", "wav"}, "bits, f32, i8"},
         {{"encode", "--out", "b"}, "--in"},
         {{"decode", "--in", "a"}, "--out"},
         {{"decode", "stray"}, "stray"},
-        {{"demo", "--seed"}, "--seed"},
-        {{"teleport"}, "profiles, demo, pass-demo, encode, decode"},
+        {{"chain-demo", "--seed"}, "--seed"},
+        {{"teleport"}, "profiles, demo, chain-demo, encode, decode"},
         {{}, "usage"},
     };
     for (const auto& c : cases) {

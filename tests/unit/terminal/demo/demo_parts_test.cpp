@@ -1,5 +1,5 @@
 // Tests the demo's parts that need no daemon: the in-process PKI (checked by the openssl CLI), child
-// processes (announcement lines, logs, stop/kill), loopback HTTP GET, and `qlink pass-demo` option errors.
+// processes (announcement lines, logs, stop/kill), loopback HTTP GET, and `qlink demo` option errors.
 #include "cli/cli.hpp"
 #include "demo/pki.hpp"
 #include "demo/process.hpp"
@@ -154,26 +154,26 @@ outcome qlink(std::vector<std::string> args) {
 }
 
 TEST(pass_demo_cli, help_and_option_errors_are_single_clear_lines) {
-    auto h = qlink({"pass-demo", "--help"});
+    auto h = qlink({"demo", "--help"});
     EXPECT_EQ(h.code, 0);
     for (const char* o : {"--tle", "--station", "--start", "--speed", "--out", "--file"})
         EXPECT_NE(h.out.find(o), std::string::npos) << o;
 
     temp_dir d;
     const std::string out = (d.path / "o").string();
-    auto bad_station = qlink({"pass-demo", "--station", "95,4,0", "--out", out, "--bin-dir", "/bin"});
+    auto bad_station = qlink({"demo", "--station", "95,4,0", "--out", out, "--bin-dir", "/bin"});
     EXPECT_EQ(bad_station.code, cli::exit_usage);
     EXPECT_EQ(std::count(bad_station.err.begin(), bad_station.err.end(), '\n'), 1) << bad_station.err;
 
-    auto no_bins = qlink({"pass-demo", "--bin-dir", d.path.string(), "--out", out});
+    auto no_bins = qlink({"demo", "--bin-dir", d.path.string(), "--out", out});
     EXPECT_EQ(no_bins.code, cli::exit_usage);
     EXPECT_NE(no_bins.err.find("cannot find the 'qlink-sim' program"), std::string::npos) << no_bins.err;
 
-    auto bad_speed = qlink({"pass-demo", "--speed", "0"});
+    auto bad_speed = qlink({"demo", "--speed", "0"});
     EXPECT_EQ(bad_speed.code, cli::exit_usage);
     EXPECT_NE(bad_speed.err.find("--speed"), std::string::npos);
 
-    auto bad_progress = qlink({"pass-demo", "--progress", "maybe"});
+    auto bad_progress = qlink({"demo", "--progress", "maybe"});
     EXPECT_EQ(bad_progress.code, cli::exit_usage);
 
     ASSERT_TRUE(find_bundled_tle().has_value());
@@ -184,10 +184,10 @@ TEST(pass_demo_cli, help_and_option_errors_are_single_clear_lines) {
         fs::permissions(d.path / "bin" / n, fs::perms::owner_all);
     }
     std::ofstream(d.path / "bad.tle") << "not a tle\n";
-    auto bad_tle = qlink({"pass-demo", "--bin-dir", (d.path / "bin").string(), "--tle", (d.path / "bad.tle").string(), "--out", out});
+    auto bad_tle = qlink({"demo", "--bin-dir", (d.path / "bin").string(), "--tle", (d.path / "bad.tle").string(), "--out", out});
     EXPECT_EQ(bad_tle.code, cli::exit_usage);
     EXPECT_NE(bad_tle.err.find("--tle"), std::string::npos) << bad_tle.err;
-    auto bad_start = qlink({"pass-demo", "--bin-dir", (d.path / "bin").string(), "--start", "yesterday", "--out", out});
+    auto bad_start = qlink({"demo", "--bin-dir", (d.path / "bin").string(), "--start", "yesterday", "--out", out});
     EXPECT_EQ(bad_start.code, cli::exit_usage);
     EXPECT_NE(bad_start.err.find("--start"), std::string::npos) << bad_start.err;
 }
@@ -200,7 +200,7 @@ TEST(pass_demo_cli, a_simulator_that_fails_is_reported_and_the_report_still_writ
         fs::permissions(d.path / "bin" / n, fs::perms::owner_all);
     }
     const fs::path out = d.path / "o";
-    auto r = qlink({"pass-demo", "--bin-dir", (d.path / "bin").string(), "--out", out.string(), "--progress", "off"});
+    auto r = qlink({"demo", "--bin-dir", (d.path / "bin").string(), "--out", out.string(), "--progress", "off"});
     EXPECT_EQ(r.code, cli::exit_failed);
     EXPECT_NE(r.err.find("qlink-sim did not announce its air port"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("refusing to run"), std::string::npos) << r.err;  // the log tail is quoted

@@ -54,7 +54,8 @@ pass_timeseries synthetic_pass() {
         const bool down = (t >= 200 && t < 240) || (t >= 400 && t < 404);
         s.link_state = down ? "down" : "up";
         s.pat_state = down ? "ACQUISITION" : "COMMUNICATION";
-        s.rx_power_dbm = down ? -90.0 : -60.0 + 0.1 * s.elevation_deg;
+        // The simulator reports a blocked beam (cloud) as -300 dBm; the fade is a real -90 dBm.
+        s.rx_power_dbm = (t >= 200 && t < 240) ? -300.0 : down ? -90.0 : -60.0 + 0.1 * s.elevation_deg;
         s.esn0_db = 8.0 + 0.05 * s.elevation_deg;
         s.frames_rx_ok = 100.0 * t;
         s.frames_crc_fail = std::floor(t / 50.0);
@@ -108,6 +109,17 @@ TEST(pass_report, rotations_derived_from_counter) {
     EXPECT_EQ(t2.rotations[0].sim_time_s, 1.0);
     EXPECT_EQ(t2.rotations[1].sim_time_s, 1.0);
     EXPECT_EQ(t2.rotations[2].sim_time_s, 3.0);
+}
+
+TEST(pass_report, blocked_beam_is_a_gap_not_a_cliff_in_the_power_plot) {
+    temp_dir d;
+    const auto r = write_pass_report(d.path / "out", synthetic_pass(), "power");
+    ASSERT_TRUE(r.ok) << r.error;
+    const std::string html = slurp(r.html);
+    // The power axis spans the real readings (-90..-53 dBm), not the -300 dBm "no signal" value.
+    EXPECT_EQ(html.find(">-300</text>"), std::string::npos);
+    EXPECT_EQ(html.find(">-200</text>"), std::string::npos);
+    EXPECT_NE(html.find(">-90</text>"), std::string::npos);
 }
 
 TEST(pass_report, html_is_well_formed_with_every_plot) {
