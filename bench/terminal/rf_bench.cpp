@@ -1,4 +1,4 @@
-// RF receive chain throughput (samples/s per core) beside liquid-dsp's own building blocks run bare.
+// RF receive chain throughput (samples/s per core): qlink's native block receiver per ISA, the liquid-dsp receiver, and liquid's building blocks run bare.
 #include "qlink/sim/rf_channel.hpp"
 #include "qlink/terminal/rf_modem.hpp"
 
@@ -43,11 +43,13 @@ const std::vector<cf32>& received(rf_modulation m) {
     return x;
 }
 
-/// The whole qlink receive chain: Doppler NCO, AGC, symsync, Costas, LLRs.
-void rf_demodulate(benchmark::State& state, rf_modulation m, bool doppler, unsigned filter_delay = 7,
-                   unsigned timing_filters = 32) {
+/// A whole receive chain: Doppler NCO, AGC, matched filter + timing recovery, Costas, LLRs.
+void rf_demodulate(benchmark::State& state, qlink::terminal::rf_demod_engine rx, const char* isa, rf_modulation m,
+                   bool doppler, unsigned filter_delay = 7, unsigned timing_filters = 32) {
     const auto& x = received(m);
     qlink::terminal::rf_demodulator::config cfg;
+    cfg.engine = rx;
+    cfg.isa = isa;
     cfg.waveform.modulation = m;
     cfg.waveform.filter_delay = filter_delay;
     cfg.timing_filters = timing_filters;
@@ -64,11 +66,22 @@ void rf_demodulate(benchmark::State& state, rf_modulation m, bool doppler, unsig
     state.counters["Msample/s"] =
         benchmark::Counter(double(x.size()) * 1e-6, benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK_CAPTURE(rf_demodulate, bpsk_sps4_doppler, rf_modulation::bpsk, true);
-BENCHMARK_CAPTURE(rf_demodulate, bpsk_sps4_no_doppler, rf_modulation::bpsk, false);
-BENCHMARK_CAPTURE(rf_demodulate, qpsk_sps4_doppler, rf_modulation::qpsk, true);
+using qlink::terminal::rf_demod_engine;
+// qlink's own receiver, kernels chosen at run time (auto) and forced per ISA.
+BENCHMARK_CAPTURE(rf_demodulate, native_auto_bpsk_sps4_doppler, rf_demod_engine::native, "auto", rf_modulation::bpsk, true);
+BENCHMARK_CAPTURE(rf_demodulate, native_avx2_bpsk_sps4_doppler, rf_demod_engine::native, "avx2", rf_modulation::bpsk, true);
+BENCHMARK_CAPTURE(rf_demodulate, native_generic_bpsk_sps4_doppler, rf_demod_engine::native, "generic", rf_modulation::bpsk,
+                  true);
+BENCHMARK_CAPTURE(rf_demodulate, native_auto_bpsk_sps4_no_doppler, rf_demod_engine::native, "auto", rf_modulation::bpsk,
+                  false);
+BENCHMARK_CAPTURE(rf_demodulate, native_auto_qpsk_sps4_doppler, rf_demod_engine::native, "auto", rf_modulation::qpsk, true);
+// The same chain on liquid-dsp objects (the peer), same configuration.
+BENCHMARK_CAPTURE(rf_demodulate, liquid_bpsk_sps4_doppler, rf_demod_engine::liquid, "auto", rf_modulation::bpsk, true);
+BENCHMARK_CAPTURE(rf_demodulate, liquid_bpsk_sps4_no_doppler, rf_demod_engine::liquid, "auto", rf_modulation::bpsk, false);
+BENCHMARK_CAPTURE(rf_demodulate, liquid_qpsk_sps4_doppler, rf_demod_engine::liquid, "auto", rf_modulation::qpsk, true);
 // Shorter matched filter (m = 3 symbols, 16-filter bank): the symsync cost dominates.
-BENCHMARK_CAPTURE(rf_demodulate, bpsk_sps4_doppler_m3_bank16, rf_modulation::bpsk, true, 3, 16);
+BENCHMARK_CAPTURE(rf_demodulate, liquid_bpsk_sps4_doppler_m3_bank16, rf_demod_engine::liquid, "auto", rf_modulation::bpsk,
+                  true, 3, 16);
 
 /// liquid-dsp's blocks used bare, the way liquid's own examples chain them:
 /// agc_crcf_execute_block + symsync_crcf_execute (no carrier loop, no LLRs).

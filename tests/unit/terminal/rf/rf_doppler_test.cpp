@@ -70,11 +70,25 @@ TEST(rf_doppler, tx_precompensation_cancels_the_uplink_doppler) {
         dc.waveform = wf;
         rf_demodulator demod(dc);
         std::vector<modem::llr_t> llr(demod.max_llrs(x.size()));
-        const auto r = demod.demodulate(x, llr);
-        llr.resize(r.llrs);
+        // In pieces, averaging the loop frequency over the second half: the
+        // instantaneous value jitters by tens of Hz at this Es/N0.
+        std::size_t done = 0, written = 0, n_avg = 0;
+        double residual = 0.0;
+        while (done < x.size()) {
+            const std::size_t n = std::min<std::size_t>(4000, x.size() - done);
+            const auto r = demod.demodulate(std::span<const cf32>(x).subspan(done, n),
+                                            std::span<modem::llr_t>(llr).subspan(written));
+            done += r.samples;
+            written += r.llrs;
+            if (done > x.size() / 2) {
+                residual += demod.residual_frequency_hz();
+                ++n_avg;
+            }
+        }
+        llr.resize(written);
         if (precompensate) {
             EXPECT_TRUE(demod.locked());
-            EXPECT_NEAR(demod.residual_frequency_hz(), 0.0, 50.0);
+            EXPECT_NEAR(residual / double(n_avg), 0.0, 30.0);
             const auto ber = test::count_errors(bits, llr, 1, 3000);
             EXPECT_LT(ber.ber(), 1e-4);
         } else {
