@@ -403,7 +403,7 @@ TEST(viterbi_stream, windows_match_block_decoder_quality_at_3db) {
     EXPECT_LE(static_cast<double>(se), 1.05 * static_cast<double>(be) + 3.0 * std::sqrt(static_cast<double>(be)));
 }
 
-// Segment mode (32 overlapping segments, 64-step run-in) against the unsplit
+// Segment mode (32 overlapping segments, 48-step run-in at rate 1/2) against the unsplit
 // maximum-likelihood decode of the same frames (decode_batch, one trellis with
 // full traceback): the cut must cost no measurable BER. 8192-bit frames.
 void segment_vs_unsplit(double ebn0_db, std::size_t frames, std::uint64_t seed) {
@@ -430,6 +430,7 @@ void segment_vs_unsplit(double ebn0_db, std::size_t frames, std::uint64_t seed) 
               1.05 * static_cast<double>(ml_errors) + 3.0 * std::sqrt(static_cast<double>(ml_errors)));
 }
 
+TEST(viterbi_segments, ber_equals_unsplit_decoder_at_2db) { segment_vs_unsplit(2.0, 60, 45); }
 TEST(viterbi_segments, ber_equals_unsplit_decoder_at_3db) { segment_vs_unsplit(3.0, 80, 46); }
 TEST(viterbi_segments, ber_equals_unsplit_decoder_at_4db) { segment_vs_unsplit(4.0, 400, 47); }
 
