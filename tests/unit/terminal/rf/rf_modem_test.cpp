@@ -7,13 +7,16 @@
 #include "qlink/modem/cpu.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <iostream>
+#include <numbers>
 #include <stdexcept>
 
 namespace qlink::terminal {
 namespace {
 
 constexpr double fs = 1e6;
+constexpr float inv_sqrt2_f = 0.70710678118654752f;
 
 rf_waveform waveform(rf_modulation m) {
     rf_waveform w;
@@ -192,6 +195,62 @@ TEST(rf_modem, native_receiver_is_identical_on_every_isa) {
             } else {
                 EXPECT_EQ(llr, ref) << modem::to_string(level) << " differs from generic, " << to_string(m);
             }
+        }
+    }
+}
+
+/// Root-raised-cosine pulse, closed form (unit symbol period).
+double rrc(double t, double beta) {
+    constexpr double pi = std::numbers::pi;
+    if (std::abs(t) < 1e-9) return 1.0 - beta + 4.0 * beta / pi;
+    if (std::abs(std::abs(t) - 1.0 / (4.0 * beta)) < 1e-9)
+        return beta / std::sqrt(2.0) * ((1.0 + 2.0 / pi) * std::sin(pi / (4.0 * beta)) +
+                                        (1.0 - 2.0 / pi) * std::cos(pi / (4.0 * beta)));
+    const double x = 4.0 * beta * t;
+    return (std::sin(pi * t * (1.0 - beta)) + x * std::cos(pi * t * (1.0 + beta))) / (pi * t * (1.0 - x * x));
+}
+
+// The timing loop against a transmitter whose symbol clock is off: BPSK/QPSK
+// built directly from the RRC formula at 4 (1 + ppm 1e-6) samples per symbol and a
+// fractional start delay, i.e. the receiver's sample clock drifts against the
+// symbols. The Gardner loop must follow without slipping a symbol.
+TEST(rf_modem, timing_loop_follows_a_symbol_clock_offset) {
+    for (double ppm : {-500.0, 200.0}) {
+        for (rf_modulation m : {rf_modulation::bpsk, rf_modulation::qpsk}) {
+            const unsigned bps = bits_per_symbol(m);
+            const std::size_t symbols = 24000;
+            const auto bits = test::random_bits(symbols * bps, 81);
+            const double period = 4.0 * (1.0 + ppm * 1e-6), delay = 1.3, beta = 0.35;
+            std::vector<cf32> x(std::size_t(double(symbols) * period) + 64);
+            for (std::size_t s = 0; s < symbols; ++s) {
+                const float a = bps == 1 ? 1.0f : inv_sqrt2_f;
+                const cf32 sym{bits[s * bps] ? -a : a, bps == 1 ? 0.0f : (bits[s * bps + 1] ? -a : a)};
+                const double centre = delay + double(s) * period;
+                const auto lo = std::size_t(std::max(0.0, std::ceil(centre - 8.0 * period)));
+                const auto hi = std::min(x.size(), std::size_t(centre + 8.0 * period) + 1);
+                for (std::size_t n = lo; n < hi; ++n) x[n] += sym * float(rrc((double(n) - centre) / period, beta));
+            }
+            double power = 0.0;
+            for (auto v : x) power += std::norm(v);
+            sim::rf_channel::config ch;
+            ch.sample_rate_hz = fs;
+            ch.es_n0_db = 12.0;
+            ch.samples_per_symbol = 4;
+            ch.signal_power = power / double(x.size());
+            ch.frequency_offset_hz = 700.0;
+            ch.seed = 82;
+            ASSERT_TRUE(sim::create_rf_channel(ch)->process(x, x).ok);
+            rf_demodulator::config dc;
+            dc.waveform = waveform(m);
+            rf_demodulator d(dc);
+            std::vector<modem::llr_t> llr(d.max_llrs(x.size()));
+            const auto r = d.demodulate(x, llr);
+            llr.resize(r.llrs);
+            EXPECT_TRUE(d.locked()) << ppm << " ppm " << to_string(m);
+            // One alignment for the whole run: any symbol slip would turn the rest into errors.
+            const auto ber = test::count_errors(bits, llr, bps, 3000);
+            EXPECT_GT(ber.bits, 20000u * bps);
+            EXPECT_LT(ber.ber(), 1e-3) << ppm << " ppm " << to_string(m) << ", " << ber.errors << " errors";
         }
     }
 }
