@@ -67,7 +67,24 @@ struct group {
     std::uint32_t copies_begin, copies_end;  // its mirror copies in copies_
     std::uint32_t pins;    // index of its first pin mask in pins_ (pinned groups only)
     bool clean;            // no edge of this group has pinned lanes
+    bool paired;           // decoded together with the next group (see run_groups)
 };
+
+// True when any `rows` consecutive rows of row block `b` share no column
+// (two circulants of one column block must be at least `rows` apart, both ways
+// round the circulant).
+bool rows_apart(const ldpc_code& code, std::size_t b, std::size_t rows) {
+    const std::size_t z = code.z();
+    if (z < rows) return false;
+    const auto& edges = code.edges();
+    for (std::size_t e1 = code.row_begin(b); e1 < code.row_begin(b + 1); ++e1)
+        for (std::size_t e2 = e1 + 1; e2 < code.row_begin(b + 1); ++e2) {
+            if (edges[e1].col_block != edges[e2].col_block) continue;
+            const std::size_t d = (edges[e1].shift + z - edges[e2].shift) % z;
+            if (std::min(d, z - d) < rows) return false;
+        }
+    return true;
+}
 
 class ldpc_decoder_avx2 final : public ldpc_decoder {
 public:
@@ -79,6 +96,7 @@ public:
         buf_.assign(lanes + code_.col_blocks() * stride_ + 2 * lanes, 0);
         std::size_t max_dc = 0;
         std::vector<std::uint32_t> pin_bits;
+        std::vector<std::size_t> block_of;  // row block of each group
         for (std::size_t b = 0; b < code_.row_blocks(); ++b) {
             const std::size_t e0 = code_.row_begin(b), dc = code_.row_begin(b + 1) - e0;
             max_dc = std::max(max_dc, dc);
@@ -111,12 +129,28 @@ public:
                     }
                 }
                 groups_.push_back(g);
+                block_of.push_back(b);
             }
         }
+        // Pairs: consecutive clean groups of one row block, degree 3 or 6, when
+        // no two rows within 64 of each other share a column, and only when
+        // the messages do not fit in half of L1 (AR4JA k=4096: 30 KB): there
+        // the second group's loads hide the first one's cache misses (-8 % time
+        // at k=4096), while with everything in L1 (k=1024: 7.5 KB) the extra
+        // register spills of a pair cost about 2 %.
+        const bool pairs = pos_.size() * lanes > 16 * 1024;
+        for (std::size_t i = 0; pairs && i + 1 < groups_.size(); ++i) {
+            group& a = groups_[i];
+            const group& b = groups_[i + 1];
+            if (a.degree != b.degree || (a.degree != 3 && a.degree != 6) || !a.clean || !b.clean ||
+                block_of[i] != block_of[i + 1] || !rows_apart(code_, block_of[i], 2 * lanes))
+                continue;
+            a.paired = true;
+            ++i;
+        }
         msg_.assign(pos_.size(), vec_bytes{});
-        q_.assign(max_dc, vec_bytes{});
+        q_.assign(2 * max_dc, vec_bytes{});
         app_.assign(code_.n_mother(), 0);
-        mother_.assign(code_.n_mother(), 0);
     }
 
     ldpc_decode_result decode(std::span<const llr_t> llr, std::span<std::uint8_t> info) override {
@@ -125,13 +159,8 @@ public:
             res.status = ldpc_status::bad_length;
             return res;
         }
-        ldpc_load_mother(code_, llr, mother_);
+        load_frame(llr);
         const std::size_t z = code_.z();
-        for (std::size_t c = 0; c < code_.col_blocks(); ++c) {
-            const auto dst = buf_.begin() + static_cast<std::ptrdiff_t>(col_offset(c));
-            std::copy_n(mother_.begin() + static_cast<std::ptrdiff_t>(c * z), z, dst);
-            std::copy_n(dst, lanes, dst + static_cast<std::ptrdiff_t>(z));  // mirror (z >= 32 for every code)
-        }
         for (unsigned it = 0; it < cfg_.max_iterations; ++it) {
             // The first iteration reads no old messages (all zero): no clearing pass.
             if (it == 0)
@@ -159,6 +188,30 @@ public:
 private:
     std::size_t col_offset(std::size_t c) const { return lanes + c * stride_; }
 
+    // ldpc_load_mother straight into buf_, 32 LLRs at a time where a whole
+    // vector lies in the transmitted part (fill bits +127, punctured bits 0,
+    // -128 saturated to -127), then each column block's mirror.
+    void load_frame(std::span<const llr_t> llr) {
+        const std::size_t z = code_.z(), fill = code_.fill_bits();
+        const std::size_t sent_end = code_.n_mother() - code_.punctured_bits();  // mother index past the last sent bit
+        const __m256i neg127 = _mm256_set1_epi8(-127);
+        for (std::size_t c = 0; c < code_.col_blocks(); ++c) {
+            std::int8_t* const dst = buf_.data() + col_offset(c);
+            std::size_t i = 0;
+            while (i < z) {
+                const std::size_t m = c * z + i;
+                if (m >= fill && m + lanes <= sent_end && i + lanes <= z) {
+                    store(dst + i, _mm256_max_epi8(load(llr.data() + (m - fill)), neg127));
+                    i += lanes;
+                } else {
+                    dst[i] = m < fill ? llr_max : m < sent_end ? saturate_llr(llr[m - fill]) : llr_erasure;
+                    ++i;
+                }
+            }
+            store(dst + z, load(dst));  // mirror (z >= 32 for every code)
+        }
+    }
+
     static __attribute__((always_inline)) __m256i load(const std::int8_t* p) {
         return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     }
@@ -182,13 +235,30 @@ private:
         throw std::logic_error("ldpc avx2: no magnitude cap matches the message limit");
     }
 
+    // Everything a group kernel reads besides the group itself, as locals:
+    // through members the compiler would reload them after every vector store
+    // (which may alias them).
+    struct kernel_ctx {
+        std::int8_t* base;          // buf_
+        const std::uint32_t* pos;   // pos_
+        __m256i* msg;               // msg_
+        __m256i* q;                 // q_
+        const __m256i* pins;        // pins_
+        const mirror_copy* copies;  // copies_
+        __m256i cap;                // see magnitude_cap
+        __m256i offset;             // ldpc_min_sum::offset
+    };
+
     // Magnitude rule without the limit (the minima are capped instead).
-    __m256i scale(__m256i m) const {
-        if (cfg_.rule == ldpc_min_sum::normalized) {
+    template <ldpc_min_sum rule>
+    static __attribute__((always_inline)) __m256i scale(__m256i m, const kernel_ctx& k) {
+        if constexpr (rule == ldpc_min_sum::normalized) {
+            // m <= 127: the bit shifted in from the next byte is masked off.
             const __m256i half = _mm256_and_si256(_mm256_srli_epi16(m, 1), _mm256_set1_epi8(0x7f));
             return _mm256_avg_epu8(m, half);
+        } else {
+            return _mm256_subs_epu8(m, k.offset);
         }
-        return _mm256_subs_epu8(m, _mm256_set1_epi8(static_cast<char>(cfg_.offset)));
     }
 
     // Variable-to-check value of one edge for the group's rows.
@@ -204,9 +274,13 @@ private:
         }
     }
 
-    // One group: read every edge (keeping the values in registers for
-    // degree D <= 8, else in q_), then write messages and a-posteriori
-    // values. D = 0: degree known only at run time.
+    // P groups at once (P = 2: two consecutive groups of a row block whose
+    // 64 rows share no column, so the result is the same as one after the
+    // other; the two independent chains fill the pipeline where one short row
+    // (AR4JA: degree 3 and 6) leaves it waiting on the minima): read every
+    // edge (keeping the values in registers for degree D <= 8, else in q_),
+    // then write messages and a-posteriori values. D = 0: degree known only at
+    // run time.
     //
     // The scalar decoder gives the edge of the first strict minimum (idx) the
     // second minimum. Here every edge whose magnitude equals the minimum gets
@@ -214,72 +288,134 @@ private:
     // m2 == m1. That saves tracking idx. The signs of the two magnitudes
     // already carry the sign of the whole row, so each edge only applies its
     // own sign.
-    template <bool first, bool clean, unsigned D>
-    static __attribute__((always_inline)) void run_group(std::int8_t* base, const group& g, const std::uint32_t* pos,
-                                                         __m256i* msg, __m256i* q, const __m256i* pins,
-                                                         const mirror_copy* copies, const ldpc_decoder_avx2& self) {
+    template <bool first, ldpc_min_sum rule, bool clean, unsigned D, unsigned P>
+    static __attribute__((always_inline)) void run_groups(const group* g, const kernel_ctx& k) {
         constexpr bool regs = D != 0 && D <= 8;
-        const unsigned n = D != 0 ? D : g.degree;
-        __m256i v[regs ? D : 1];
-        __m256i m1 = self.cap_, m2 = m1, total = _mm256_setzero_si256();
+        const unsigned n = D != 0 ? D : g[0].degree;
+        std::int8_t* const base = k.base;
+        const std::uint32_t* pos[P];
+        __m256i* msg[P];
+        const __m256i* pins[P];
+        for (unsigned h = 0; h < P; ++h) {
+            pos[h] = k.pos + g[h].first;
+            msg[h] = k.msg + g[h].first;
+            pins[h] = clean ? nullptr : k.pins + g[h].pins;
+        }
+        __m256i v[P][regs ? D : 1];
+        __m256i m1[P], m2[P], total[P];
+        for (unsigned h = 0; h < P; ++h) {
+            m1[h] = m2[h] = k.cap;
+            total[h] = _mm256_setzero_si256();
+        }
+        const auto read_edge = [&](unsigned e) __attribute__((always_inline)) {
+            for (unsigned h = 0; h < P; ++h) {
+                const __m256i x = edge_in<first>(base + pos[h][e], msg[h] + e);
+                if constexpr (regs)
+                    v[h][e] = x;
+                else
+                    _mm256_store_si256(k.q + h * n + e, x);
+                total[h] = _mm256_xor_si256(total[h], x);
+                const __m256i mag = _mm256_abs_epi8(x);
+                m2[h] = _mm256_min_epu8(m2[h], _mm256_max_epu8(m1[h], mag));
+                m1[h] = _mm256_min_epu8(m1[h], mag);
+            }
+        };
+        if constexpr (D != 0) {
 #pragma GCC unroll 32
-        for (unsigned e = 0; e < n; ++e) {
-            const __m256i x = edge_in<first>(base + pos[e], msg + e);
-            if constexpr (regs)
-                v[e] = x;
-            else
-                _mm256_store_si256(q + e, x);
-            total = _mm256_xor_si256(total, x);
-            const __m256i mag = _mm256_abs_epi8(x);
-            m2 = _mm256_min_epu8(m2, _mm256_max_epu8(m1, mag));
-            m1 = _mm256_min_epu8(m1, mag);
+            for (unsigned e = 0; e < D; ++e) read_edge(e);
+        } else {
+            for (unsigned e = 0; e < n; ++e) read_edge(e);
         }
         const __m256i one = _mm256_set1_epi8(1), neg127 = _mm256_set1_epi8(-127);
-        const __m256i row_sign = _mm256_or_si256(total, one);
-        const __m256i s1 = _mm256_sign_epi8(self.scale(m1), row_sign), s2 = _mm256_sign_epi8(self.scale(m2), row_sign);
-#pragma GCC unroll 32
-        for (unsigned e = 0; e < n; ++e) {
-            __m256i x;
-            if constexpr (regs)
-                x = v[e];
-            else
-                x = _mm256_load_si256(q + e);
-            const __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(_mm256_abs_epi8(x), m1));
-            __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(x, one));
-            // Pinned lanes (fill bits: scalar skips them) keep a zero message.
-            if constexpr (!clean) r = _mm256_andnot_si256(pins[e], r);
-            _mm256_store_si256(msg + e, r);
-            store(base + pos[e], _mm256_max_epi8(_mm256_adds_epi8(x, r), neg127));
+        __m256i s1[P], s2[P];
+        for (unsigned h = 0; h < P; ++h) {
+            const __m256i row_sign = _mm256_or_si256(total[h], one);
+            s1[h] = _mm256_sign_epi8(scale<rule>(m1[h], k), row_sign);
+            s2[h] = _mm256_sign_epi8(scale<rule>(m2[h], k), row_sign);
         }
-        for (const mirror_copy* c = copies + g.copies_begin; c != copies + g.copies_end; ++c)
-            store(base + c->to, load(base + c->from));
+        const auto write_edge = [&](unsigned e) __attribute__((always_inline)) {
+            for (unsigned h = 0; h < P; ++h) {
+                __m256i x;
+                if constexpr (regs)
+                    x = v[h][e];
+                else
+                    x = _mm256_load_si256(k.q + h * n + e);
+                const __m256i mag = _mm256_blendv_epi8(s1[h], s2[h], _mm256_cmpeq_epi8(_mm256_abs_epi8(x), m1[h]));
+                __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(x, one));
+                // Pinned lanes (fill bits: scalar skips them) keep a zero message.
+                if constexpr (!clean) r = _mm256_andnot_si256(pins[h][e], r);
+                _mm256_store_si256(msg[h] + e, r);
+                store(base + pos[h][e], _mm256_max_epi8(_mm256_adds_epi8(x, r), neg127));
+            }
+        };
+        if constexpr (D != 0) {
+#pragma GCC unroll 32
+            for (unsigned e = 0; e < D; ++e) write_edge(e);
+        } else {
+            for (unsigned e = 0; e < n; ++e) write_edge(e);
+        }
+        for (unsigned h = 0; h < P; ++h)
+            for (const mirror_copy* c = k.copies + g[h].copies_begin; c != k.copies + g[h].copies_end; ++c)
+                store(base + c->to, load(base + c->from));
     }
 
-    template <bool first, unsigned D>
-    __attribute__((always_inline)) void group_of(std::int8_t* base, const group& g, __m256i* q) {
-        const std::uint32_t* pos = pos_.data() + g.first;
-        auto* msg = reinterpret_cast<__m256i*>(msg_.data()) + g.first;
-        if (g.clean)
-            run_group<first, true, D>(base, g, pos, msg, q, nullptr, copies_.data(), *this);
-        else
-            run_group<first, false, D>(base, g, pos, msg, q, reinterpret_cast<const __m256i*>(pins_.data()) + g.pins,
-                                       copies_.data(), *this);
+    // Kernels are specialised only where they pay: the degrees of C2 (32,
+    // pinned lanes or not) and AR4JA r=1/2 (3 and 6, never pinned) under the
+    // default normalized rule; everything else runs the run-time degree
+    // kernel (compile time and code size grow with every specialisation).
+    template <bool first, ldpc_min_sum rule>
+    void iterate_rule() {
+        const kernel_ctx k{buf_.data(),
+                           pos_.data(),
+                           reinterpret_cast<__m256i*>(msg_.data()),
+                           reinterpret_cast<__m256i*>(q_.data()),
+                           reinterpret_cast<const __m256i*>(pins_.data()),
+                           copies_.data(),
+                           cap_,
+                           _mm256_set1_epi8(static_cast<char>(cfg_.offset))};
+        const group* g = groups_.data();
+        const group* const end = g + groups_.size();
+        while (g != end) {
+            if constexpr (rule == ldpc_min_sum::normalized) {
+                if (g->paired) {  // clean, degree 3 or 6
+                    if (g->degree == 3)
+                        run_groups<first, rule, true, 3, 2>(g, k);
+                    else
+                        run_groups<first, rule, true, 6, 2>(g, k);
+                    g += 2;
+                    continue;
+                }
+                if (g->degree == 32) {
+                    if (g->clean)
+                        run_groups<first, rule, true, 32, 1>(g, k);
+                    else
+                        run_groups<first, rule, false, 32, 1>(g, k);
+                    ++g;
+                    continue;
+                }
+                if (g->clean && (g->degree == 3 || g->degree == 6)) {
+                    if (g->degree == 3)
+                        run_groups<first, rule, true, 3, 1>(g, k);
+                    else
+                        run_groups<first, rule, true, 6, 1>(g, k);
+                    ++g;
+                    continue;
+                }
+            }
+            if (g->clean)
+                run_groups<first, rule, true, 0, 1>(g, k);
+            else
+                run_groups<first, rule, false, 0, 1>(g, k);
+            ++g;
+        }
     }
 
     template <bool first>
     void iterate() {
-        // Locals: stores through __m256i* may alias the members, which the
-        // compiler would otherwise reload after every store.
-        std::int8_t* const base = buf_.data();
-        auto* const q = reinterpret_cast<__m256i*>(q_.data());
-        for (const group& g : groups_) {
-            switch (g.degree) {
-            case 3: group_of<first, 3>(base, g, q); break;
-            case 6: group_of<first, 6>(base, g, q); break;
-            case 32: group_of<first, 32>(base, g, q); break;  // C2
-            default: group_of<first, 0>(base, g, q); break;
-            }
-        }
+        if (cfg_.rule == ldpc_min_sum::normalized)
+            iterate_rule<first, ldpc_min_sum::normalized>();
+        else
+            iterate_rule<first, ldpc_min_sum::offset>();
     }
 
     bool syndrome_ok() const {
@@ -305,7 +441,7 @@ private:
     std::vector<vec_bytes> pins_;  // per edge of the groups that have pinned lanes: 0xff on those lanes
     std::vector<vec_bytes> msg_;   // check-to-variable messages, one vector per group and edge
     std::vector<vec_bytes> q_;
-    std::vector<llr_t> app_, mother_;
+    std::vector<llr_t> app_;
 };
 
 // Inter-frame: lane f of every vector belongs to frame f; the vectors walk
