@@ -24,7 +24,7 @@ terminal::demo_result run_with_fault(const temp_dir& d, const fault_plan& plan, 
     c.seed = 5;
     c.rotate_every_s = 15;
     c.generated_bytes = 64 << 10;
-    c.qkd_block_detections = 2000000;
+    c.qkd_block_detections = 1000000;
     c.progress = false;
     c.wall_timeout_s = 300;
     int polls_since_kill = -1;

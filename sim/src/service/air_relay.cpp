@@ -149,6 +149,8 @@ std::string air_relay::validate(const config& c) {
     if (!(c.return_llr_scale > 0.0 && c.return_llr_scale <= 100.0)) return "air relay: return_llr_scale outside (0, 100]";
     if (!(c.read_ahead_s > 0.0 && c.read_ahead_s <= 60.0)) return "air relay: read_ahead_s outside (0, 60]";
     if (c.max_queue_bytes < (1u << 20)) return "air relay: max_queue_bytes must be >= 1 MiB";
+    if (c.socket_buffer_bytes < 2048 || c.socket_buffer_bytes > (16u << 20))
+        return "air relay: socket_buffer_bytes " + std::to_string(c.socket_buffer_bytes) + " outside [2048, 16777216]";
     if (!(c.hello_timeout_s > 0.0 && c.hello_timeout_s <= 3600.0)) return "air relay: hello_timeout_s outside (0, 3600]";
     return {};
 }
@@ -205,6 +207,8 @@ public:
           down_(world, cfg.downlink_llr_scale, cfg.seed ^ 0x5851f42d4c957f2dull),
           ret_(world, cfg.return_llr_scale, cfg.seed ^ 0x14057b7ef767814full) {
         port_ = detail::listen_on(acceptor_, cfg.bind_address, cfg.port, "air relay");
+        boost::system::error_code ig;  // accepted sockets inherit it (and lose autotuning)
+        acceptor_.set_option(asio::socket_base::receive_buffer_size(static_cast<int>(cfg.socket_buffer_bytes)), ig);
         accept();
         tick();
         thread_ = std::thread([this] { io_.run(); });
@@ -300,6 +304,7 @@ private:
             }
             boost::system::error_code ig;
             sock.set_option(tcp::no_delay(true), ig);
+            sock.set_option(asio::socket_base::receive_buffer_size(static_cast<int>(cfg_.socket_buffer_bytes)), ig);
             auto s = std::make_shared<air_session>(std::move(sock), *this);
             add_session(s);
             s->start();

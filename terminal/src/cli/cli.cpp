@@ -388,7 +388,7 @@ int cmd_demo(std::span<const std::string_view> args, std::ostream& out, std::ost
         {"rotate-every", "S", "link key rotation period, simulated seconds, [1, 3600] (default 30)"},
         {"timeout", "S", "give up after this many wall seconds, [10, 86400] (default 600)"},
         {"downlink-bps", "R", "simulated downlink line rate, coded bit/s (default: the simulator's, 100000)"},
-        {"qkd-block", "N", "detections per QKD post-processing block (default 2000000)"},
+        {"qkd-block", "N", "detections per QKD post-processing block (default 1000000)"},
         {"progress", "on|off", "live progress line (default on)"},
         {"link-keys", "qkmd|test", "link keys from qkmd (QKD, default) or qlinkd's TEST-ONLY seeded keys"},
         {"key-source", "qkd|sim", "qkmd's keys from QKD post-processing (default) or its TEST-ONLY seeded source"},

@@ -8,6 +8,7 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <functional>
 #include <cstring>
 #include <stdexcept>
 
@@ -60,6 +61,20 @@ keymgmt::inject_client* inject_key_source::client()
     return client_.get();
 }
 
+keymgmt::inject_reply inject_key_source::call(const std::function<keymgmt::inject_reply(keymgmt::inject_client&)>& op)
+{
+    // qkmd closes connections idle longer than its request timeout (5 s by default): between
+    // rotations that is the normal case, so one transport failure means reconnect and ask again.
+    // Asking again is safe: a request that did reach qkmd either consumed its key (a NEXT_KEY
+    // key is then never used: lost, not reused) or is refused as already served.
+    auto r = op(*client_);
+    if (r.status == keymgmt::inject_status::internal_error) {
+        client_.reset();
+        if (auto* cl = client()) r = op(*cl);
+    }
+    return r;
+}
+
 void inject_key_source::fail(const std::string& msg)
 {
     ++c_.errors;
@@ -74,7 +89,7 @@ std::optional<std::uint32_t> inject_key_source::next_key(std::span<std::uint8_t,
     // A key whose 32-bit link ID collides with one already used cannot be named on the link; it
     // is consumed at qkmd and skipped (probability ~ n^2 / 2^33 for n keys in a pass).
     for (int attempt = 0; attempt < 4; ++attempt) {
-        auto r = cl->next_key(cfg_.spi, static_cast<std::uint16_t>(modem::link_key_length));
+        auto r = call([&](keymgmt::inject_client& c) { return c.next_key(cfg_.spi, static_cast<std::uint16_t>(modem::link_key_length)); });
         if (r.status == keymgmt::inject_status::no_key) {
             ++c_.no_key;
             return std::nullopt;
@@ -110,7 +125,9 @@ bool inject_key_source::key_by_id(std::uint32_t key_id, std::span<std::uint8_t, 
     auto* cl = client();
     if (cl == nullptr) return false;
     constexpr auto bytes = static_cast<std::uint16_t>(modem::link_key_length);
-    auto r = uuid ? cl->key_by_id(cfg_.spi, *uuid, bytes) : cl->key_by_link_id(cfg_.spi, key_id, bytes);
+    auto r = call([&](keymgmt::inject_client& c) {
+        return uuid ? c.key_by_id(cfg_.spi, *uuid, bytes) : c.key_by_link_id(cfg_.spi, key_id, bytes);
+    });
     if (!r.ok()) {
         if (r.status == keymgmt::inject_status::internal_error) client_.reset();
         if (r.status == keymgmt::inject_status::not_found) ++c_.unknown_ids;

@@ -73,6 +73,11 @@ public:
         double read_ahead_s = 0.25;              ///< sim seconds of bits a client may be ahead of pacing, (0, 60]
         std::size_t max_queue_bytes = 8u << 20;  ///< per client's outgoing queue; beyond it the relay stops
                                                  ///< reading the other side (backpressure), >= 1 MiB
+        /// Kernel receive buffer per client socket, bytes, [2048, 16 MiB]. The relay reads at the
+        /// line rate; whatever a client writes beyond that waits in this buffer, and each byte
+        /// there is channel time the link's ARQ sees as round trip (Linux autotuning grew it to
+        /// 6 MB: 480 s of a 100 kbit/s downlink). The kernel doubles the value.
+        std::size_t socket_buffer_bytes = 8192;
         double hello_timeout_s = 5.0;            ///< wall seconds for the hello line, > 0
         std::uint64_t seed = 1;
     };

@@ -30,10 +30,12 @@ struct demo_config {
     double wall_timeout_s = 600.0;  ///< give up (and report) after this long
     double qkd_block_s = 1.0;
     double downlink_bps = 0;  ///< simulated downlink line rate (coded bit/s); 0: the simulator's default
-    /// Detections per post-processing block: large enough for a positive finite-key length (measured on the
-    /// default pass: 200 000 (qkmd's default) gives no key, 800 000 a handful, 2 000 000 about 800 keys;
-    /// the price is that the first keys come about a third into the pass).
-    std::size_t qkd_block_detections = 2000000;
+    /// Detections per post-processing block: large enough for a positive finite-key length, small
+    /// enough that the link gets its first keys early. Measured on the default pass: 200 000
+    /// (qkmd's default) gives no key and 500 000 none either; 1 000 000 gives the first keys ~280 s
+    /// into the pass (about 110 keys of 256 bits by LOS, the file arrives); 2 000 000 about 800 keys
+    /// but the first only at ~430 s, too late for the file at 100 kbit/s.
+    std::size_t qkd_block_detections = 1000000;
     bool keys_from_qkd = true;             ///< false: qkmd's test key source (both ends seeded alike)
     /// Where qlinkd takes link keys: true = its qkmd (injection socket, QKD keys); false = qlinkd's
     /// TEST-ONLY seeded keys (for isolating link problems from key problems; said in the summary).
@@ -64,7 +66,10 @@ struct demo_result {
     bool keys_agree = false;  ///< ETSI 014: both KMEs returned the same bytes for the same key IDs
     bool keys_unique = false; ///< no key ID used twice by the link (from the qlinkd logs) nor served twice
     std::uint64_t file_bytes = 0, bytes_delivered = 0;
-    std::uint64_t rotations = 0, retransmissions = 0, fades_recovered = 0;
+    std::uint64_t rotations = 0, retransmissions = 0;
+    /// Fades (ground link out of "up" and back) while user data was still undelivered, and how
+    /// many of them ARQ repaired: it retransmitted and delivery resumed within 60 s.
+    std::uint64_t fades = 0, fades_recovered = 0;
     double downlink_bps = 0, return_bps = 0;  ///< simulated line rates (coded bits per simulated second)
     double sim_seconds = 0, wall_seconds = 0;
     std::string sha256;

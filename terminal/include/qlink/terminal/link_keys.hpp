@@ -17,6 +17,7 @@
 
 namespace qlink::keymgmt {
 class inject_client;
+struct inject_reply;
 }
 
 namespace qlink::terminal {
@@ -68,6 +69,8 @@ public:
 
 private:
     keymgmt::inject_client* client();
+    /// One request on the connected client (caller holds mu_ and checked client() != nullptr).
+    keymgmt::inject_reply call(const std::function<keymgmt::inject_reply(keymgmt::inject_client&)>& op);
     void fail(const std::string& msg);
     config cfg_;
     std::shared_ptr<key_id_directory> dir_;
