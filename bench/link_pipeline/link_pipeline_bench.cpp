@@ -1,5 +1,8 @@
 // Link pipeline throughput: the receive chain (sync .. RS .. CRC .. AES-256-GCM .. packets) with and without Viterbi, and TX.
+#include "chain/rs_check.hpp"
+#include "qlink/modem/cpu.hpp"
 #include "qlink/modem/link_pipeline.hpp"
+#include "qlink/modem/reed_solomon.hpp"
 #include "qlink/modem/space_packet.hpp"
 
 #include <benchmark/benchmark.h>
@@ -152,6 +155,33 @@ void bm_rx_frames_sdls(benchmark::State& state)
     state.SetBytesProcessed(static_cast<std::int64_t>(total));
     state.counters["user_bits/s"] = benchmark::Counter(static_cast<double>(total * 8), benchmark::Counter::kIsRate);
 }
+
+// Is an RS(255,223) I=4 codeblock clean? rs_codec::decode (per-codeword gather + syndromes) against
+// the chain's interleaved syndrome pass, on a clean block (the receive chain's common case).
+void bm_rs_clean_block(benchmark::State& state, bool chain_check)
+{
+    rs_config rc;
+    rc.interleave = 4;
+    const auto codec = create_rs_codec(rc);
+    const detail::rs_block_check check(rc, best_isa());
+    std::vector<std::uint8_t> msg(codec->message_size()), block(codec->codeblock_size());
+    std::mt19937_64 rng(5);
+    for (auto& b : msg) {
+        b = static_cast<std::uint8_t>(rng());
+    }
+    codec->encode(msg, block);
+    bool clean = true;
+    for (auto _ : state) {
+        clean = clean && (chain_check ? check.clean(block) : codec->decode(block).corrected == 0);
+        benchmark::DoNotOptimize(clean);
+    }
+    if (!clean) {
+        state.SkipWithError("a clean block was not seen as clean");
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * block.size()));
+}
+BENCHMARK_CAPTURE(bm_rs_clean_block, rs_codec_decode, false);
+BENCHMARK_CAPTURE(bm_rs_clean_block, chain_syndrome_check, true);
 
 // Transmit: packing, SDLS protect, CRC, RS, randomizer, ASM (and the convolutional encoder).
 void run_tx(benchmark::State& state, const std::string& profile)
