@@ -1,4 +1,4 @@
-// SQLite key store: schema, master key file handling, AES-256-GCM at rest, atomic take/grant.
+// SQLite key store: schema, master key file handling, AES-256-GCM at rest, atomic take/grant, hand-out pools.
 #include "qlink/keymgmt/key_store.hpp"
 
 #include <fcntl.h>
@@ -10,13 +10,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <functional>
-#include <cstring>
+#include <map>
 #include <mutex>
+#include <set>
 #include <stdexcept>
+#include <thread>
+#include <tuple>
 #include <utility>
 
 namespace qlink::keymgmt {
@@ -163,6 +168,7 @@ public:
     sqlite_key_store(const config& c, clock_fn clock) : cfg_(c), clock_(std::move(clock))
     {
         master_ = load_or_create_master_key(cfg_.master_key_path, cfg_.create_master_key);
+
         if (sqlite3_open_v2(cfg_.db_path.c_str(), &db_,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
             const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
@@ -206,10 +212,44 @@ public:
         activate_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 1 WHERE id = ? AND state = 0");
         data_version_ = std::make_unique<stmt>(db_, "PRAGMA data_version");
         count_all_ = std::make_unique<stmt>(db_, "SELECT state, part, COUNT(*) FROM keys GROUP BY state, part");
+        // A pooled key that was never given to its owner goes back to ACTIVE whole (hand_out
+        // recorded the truncated size; the ciphertext holds the full key plus the GCM tag).
+        unpool_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 1, owner = NULL, size = length(ct) - 16"
+                                              " WHERE id = ? AND state = 2");
+        {
+            std::lock_guard lock(mu_);
+            cached_counts();
+        }
+        // Fetched once (last, so no throw above can leak it): EVP_aes_256_gcm() makes OpenSSL 3
+        // look the cipher up again on every init, which showed in the hand-out profile.
+        aes_gcm_ = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+        start_checkpointer();
+        if (cfg_.handout_pool > 0) {
+            refiller_ = std::thread([this] { refill_loop(); });
+        }
     }
 
     ~sqlite_key_store() override
     {
+        if (refiller_.joinable()) {
+            {
+                std::lock_guard pl(pool_mu_);
+                stopping_ = true;
+            }
+            pool_cv_.notify_all();
+            refiller_.join();
+        }
+        // Keys reserved for pools but never handed out go back to ACTIVE (if this fails they stay
+        // recorded as handed out to their owner: wasted, never served twice).
+        if (cfg_.handout_pool > 0) {
+            std::lock_guard lock(mu_);
+            txn t(*this);
+            if (t.ok && flush_pools_txn()) {
+                t.commit();
+            }
+        }
+        stop_checkpointer();  // nothing uses db_ any more
+        unpool_.reset();
         ins_.reset();
         pick_.reset();
         pick_any_.reset();
@@ -226,6 +266,7 @@ public:
         data_version_.reset();
         count_all_.reset();
         sqlite3_close(db_);
+        EVP_CIPHER_free(aes_gcm_);
     }
 
     sqlite_key_store(const sqlite_key_store&) = delete;
@@ -319,6 +360,11 @@ public:
         if (count == 0) {
             return {store_status::bad_request, "number of keys must be at least 1", 0};
         }
+        // Pools only for hand-outs with grantees: without any the key is destroyed as it is
+        // handed out, so a pooled one would lose its material before anyone received it.
+        if (cfg_.handout_pool > 0 && !grantees.empty()) {
+            return take_pooled(owner, grantees, count, size_bytes, partition, out);
+        }
         std::vector<served_key> got;
         const auto r = batched([&] { return take_next_txn(owner, grantees, count, size_bytes, partition, got); });
         if (r.ok()) {
@@ -406,7 +452,8 @@ public:
                     return io_fail("select");
                 }
             }
-            if (served < 0) {
+            if (served < 0 || is_unissued(id)) {
+                // A pooled key is granted in the store already but its owner does not have it yet.
                 return {store_status::not_found, "key ID " + key_id_to_string(id) + " is not available to this SAE",
                         0};
             }
@@ -530,6 +577,8 @@ public:
                 return io_fail("destroy");
             }
         }
+        // A destroyed key must not be served from a pool either (dropped there lazily).
+        drop_unissued(ids);
         t.invalidates_counts = true;  // the keys' previous states are not tracked here
         if (!t.commit()) {
             return io_fail("commit");
@@ -546,6 +595,11 @@ public:
         const std::int64_t limit = clock_() - cfg_.key_lifetime.count();
         txn t(*this);
         if (!t.ok) {
+            return 0;
+        }
+        // Pools hold the oldest keys, the first to expire: return them all to ACTIVE in this
+        // transaction (refills need mu_, so none can interleave) and let the expiry decide.
+        if (!flush_pools_txn()) {
             return 0;
         }
         stmt gone(db_, "DELETE FROM grants WHERE id IN (SELECT id FROM keys WHERE state < 3 AND created < ?)");
@@ -565,21 +619,35 @@ public:
 
     store_counts counts() override
     {
-        std::lock_guard lock(mu_);
-        const auto& c = cached_counts();
+        const auto c = counts_now();
+        // Keys reserved in pools are DEACTIVATED in the database but nobody has them yet.
+        const std::int64_t pooled = pooled_[0].load() + pooled_[1].load();
         store_counts r;
         r.preactive = static_cast<std::uint64_t>(c[0][0] + c[0][1]);
-        r.active = static_cast<std::uint64_t>(c[1][0] + c[1][1]);
-        r.deactivated = static_cast<std::uint64_t>(c[2][0] + c[2][1]);
+        r.active = static_cast<std::uint64_t>(c[1][0] + c[1][1] + pooled);
+        r.deactivated = static_cast<std::uint64_t>(std::max<std::int64_t>(0, c[2][0] + c[2][1] - pooled));
         r.destroyed = static_cast<std::uint64_t>(c[3][0] + c[3][1]);
         return r;
     }
 
     std::uint64_t available(int partition) override
     {
-        std::lock_guard lock(mu_);
-        const auto& c = cached_counts();
-        return static_cast<std::uint64_t>(partition < 0 ? c[1][0] + c[1][1] : c[1][partition & 1]);
+        const auto c = counts_now();
+        const std::int64_t pooled =
+            partition < 0 ? pooled_[0].load() + pooled_[1].load() : pooled_[static_cast<std::size_t>(partition & 1)].load();
+        return static_cast<std::uint64_t>(
+            std::max<std::int64_t>(0, (partition < 0 ? c[1][0] + c[1][1] : c[1][partition & 1]) + pooled));
+    }
+
+    stats_t stats() const override
+    {
+        stats_t r;
+        r.commits = commits_.load();
+        r.batched_ops = batched_ops_.load();
+        r.pool_refills = pool_refills_.load();
+        r.pool_served = pool_served_.load();
+        r.pooled_keys = static_cast<std::uint64_t>(std::max<std::int64_t>(0, pooled_[0].load() + pooled_[1].load()));
+        return r;
     }
 
     std::optional<key_state> state_of(const key_id& id) override
@@ -711,8 +779,36 @@ private:
             counts_ = c;
             counts_valid_ = true;
             data_version_seen_ = dv;
+            publish_counts();
         }
         return counts_;
+    }
+
+    // Counts for status requests: exact when the store is idle, else the counts published by
+    // the last commit. Waiting for mu_ would make a status request wait for the fsync of a
+    // concurrent hand-out batch (a lock convoy that set the status p99).
+    count_table counts_now()
+    {
+        std::unique_lock lock(mu_, std::try_to_lock);
+        if (lock.owns_lock()) {
+            return cached_counts();
+        }
+        count_table c{};
+        for (std::size_t st = 0; st < 4; ++st) {
+            for (std::size_t p = 0; p < 2; ++p) {
+                c[st][p] = published_[st * 2 + p].load(std::memory_order_relaxed);
+            }
+        }
+        return c;
+    }
+
+    void publish_counts()
+    {
+        for (std::size_t st = 0; st < 4; ++st) {
+            for (std::size_t p = 0; p < 2; ++p) {
+                published_[st * 2 + p].store(counts_[st][p], std::memory_order_relaxed);
+            }
+        }
     }
 
     void apply_delta(bool invalidate)
@@ -725,6 +821,7 @@ private:
                     counts_[st][p] += delta_[st][p];
                 }
             }
+            publish_counts();
         }
         delta_ = {};
     }
@@ -772,7 +869,8 @@ private:
                 j->result = io_fail("begin");
             }
         } else {
-            ++batches_;
+            ++commits_;
+            batched_ops_ += batch.size();
             for (auto* j : batch) {
                 const auto before = delta_;
                 if (!exec_ok("SAVEPOINT op")) {
@@ -889,7 +987,7 @@ private:
         out.assign(pt.size() + tag_len, 0);
         EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
         int len = 0;
-        bool good = c != nullptr && EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+        bool good = c != nullptr && aes_gcm_ != nullptr && EVP_EncryptInit_ex(c, aes_gcm_, nullptr, nullptr, nullptr) == 1 &&
                     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(nonce.size()), nullptr) == 1 &&
                     EVP_EncryptInit_ex(c, nullptr, nullptr, master_.data(), nonce.data()) == 1 &&
                     EVP_EncryptUpdate(c, nullptr, &len, id.data(), static_cast<int>(id.size())) == 1 &&
@@ -909,7 +1007,7 @@ private:
         int len = 0;
         std::array<std::uint8_t, tag_len> tag{};
         std::memcpy(tag.data(), ct.data() + n, tag_len);
-        bool good = c != nullptr && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+        bool good = c != nullptr && aes_gcm_ != nullptr && EVP_DecryptInit_ex(c, aes_gcm_, nullptr, nullptr, nullptr) == 1 &&
                     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(nonce.size()), nullptr) == 1 &&
                     EVP_DecryptInit_ex(c, nullptr, nullptr, master_.data(), nonce.data()) == 1 &&
                     EVP_DecryptUpdate(c, nullptr, &len, id.data(), static_cast<int>(id.size())) == 1 &&
@@ -923,9 +1021,331 @@ private:
         return good;
     }
 
+    // WAL checkpoints off the commit path. SQLite's automatic checkpoint runs inside the commit
+    // that crosses 1000 WAL pages: that commit then copies ~4 MB into the database and fsyncs
+    // it, and with group commit every request of the batch waits for it (a p99 spike). Here
+    // the commit only signals; a thread with its own connection runs a PASSIVE checkpoint,
+    // which never blocks writers or readers. Durability is unchanged: a checkpoint only copies
+    // committed WAL frames. If the thread cannot be started, SQLite's own checkpoint stays on.
+    static int wal_hook(void* self, sqlite3*, const char*, int pages)
+    {
+        auto* st = static_cast<sqlite_key_store*>(self);
+        if (pages >= 1000) {
+            {
+                std::lock_guard lk(st->ckpt_mu_);
+                st->ckpt_wanted_ = true;
+            }
+            st->ckpt_cv_.notify_one();
+        }
+        return SQLITE_OK;
+    }
+
+    void start_checkpointer()
+    {
+        if (sqlite3_open_v2(cfg_.db_path.c_str(), &ckpt_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+            SQLITE_OK) {
+            sqlite3_close(ckpt_db_);
+            ckpt_db_ = nullptr;
+            return;
+        }
+        sqlite3_busy_timeout(ckpt_db_, 5000);
+        sqlite3_exec(ckpt_db_, cfg_.full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", nullptr,
+                     nullptr, nullptr);
+        sqlite3_wal_autocheckpoint(ckpt_db_, 0);
+        ckpt_thread_ = std::thread([this] {
+            std::unique_lock lk(ckpt_mu_);
+            for (;;) {
+                ckpt_cv_.wait(lk, [&] { return ckpt_stop_ || ckpt_wanted_; });
+                if (ckpt_stop_) {
+                    return;
+                }
+                ckpt_wanted_ = false;
+                lk.unlock();
+                sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+                ++checkpoints_;
+                lk.lock();
+            }
+        });
+        sqlite3_wal_hook(db_, &sqlite_key_store::wal_hook, this);  // replaces the automatic checkpoint
+    }
+
+    void stop_checkpointer()
+    {
+        if (ckpt_thread_.joinable()) {
+            sqlite3_wal_autocheckpoint(db_, 1000);  // back to SQLite's own before the thread goes
+            {
+                std::lock_guard lk(ckpt_mu_);
+                ckpt_stop_ = true;
+            }
+            ckpt_cv_.notify_one();
+            ckpt_thread_.join();
+        }
+        sqlite3_close(ckpt_db_);
+        ckpt_db_ = nullptr;
+    }
+
+    // Hand-out pools. A pool belongs to one (owner, grantees, size, partition). Its keys were
+    // taken by take_next_txn in a committed transaction, exactly as if `owner` had received
+    // them (DEACTIVATED, owner recorded, grants written); they are decrypted and wait in memory.
+    // Serving one is then only a pop: nothing is written, because the durable record that says
+    // "this key belongs to owner" already exists. Crash argument: after a crash the database
+    // says every pooled key was handed out to its owner, so none is ever picked again (take_next
+    // picks ACTIVE keys only) and each grantee can fetch it once, like any issued key; a key the
+    // owner never received is merely wasted. While the process runs, unissued_ lists pooled
+    // keys the owner does not have yet; take_granted refuses them, so a grantee cannot fetch a
+    // key before its owner got it.
+    struct pool_key {
+        std::string owner;
+        std::vector<std::string> grantees;  // sorted, unique
+        std::size_t size = 0;
+        int partition = -1;
+        bool operator<(const pool_key& o) const
+        {
+            return std::tie(owner, grantees, size, partition) < std::tie(o.owner, o.grantees, o.size, o.partition);
+        }
+    };
+    struct pool {
+        std::deque<served_key> keys;
+        bool refilling = false;
+    };
+
+    bool is_unissued(const key_id& id)
+    {
+        if (cfg_.handout_pool == 0) {
+            return false;
+        }
+        std::lock_guard pl(pool_mu_);
+        return unissued_.count(id) != 0;
+    }
+
+    // Caller holds pool_mu_.
+    bool unissue(const key_id& id)
+    {
+        if (unissued_.erase(id) == 0) {
+            return false;
+        }
+        --pooled_[part_index(id)];
+        return true;
+    }
+
+    void drop_unissued(std::span<const key_id> ids)
+    {
+        if (cfg_.handout_pool == 0) {
+            return;
+        }
+        std::lock_guard pl(pool_mu_);
+        for (const auto& id : ids) {
+            unissue(id);
+        }
+    }
+
+    // ACTIVE keys of the partition, for sizing a reservation (a hint: the transaction decides).
+    std::uint64_t active_hint(int partition)
+    {
+        const auto c = counts_now();
+        return static_cast<std::uint64_t>(
+            std::max<std::int64_t>(0, partition < 0 ? c[1][0] + c[1][1] : c[1][partition & 1]));
+    }
+
+    // Keys to reserve ahead: a pool's worth, but never more than an eighth of the ACTIVE keys,
+    // so one (owner, slave) pair cannot hoard a small stock that other pairs need too.
+    std::size_t pool_extra(int partition)
+    {
+        return static_cast<std::size_t>(std::min<std::uint64_t>(cfg_.handout_pool, active_hint(partition) / 8));
+    }
+
+    // Takes `n` keys for the pool durably (group commit). The keys enter unissued_ inside the
+    // transaction, before any grantee could see the committed grants.
+    store_result reserve_for_pool(const pool_key& pk, std::size_t n, std::vector<served_key>& got)
+    {
+        auto r = batched([&] {
+            auto res = take_next_txn(pk.owner, pk.grantees, n, pk.size, pk.partition, got);
+            if (res.ok()) {
+                std::lock_guard pl(pool_mu_);
+                for (const auto& k : got) {
+                    if (unissued_.insert(k.id).second) {
+                        ++pooled_[part_index(k.id)];
+                    }
+                }
+            }
+            return res;
+        });
+        if (!r.ok()) {
+            drop_unissued_keys(got);  // commit failed after the keys were marked
+            got.clear();
+        } else {
+            ++pool_refills_;
+        }
+        return r;
+    }
+
+    void drop_unissued_keys(const std::vector<served_key>& keys)
+    {
+        std::lock_guard pl(pool_mu_);
+        for (const auto& k : keys) {
+            unissue(k.id);
+        }
+    }
+
+    store_result take_pooled(std::string_view owner, std::span<const std::string> grantees, std::size_t count,
+                             std::size_t size_bytes, int partition, std::vector<served_key>& out)
+    {
+        pool_key pk{std::string(owner), std::vector<std::string>(grantees.begin(), grantees.end()), size_bytes,
+                    partition < 0 ? -1 : (partition & 1)};
+        std::sort(pk.grantees.begin(), pk.grantees.end());
+        pk.grantees.erase(std::unique(pk.grantees.begin(), pk.grantees.end()), pk.grantees.end());
+        std::unique_lock pl(pool_mu_);
+        auto& p = pools_[pk];  // map nodes stay put: the reference survives unlocking
+        for (int races = 0; races < 3;) {
+            if (p.keys.size() >= count) {
+                // Keys destroyed or returned to ACTIVE meanwhile (destroy, expire) are no longer
+                // in unissued_: they are dropped here, so this loop always makes progress.
+                std::vector<served_key> mine;
+                while (mine.size() < count && !p.keys.empty()) {
+                    served_key k = std::move(p.keys.front());
+                    p.keys.pop_front();
+                    if (unissue(k.id)) {
+                        mine.push_back(std::move(k));
+                    }
+                }
+                if (mine.size() == count) {
+                    pool_served_ += count;
+                    for (auto& k : mine) {
+                        out.push_back(std::move(k));
+                    }
+                    if (p.keys.size() < (cfg_.handout_pool + 1) / 2 && !p.refilling && !stopping_) {
+                        p.refilling = true;
+                        refill_queue_.push_back(pk);
+                        pool_cv_.notify_one();
+                    }
+                    return {store_status::ok, {}, count};
+                }
+                repool(p, mine);
+                continue;
+            }
+            if (p.refilling) {
+                // One reservation per pool at a time: waiting for it batches the requests that
+                // find the pool short instead of each committing its own reservation.
+                pool_ready_cv_.wait(pl, [&] { return !p.refilling; });
+                continue;
+            }
+            // Short and nobody refilling: reserve this request's keys plus a pool's worth in one
+            // durable transaction (this caller waits for that commit, like take_next without pools).
+            p.refilling = true;
+            pl.unlock();
+            const std::size_t want = count + pool_extra(pk.partition);
+            std::vector<served_key> got;
+            auto r = reserve_for_pool(pk, want, got);
+            if ((r.status == store_status::not_enough || r.status == store_status::bad_request) && want > count) {
+                got.clear();
+                r = reserve_for_pool(pk, count, got);
+            }
+            pl.lock();
+            p.refilling = false;
+            pool_ready_cv_.notify_all();
+            if (!r.ok()) {
+                return r;
+            }
+            // The new keys go behind the ones pooled before (oldest first); the loop serves them.
+            for (auto& k : got) {
+                if (unissued_.count(k.id) != 0) {
+                    p.keys.push_back(std::move(k));
+                }
+            }
+            ++races;  // only an expiry/destroy racing with us can make the next round short again
+        }
+        return {store_status::io_error, "key store: hand-out kept racing with expiry/destroy; try again", 0};
+    }
+
+    // Caller holds pool_mu_: keys taken out of the pool but not handed out go back to its front.
+    void repool(pool& p, std::vector<served_key>& keys)
+    {
+        for (auto it = keys.rbegin(); it != keys.rend(); ++it) {
+            if (unissued_.insert(it->id).second) {
+                ++pooled_[part_index(it->id)];
+            }
+            p.keys.push_front(std::move(*it));
+        }
+    }
+
+    void refill_loop()
+    {
+        std::unique_lock pl(pool_mu_);
+        for (;;) {
+            pool_cv_.wait(pl, [&] { return stopping_ || !refill_queue_.empty(); });
+            if (stopping_) {
+                return;
+            }
+            const pool_key pk = refill_queue_.front();
+            refill_queue_.pop_front();
+            pl.unlock();
+            const std::size_t want = pool_extra(pk.partition);
+            std::vector<served_key> got;
+            store_result r{store_status::not_enough, {}, 0};
+            if (want > 0) {
+                r = reserve_for_pool(pk, want, got);
+            }
+            pl.lock();
+            auto& p = pools_[pk];
+            p.refilling = false;
+            if (r.ok()) {
+                for (auto& k : got) {
+                    if (unissued_.count(k.id) != 0) {
+                        p.keys.push_back(std::move(k));
+                    }
+                }
+            }
+            pool_ready_cv_.notify_all();
+        }
+    }
+
+    // Inside an open transaction (caller holds mu_): every unissued pooled key back to ACTIVE,
+    // pools emptied. If the transaction then fails to commit, the keys stay recorded as handed
+    // out to their owners: wasted, never served twice.
+    bool flush_pools_txn()
+    {
+        if (cfg_.handout_pool == 0) {
+            return true;
+        }
+        std::lock_guard pl(pool_mu_);
+        for (const auto& id : unissued_) {
+            {
+                reset_guard g{*kill_grants_};
+                sqlite3_bind_blob(kill_grants_->get(), 1, id.data(), id.size(), SQLITE_STATIC);
+                if (sqlite3_step(kill_grants_->get()) != SQLITE_DONE) {
+                    return false;
+                }
+            }
+            reset_guard g{*unpool_};
+            sqlite3_bind_blob(unpool_->get(), 1, id.data(), id.size(), SQLITE_STATIC);
+            if (sqlite3_step(unpool_->get()) != SQLITE_DONE) {
+                return false;
+            }
+            if (sqlite3_changes(db_) > 0) {
+                --delta_[2][part_index(id)];
+                ++delta_[1][part_index(id)];
+            }
+        }
+        unissued_.clear();
+        pooled_[0] = 0;
+        pooled_[1] = 0;
+        for (auto& [k, p] : pools_) {
+            p.keys.clear();
+        }
+        return true;
+    }
+
     config cfg_;
     clock_fn clock_;
     secret_bytes master_;
+    EVP_CIPHER* aes_gcm_ = nullptr;
+    sqlite3* ckpt_db_ = nullptr;
+    std::thread ckpt_thread_;
+    std::mutex ckpt_mu_;
+    std::condition_variable ckpt_cv_;
+    bool ckpt_wanted_ = false;
+    bool ckpt_stop_ = false;
+    std::atomic<std::uint64_t> checkpoints_{0};
     std::mutex mu_;
     count_table counts_{};
     count_table delta_{};
@@ -935,10 +1355,21 @@ private:
     std::condition_variable queue_cv_;
     std::deque<batch_job*> queue_;
     bool leader_busy_ = false;
-    std::uint64_t batches_ = 0;
+    std::atomic<std::uint64_t> commits_{0}, batched_ops_{0}, pool_refills_{0}, pool_served_{0};
+    std::array<std::atomic<std::int64_t>, 8> published_{};
+    // Hand-out pools (see take_pooled). pool_mu_ is taken after mu_, never before.
+    std::mutex pool_mu_;
+    std::condition_variable pool_cv_;        // wakes the refiller
+    std::condition_variable pool_ready_cv_;  // a reservation finished
+    std::map<pool_key, pool> pools_;
+    std::set<key_id> unissued_;  // every pooled key not yet given to its owner, in any pool
+    std::array<std::atomic<std::int64_t>, 2> pooled_{};  // unissued_ per partition
+    std::deque<pool_key> refill_queue_;
+    bool stopping_ = false;
+    std::thread refiller_;
     sqlite3* db_ = nullptr;
     std::unique_ptr<stmt> ins_, pick_, pick_any_, by_id_, by_prefix_, set_deact_, kill_, kill_grants_, grant_, grant_get_,
-        grant_serve_, grant_left_, activate_, data_version_, count_all_;
+        grant_serve_, grant_left_, activate_, data_version_, count_all_, unpool_;
 };
 
 }  // namespace

@@ -115,6 +115,23 @@ public:
         std::chrono::seconds key_lifetime{7 * 24 * 3600};
         /// synchronous=FULL: a commit survives power loss, not only a process crash.
         bool full_sync = true;
+        /// Hand-out pool (0 = off). take_next then reserves this many keys at a time for the same
+        /// (owner, grantees, size, partition) in one durable transaction that records them as
+        /// already handed out to that owner, and serves later requests from memory without a
+        /// commit of their own; a background thread tops the pool up at half. After a crash
+        /// the reserved keys count as delivered to the owner (never served to anyone else; each
+        /// grantee can still fetch them once). Clean shutdown and expire() return them to ACTIVE.
+        /// See docs/keymgmt.md, "Key store and crash safety".
+        std::size_t handout_pool = 0;
+    };
+
+    /// Commit activity since open, for benchmarks and /metrics.
+    struct stats_t {
+        std::uint64_t commits = 0;        ///< group-commit transactions (one fsync each)
+        std::uint64_t batched_ops = 0;    ///< operations run inside them
+        std::uint64_t pool_refills = 0;   ///< durable pool reservations (part of commits)
+        std::uint64_t pool_served = 0;    ///< keys handed out from a pool without a commit
+        std::uint64_t pooled_keys = 0;    ///< keys reserved in pools right now
     };
 
     virtual ~key_store() = default;
@@ -160,6 +177,7 @@ public:
     virtual std::vector<std::pair<key_id, key_state>> find_by_prefix(std::span<const std::uint8_t> prefix,
                                                                      std::size_t limit) = 0;
     virtual const config& cfg() const = 0;
+    virtual stats_t stats() const { return {}; }
 };
 
 /// Partition of a key ID (0 or 1 from the last byte's low bit); -1 means "any". Two KMEs that

@@ -561,7 +561,10 @@ TEST(key_store, group_commit_keeps_takers_apart_and_fails_requests_alone)
 // SIGKILLed at pseudo-random moments (fixed seed) and restarted. Afterwards: every key ever
 // added is still there, no key was delivered twice to the same consumer, every delivered
 // key is no longer ACTIVE, and every delivered key had the right material.
-TEST(key_store_crash, kill_9_loses_no_delivered_key_and_serves_none_twice)
+// Run without and with a hand-out pool (the child then serves the master from its pool).
+class key_store_crash : public ::testing::TestWithParam<std::size_t> {};
+
+TEST_P(key_store_crash, kill_9_loses_no_delivered_key_and_serves_none_twice)
 {
     temp_dir d;
     constexpr std::uint64_t seed = 77;
@@ -576,7 +579,8 @@ TEST(key_store_crash, kill_9_loses_no_delivered_key_and_serves_none_twice)
             ::dup2(fds[1], 1);
             ::close(fds[0]);
             const std::string seed_s = std::to_string(seed);
-            ::execl(QLINK_STORE_HAMMER, QLINK_STORE_HAMMER, d.path.c_str(), seed_s.c_str(), nullptr);
+            const std::string pool_s = std::to_string(GetParam());
+            ::execl(QLINK_STORE_HAMMER, QLINK_STORE_HAMMER, d.path.c_str(), seed_s.c_str(), pool_s.c_str(), nullptr);
             std::_Exit(127);
         }
         ::close(fds[1]);
@@ -647,5 +651,221 @@ TEST(key_store_crash, kill_9_loses_no_delivered_key_and_serves_none_twice)
         const auto id = key_id_to_string(k.id);
         EXPECT_FALSE(master.count(id)) << id;
         EXPECT_TRUE(same(k, seed, index_of[id]));
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(store, key_store_crash, ::testing::Values(std::size_t{0}, std::size_t{16}),
+                         [](const auto& pi) { return pi.param == 0 ? std::string("no_pool") : std::string("pool16"); });
+
+// ---- Hand-out pools (config::handout_pool): keys reserved ahead in one durable transaction ----
+
+namespace {
+
+key_store::config pool_cfg(const temp_dir& d, std::size_t pool)
+{
+    auto c = make_cfg(d);
+    c.handout_pool = pool;
+    return c;
+}
+
+}  // namespace
+
+// The first take reserves the caller's key plus min(pool, ACTIVE/8) more in one commit; later
+// takes come from memory in order. A grantee cannot fetch a pooled key before its owner got it.
+TEST(key_store_pool, serves_in_order_and_grantee_waits_for_the_owner)
+{
+    temp_dir d;
+    auto s = open_key_store(pool_cfg(d, 16));
+    add_keys(*s, 31, 0, 100);
+    const std::vector<std::string> slaves{"B"};
+    std::vector<served_key> got;
+    ASSERT_TRUE(s->take_next("A", slaves, 1, 0, -1, got).ok());
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_TRUE(same(got[0], 31, 0));
+    auto st = s->stats();
+    EXPECT_EQ(st.pool_refills, 1u);
+    EXPECT_EQ(st.pooled_keys, 12u);  // min(16, 100 / 8)
+    // Pooled keys are committed as A's in the database, yet counted as available.
+    EXPECT_EQ(s->state_of(test_key_id(31, 5)), key_state::deactivated);
+    EXPECT_EQ(s->available(-1), 99u);
+    EXPECT_EQ(s->counts().active, 99u);
+    EXPECT_EQ(s->counts().deactivated, 1u);
+    // Key 1 is pooled but A does not have it yet: B is refused.
+    std::vector<served_key> b;
+    const std::vector<key_id> one{test_key_id(31, 1)};
+    EXPECT_EQ(s->take_granted("B", one, b).status, store_status::not_found);
+    const auto commits = s->stats().commits;
+    got.clear();
+    ASSERT_TRUE(s->take_next("A", slaves, 2, 0, -1, got).ok());
+    EXPECT_TRUE(same(got[0], 31, 1));
+    EXPECT_TRUE(same(got[1], 31, 2));
+    EXPECT_EQ(s->stats().commits, commits) << "served from the pool without a commit";
+    EXPECT_EQ(s->stats().pool_served, 3u);  // the first key too: it went through the pool
+    ASSERT_TRUE(s->take_granted("B", one, b).ok());
+    EXPECT_TRUE(same(b[0], 31, 1));
+    // Another owner, or another size, has its own pool: it never gets A's pooled keys.
+    got.clear();
+    ASSERT_TRUE(s->take_next("C", slaves, 1, 16, -1, got).ok());
+    EXPECT_EQ(got[0].material.size(), 16u);
+    EXPECT_EQ(got[0].id, test_key_id(31, 13));
+    // Without grantees no pool is used (the key is destroyed as it is handed out).
+    got.clear();
+    ASSERT_TRUE(s->take_next("A", {}, 1, 0, -1, got).ok());
+    EXPECT_EQ(s->state_of(got[0].id), key_state::destroyed);
+}
+
+// Closing the store returns pooled keys to ACTIVE with their full size; the keys handed out
+// stay handed out.
+TEST(key_store_pool, clean_close_returns_unissued_keys_whole)
+{
+    temp_dir d;
+    {
+        auto s = open_key_store(pool_cfg(d, 16));
+        add_keys(*s, 32, 0, 100);
+        std::vector<served_key> got;
+        ASSERT_TRUE(s->take_next("A", std::vector<std::string>{"B"}, 2, 16, -1, got).ok());
+        EXPECT_TRUE(same(got[0], 32, 0, 16));
+        EXPECT_TRUE(same(got[1], 32, 1, 16));
+        EXPECT_GT(s->stats().pooled_keys, 0u);
+    }
+    auto s = open_key_store(make_cfg(d));
+    const auto c = s->counts();
+    EXPECT_EQ(c.active, 98u);
+    EXPECT_EQ(c.deactivated, 2u);
+    std::vector<served_key> rest;
+    ASSERT_TRUE(s->take_next("A", std::vector<std::string>{"B"}, 98, 0, -1, rest).ok());
+    for (std::size_t i = 0; i < rest.size(); ++i) {
+        EXPECT_TRUE(same(rest[i], 32, i + 2, 32)) << i;
+    }
+    std::vector<served_key> b;
+    const std::vector<key_id> first{test_key_id(32, 0)};
+    ASSERT_TRUE(s->take_granted("B", first, b).ok());
+    EXPECT_TRUE(same(b[0], 32, 0, 16));
+}
+
+// A process that dies with keys in its pool: after restart the database says they were handed
+// out to their owner, so they are never served to anyone again, and the grantee can fetch each
+// once (a key the owner never received is only wasted).
+TEST(key_store_pool, crash_with_a_full_pool_serves_no_pooled_key_again)
+{
+    temp_dir d;
+    {
+        auto s = open_key_store(make_cfg(d));
+        add_keys(*s, 33, 0, 100);
+    }
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::close(fds[0]);
+        auto s = open_key_store(pool_cfg(d, 16));
+        std::vector<served_key> got;
+        const bool ok = s->take_next("A", std::vector<std::string>{"B"}, 1, 0, -1, got).ok() && got.size() == 1 &&
+                        got[0].id == test_key_id(33, 0) && s->stats().pooled_keys == 12;
+        const char c = ok ? 'y' : 'n';
+        (void)!::write(fds[1], &c, 1);
+        std::_Exit(0);  // no destructors: the pool is not returned, as in a crash
+    }
+    ::close(fds[1]);
+    char c = 0;
+    ASSERT_EQ(::read(fds[0], &c, 1), 1);
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_EQ(c, 'y');
+    auto s = open_key_store(make_cfg(d));
+    const auto cnt = s->counts();
+    EXPECT_EQ(cnt.active, 87u);
+    EXPECT_EQ(cnt.deactivated, 13u);
+    std::vector<served_key> rest;
+    ASSERT_TRUE(s->take_next("A", std::vector<std::string>{"B"}, 87, 0, -1, rest).ok());
+    std::set<key_id> later;
+    for (const auto& k : rest) {
+        later.insert(k.id);
+    }
+    for (std::uint64_t i = 0; i <= 12; ++i) {
+        EXPECT_FALSE(later.count(test_key_id(33, i))) << "pooled key " << i << " served again";
+        const std::vector<key_id> one{test_key_id(33, i)};
+        std::vector<served_key> b;
+        ASSERT_TRUE(s->take_granted("B", one, b).ok()) << i;
+        EXPECT_TRUE(same(b[0], 33, i));
+        EXPECT_EQ(s->take_granted("B", one, b).status, store_status::not_found);
+    }
+}
+
+// destroy() and expire() reach keys sitting in a pool: they are never served afterwards.
+TEST(key_store_pool, destroyed_and_expired_keys_leave_the_pool)
+{
+    temp_dir d;
+    fake_clock clk;
+    auto s = open_key_store(pool_cfg(d, 16), clk.fn());
+    add_keys(*s, 34, 0, 100);
+    const std::vector<std::string> slaves{"B"};
+    std::vector<served_key> got;
+    ASSERT_TRUE(s->take_next("A", slaves, 1, 0, -1, got).ok());
+    const std::vector<key_id> doomed{test_key_id(34, 1)};
+    ASSERT_TRUE(s->destroy(doomed).ok());
+    got.clear();
+    ASSERT_TRUE(s->take_next("A", slaves, 1, 0, -1, got).ok());
+    EXPECT_TRUE(same(got[0], 34, 2));
+    clk.now += 3601;
+    EXPECT_EQ(s->expire(), 99u);  // keys 0, 2 (handed out) and 3..99 (pooled or ACTIVE), not 1
+    EXPECT_EQ(s->stats().pooled_keys, 0u);
+    got.clear();
+    EXPECT_EQ(s->take_next("A", slaves, 1, 0, -1, got).status, store_status::not_enough);
+    EXPECT_TRUE(got.empty());
+    EXPECT_EQ(s->counts().destroyed, 100u);
+}
+
+// Many threads, two owners, two sizes, pools refilled in the background while they run: every
+// key reaches at most one caller, and after a clean close the database agrees with what was
+// handed out; each handed-out key is fetchable once by the grantee with the caller's size.
+TEST(key_store_pool, concurrent_takers_never_share_a_key)
+{
+    temp_dir d;
+    std::vector<std::vector<served_key>> per(12);
+    {
+        auto s = open_key_store(pool_cfg(d, 24));
+        add_keys(*s, 35, 0, 600);
+        std::vector<std::thread> th;
+        const std::vector<std::string> slaves{"B"};
+        for (std::size_t t = 0; t < per.size(); ++t) {
+            th.emplace_back([&, t] {
+                const std::string owner = t % 2 ? "A" : "C";
+                const std::size_t size = t % 3 ? 32 : 16;
+                for (int fails = 0; fails < 3;) {
+                    if (!s->take_next(owner, slaves, 1 + t % 3, size, -1, per[t]).ok()) {
+                        ++fails;  // not enough: other pools may hold the rest
+                    }
+                }
+            });
+        }
+        for (auto& x : th) {
+            x.join();
+        }
+        EXPECT_GT(s->stats().pool_served, 0u);
+    }
+    std::set<key_id> seen;
+    std::size_t n = 0;
+    for (const auto& v : per) {
+        for (const auto& k : v) {
+            EXPECT_TRUE(seen.insert(k.id).second) << "key handed out twice";
+            ++n;
+        }
+    }
+    EXPECT_GT(n, 500u);
+    auto s = open_key_store(make_cfg(d));
+    const auto c = s->counts();
+    EXPECT_EQ(c.deactivated, n);
+    EXPECT_EQ(c.active, 600 - n);
+    for (std::size_t t = 0; t < per.size(); ++t) {
+        for (const auto& k : per[t]) {
+            std::vector<served_key> b;
+            const std::vector<key_id> one{k.id};
+            ASSERT_TRUE(s->take_granted("B", one, b, t % 2 ? "A" : "C").ok());
+            EXPECT_EQ(b[0].material.size(), t % 3 ? 32u : 16u);
+            EXPECT_TRUE(std::equal(k.material.span().begin(), k.material.span().end(), b[0].material.data()));
+        }
     }
 }

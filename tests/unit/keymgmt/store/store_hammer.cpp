@@ -26,8 +26,8 @@ void log_line(int fd, char tag, const served_key& k)
 
 int main(int argc, char** argv)
 {
-    if (argc != 3) {
-        std::fprintf(stderr, "usage: %s <dir> <seed>\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        std::fprintf(stderr, "usage: %s <dir> <seed> [handout_pool]\n", argv[0]);
         return 2;
     }
     const std::string dir = argv[1];
@@ -36,6 +36,7 @@ int main(int argc, char** argv)
     cfg.db_path = dir + "/keys.db";
     cfg.master_key_path = dir + "/master.key";
     cfg.max_key_count = 1000000;
+    cfg.handout_pool = argc == 4 ? std::strtoull(argv[3], nullptr, 10) : 0;
     auto store = open_key_store(cfg);
     const int fd = ::open((dir + "/delivered.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
