@@ -145,7 +145,8 @@ qkmd_config parse_qkmd_config(std::string_view text, std::string_view source_nam
     c.kme_id = kme.required("id");
 
     const section st(sub(root, "store"), "store",
-                     {"db", "master_key", "create_master_key", "max_key_count", "key_lifetime_s", "full_sync"});
+                     {"db", "master_key", "create_master_key", "max_key_count", "key_lifetime_s", "full_sync",
+                      "handout_pool"});
     if (!st.present()) {
         throw config_error("table [store] with keys 'db' and 'master_key' is required");
     }
@@ -155,6 +156,7 @@ qkmd_config parse_qkmd_config(std::string_view text, std::string_view source_nam
     c.store.max_key_count = static_cast<std::uint64_t>(st.integer("max_key_count", 100000, 1, 100000000));
     c.store.key_lifetime = std::chrono::seconds(st.integer("key_lifetime_s", 7 * 24 * 3600, 0, 10LL * 365 * 24 * 3600));
     c.store.full_sync = st.boolean("full_sync", true);
+    c.store.handout_pool = static_cast<std::size_t>(st.integer("handout_pool", 0, 0, 65536));
 
     const section src(sub(root, "source"), "source",
                       {"type", "seed", "key_bits", "target_stock", "poll_interval_ms", "keys_per_poll", "host", "port",

@@ -168,6 +168,8 @@ private:
         tcp_layer.async_connect(eps, [&ec](boost::system::error_code e, const tcp::endpoint&) { ec = e; });
         run();
         if (!ec) {
+            boost::system::error_code nd_ec;  // best effort: see https_server.cpp
+            tcp_layer.socket().set_option(tcp::no_delay(true), nd_ec);
             tcp_layer.expires_after(cfg_.timeout);
             stream_->async_handshake(ssl::stream_base::client, [&ec](boost::system::error_code e) { ec = e; });
             run();

@@ -163,6 +163,10 @@ private:
             }
             ++active_;
             ++connections_;
+            // One request, one reply: nothing to gain from Nagle, and a reply written in two
+            // pieces (e.g. a TLS record boundary) must not wait for the client's delayed ACK.
+            boost::system::error_code nd_ec;
+            sock.set_option(tcp::no_delay(true), nd_ec);
             auto ex = sock.get_executor();
             if (ssl_) {
                 net::co_spawn(ex, tls_session(std::move(sock)), net::detached);

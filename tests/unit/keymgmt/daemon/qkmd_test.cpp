@@ -132,12 +132,12 @@ struct qkmd_proc {
 };
 
 std::string kme_toml(const std::filesystem::path& dir, const std::string& id, const std::string& partition,
-                     const std::string& extra, std::uint64_t seed = 5)
+                     const std::string& extra, std::uint64_t seed = 5, std::size_t handout_pool = 0)
 {
     const std::string d = (dir / id).string();
     std::filesystem::create_directories(d);
     return "[kme]\nid = \"" + id + "\"\n[store]\ndb = \"" + d + "/keys.db\"\nmaster_key = \"" + d +
-           "/master.key\"\nmax_key_count = 10000\n[source]\ntype = \"sim\"\nseed = " + std::to_string(seed) +
+           "/master.key\"\nmax_key_count = 10000\nhandout_pool = " + std::to_string(handout_pool) + "\n[source]\ntype = \"sim\"\nseed = " + std::to_string(seed) +
            "\ntarget_stock = 200\npoll_interval_ms = 20\n[etsi014]\nport = 0\npartition = \"" + partition +
            "\"\nrequest_timeout_ms = 2000\n" + tls(id) + "[metrics]\nport = 0\n[log]\nformat = \"json\"\n" + extra;
 }
@@ -346,11 +346,14 @@ TEST(qkmd, upstream_etsi014_key_source)
 
 // kill -9 of qkmd while clients request keys, three times; afterwards no key was handed to two
 // requests, and every key a master received can still be fetched exactly once by its slave.
-TEST(qkmd, kill_9_under_load_serves_no_key_twice)
+// Run without and with the store's hand-out pool (keys reserved ahead in durable batches).
+class qkmd_kill : public ::testing::TestWithParam<std::size_t> {};
+
+TEST_P(qkmd_kill, kill_9_under_load_serves_no_key_twice)
 {
     temp_dir d;
     const std::string saes = "[[sae]]\nid = \"SAE_A\"\n[[sae]]\nid = \"SAE_B\"\n[[sae]]\nid = \"SAE_C\"\n";
-    qkmd_proc a(d.path, "a", kme_toml(d.path, "KME_A", "all", saes));
+    qkmd_proc a(d.path, "a", kme_toml(d.path, "KME_A", "all", saes, 5, GetParam()));
     std::mt19937_64 rng(2024);
     // The kill moment is "after k more keys were delivered" (k from a fixed seed) plus a random
     // sub-request delay, so it does not depend on how fast this machine is.
@@ -425,6 +428,9 @@ TEST(qkmd, kill_9_under_load_serves_no_key_twice)
     }
     EXPECT_EQ(fetched, received.size());
 }
+
+INSTANTIATE_TEST_SUITE_P(qkmd, qkmd_kill, ::testing::Values(std::size_t{0}, std::size_t{64}),
+                         [](const auto& pi) { return pi.param == 0 ? std::string("no_pool") : std::string("pool64"); });
 
 // The link side's client (inject.hpp) against two running qkmd processes holding the same keys:
 // NEXT_KEY at one end, KEY_BY_ID at the other, plain and hybrid, in order, once each, across a

@@ -37,7 +37,7 @@ test_pki& pki()
 
 struct kme {
     kme(const std::string& id, int partition, std::uint64_t nkeys, std::vector<sae_entry> saes,
-        peer_kme_notifier* notifier = nullptr, std::size_t max_conn = 16)
+        peer_kme_notifier* notifier = nullptr, std::size_t max_conn = 16, std::size_t handout_pool = 0)
     {
         char tmpl[] = "/tmp/qlink_kme_XXXXXX";
         dir = ::mkdtemp(tmpl);
@@ -45,6 +45,7 @@ struct kme {
         sc.db_path = dir / "keys.db";
         sc.master_key_path = dir / "master.key";
         sc.max_key_count = 5000;
+        sc.handout_pool = handout_pool;
         store = open_key_store(sc);
         std::vector<std::array<std::uint8_t, 32>> mats;
         std::vector<new_key> keys;
@@ -467,6 +468,58 @@ TEST(etsi014, concurrent_masters_never_get_the_same_key)
     }
     EXPECT_EQ(seen.size(), 120u);
     EXPECT_EQ(a.store->available(-1), 0u);
+}
+
+// With the store's hand-out pool: keys still go to one master each, in order; the slave gets
+// exactly the keys its master received, and cannot fetch a pooled key no master has yet.
+TEST(etsi014, hand_out_pool_serves_masters_once_and_slaves_only_issued_keys)
+{
+    kme a("KME_A", -1, 200, saes(), nullptr, 16, 16);
+    std::vector<std::vector<served_key>> got(4);
+    std::vector<std::thread> th;
+    for (std::size_t t = 0; t < got.size(); ++t) {
+        th.emplace_back([&, t] {
+            auto c = create_etsi014_client(client_cfg(t % 2 ? "SAE_A" : "SAE_C", a.server->port()));
+            for (int i = 0; i < 10; ++i) {
+                auto r = c->enc_keys("SAE_B", 1 + t % 3, 256);
+                EXPECT_TRUE(r.ok()) << r.message;
+                for (auto& k : r.keys) {
+                    got[t].push_back(std::move(k));
+                }
+            }
+        });
+    }
+    for (auto& x : th) {
+        x.join();
+    }
+    EXPECT_GT(a.store->stats().pool_served, 0u);
+    std::set<key_id> seen;
+    for (const auto& v : got) {
+        for (const auto& k : v) {
+            EXPECT_TRUE(seen.insert(k.id).second) << "key served twice";
+            EXPECT_TRUE(has_material(k, 32));
+        }
+    }
+    EXPECT_EQ(seen.size(), 10u * (1 + 2 + 3 + 1));
+    // A key in the store that no master received (pooled or ACTIVE): refused to the slave.
+    key_id unissued{};
+    for (std::uint64_t i = 0; i < 200; ++i) {
+        if (!seen.count(test_key_id(seed, i))) {
+            unissued = test_key_id(seed, i);
+            break;
+        }
+    }
+    auto slave = create_etsi014_client(client_cfg("SAE_B", a.server->port()));
+    for (const auto& master : {"SAE_A", "SAE_C"}) {
+        EXPECT_EQ(slave->dec_keys(master, std::vector<key_id>{unissued}).http_status, 400u);
+    }
+    for (std::size_t t = 0; t < got.size(); ++t) {
+        for (const auto& k : got[t]) {
+            const auto dec = slave->dec_keys(t % 2 ? "SAE_A" : "SAE_C", std::vector<key_id>{k.id});
+            ASSERT_TRUE(dec.ok()) << dec.message;
+            EXPECT_TRUE(std::equal(dec.keys[0].material.data(), dec.keys[0].material.data() + 32, k.material.data()));
+        }
+    }
 }
 
 // Two KMEs hold the same keys. SAE_A at KME_A asks for keys for SAE_R at KME_B; KME_A tells
