@@ -269,9 +269,9 @@ private:
                 std::vector<std::uint8_t> body;
                 reply_error(body, inject_status::unauthorized,
                             known ? "too many connections" : "peer uid not allowed on this socket");
-                const std::array<std::uint8_t, 4> len{0, 0, static_cast<std::uint8_t>(body.size() >> 8),
-                                                      static_cast<std::uint8_t>(body.size())};
-                const std::array<net::const_buffer, 2> frame{net::buffer(len), net::buffer(body)};
+                const std::array<std::uint8_t, 4> length{0, 0, static_cast<std::uint8_t>(body.size() >> 8),
+                                                         static_cast<std::uint8_t>(body.size())};
+                const std::array<net::const_buffer, 2> frame{net::buffer(length), net::buffer(body)};
                 boost::system::error_code ec;
                 net::write(s, frame, ec);
                 s.close(ec);
