@@ -70,6 +70,13 @@ struct group {
     bool paired;           // decoded together with the next group (see run_groups)
 };
 
+// Consecutive groups [begin, end) that one kernel decodes.
+struct group_run {
+    std::uint32_t begin, end;
+    std::uint32_t degree;
+    bool clean, paired;
+};
+
 // True when any `rows` consecutive rows of row block `b` share no column
 // (two circulants of one column block must be at least `rows` apart, both ways
 // round the circulant).
@@ -147,6 +154,18 @@ public:
                 continue;
             a.paired = true;
             ++i;
+        }
+        // Runs of consecutive units (a group, or a pair) of one kind.
+        for (std::size_t i = 0; i < groups_.size();) {
+            const group& g = groups_[i];
+            const std::size_t step = g.paired ? 2 : 1;
+            if (!runs_.empty() && runs_.back().degree == g.degree && runs_.back().clean == g.clean &&
+                runs_.back().paired == g.paired)
+                runs_.back().end = static_cast<std::uint32_t>(i + step);
+            else
+                runs_.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + step), g.degree, g.clean,
+                                 g.paired});
+            i += step;
         }
         msg_.assign(pos_.size(), vec_bytes{});
         q_.assign(2 * max_dc, vec_bytes{});
@@ -289,7 +308,7 @@ private:
     // already carry the sign of the whole row, so each edge only applies its
     // own sign.
     template <bool first, ldpc_min_sum rule, bool clean, unsigned D, unsigned P>
-    static __attribute__((always_inline)) void run_groups(const group* g, const kernel_ctx& k) {
+    static __attribute__((always_inline)) void group_body(const group* g, const kernel_ctx& k) {
         constexpr bool regs = D != 0 && D <= 8;
         const unsigned n = D != 0 ? D : g[0].degree;
         std::int8_t* const base = k.base;
@@ -359,6 +378,12 @@ private:
                 store(base + c->to, load(base + c->from));
     }
 
+    // A run of groups of one kind: the dispatch and the constants once per run.
+    template <bool first, ldpc_min_sum rule, bool clean, unsigned D, unsigned P>
+    static void run_groups(const group* g, const group* end, const kernel_ctx& k) {
+        for (; g != end; g += P) group_body<first, rule, clean, D, P>(g, k);
+    }
+
     // Kernels are specialised only where they pay: the degrees of C2 (32,
     // pinned lanes or not) and AR4JA r=1/2 (3 and 6, never pinned) under the
     // default normalized rule; everything else runs the run-time degree
@@ -373,40 +398,36 @@ private:
                            copies_.data(),
                            cap_,
                            _mm256_set1_epi8(static_cast<char>(cfg_.offset))};
-        const group* g = groups_.data();
-        const group* const end = g + groups_.size();
-        while (g != end) {
+        for (const group_run& r : runs_) {
+            const group* const g = groups_.data() + r.begin;
+            const group* const end = groups_.data() + r.end;
             if constexpr (rule == ldpc_min_sum::normalized) {
-                if (g->paired) {  // clean, degree 3 or 6
-                    if (g->degree == 3)
-                        run_groups<first, rule, true, 3, 2>(g, k);
+                if (r.paired) {  // clean, degree 3 or 6
+                    if (r.degree == 3)
+                        run_groups<first, rule, true, 3, 2>(g, end, k);
                     else
-                        run_groups<first, rule, true, 6, 2>(g, k);
-                    g += 2;
+                        run_groups<first, rule, true, 6, 2>(g, end, k);
                     continue;
                 }
-                if (g->degree == 32) {
-                    if (g->clean)
-                        run_groups<first, rule, true, 32, 1>(g, k);
+                if (r.degree == 32) {
+                    if (r.clean)
+                        run_groups<first, rule, true, 32, 1>(g, end, k);
                     else
-                        run_groups<first, rule, false, 32, 1>(g, k);
-                    ++g;
+                        run_groups<first, rule, false, 32, 1>(g, end, k);
                     continue;
                 }
-                if (g->clean && (g->degree == 3 || g->degree == 6)) {
-                    if (g->degree == 3)
-                        run_groups<first, rule, true, 3, 1>(g, k);
+                if (r.clean && (r.degree == 3 || r.degree == 6)) {
+                    if (r.degree == 3)
+                        run_groups<first, rule, true, 3, 1>(g, end, k);
                     else
-                        run_groups<first, rule, true, 6, 1>(g, k);
-                    ++g;
+                        run_groups<first, rule, true, 6, 1>(g, end, k);
                     continue;
                 }
             }
-            if (g->clean)
-                run_groups<first, rule, true, 0, 1>(g, k);
+            if (r.clean)
+                run_groups<first, rule, true, 0, 1>(g, end, k);
             else
-                run_groups<first, rule, false, 0, 1>(g, k);
-            ++g;
+                run_groups<first, rule, false, 0, 1>(g, end, k);
         }
     }
 
@@ -438,6 +459,7 @@ private:
     std::vector<std::uint32_t> pos_;
     std::vector<mirror_copy> copies_;
     std::vector<group> groups_;
+    std::vector<group_run> runs_;
     std::vector<vec_bytes> pins_;  // per edge of the groups that have pinned lanes: 0xff on those lanes
     std::vector<vec_bytes> msg_;   // check-to-variable messages, one vector per group and edge
     std::vector<vec_bytes> q_;
