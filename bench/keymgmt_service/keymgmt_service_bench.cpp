@@ -308,7 +308,7 @@ void bm_etsi014(benchmark::State& state)
 // op, pool, server threads. The no-pool rows with 16 server threads are the previous design.
 BENCHMARK(bm_etsi014)
     ->ArgsProduct({{0, 1, 2}, {0}, {16}})
-    ->ArgsProduct({{0, 1, 2}, {256}, {2, 4}})
+    ->ArgsProduct({{0, 1, 2}, {256}, {2, 4, 16}})
     ->Threads(1)
     ->Threads(4)
     ->Threads(16)
