@@ -38,9 +38,10 @@ public:
 
     rf_demodulator::result demodulate(std::span<const cf32> samples, std::span<modem::llr_t> llrs) override;
     std::size_t max_llrs(std::size_t n) const override {
-        // A symbol takes at least 7/8 of its nominal samples (the timing step is clamped).
-        const std::size_t held = staged + hist_len;
-        return ((held + n) * 8 / (7 * k) + 4) * bps + pending_count;
+        // A symbol takes at least 7/8 of its nominal samples (the timing step is
+        // clamped). Bounded by the buffers' capacity rather than their fill, so
+        // the figure does not change from call to call (callers size once).
+        return ((stage.size() + hist.size() + n) * 8 / (7 * k) + 4) * bps + pending_count;
     }
     void set_carrier_correction(double offset_hz, double rate_hz_s) override {
         f0 = offset_hz;

@@ -100,6 +100,9 @@ TEST_P(rf_modem_ber, matches_theory_through_sim_channel) {
                                                         p.m == rf_modulation::bpsk ? 300000 : 200000, 1500000);
     rf_demodulator::config dc;
     dc.engine = p.rx;
+    // The narrow tracking loop recommended for QPSK (see carrier_bandwidth_locked):
+    // at the default 0.003 QPSK at 7 dB slips cycles on some seeds, with either engine.
+    dc.carrier_bandwidth_locked = 0.001f;
     const auto run = run_link(p.m, symbols, p.es_n0_db, 1200.0, 10.0, 11, dc);
     const double measured = run.windowed.ber();
     std::cout << "[ " << to_string(p.rx) << " " << to_string(p.m) << " " << p.es_n0_db << " dB ] BER " << measured << " (theory "
