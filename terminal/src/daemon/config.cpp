@@ -193,7 +193,7 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
         throw err(os.str());
     }
     const section top(&root, "",
-                      {"link", "station", "satellite", "air", "keys", "security", "arq", "user", "telemetry", "log"});
+                      {"link", "station", "satellite", "air", "terminal", "keys", "security", "arq", "user", "telemetry", "log"});
     qlinkd_config c;
 
     const section ln(sub(root, "link"), "link",
@@ -237,7 +237,8 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
         }
     }
 
-    const section air(sub(root, "air"), "air", {"host", "port", "connect_timeout_s", "block_bits", "send_buffer_bytes"});
+    const section air(sub(root, "air"), "air",
+                      {"host", "port", "connect_timeout_s", "block_bits", "send_buffer_bytes", "sim_epoch"});
     c.air.host = air.str("host", "127.0.0.1");
     check_address(air, "host", c.air.host);
     c.air.port = static_cast<std::uint16_t>(air.integer("port", 0, 1, 65535));
@@ -246,6 +247,57 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     c.air.block_bits = static_cast<std::uint32_t>(air.integer("block_bits", 0, 0, 1 << 24));
     if (c.air.block_bits % 8 != 0) throw err("key 'air.block_bits' must be a multiple of 8 (0 = automatic)");
     c.air.send_buffer_bytes = static_cast<std::uint32_t>(air.integer("send_buffer_bytes", 16384, 1024, 16 << 20));
+    if (air.has("sim_epoch")) {
+        const auto epoch_text = air.str("sim_epoch", "");
+        std::string why;
+        c.air.sim_epoch = sim::parse_iso8601_utc(epoch_text, &why);
+        if (!c.air.sim_epoch) {
+            throw err("key 'air.sim_epoch' = \"" + epoch_text + "\" is not a UTC time (" + why +
+                      "); use the relay's pass start, e.g. 2026-03-01T12:00:00Z");
+        }
+    }
+
+    const section term(sub(root, "terminal"), "terminal",
+                       {"pat", "fine_rate_hz", "coarse_rate_hz", "mount_rate_hz", "elevation_mask_deg",
+                        "uncertainty_cone_urad", "pointing_bias_urad", "acquisition_timeout_s", "signal_loss_timeout_s",
+                        "mount_slew_deg_s", "max_lag_s", "seed"});
+    c.terminal.pat_simulated = term.choice("pat", "off", {"off", "simulated"}) == "simulated";
+    auto& tm = c.terminal;
+    // Lower bounds keep the default loop gains stable (kp / rate <= 1, see pat.hpp).
+    tm.fine_rate_hz = term.real("fine_rate_hz", tm.fine_rate_hz, 300.0, 20000.0);
+    // >= 70 Hz: the spiral scan (10 mrad/s) must not move more than the camera half field (150 urad) per frame.
+    tm.coarse_rate_hz = term.real("coarse_rate_hz", tm.coarse_rate_hz, 70.0, 20000.0);
+    tm.mount_rate_hz = term.real("mount_rate_hz", tm.mount_rate_hz, 1.0, 20000.0);
+    for (const auto& [key, v] : {std::pair{"coarse_rate_hz", tm.coarse_rate_hz}, std::pair{"mount_rate_hz", tm.mount_rate_hz}}) {
+        if (v > tm.fine_rate_hz) {
+            throw err(std::string("key 'terminal.") + key + "' = " + num(v) + " must be <= terminal.fine_rate_hz (" +
+                      num(tm.fine_rate_hz) + ")");
+        }
+    }
+    tm.elevation_mask_deg = term.real("elevation_mask_deg", tm.elevation_mask_deg, 0.0, 89.0);
+    tm.uncertainty_cone_urad = term.real("uncertainty_cone_urad", tm.uncertainty_cone_urad, 200.0, 50000.0);
+    tm.pointing_bias_urad = term.real("pointing_bias_urad", tm.pointing_bias_urad, 0.0, 50000.0);
+    tm.acquisition_timeout_s = term.real("acquisition_timeout_s", tm.acquisition_timeout_s, 0.1, 3600.0);
+    tm.signal_loss_timeout_s = term.real("signal_loss_timeout_s", tm.signal_loss_timeout_s, 0.01, 60.0);
+    tm.mount_slew_deg_s = term.real("mount_slew_deg_s", tm.mount_slew_deg_s, 0.1, 100.0);
+    tm.max_lag_s = term.real("max_lag_s", tm.max_lag_s, 0.1, 600.0);
+    tm.seed = static_cast<std::uint64_t>(term.integer("seed", 1, 0, INT64_MAX));
+    if (tm.pat_simulated) {
+        if (c.link.role != link_role::ground) {
+            throw err("key 'terminal.pat' = \"simulated\" needs link.role = \"ground\" (the ground terminal points at the "
+                      "satellite); allowed values for the space role: off");
+        }
+        if (!c.station.present) throw err("key 'terminal.pat' = \"simulated\" needs [station] (lat_deg, lon_deg, alt_m)");
+        if (c.satellite.tle_file.empty()) throw err("key 'terminal.pat' = \"simulated\" needs satellite.tle (a TLE file)");
+        if (!c.air.sim_epoch) {
+            throw err("key 'terminal.pat' = \"simulated\" needs air.sim_epoch (the UTC instant the relay's sim_time "
+                      "counts from: its 'pass start')");
+        }
+    }
+    if (std::string e = validate(make_pat_config(c)); !e.empty()) {
+        if (e.rfind("pat.", 0) == 0) e.replace(0, 4, "terminal.");
+        throw err("[terminal]: " + e);
+    }
 
     const section keys(sub(root, "keys"), "keys", {"source", "socket", "qkmd_metrics", "memory_seed", "memory_keys"});
     if (!keys.present() || !keys.has("source")) {
@@ -312,6 +364,19 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     c.log.json = lg.choice("format", "logfmt", {"logfmt", "json"}) == "json";
     c.log.debug = lg.choice("level", "info", {"info", "debug"}) == "debug";
     return c;
+}
+
+pat_config make_pat_config(const qlinkd_config& c)
+{
+    pat_config p;
+    p.fine_rate_hz = c.terminal.fine_rate_hz;
+    p.coarse_rate_hz = c.terminal.coarse_rate_hz;
+    p.mount_rate_hz = c.terminal.mount_rate_hz;
+    p.elevation_mask_deg = c.terminal.elevation_mask_deg;
+    p.uncertainty_cone_rad = c.terminal.uncertainty_cone_urad * 1e-6;
+    p.acquisition_timeout_s = c.terminal.acquisition_timeout_s;
+    p.signal_loss_timeout_s = c.terminal.signal_loss_timeout_s;
+    return p;
 }
 
 link_engine_config make_engine_config(const qlinkd_config& c)

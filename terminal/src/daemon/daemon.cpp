@@ -8,6 +8,7 @@
 #include "qlink/terminal/telemetry.hpp"
 
 #include "daemon_log.hpp"
+#include "pat_runner.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -165,6 +166,7 @@ private:
     std::unique_ptr<inject_key_source> inject_tx_, inject_rx_;
     std::unique_ptr<counting_key_source> tx_keys_, rx_keys_;
     std::unique_ptr<link_engine> engine_;
+    std::unique_ptr<pat_runner> pat_;  // terminal.pat = "simulated"
 
     // air state (guarded by air_mu_ unless atomic)
     std::mutex air_mu_;
@@ -339,6 +341,8 @@ void daemon::air_loop()
             }
             engine_->push_rx_llrs(msg.llrs, msg.info.sim_time);
             sim_time_ = msg.info.sim_time + (ground ? msg.llrs.size() / client->downlink_bps() : msg.llrs.size() / client->return_bps());
+            // The PAT runs on its own thread; this only queues the channel state up to the message's end.
+            if (pat_) pat_->advance_to(sim_time_.load(), msg.info.link_up);
             have_sim_time_ = true;
             ++air_rx_msgs_;
             air_rx_llrs_ += msg.llrs.size();
@@ -561,6 +565,20 @@ link_status daemon::status()
     const auto st = engine_->stats();
     link_status s;
     s.role = std::string(role_name(cfg_.link.role));
+    if (pat_) {
+        const auto p = pat_->snapshot();
+        s.pat_state = p.state;
+        s.pat.acquisitions = p.counters.acquisitions;
+        s.pat.reacquisitions = p.counters.reacquisitions;
+        s.pat.acquisition_timeouts = p.counters.acquisition_timeouts;
+        s.pat.beacon_dropouts = p.counters.beacon_dropouts;
+        s.pat.transitions = p.transitions;
+        s.pat.time_to_acquire_s = p.time_to_acquire_s;
+        if (p.residual_error_rad) s.pat.residual_error_urad = *p.residual_error_rad * 1e6;
+        if (p.communication_rms_rad) s.pat.communication_rms_urad = *p.communication_rms_rad * 1e6;
+        s.pat.lag_s = p.lag_s;
+        s.pat.skipped_s = p.skipped_s;
+    }
     if (have_sim_time_.load()) s.sim_time = sim_time_.load();
     {
         std::lock_guard lk(air_mu_);
@@ -632,6 +650,14 @@ link_status daemon::status()
 int daemon::finish(bool drained)
 {
     stop_air();
+    if (pat_) {
+        pat_->stop();
+        const auto p = pat_->snapshot();
+        log_.info("pat", "stopped",
+                  {{"state", p.state}, {"acquisitions", std::to_string(p.counters.acquisitions)},
+                   {"reacquisitions", std::to_string(p.counters.reacquisitions)},
+                   {"transitions", std::to_string(p.transitions)}, {"skipped_s", daemon_log::num(p.skipped_s)}});
+    }
     user_stop_ = true;
     if (user_thread_.joinable()) user_thread_.join();
     const auto und = engine_->finish();
@@ -668,6 +694,25 @@ int daemon::run()
                {"keys", cfg_.keys.source == key_source_kind::qkmd ? "qkmd" : "memory"},
                {"security", std::string(to_string(cfg_.security.mode))}});
     if (!make_keys_and_engine()) return qlinkd_exit_config;
+    if (cfg_.terminal.pat_simulated) {
+        try {
+            pat_ = std::make_unique<pat_runner>(cfg_, [this](const pat_transition& t, double sim_time, double el) {
+                log_.info("pat", "transition",
+                          {{"from", std::string(to_string(t.from))}, {"to", std::string(to_string(t.to))},
+                           {"reason", std::string(to_string(t.reason))}, {"sim_time", daemon_log::num(sim_time)},
+                           {"elevation_deg", daemon_log::num(el)}});
+            });
+        } catch (const qlinkd_config_error& e) {
+            log_.error("pat", "bad_pat_config", {{"error", e.what()}});
+            std::cerr << "qlinkd: configuration: " << e.what() << '\n';
+            return qlinkd_exit_config;
+        }
+        pat_->start();
+        log_.info("pat", "started",
+                  {{"mode", "simulated"}, {"sim_epoch", sim::format_iso8601_utc(*cfg_.air.sim_epoch)},
+                   {"fine_rate_hz", daemon_log::num(cfg_.terminal.fine_rate_hz)},
+                   {"elevation_mask_deg", daemon_log::num(cfg_.terminal.elevation_mask_deg)}});
+    }
 
     const auto tcp = open_listener(cfg_.user.address, cfg_.user.tcp_port, SOCK_STREAM);
     if (tcp.fd < 0) {
@@ -872,14 +917,19 @@ int qlinkd_main(int argc, char** argv)
             ec.rto_initial_s = std::clamp(ec.rto_initial_s, ec.rto_min_s, ec.rto_max_s);
             auto engine = link_engine::create(ec, *keys.tx, *keys.rx);
             engine->finish();
+            // Builds the ephemeris, devices and controller (not started): TLE and station checked too.
+            if (cfg.terminal.pat_simulated) pat_runner(cfg, nullptr);
         } catch (const std::invalid_argument& e) {
+            std::cerr << "qlinkd: configuration: " << e.what() << '\n';
+            return qlinkd_exit_config;
+        } catch (const qlinkd_config_error& e) {
             std::cerr << "qlinkd: configuration: " << e.what() << '\n';
             return qlinkd_exit_config;
         }
         std::cout << "configuration ok: role " << role_name(cfg.link.role) << ", tx " << cfg.link.tx_profile << ", rx "
                   << cfg.link.rx_profile << ", air " << cfg.air.host << ":" << cfg.air.port << ", keys "
                   << (cfg.keys.source == key_source_kind::qkmd ? "qkmd " + cfg.keys.socket : std::string("memory (TEST ONLY)"))
-                  << '\n';
+                  << ", pat " << (cfg.terminal.pat_simulated ? "simulated" : "off") << '\n';
         return qlinkd_exit_ok;
     }
     return run_qlinkd(cfg, {ready_file, true, nullptr});

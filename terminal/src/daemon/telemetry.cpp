@@ -77,7 +77,12 @@ std::string render_status_json(const link_status& s)
 {
     std::ostringstream o;
     o << "{\"role\":" << jstr(s.role) << ",\"sim_time\":" << jnum(s.sim_time) << ",\"link_state\":" << jstr(s.link_state)
-      << ",\"pat_state\":" << jstr(s.pat_state) << ",\"elevation_deg\":" << jnum(s.elevation_deg)
+      << ",\"pat_state\":" << jstr(s.pat_state) << ",\"pat\":{\"acquisitions\":" << jnum(s.pat.acquisitions)
+      << ",\"reacquisitions\":" << jnum(s.pat.reacquisitions) << ",\"acquisition_timeouts\":" << jnum(s.pat.acquisition_timeouts)
+      << ",\"beacon_dropouts\":" << jnum(s.pat.beacon_dropouts) << ",\"transitions\":" << jnum(s.pat.transitions)
+      << ",\"time_to_acquire_s\":" << jnum(s.pat.time_to_acquire_s) << ",\"residual_error_urad\":"
+      << jnum(s.pat.residual_error_urad) << ",\"communication_rms_urad\":" << jnum(s.pat.communication_rms_urad)
+      << ",\"lag_s\":" << jnum(s.pat.lag_s) << ",\"skipped_s\":" << jnum(s.pat.skipped_s) << "},\"elevation_deg\":" << jnum(s.elevation_deg)
       << ",\"rx_power_dbm\":" << jnum(s.rx_power_dbm) << ",\"esn0_db\":" << jnum(s.esn0_db) << ",\"frames\":{\"tx\":"
       << jnum(s.frames.tx) << ",\"rx_ok\":" << jnum(s.frames.rx_ok) << ",\"rx_crc_fail\":" << jnum(s.frames.rx_crc_fail)
       << ",\"rs_corrected\":" << jnum(s.frames.rs_corrected) << ",\"ldpc_iterations\":" << jnum(s.frames.ldpc_iterations)
@@ -100,6 +105,22 @@ std::string render_metrics(const link_status& s)
     p.state("qlinkd_link_state", "Link state (1 = current).", s.link_state, {"up", "down", "acquiring", "idle", "ended"});
     p.state("qlinkd_pat_state", "Pointing, acquisition and tracking state (1 = current).", s.pat_state,
             {"IDLE", "PROGRAM_TRACK", "ACQUISITION", "COARSE_TRACK", "FINE_TRACK", "COMMUNICATION", "n/a"});
+    p.counter("qlinkd_pat_acquisitions_total", "PAT acquisitions (beacon found: ACQUISITION -> COARSE_TRACK).", s.pat.acquisitions);
+    p.counter("qlinkd_pat_reacquisitions_total", "PAT beacon losses beyond the signal-loss timeout (back to ACQUISITION).",
+              s.pat.reacquisitions);
+    p.counter("qlinkd_pat_acquisition_timeouts_total", "PAT acquisition scans that timed out without a detection.",
+              s.pat.acquisition_timeouts);
+    p.counter("qlinkd_pat_beacon_dropouts_total", "PAT beacon gaps while tracking.", s.pat.beacon_dropouts);
+    p.counter("qlinkd_pat_transitions_total", "PAT state transitions.", s.pat.transitions);
+    p.gauge("qlinkd_pat_time_to_acquire_seconds", "Time to acquire of the last PAT acquisition (simulated seconds).",
+            s.pat.time_to_acquire_s);
+    p.gauge("qlinkd_pat_residual_error_urad", "PAT pointing error estimate now (quad cell or camera), microradians.",
+            s.pat.residual_error_urad);
+    p.gauge("qlinkd_pat_communication_rms_urad", "RMS fine pointing error of the current/last COMMUNICATION, microradians.",
+            s.pat.communication_rms_urad);
+    p.gauge("qlinkd_pat_lag_seconds", "How far the PAT controller is behind the relay's simulated time.", s.pat.lag_s);
+    p.gauge("qlinkd_pat_skipped_seconds", "Simulated time the PAT skipped to stay within terminal.max_lag_s.",
+            s.pat.skipped_s);
     p.gauge("qlinkd_elevation_degrees", "Satellite elevation seen from the station.", s.elevation_deg);
     p.gauge("qlinkd_rx_power_dbm", "Received power of the link this end receives.", s.rx_power_dbm);
     p.gauge("qlinkd_esn0_db", "Es/N0 (RF) or photons per slot (optical) of the received link.", s.esn0_db);

@@ -1,7 +1,9 @@
 // qlinkd configuration: the TOML schema, parsed and validated into typed settings.
 #pragma once
 
+#include "qlink/sim/clock.hpp"
 #include "qlink/terminal/link_engine.hpp"
+#include "qlink/terminal/pat.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -52,7 +54,28 @@ struct qlinkd_config {
         std::uint32_t block_bits = 0;
         /// Kernel send buffer: bounds how far ahead of the relay the transmitter runs (latency).
         std::uint32_t send_buffer_bytes = 16384;
+        /// UTC instant the relay's sim_time counts from (its "pass start"); required by PAT.
+        std::optional<sim::time_point> sim_epoch;
     } air;
+
+    /// The optical terminal's pointing, acquisition and tracking (ground role).
+    struct terminal_section {
+        /// false ("off"): pat_state "n/a"; true ("simulated"): terminal::pat_controller over the
+        /// simulated mount, FSM/quad cell and transceiver, stepped on the relay's simulated time.
+        bool pat_simulated = false;
+        double fine_rate_hz = 1000.0;      ///< controller step rate in simulated time
+        double coarse_rate_hz = 100.0;     ///< camera / coarse loop rate
+        double mount_rate_hz = 100.0;      ///< mount command rate
+        double elevation_mask_deg = 10.0;
+        double uncertainty_cone_urad = 1000.0;  ///< acquisition scan half-angle
+        double pointing_bias_urad = 300.0;      ///< simulated mount-model error the scan must find
+        double acquisition_timeout_s = 30.0;
+        double signal_loss_timeout_s = 0.5;
+        double mount_slew_deg_s = 6.0;
+        /// PAT further behind the relay than this (simulated seconds) skips ahead: bounded cost.
+        double max_lag_s = 5.0;
+        std::uint64_t seed = 1;
+    } terminal;
 
     struct keys_section {
         key_source_kind source = key_source_kind::qkmd;
@@ -105,6 +128,9 @@ std::string_view to_string(exhaustion_policy p);
 
 /// The link engine's configuration for this daemon's settings.
 link_engine_config make_engine_config(const qlinkd_config& c);
+
+/// The PAT controller's settings for [terminal] (defaults of pat_config for everything not exposed).
+pat_config make_pat_config(const qlinkd_config& c);
 
 /// Parses TOML text; throws qlinkd_config_error with one line naming the key. Files named in the
 /// configuration (TLE) are read relative to `base_dir` when relative.

@@ -16,6 +16,20 @@ struct link_status {
     std::string pat_state = "n/a";    ///< IDLE | PROGRAM_TRACK | ... | n/a
     std::optional<double> elevation_deg, rx_power_dbm, esn0_db;
 
+    /// PAT counters (terminal.pat = "simulated"; all null with PAT off). /status "pat":{...}.
+    struct {
+        std::optional<std::uint64_t> acquisitions;         ///< beacon found (ACQUISITION -> COARSE_TRACK)
+        std::optional<std::uint64_t> reacquisitions;      ///< beacon lost beyond the timeout, back to ACQUISITION
+        std::optional<std::uint64_t> acquisition_timeouts; ///< scans that ran out without a detection
+        std::optional<std::uint64_t> beacon_dropouts;      ///< beacon gaps while tracking
+        std::optional<std::uint64_t> transitions;          ///< state changes
+        std::optional<double> time_to_acquire_s;           ///< of the last acquisition (simulated seconds)
+        std::optional<double> residual_error_urad;         ///< current pointing error estimate (tracking states)
+        std::optional<double> communication_rms_urad;      ///< rms fine error of the current/last COMMUNICATION
+        std::optional<double> lag_s;                       ///< PAT behind the relay's time (simulated seconds)
+        std::optional<double> skipped_s;                   ///< simulated time skipped to bound that lag
+    } pat;
+
     struct {
         std::optional<std::uint64_t> tx, rx_ok, rx_crc_fail, rs_corrected, ldpc_iterations, decode_fail;
     } frames;

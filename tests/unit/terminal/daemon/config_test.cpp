@@ -1,4 +1,4 @@
-// Tests terminal/src/daemon/config.cpp: a full configuration parses; every kind of bad value names its key.
+// Tests terminal/src/daemon/config.cpp: a full configuration parses; every kind of bad value names its key (PAT keys too).
 #include "qlink/terminal/qlinkd_config.hpp"
 
 #include <gtest/gtest.h>
@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 using namespace qlink::terminal;
 
@@ -190,4 +192,77 @@ TEST(qlinkd_config, host_port_split)
     EXPECT_FALSE(split_host_port("a:0"));
     EXPECT_FALSE(split_host_port("a:65536"));
     EXPECT_FALSE(split_host_port("a:8x"));
+}
+
+namespace {
+
+// The bundled sample TLE (sim/data), absolute: the PAT keys need a real element set.
+std::string sample_tle()
+{
+    const char* src = std::getenv("QLINK_SOURCE_DIR");
+    return std::string(src ? src : ".") + "/sim/data/qlinksat-1.tle";
+}
+
+std::string pat_ground(const std::string& terminal_extra = "", const std::string& air_extra = "sim_epoch = \"2026-11-28T13:00:00Z\"\n")
+{
+    return "[link]\nrole = \"ground\"\n[air]\nport = 4000\n" + air_extra + "[keys]\nsource = \"memory\"\n"
+           "[station]\nlat_deg = 52.0\nlon_deg = 4.37\nalt_m = 0\n[satellite]\ntle = \"" + sample_tle() +
+           "\"\n[terminal]\npat = \"simulated\"\n" + terminal_extra;
+}
+
+}  // namespace
+
+TEST(qlinkd_config, pat_is_off_by_default_and_simulated_reads_its_keys)
+{
+    const auto off = parse_qlinkd_config(minimal);
+    EXPECT_FALSE(off.terminal.pat_simulated);
+    EXPECT_FALSE(off.air.sim_epoch);
+
+    const auto c = parse_qlinkd_config(pat_ground("fine_rate_hz = 2000\ncoarse_rate_hz = 80\nmount_rate_hz = 50\n"
+                                                  "elevation_mask_deg = 15\nuncertainty_cone_urad = 1500\n"
+                                                  "pointing_bias_urad = 400\nsignal_loss_timeout_s = 1.5\n"
+                                                  "acquisition_timeout_s = 20\nmax_lag_s = 3\nseed = 9\n"));
+    EXPECT_TRUE(c.terminal.pat_simulated);
+    ASSERT_TRUE(c.air.sim_epoch);
+    EXPECT_EQ(qlink::sim::format_iso8601_utc(*c.air.sim_epoch), "2026-11-28T13:00:00.000Z");
+    EXPECT_EQ(c.terminal.pointing_bias_urad, 400.0);
+    EXPECT_EQ(c.terminal.max_lag_s, 3.0);
+    EXPECT_EQ(c.terminal.seed, 9u);
+    const pat_config p = make_pat_config(c);
+    EXPECT_EQ(p.fine_rate_hz, 2000.0);
+    EXPECT_EQ(p.coarse_rate_hz, 80.0);
+    EXPECT_EQ(p.mount_rate_hz, 50.0);
+    EXPECT_EQ(p.elevation_mask_deg, 15.0);
+    EXPECT_DOUBLE_EQ(p.uncertainty_cone_rad, 1.5e-3);
+    EXPECT_EQ(p.signal_loss_timeout_s, 1.5);
+    EXPECT_EQ(p.acquisition_timeout_s, 20.0);
+    EXPECT_EQ(validate(p), "");
+}
+
+TEST(qlinkd_config, pat_errors_name_the_key_and_what_is_needed)
+{
+    const std::string keys = "[keys]\nsource = \"memory\"\n";
+    const std::string air = "[air]\nport = 4000\n";
+    const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+        {minimal + "[terminal]\npat = \"real\"\n", {"terminal.pat", "\"real\"", "off, simulated"}},
+        {minimal + "[terminal]\nspeed = 3\n", {"terminal.speed", "allowed keys", "fine_rate_hz"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[terminal]\npat = \"simulated\"\n", {"terminal.pat", "[station]"}},
+        {"[link]\nrole = \"ground\"\n" + air + keys + "[station]\nlat_deg = 52\nlon_deg = 4\n[terminal]\npat = \"simulated\"\n",
+         {"terminal.pat", "satellite.tle"}},
+        {pat_ground("", ""), {"terminal.pat", "air.sim_epoch"}},
+        {pat_ground("", "sim_epoch = \"yesterday\"\n"), {"air.sim_epoch", "yesterday"}},
+        {"[link]\nrole = \"space\"\n" + air + keys + "[terminal]\npat = \"simulated\"\n", {"terminal.pat", "ground", "off"}},
+        {pat_ground("fine_rate_hz = 100\n"), {"terminal.fine_rate_hz", "300..20000"}},
+        {pat_ground("coarse_rate_hz = 10\n"), {"terminal.coarse_rate_hz", "70..20000"}},
+        {pat_ground("fine_rate_hz = 500\ncoarse_rate_hz = 800\n"), {"terminal.coarse_rate_hz", "fine_rate_hz"}},
+        {pat_ground("elevation_mask_deg = 95\n"), {"terminal.elevation_mask_deg", "0..89"}},
+        {pat_ground("uncertainty_cone_urad = 100\n"), {"terminal.uncertainty_cone_urad", "200..50000"}},
+        {pat_ground("max_lag_s = \"long\"\n"), {"terminal.max_lag_s", "number"}},
+    };
+    for (const auto& [text, must] : cases) {
+        const auto e = error_of(text);
+        ASSERT_FALSE(e.empty()) << "accepted:\n" << text;
+        EXPECT_EQ(e.find('\n'), std::string::npos) << "not one line: " << e;
+        for (const auto& m : must) EXPECT_NE(e.find(m), std::string::npos) << "'" << m << "' missing in: " << e;
+    }
 }

@@ -137,3 +137,46 @@ TEST(qlinkd_telemetry, prometheus_value_reads_qkmd_exposition)
     EXPECT_FALSE(prometheus_value("", "qkmd_qber"));
     EXPECT_FALSE(prometheus_value("qkmd_qber garbage\n", "qkmd_qber"));
 }
+
+TEST(qlinkd_telemetry, pat_counters_in_status_and_metrics)
+{
+    link_status off;
+    const auto j0 = json::parse(render_status_json(off));
+    ASSERT_TRUE(j0["pat"].is_object());
+    EXPECT_TRUE(j0["pat"]["acquisitions"].is_null());
+    EXPECT_TRUE(j0["pat"]["residual_error_urad"].is_null());
+    EXPECT_EQ(prometheus_value(render_metrics(off), "qlinkd_pat_state{state=\"n/a\"}"), 1.0);
+    EXPECT_FALSE(prometheus_value(render_metrics(off), "qlinkd_pat_acquisitions_total"));
+
+    link_status s;
+    s.pat_state = "COMMUNICATION";
+    s.pat.acquisitions = 2;
+    s.pat.reacquisitions = 1;
+    s.pat.acquisition_timeouts = 0;
+    s.pat.beacon_dropouts = 3;
+    s.pat.transitions = 11;
+    s.pat.time_to_acquire_s = 0.75;
+    s.pat.residual_error_urad = 1.25;
+    s.pat.communication_rms_urad = 0.5;
+    s.pat.lag_s = 0.01;
+    s.pat.skipped_s = 0.0;
+    const auto j = json::parse(render_status_json(s));
+    EXPECT_EQ(j["pat_state"], "COMMUNICATION");
+    EXPECT_EQ(j["pat"]["acquisitions"], 2);
+    EXPECT_EQ(j["pat"]["reacquisitions"], 1);
+    EXPECT_EQ(j["pat"]["acquisition_timeouts"], 0);
+    EXPECT_EQ(j["pat"]["beacon_dropouts"], 3);
+    EXPECT_EQ(j["pat"]["transitions"], 11);
+    EXPECT_DOUBLE_EQ(j["pat"]["time_to_acquire_s"].get<double>(), 0.75);
+    EXPECT_DOUBLE_EQ(j["pat"]["residual_error_urad"].get<double>(), 1.25);
+    EXPECT_DOUBLE_EQ(j["pat"]["communication_rms_urad"].get<double>(), 0.5);
+    const auto text = render_metrics(s);
+    EXPECT_EQ(prometheus_value(text, "qlinkd_pat_state{state=\"COMMUNICATION\"}"), 1.0);
+    EXPECT_EQ(prometheus_value(text, "qlinkd_pat_state{state=\"n/a\"}"), 0.0);
+    EXPECT_EQ(prometheus_value(text, "qlinkd_pat_acquisitions_total"), 2.0);
+    EXPECT_EQ(prometheus_value(text, "qlinkd_pat_reacquisitions_total"), 1.0);
+    EXPECT_EQ(prometheus_value(text, "qlinkd_pat_transitions_total"), 11.0);
+    EXPECT_EQ(prometheus_value(text, "qlinkd_pat_time_to_acquire_seconds"), 0.75);
+    EXPECT_EQ(prometheus_value(text, "qlinkd_pat_residual_error_urad"), 1.25);
+    EXPECT_EQ(prometheus_value(text, "qlinkd_pat_skipped_seconds"), 0.0);
+}

@@ -1,0 +1,79 @@
+// qlinkd's simulated optical terminal: PAT controller, simulated devices and SGP4 pointing, on the relay's time.
+#pragma once
+
+#include "qlink/terminal/pat.hpp"
+#include "qlink/terminal/qlinkd_config.hpp"
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace qlink::terminal {
+
+/// What telemetry shows of the PAT (a copy taken under the runner's lock).
+struct pat_snapshot {
+    std::string state = "IDLE";
+    pat_counters counters{};
+    std::optional<double> time_to_acquire_s;   ///< of the last acquisition
+    std::optional<double> residual_error_rad;  ///< current pointing error estimate (tracking states)
+    std::optional<double> communication_rms_rad;
+    double sim_time = 0.0;                     ///< seconds since air.sim_epoch the PAT has reached
+    double lag_s = 0.0;                        ///< how far behind the relay's time it is
+    double skipped_s = 0.0;                    ///< simulated time skipped to bound the lag
+    std::uint64_t transitions = 0;
+};
+
+/// Runs the controller on its own thread, off the air receive path: the air thread only appends
+/// (sim_time, link_up) points; the runner steps the controller at fine_rate_hz through them with
+/// the beacon visible exactly while the relay says the link is up (clouds, mask).
+class pat_runner {
+public:
+    /// One line per PAT transition (never per tick): from, to, reason, sim_time, elevation.
+    using transition_log = std::function<void(const pat_transition&, double sim_time_s, double elevation_deg)>;
+
+    /// Throws qlinkd_config_error (bad TLE, station, or PAT settings).
+    pat_runner(const qlinkd_config& cfg, transition_log log);
+    ~pat_runner();
+    pat_runner(const pat_runner&) = delete;
+    pat_runner& operator=(const pat_runner&) = delete;
+
+    /// The relay's channel state up to `sim_time_s` (seconds since air.sim_epoch). Cheap, thread safe.
+    void advance_to(double sim_time_s, bool link_up);
+    /// Starts the worker thread (the controller is armed: a pass starts above the mask).
+    void start();
+    /// Stops and joins the worker; the controller ends any pass (laser off, mount stopped).
+    void stop();
+
+    pat_snapshot snapshot() const;
+
+private:
+    struct impl;
+    void worker();
+    void run_to(double t_s, bool up);
+    void publish(double target_s);
+
+    std::unique_ptr<impl> impl_;
+    transition_log log_;
+    double period_s_ = 1e-3;
+    double max_lag_s_ = 5.0;
+
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<std::pair<double, bool>> pending_, work_;
+    double latest_s_ = 0.0;
+    bool stop_ = false;
+    pat_snapshot snap_;
+    std::thread thread_;
+
+    // Worker-only state.
+    std::uint64_t ticks_ = 0;
+    bool started_ = false;
+    double skipped_s_ = 0.0;
+};
+
+}  // namespace qlink::terminal
