@@ -246,7 +246,10 @@ TEST(pass_demo_orchestrator, full_run_against_fake_daemons) {
     EXPECT_EQ(r.bytes_delivered, 300000u);
     EXPECT_TRUE(r.keys_agree) << ctx;
     EXPECT_TRUE(r.keys_unique) << ctx;
-    EXPECT_EQ(r.fades_recovered, 1u) << ctx;
+    // The fake pass's one fade comes after the file has arrived: nothing at stake, so it is not
+    // counted (fades are counted only while data is undelivered, see demo_run::summarise).
+    EXPECT_EQ(r.fades, 0u) << ctx;
+    EXPECT_EQ(r.fades_recovered, 0u) << ctx;
     EXPECT_GE(r.rotations, 6u) << ctx;  // 3 per end in 40 s at one per 10 s
     EXPECT_DOUBLE_EQ(r.downlink_bps, 1e6);
     ASSERT_TRUE(r.report.ok) << r.report.error;
