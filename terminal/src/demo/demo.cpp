@@ -668,11 +668,18 @@ void demo_run::start_qlinkd() {
         const std::string me = space ? "space" : "ground";
         const fs::path d = dir_ / me;
         const fs::path kd = dir_ / (space ? "alice" : "bob");
+        // Ground PAT: the relay's sim_time counts from its pass start (--start, or AOS - 30 s).
+        std::string pat_air;
+        if (!space && pass_) {
+            const auto epoch = cfg_.start.empty() ? pass_->aos - std::chrono::seconds(30) : sim::parse_iso8601_utc(cfg_.start).value();
+            pat_air = "sim_epoch = " + toml_str(sim::format_iso8601_utc(epoch)) + "   # [air]: the relay's pass start\n\n";
+        }
         std::ostringstream t;
         t << "# qlinkd " << me << ", written by qlink demo\n[link]\nrole = " << toml_str(me) << "\ndrain_timeout_s = 5\n\n"
           // The smallest send buffer: every byte queued in the kernel is channel time ahead of the
           // relay's clock, i.e. round trip for ARQ (4 KiB is 3.3 s of the 10 kbit/s return link).
           << "[air]\nport = " << p_.air << "\nsend_buffer_bytes = 4096\n\n"
+          << pat_air
           << "[keys]\n";
         if (cfg_.link_keys_from_qkmd)
             t << "source = \"qkmd\"\nsocket = " << toml_str((kd / "inject.sock").string()) << '\n';
@@ -688,6 +695,13 @@ void demo_run::start_qlinkd() {
           << "[arq]\nrto_min_ms = 2000\nrto_max_ms = 60000\n\n"
           << "[user]\ntcp_port = " << (space ? p_.space_user : p_.ground_user) << "\n\n"
           << "[telemetry]\nport = " << (space ? p_.space_status : p_.ground_status) << "\n";
+        if (!pat_air.empty()) {
+            std::string err;
+            const auto st = sim::parse_station(cfg_.station, err);  // checked in prepare()
+            t << "\n[station]\nlat_deg = " << fmt(st->latitude_deg, 6) << "\nlon_deg = " << fmt(st->longitude_deg, 6)
+              << "\nalt_m = " << fmt(st->altitude_m, 1) << "\n\n[satellite]\ntle = " << toml_str(tle_.string())
+              << "\n\n[terminal]\npat = \"simulated\"\n";
+        }
         const fs::path f = d / "qlinkd.toml";
         write_file(f, t.str());
         daemon_spec s;
