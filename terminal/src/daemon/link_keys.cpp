@@ -67,10 +67,16 @@ keymgmt::inject_reply inject_key_source::call(const std::function<keymgmt::injec
     // rotations that is the normal case, so one transport failure means reconnect and ask again.
     // Asking again is safe: a request that did reach qkmd either consumed its key (a NEXT_KEY
     // key is then never used: lost, not reused) or is refused as already served.
-    auto r = op(*client_);
+    auto* cl = client();
+    if (cl == nullptr) {
+        keymgmt::inject_reply none;
+        none.message = "not connected to qkmd";
+        return none;
+    }
+    auto r = op(*cl);
     if (r.status == keymgmt::inject_status::internal_error) {
         client_.reset();
-        if (auto* cl = client()) r = op(*cl);
+        if (auto* again = client()) r = op(*again);
     }
     return r;
 }

@@ -69,7 +69,7 @@ public:
 
 private:
     keymgmt::inject_client* client();
-    /// One request on the connected client (caller holds mu_ and checked client() != nullptr).
+    /// One request to qkmd (caller holds mu_), reconnecting once after a transport failure.
     keymgmt::inject_reply call(const std::function<keymgmt::inject_reply(keymgmt::inject_client&)>& op);
     void fail(const std::string& msg);
     config cfg_;
