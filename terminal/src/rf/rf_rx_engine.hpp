@@ -66,6 +66,52 @@ struct m2m4_estimator {
     }
 };
 
+/// The decision-directed Costas phase detector, its lock detector and gear shift, shared by
+/// both engines (each applies the error to its own loop filter). One call per symbol, on the
+/// carrier-derotated matched-filter output y = (re, im).
+struct costas_detector {
+    float amp = 1.0f;  ///< running mean |y| for phase-detector normalisation
+    float metric = 0.0f;
+    bool locked = false;
+
+    enum class change { none, acquired, lost };
+    struct output {
+        float err;  ///< phase error, clipped to [-1, 1]
+        change lock;
+    };
+
+    output step(float re, float im, float mag2, unsigned bps, float alpha, float lock_on, float lock_off) {
+        constexpr float inv_sqrt2 = 0.70710678118654752f;
+        amp += alpha * (std::sqrt(mag2) - amp);
+        const float norm = amp > 1e-12f ? 1.0f / amp : 0.0f;
+        float err, m;
+        if (bps == 1) {
+            err = (re >= 0.0f ? im : -im) * norm;
+            m = mag2 > 0.0f ? (re * re - im * im) / mag2 : 0.0f;
+        } else {
+            err = ((re >= 0.0f ? im : -im) - (im >= 0.0f ? re : -re)) * norm * inv_sqrt2;
+            // y^4 of a QPSK point (phase pi/4 + n pi/2) is -|y|^4.
+            const float r2 = re * re - im * im, i2 = 2.0f * re * im;
+            m = mag2 > 0.0f ? -(r2 * r2 - i2 * i2) / (mag2 * mag2) : 0.0f;
+        }
+        // Large errors are noise or cycle slips: clip so one outlier cannot kick the loop.
+        err = std::clamp(err, -1.0f, 1.0f);
+        // Gear shift (the caller narrows or widens its loop): a wide loop pulls the carrier
+        // in, a narrow one tracks it with little phase jitter (few cycle slips at low Es/N0).
+        metric += alpha * (m - metric);
+        change c = change::none;
+        if (!locked && metric > lock_on) {
+            locked = true;
+            c = change::acquired;
+        } else if (locked && metric < lock_off) {
+            locked = false;
+            c = change::lost;
+        }
+        return {err, c};
+    }
+    void reset() { *this = {}; }
+};
+
 std::unique_ptr<rf_rx_engine> create_liquid_rx(const rf_demodulator::config& cfg);
 /// Throws std::invalid_argument for an unknown cfg.isa.
 std::unique_ptr<rf_rx_engine> create_native_rx(const rf_demodulator::config& cfg);

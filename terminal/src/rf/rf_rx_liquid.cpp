@@ -11,7 +11,6 @@ namespace qlink::terminal::detail {
 
 namespace {
 
-constexpr float inv_sqrt2 = 0.70710678118654752f;
 
 class liquid_rx final : public rf_rx_engine {
 public:
@@ -45,8 +44,8 @@ public:
     }
     void set_carrier_correction(double offset_hz, double rate_hz_s) override { doppler.set(offset_hz, rate_hz_s); }
     double carrier_correction_hz() const override { return doppler.frequency_hz(); }
-    bool locked() const override { return is_locked; }
-    float lock_metric() const override { return metric; }
+    bool locked() const override { return costas.locked; }
+    float lock_metric() const override { return costas.metric; }
     double residual_frequency_hz() const override {
         const double symbol_rate = cfg.waveform.sample_rate_hz / k;
         return double(nco_crcf_get_frequency(carrier)) * symbol_rate / (2.0 * std::numbers::pi);
@@ -92,11 +91,9 @@ private:
     std::size_t pending_head = 0, pending_count = 0;
 
     float alpha;       // 1 / lock_window
-    float amp = 1.0f;  // running mean |y| for phase-detector normalisation
-    float metric = 0.0f;
+    costas_detector costas;
     m2m4_estimator est;
     float llr_factor = 0.0f;
-    bool is_locked = false;
     rf_demodulator::counters st;
 };
 
@@ -107,11 +104,9 @@ void liquid_rx::reset() {
     configure_objects();
     doppler.reset();
     pending_head = pending_count = 0;
-    amp = 1.0f;
-    metric = 0.0f;
+    costas.reset();
     est.reset();
     llr_factor = 0.0f;
-    is_locked = false;
 }
 
 /// Costas loop, lock detector and SNR estimate for one matched-filter output;
@@ -121,38 +116,17 @@ cf32 liquid_rx::track(cf32 in) {
     nco_crcf_mix_down(carrier, in, &y);
     const float re = y.real(), im = y.imag();
     const float mag2 = re * re + im * im;
-    const float mag = std::sqrt(mag2);
-    amp += alpha * (mag - amp);
-    const float norm = amp > 1e-12f ? 1.0f / amp : 0.0f;
-    float err, m;
-    if (bps == 1) {
-        err = (re >= 0.0f ? im : -im) * norm;
-        m = mag2 > 0.0f ? (re * re - im * im) / mag2 : 0.0f;
-    } else {
-        err = ((re >= 0.0f ? im : -im) - (im >= 0.0f ? re : -re)) * norm * inv_sqrt2;
-        // y^4 of a QPSK point (phase pi/4 + n pi/2) is -|y|^4.
-        const cf32 y2 = y * y;
-        const cf32 y4 = y2 * y2;
-        m = mag2 > 0.0f ? -y4.real() / (mag2 * mag2) : 0.0f;
-    }
-    // Large errors are noise or cycle slips: clip so one outlier cannot kick the loop.
-    err = std::clamp(err, -1.0f, 1.0f);
-    nco_crcf_pll_step(carrier, err);
+    const auto d = costas.step(re, im, mag2, bps, alpha, cfg.lock_on, cfg.lock_off);
+    nco_crcf_pll_step(carrier, d.err);
     nco_crcf_step(carrier);
-
-    // Gear shift: a wide loop pulls the carrier in, a narrow one tracks it
-    // with little phase jitter (few cycle slips at low Es/N0).
-    metric += alpha * (m - metric);
-    if (!is_locked && metric > cfg.lock_on) {
-        is_locked = true;
+    if (d.lock == costas_detector::change::acquired) {
         ++st.lock_acquired;
         nco_crcf_pll_set_bandwidth(carrier, cfg.carrier_bandwidth_locked);
-    } else if (is_locked && metric < cfg.lock_off) {
-        is_locked = false;
+    } else if (d.lock == costas_detector::change::lost) {
         ++st.lock_lost;
         nco_crcf_pll_set_bandwidth(carrier, cfg.carrier_bandwidth);
     }
-    if (!is_locked) ++st.symbols_unlocked;
+    if (!costas.locked) ++st.symbols_unlocked;
 
     est.update(mag2, alpha);
     // On a fixed symbol cadence, so the LLRs do not depend on how the stream is cut.

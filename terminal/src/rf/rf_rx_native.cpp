@@ -29,7 +29,6 @@ namespace qlink::terminal::detail {
 
 namespace {
 
-constexpr float inv_sqrt2 = 0.70710678118654752f;
 constexpr double two_pi = 2.0 * std::numbers::pi;
 
 class native_rx final : public rf_rx_engine {
@@ -50,8 +49,8 @@ public:
         nco_active = true;
     }
     double carrier_correction_hz() const override { return f0 + rate * t_corr; }
-    bool locked() const override { return is_locked; }
-    float lock_metric() const override { return metric; }
+    bool locked() const override { return costas.locked; }
+    float lock_metric() const override { return costas.metric; }
     double residual_frequency_hz() const override {
         return double(dtheta) * (cfg.waveform.sample_rate_hz / k) / two_pi;
     }
@@ -109,11 +108,9 @@ private:
     // Costas loop, lock detector, estimates.
     float theta = 0.0f, dtheta = 0.0f, pll_alpha, pll_beta;
     float alpha;
-    float amp = 1.0f;
-    float metric = 0.0f;
+    costas_detector costas;
     m2m4_estimator est;
     float llr_factor = 0.0f;
-    bool is_locked = false;
     rf_demodulator::counters st;
 
     std::vector<modem::llr_t> pending;  // LLRs that did not fit the caller's output
@@ -193,11 +190,9 @@ void native_rx::reset() {
     theta = dtheta = 0.0f;
     pll_alpha = cfg.carrier_bandwidth;
     pll_beta = std::sqrt(cfg.carrier_bandwidth);
-    amp = 1.0f;
-    metric = 0.0f;
+    costas.reset();
     est.reset();
     llr_factor = 0.0f;
-    is_locked = false;
     pending_head = pending_count = 0;
 }
 
@@ -239,41 +234,21 @@ cf32 native_rx::track(cf32 in) {
     const float im = in.imag() * c.real() + in.real() * c.imag();
     const cf32 y{re, im};
     const float mag2 = re * re + im * im;
-    const float mag = std::sqrt(mag2);
-    amp += alpha * (mag - amp);
-    const float norm = amp > 1e-12f ? 1.0f / amp : 0.0f;
-    float err, m;
-    if (bps == 1) {
-        err = (re >= 0.0f ? im : -im) * norm;
-        m = mag2 > 0.0f ? (re * re - im * im) / mag2 : 0.0f;
-    } else {
-        err = ((re >= 0.0f ? im : -im) - (im >= 0.0f ? re : -re)) * norm * inv_sqrt2;
-        // y^4 of a QPSK point (phase pi/4 + n pi/2) is -|y|^4.
-        const float r2 = re * re - im * im, i2 = 2.0f * re * im;
-        m = mag2 > 0.0f ? -(r2 * r2 - i2 * i2) / (mag2 * mag2) : 0.0f;
-    }
-    // Large errors are noise or cycle slips: clip so one outlier cannot kick the loop.
-    err = std::clamp(err, -1.0f, 1.0f);
-    dtheta += err * pll_alpha;
-    theta += err * pll_beta + dtheta;
+    const auto d = costas.step(re, im, mag2, bps, alpha, cfg.lock_on, cfg.lock_off);
+    dtheta += d.err * pll_alpha;
+    theta += d.err * pll_beta + dtheta;
     if (theta > float(std::numbers::pi) || theta < -float(std::numbers::pi))
         theta = static_cast<float>(std::remainder(double(theta), two_pi));
-
-    // Gear shift: a wide loop pulls the carrier in, a narrow one tracks it
-    // with little phase jitter (few cycle slips at low Es/N0).
-    metric += alpha * (m - metric);
-    if (!is_locked && metric > cfg.lock_on) {
-        is_locked = true;
+    if (d.lock == costas_detector::change::acquired) {
         ++st.lock_acquired;
         pll_alpha = cfg.carrier_bandwidth_locked;
         pll_beta = std::sqrt(cfg.carrier_bandwidth_locked);
-    } else if (is_locked && metric < cfg.lock_off) {
-        is_locked = false;
+    } else if (d.lock == costas_detector::change::lost) {
         ++st.lock_lost;
         pll_alpha = cfg.carrier_bandwidth;
         pll_beta = std::sqrt(cfg.carrier_bandwidth);
     }
-    if (!is_locked) ++st.symbols_unlocked;
+    if (!costas.locked) ++st.symbols_unlocked;
 
     est.update(mag2, alpha);
     // On a fixed symbol cadence, so the LLRs do not depend on how the stream is cut.
