@@ -1,4 +1,4 @@
-// Test support: loopback TCP helpers (free ports, waiting for a server, connecting with a timeout).
+// Test support: loopback TCP helpers (free ports, listening, waiting for a server, connecting with a timeout).
 #pragma once
 
 #include <netinet/in.h>
@@ -22,6 +22,25 @@ inline unsigned short free_tcp_port() {
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
     ::close(fd);
     return ntohs(a.sin_port);
+}
+
+/// A listening socket on 127.0.0.1 at a free port (written to `port`); -1 on failure.
+inline int listen_loopback(std::uint16_t& port, bool reuse_address = false) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    const int one = 1;
+    if (reuse_address) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 4) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    port = ntohs(a.sin_port);
+    return fd;
 }
 
 /// Waits (bounded) until something accepts TCP connections on 127.0.0.1:port.

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "qlink/sim/air_client.hpp"
+#include "support/loopback.hpp"
 
 namespace {
 
@@ -24,15 +25,7 @@ using namespace qlink::sim;
 class scripted_server {
 public:
     explicit scripted_server(std::function<void(int)> script) {
-        lfd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-        ::listen(lfd_, 4);
-        socklen_t len = sizeof a;
-        ::getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len);
-        port_ = ntohs(a.sin_port);
+        lfd_ = qlink::test::listen_loopback(port_);
         thread_ = std::thread([this, script = std::move(script)] {
             const int fd = ::accept(lfd_, nullptr, nullptr);
             if (fd < 0) return;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "qlink/sim/air_client.hpp"
+#include "support/loopback.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -32,17 +33,7 @@ public:
 
     explicit clean_relay(config cfg) : cfg_(cfg)
     {
-        lfd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        const int one = 1;
-        ::setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-        ::listen(lfd_, 4);
-        socklen_t len = sizeof a;
-        ::getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len);
-        port_ = ntohs(a.sin_port);
+        lfd_ = qlink::test::listen_loopback(port_, true);
         accept_thread_ = std::thread([this] { accept_both(); });
     }
     ~clean_relay()
