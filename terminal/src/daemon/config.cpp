@@ -246,7 +246,7 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     c.air.connect_timeout_s = air.real("connect_timeout_s", 10.0, 0.1, 3600.0);
     c.air.block_bits = static_cast<std::uint32_t>(air.integer("block_bits", 0, 0, 1 << 24));
     if (c.air.block_bits % 8 != 0) throw err("key 'air.block_bits' must be a multiple of 8 (0 = automatic)");
-    c.air.send_buffer_bytes = static_cast<std::uint32_t>(air.integer("send_buffer_bytes", 16384, 1024, 16 << 20));
+    c.air.send_buffer_bytes = static_cast<std::uint32_t>(air.integer("send_buffer_bytes", 4096, 1024, 16 << 20));
     if (air.has("sim_epoch")) {
         const auto epoch_text = air.str("sim_epoch", "");
         std::string why;

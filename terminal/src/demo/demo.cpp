@@ -676,9 +676,7 @@ void demo_run::start_qlinkd() {
         }
         std::ostringstream t;
         t << "# qlinkd " << me << ", written by qlink demo\n[link]\nrole = " << toml_str(me) << "\ndrain_timeout_s = 5\n\n"
-          // The smallest send buffer: every byte queued in the kernel is channel time ahead of the
-          // relay's clock, i.e. round trip for ARQ (4 KiB is 3.3 s of the 10 kbit/s return link).
-          << "[air]\nport = " << p_.air << "\nsend_buffer_bytes = 4096\n\n"
+          << "[air]\nport = " << p_.air << "\n\n"
           << pat_air
           << "[keys]\n";
         if (cfg_.link_keys_from_qkmd)

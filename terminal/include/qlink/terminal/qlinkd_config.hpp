@@ -53,7 +53,9 @@ struct qlinkd_config {
         /// Coded bits per TX_BITS message; 0 = about 10 ms of the simulated line rate.
         std::uint32_t block_bits = 0;
         /// Kernel send buffer: bounds how far ahead of the relay the transmitter runs (latency).
-        std::uint32_t send_buffer_bytes = 16384;
+        /// Every byte queued in the kernel is channel time ahead of the relay's clock, i.e. ARQ
+        /// round trip (4 KiB, which the kernel doubles, is 6.6 s of a 10 kbit/s return link).
+        std::uint32_t send_buffer_bytes = 4096;
         /// UTC instant the relay's sim_time counts from (its "pass start"); required by PAT.
         std::optional<sim::time_point> sim_epoch;
     } air;
