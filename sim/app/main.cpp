@@ -19,6 +19,7 @@
 #include "qlink/sim/fading.hpp"
 #include "qlink/sim/optical_link.hpp"
 #include "qlink/sim/pass_report.hpp"
+#include "qlink/sim/control_server.hpp"
 #include "qlink/sim/pass_world.hpp"
 #include "qlink/sim/qkd_server.hpp"
 #include "qlink/sim/rotctld_server.hpp"
@@ -46,9 +47,11 @@ const char* usage_text =
     "  qlink-sim serve --pass --tle FILE [--station LAT,LON,ALT] [--start ISO8601-UTC] [--speed X]\n"
     "                  [--air-port N] [--qkd-port N] [--rotctld-port N] [--downlink-bps R] [--return-bps R]\n"
     "                  [--seed S] [--start-when N] [--qkd-block-s S] [--pulse-rate-hz F] [--min-elevation DEG]\n"
-    "                  [--bind ADDR] [--exit-after-pass]\n"
+    "                  [--control-port N] [--cloud AT:DUR[,AT:DUR...]] [--bind ADDR] [--exit-after-pass]\n"
     "      the satellite pass for the daemons: air relay (QAIR1) and QKD (QKD1) ports; prints one\n"
-    "      'air-port N' / 'qkd-port N' / 'rotctld-port N' line each, then 'ready'\n"
+    "      'air-port N' / 'qkd-port N' / 'rotctld-port N' / 'control-port N' line each, then 'ready'.\n"
+    "      --cloud: scripted clouds blocking the optical links, sim seconds from the pass start;\n"
+    "      the control port takes 'cloud DUR' (from now), 'cloud AT DUR' and 'time' at run time\n"
     "See docs/simulator.md.\n";
 
 struct usage_error {
@@ -340,7 +343,7 @@ int cmd_serve_pass(int argc, char** argv) {
     const auto o = parse_options(static_cast<int>(args.size()), args.data(), 3,
                                  {"--tle", "--station", "--start", "--speed", "--air-port", "--qkd-port", "--rotctld-port",
                                   "--downlink-bps", "--return-bps", "--seed", "--start-when", "--qkd-block-s",
-                                  "--pulse-rate-hz", "--min-elevation", "--bind"});
+                                  "--pulse-rate-hz", "--min-elevation", "--bind", "--control-port", "--cloud"});
     if (!o.count("--tle")) throw usage_error{"serve --pass: --tle FILE is required (e.g. sim/data/qlinksat-1.tle)"};
     const auto parsed = parse_tle_text(read_small_file(o.at("--tle"), "--tle"));
     if (!parsed.ok()) throw usage_error{"--tle '" + o.at("--tle") + "': " + parsed.error};
@@ -380,6 +383,11 @@ int cmd_serve_pass(int argc, char** argv) {
     rc.bind_address = bind;
     rc.port = static_cast<std::uint16_t>(get_uint(o, "--rotctld-port", 0, 65535));
 
+    const bool want_control = o.count("--control-port") > 0;
+    control_server::config cc;
+    cc.bind_address = bind;
+    cc.port = static_cast<std::uint16_t>(get_uint(o, "--control-port", 0, 65535));
+
     std::unique_ptr<pass_world> world;
     try {
         world = std::make_unique<pass_world>(parsed.sets.front(), wc);
@@ -388,6 +396,21 @@ int cmd_serve_pass(int argc, char** argv) {
     } catch (const std::runtime_error& e) {
         std::fprintf(stderr, "qlink-sim serve: %s\n", e.what());
         return exit_failure;
+    }
+    if (o.count("--cloud")) {
+        // AT:DUR[,AT:DUR...], sim seconds from the pass start.
+        std::istringstream list(o.at("--cloud"));
+        for (std::string item; std::getline(list, item, ',');) {
+            const auto colon = item.find(':');
+            char* end_at = nullptr;
+            char* end_dur = nullptr;
+            const double at = colon == std::string::npos ? NAN : std::strtod(item.c_str(), &end_at);
+            const double dur = colon == std::string::npos ? NAN : std::strtod(item.c_str() + colon + 1, &end_dur);
+            if (colon == std::string::npos || end_at != item.c_str() + colon || *end_dur != '\0' || !(at >= 0) ||
+                !world->add_cloud(at, dur))
+                throw usage_error{"--cloud: '" + item + "' is not AT:DUR (sim seconds, AT >= 0, 0 < DUR <= 3600, at most " +
+                                  std::to_string(pass_world::max_scripted_clouds) + " clouds)"};
+        }
     }
     sigset_t set;
     sigemptyset(&set);
@@ -401,10 +424,12 @@ int cmd_serve_pass(int argc, char** argv) {
     std::unique_ptr<air_relay> air;
     std::unique_ptr<qkd_server> qkd;
     std::unique_ptr<rotctld_server> rot;
+    std::unique_ptr<control_server> control;
     try {
         air = start_air_relay(ac, *world, clk);
         qkd = start_qkd_server(qc, *world, clk);
         if (want_rotctld) rot = start_rotctld_server(rc, mount);
+        if (want_control) control = start_control_server(cc, *world, clk);
     } catch (const std::invalid_argument& e) {
         throw usage_error{e.what()};
     } catch (const std::exception& e) {
@@ -415,6 +440,7 @@ int cmd_serve_pass(int argc, char** argv) {
     std::printf("air-port %u\n", air->port());
     std::printf("qkd-port %u\n", qkd->port());
     if (rot) std::printf("rotctld-port %u\n", rot->port());
+    if (control) std::printf("control-port %u\n", control->port());
     std::printf("pass start %s aos %s los %s max-elevation %.2f duration-s %.1f speed %g downlink-bps %g return-bps %g "
                 "pulse-rate-hz %g\n",
                 format_iso8601_utc(world->start()).c_str(), format_iso8601_utc(p.aos).c_str(),
@@ -434,6 +460,7 @@ int cmd_serve_pass(int argc, char** argv) {
             if (std::chrono::steady_clock::now() - ended_at > std::chrono::milliseconds(500)) break;
         }
     }
+    if (control) control->stop();
     air->stop();
     qkd->stop();
     if (rot) rot->stop();

@@ -2,10 +2,13 @@
 #include "qlink/sim/pass_world.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numbers>
 #include <random>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "qlink/sim/channel_rng.hpp"
 #include "qlink/sim/fading.hpp"
@@ -60,6 +63,12 @@ cloud_process::config pass_world::config::default_clouds() {
     return c;
 }
 
+struct pass_world::scripted_clouds {
+    mutable std::mutex mutex;
+    std::atomic<std::size_t> count{0};  // read without the lock: most passes script nothing
+    std::vector<std::pair<double, double>> intervals;
+};
+
 pass_world::pass_world(const tle& elements, const config& cfg)
     : cfg_(cfg),
       downlink_([&] {
@@ -74,7 +83,8 @@ pass_world::pass_world(const tle& elements, const config& cfg)
           t.profile = cfg.turbulence;
           t.site_altitude_m = std::clamp(cfg.station.altitude_m, 0.0, 8000.0);
           return t;
-      }()) {
+      }()),
+      scripted_(std::make_unique<scripted_clouds>()) {
     check("lead_s", cfg.lead_s, 0.0, 3600.0);
     check("tail_s", cfg.tail_s, 0.0, 3600.0);
     check("min_pass_elevation_deg", cfg.min_pass_elevation_deg, 0.0, 90.0);
@@ -216,6 +226,27 @@ double pass_world::optical_mean_rx_power_w(double elevation_deg, double range_km
         .rx_power_w;
 }
 
+pass_world::~pass_world() = default;
+pass_world::pass_world(pass_world&&) noexcept = default;
+pass_world& pass_world::operator=(pass_world&&) noexcept = default;
+
+bool pass_world::add_cloud(double t0_s, double duration_s) {
+    if (!std::isfinite(t0_s) || !(duration_s > 0.0 && duration_s <= 3600.0)) return false;
+    std::lock_guard lock(scripted_->mutex);
+    if (scripted_->intervals.size() >= max_scripted_clouds) return false;
+    scripted_->intervals.emplace_back(t0_s, t0_s + duration_s);
+    scripted_->count.store(scripted_->intervals.size(), std::memory_order_release);
+    return true;
+}
+
+bool pass_world::scripted_cloud_at(double t) const {
+    if (scripted_->count.load(std::memory_order_acquire) == 0) return false;
+    std::lock_guard lock(scripted_->mutex);
+    for (const auto& [t0, t1] : scripted_->intervals)
+        if (t >= t0 && t < t1) return true;
+    return false;
+}
+
 world_sample pass_world::at(double t) const {
     world_sample s;
     s.t = std::clamp(std::isfinite(t) ? t : 0.0, 0.0, duration_s_);
@@ -224,8 +255,8 @@ world_sample pass_world::at(double t) const {
     s.azimuth_deg = g.azimuth_deg;
     s.range_km = g.range_km;
     const auto i = std::min(static_cast<std::size_t>(s.t * cfg_.sample_rate_hz), log_scint_.size() - 1);
-    s.cloud_transmittance = cloud_t_[i];
-    s.cloud_blocked = cloud_t_[i] < 0.5;
+    s.cloud_transmittance = scripted_cloud_at(s.t) ? 0.0 : cloud_t_[i];
+    s.cloud_blocked = s.cloud_transmittance < 0.5;
     s.above_mask = s.elevation_deg >= cfg_.optical_mask_deg;
     s.link_up = s.above_mask && !s.cloud_blocked;
     s.return_up = s.elevation_deg >= cfg_.rf_mask_deg;

@@ -1,26 +1,16 @@
 // rotctld protocol (Hamlib NET rotctl, protocol version 1) over Boost.Asio for the simulated mount.
 #include "qlink/sim/rotctld_server.hpp"
-#include "service/listen.hpp"
-
-#include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
-
-#include <boost/asio.hpp>
+#include "service/line_server.hpp"
 
 #include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <list>
-#include <mutex>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
 namespace qlink::sim {
 
 namespace {
-
-namespace asio = boost::asio;
-using asio::ip::tcp;
 
 // Hamlib error numbers as rotctld prints them (RPRT -n).
 constexpr int rig_einval = 1;
@@ -119,153 +109,35 @@ std::string rotctld_reply(std::string_view line, sim_mount& mount, std::string_v
 
 namespace {
 
-class server_impl;
-
-class session : public std::enable_shared_from_this<session> {
-public:
-    session(tcp::socket s, server_impl& srv) : socket_(std::move(s)), server_(srv) {}
-    void start() { read(); }
-    void close() {
-        boost::system::error_code ec;
-        socket_.shutdown(tcp::socket::shutdown_both, ec);
-        socket_.close(ec);
-    }
-
-private:
-    void read();
-    void write(std::string reply, bool then_close);
-
-    tcp::socket socket_;
-    server_impl& server_;
-    std::string buf_;
-};
-
 class server_impl final : public rotctld_server {
 public:
-    server_impl(const config& cfg, sim_mount& mount) : cfg_(cfg), mount_(mount), acceptor_(io_) {
-        port_ = detail::listen_on(acceptor_, cfg.bind_address, cfg.port, "rotctld");
-        accept();
-        thread_ = std::thread([this] { io_.run(); });
-    }
-    ~server_impl() override { stop(); }
+    server_impl(const config& cfg, sim_mount& mount)
+        : cfg_(cfg),
+          mount_(mount),
+          server_({"rotctld", cfg.bind_address, cfg.port, cfg.max_clients, cfg.max_line, rprt(rig_einval)},
+                  [this](std::string_view line) {
+                      detail::line_reply r;
+                      r.text = rotctld_reply(line, mount_, cfg_.info, r.close);
+                      r.error = r.text.rfind("RPRT -", 0) == 0;
+                      if (r.close) r.text.clear();  // quit: hang up without a reply, as rotctld does
+                      return r;
+                  },
+                  stats_) {}
 
-    std::uint16_t port() const override { return port_; }
+    std::uint16_t port() const override { return server_.port(); }
     const counters& stats() const override { return stats_; }
-
-    void stop() override {
-        std::call_once(stopped_, [this] {
-            asio::post(io_, [this] {
-                boost::system::error_code ec;
-                acceptor_.close(ec);
-                std::lock_guard lock(mutex_);
-                for (auto& w : sessions_)
-                    if (auto s = w.lock()) s->close();
-            });
-            io_.stop();
-            if (thread_.joinable()) thread_.join();
-        });
-    }
-
-    const config& cfg() const { return cfg_; }
-    sim_mount& mount() { return mount_; }
-    counters& mutable_stats() { return stats_; }
-    void forget_expired() {
-        std::lock_guard lock(mutex_);
-        sessions_.remove_if([](const std::weak_ptr<session>& w) { return w.expired(); });
-    }
+    void stop() override { server_.stop(); }
 
 private:
-    void accept() {
-        acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
-            if (ec) {
-                if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-                accept();
-                return;
-            }
-            forget_expired();
-            std::size_t live = 0;
-            {
-                std::lock_guard lock(mutex_);
-                live = sessions_.size();
-            }
-            if (live >= cfg_.max_clients) {
-                ++stats_.rejected;
-                boost::system::error_code ig;
-                sock.close(ig);
-            } else {
-                ++stats_.connections;
-                auto s = std::make_shared<session>(std::move(sock), *this);
-                {
-                    std::lock_guard lock(mutex_);
-                    sessions_.push_back(s);
-                }
-                s->start();
-            }
-            accept();
-        });
-    }
-
     config cfg_;
     sim_mount& mount_;
-    asio::io_context io_;
-    tcp::acceptor acceptor_;
-    std::uint16_t port_ = 0;
-    std::thread thread_;
-    std::once_flag stopped_;
-    std::mutex mutex_;
-    std::list<std::weak_ptr<session>> sessions_;
-    counters stats_;
+    counters stats_;  // before server_: the service thread counts into it
+    detail::line_server server_;
 };
-
-void session::read() {
-    auto self = shared_from_this();
-    asio::async_read_until(socket_, asio::dynamic_buffer(buf_, server_.cfg().max_line), '\n',
-                           [this, self](boost::system::error_code ec, std::size_t n) {
-                               if (ec == asio::error::not_found) {
-                                   // Line longer than the limit: say so and hang up.
-                                   ++server_.mutable_stats().errors;
-                                   write(rprt(rig_einval), true);
-                                   return;
-                               }
-                               if (ec) {
-                                   close();
-                                   return;
-                               }
-                               const std::string line = buf_.substr(0, n);
-                               buf_.erase(0, n);
-                               ++server_.mutable_stats().commands;
-                               bool quit = false;
-                               std::string reply = rotctld_reply(line, server_.mount(), server_.cfg().info, quit);
-                               if (reply.rfind("RPRT -", 0) == 0) ++server_.mutable_stats().errors;
-                               if (quit) {
-                                   close();
-                                   return;
-                               }
-                               if (reply.empty()) {
-                                   read();
-                                   return;
-                               }
-                               write(std::move(reply), false);
-                           });
-}
-
-void session::write(std::string reply, bool then_close) {
-    auto self = shared_from_this();
-    auto data = std::make_shared<std::string>(std::move(reply));
-    asio::async_write(socket_, asio::buffer(*data), [this, self, data, then_close](boost::system::error_code ec, std::size_t) {
-        if (ec || then_close) {
-            close();
-            return;
-        }
-        read();
-    });
-}
 
 }  // namespace
 
 std::unique_ptr<rotctld_server> start_rotctld_server(const rotctld_server::config& cfg, sim_mount& mount) {
-    if (cfg.max_line < 16 || cfg.max_clients == 0)
-        throw std::invalid_argument("rotctld: max_line must be >= 16 and max_clients >= 1");
     return std::make_unique<server_impl>(cfg, mount);
 }
 

@@ -84,9 +84,20 @@ public:
     /// jitter and clouds on the sample grid). Throws std::invalid_argument naming the bad field,
     /// or std::runtime_error when no pass is found within 7 days after the start/epoch.
     pass_world(const tle& elements, const config& cfg);
+    ~pass_world();
+    pass_world(pass_world&&) noexcept;
+    pass_world& operator=(pass_world&&) noexcept;
 
     /// State at sim_time `t` (seconds since start()); clamped to [0, duration_s()].
     world_sample at(double t) const;
+
+    /// Scripted weather: a cloud that blocks the optical links (data and quantum) over
+    /// [t0_s, t0_s + duration_s) of sim time, on top of the random cloud process, so a test or a
+    /// demonstration can put an interruption exactly where it matters. Safe to call while other
+    /// threads read at(). At most max_scripted_clouds; returns false (and adds nothing) when full or
+    /// when t0_s is not finite or duration_s is not in (0, 3600].
+    bool add_cloud(double t0_s, double duration_s);
+    static constexpr std::size_t max_scripted_clouds = 64;
 
     /// Absolute time of sim_time 0.
     time_point start() const { return start_; }
@@ -122,6 +133,9 @@ private:
     std::vector<std::uint8_t> cloudy_;
     std::vector<float> cloud_t_;
     double jitter_mean_ = 1.0;
+    struct scripted_clouds;  // [t0, t1) intervals behind a mutex; a pointer keeps the world movable
+    std::unique_ptr<scripted_clouds> scripted_;
+    bool scripted_cloud_at(double t) const;
 };
 
 }  // namespace qlink::sim

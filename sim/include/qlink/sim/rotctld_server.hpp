@@ -1,12 +1,12 @@
 // A Hamlib rotctld-compatible TCP service for the simulated mount (Boost.Asio, many clients).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "qlink/sim/service_counters.hpp"
 #include "qlink/sim/sim_mount.hpp"
 
 namespace qlink::sim {
@@ -25,12 +25,7 @@ public:
         std::size_t max_line = 256;              // longer lines: RPRT -1 and the connection is closed
     };
 
-    struct counters {
-        std::atomic<std::uint64_t> connections{0};
-        std::atomic<std::uint64_t> rejected{0};  // over max_clients
-        std::atomic<std::uint64_t> commands{0};
-        std::atomic<std::uint64_t> errors{0};    // RPRT -n replies and dropped connections
-    };
+    using counters = line_service_counters;  // errors: RPRT -n replies and over-long lines
 
     virtual ~rotctld_server() = default;
     /// The bound port (useful with port 0).

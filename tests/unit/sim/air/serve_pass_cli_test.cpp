@@ -46,7 +46,9 @@ run_result run(const std::string& args) {
 TEST(serve_pass_cli, bad_options_are_one_line_and_exit_2) {
     for (const char* args : {"serve --pass", "serve --pass --tle /nonexistent.tle", "serve --pass --tle TLE --speed 0",
                              "serve --pass --tle TLE --downlink-bps abc", "serve --pass --tle TLE --bogus 1",
-                             "serve --pass --tle TLE --station 95,0,0"}) {
+                             "serve --pass --tle TLE --station 95,0,0", "serve --pass --tle TLE --cloud 10",
+                             "serve --pass --tle TLE --cloud a:5", "serve --pass --tle TLE --cloud 10:0",
+                             "serve --pass --tle TLE --cloud 10:5,20", "serve --pass --tle TLE --control-port x"}) {
         std::string a = args;
         if (auto k = a.find("TLE"); k != std::string::npos) a.replace(k, 3, src("sim/data/qlinksat-1.tle"));
         const auto r = run(a);
