@@ -246,10 +246,8 @@ public:
 
     // Sizes the buffers for windows of up to `steps` trellis steps.
     void reserve(std::size_t steps) {
-        if (dec_.size() < steps * 64) dec_.resize(steps * 64);
-        // A traceback may start up to one window past the lane's own rows,
-        // lifted by up to 31 more.
-        const std::size_t wpl = (2 * steps + 63) / 32 + 1;
+        if (dec_.size() < steps * dec_row_bytes) dec_.resize(steps * dec_row_bytes);
+        const std::size_t wpl = (steps + 31) / 32 + 1;
         if (words_.size() < wpl * n_lanes) words_.resize(wpl * n_lanes);
     }
 
@@ -279,46 +277,52 @@ public:
         std::sort(probes, probes + np);
         std::size_t next = 0;
         alignas(32) lanes_trace_plan plan{};
+        unsigned start[n_lanes] = {};  // each job's traceback start state
         unsigned best[n_lanes];
         auto take_probe = [&](std::size_t row) {
             lanes_best_states(st_, best);
             for (std::size_t l = 0; l < nj; ++l)
-                if (jobs[l].end_state < 0 && jobs[l].probe_row == row) plan.end_state[l] = best[jobs[l].probe_lane];
+                if (jobs[l].end_state < 0 && jobs[l].probe_row == row) start[l] = best[jobs[l].probe_lane];
         };
         for (std::size_t c = 0; c < steps;) {
             std::size_t k = std::min(lanes_chunk, steps - c);
             if (next < np) k = std::min(k, probes[next] - c);
             transpose_pairs(src, c, k, pairs_.data());
             k_.lanes_branch(pairs_.data(), k, bm_.data());
-            k_.lanes_acs(st_, idx, bm_.data(), k, dec_.data() + 64 * c);
+            k_.lanes_acs(st_, idx, bm_.data(), k, dec_.data() + dec_row_bytes * c);
             c += k;
             if (next < np && probes[next] == c) take_probe(probes[next++]);
         }
-        // Tracebacks aligned at their starts: every lane begins at loop row
-        // U - 1 and the loop stops at the lowest first output bit, which all
-        // lanes' lift c places on a word boundary.
-        std::size_t top = 0, bottom = static_cast<std::size_t>(-1);
-        for (std::size_t l = 0; l < nj; ++l) top = std::max(top, jobs[l].top);
-        for (std::size_t l = 0; l < nj; ++l) bottom = std::min(bottom, jobs[l].skip + top - jobs[l].top);
-        const std::size_t c = (32 - bottom % 32) % 32;
-        top += c;
+        // A job whose traceback starts past its own window (top > cross) runs
+        // that tail in the tail pass, in the byte lane of the next segment
+        // (rows shifted by delta); its own pass then starts at the window end
+        // from the state the tail reached. Every lane's own pass runs in one
+        // loop down to the lowest first output bit (rounded down to 32).
+        std::size_t bottom = static_cast<std::size_t>(-1);
+        for (std::size_t l = 0; l < n_lanes; ++l) plan.own_src[l] = n_lanes;
         for (std::size_t l = 0; l < nj; ++l) {
             const lane_job& j = jobs[l];
-            if (j.end_state >= 0) plan.end_state[l] = static_cast<std::uint32_t>(j.end_state);
-            plan.top[l] = static_cast<std::uint32_t>(j.top);
-            plan.lift[l] = static_cast<std::uint32_t>(top - j.top);
-            plan.cross[l] = static_cast<std::uint32_t>(std::min(j.cross, j.top));
-            plan.delta[l] = static_cast<std::uint32_t>(j.delta);
-            plan.src[l] = j.top > j.cross ? j.tail_lane : static_cast<std::uint32_t>(l);
+            const unsigned s0 = j.end_state >= 0 ? static_cast<unsigned>(j.end_state) : start[l];
+            bottom = std::min(bottom, j.skip);
+            plan.own_top[l] = static_cast<std::uint32_t>(std::min(j.top, j.cross));
+            if (j.top > j.cross) {
+                const unsigned t = j.tail_lane;
+                plan.tail_state[t] = s0;
+                plan.tail_hi[t] = static_cast<std::uint32_t>(j.top - j.delta);
+                plan.tail_lo[t] = static_cast<std::uint32_t>(j.cross - j.delta);
+                plan.own_src[l] = t;
+            } else {
+                plan.own_state[l] = s0;
+            }
         }
-        plan.bottom = static_cast<std::uint32_t>(bottom + c);
-        for (std::size_t l = nj; l < n_lanes; ++l) plan.src[l] = static_cast<std::uint32_t>(l);  // idle: top 0
+        plan.bottom = static_cast<std::uint32_t>(bottom & ~std::size_t{31});
+        std::size_t top = 0;
+        for (std::size_t l = 0; l < nj; ++l) top = std::max<std::size_t>(top, plan.own_top[l]);
         const std::size_t wpl = (top + 31) / 32 + 1;  // word rows, one spare
         std::uint32_t* words = words_.data();
         std::fill(words + n_lanes * (wpl - 1), words + n_lanes * wpl, 0u);  // spare row for copy_bits
         k_.lanes_traceback(dec_.data(), plan, words);
-        for (std::size_t l = 0; l < nj; ++l)
-            copy_bits(words + l, jobs[l].skip + plan.lift[l], jobs[l].limit, jobs[l].out);
+        for (std::size_t l = 0; l < nj; ++l) copy_bits(words + l, jobs[l].skip, jobs[l].limit, jobs[l].out);
     }
 
 private:
@@ -357,7 +361,7 @@ private:
     lanes_state st_;
     std::vector<std::int8_t> pairs_;    // [chunk step][lane][2]
     std::vector<std::uint8_t> bm_;      // [chunk step][4][lane]
-    std::vector<std::uint32_t> dec_;    // [step][new state] lane masks
+    std::vector<std::uint8_t> dec_;     // [step][group][lane] decision bits (see viterbi_lanes.hpp)
     std::vector<std::uint32_t> words_;  // [step / 32][lane] traced-back bits, MSB first
 };
 

@@ -23,27 +23,27 @@ void lanes_branch_generic(const std::int8_t* pairs, std::size_t steps, std::uint
 }
 
 void lanes_acs_generic(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
-                       std::uint32_t* decisions) {
+                       std::uint8_t* decisions) {
     auto sat = [](unsigned a, unsigned b) { return static_cast<std::uint8_t>(std::min(a + b, 255u)); };
     std::uint8_t next[64 * n_lanes];
     for (std::size_t t = 0; t < steps; ++t) {
         const std::uint8_t* b = bm + t * 4 * n_lanes;
-        std::uint32_t* d = decisions + t * 64;
+        std::uint8_t* d = decisions + t * dec_row_bytes;
+        std::memset(d, 0, dec_row_bytes);
         for (unsigned i = 0; i < 32; ++i) {
             const std::uint8_t* bmv = b + idx[i] * n_lanes;
             const std::uint8_t* bmc = b + (idx[i] ^ 3u) * n_lanes;
-            std::uint32_t dx = 0, dy = 0;
+            // New states 2i and 2i + 1: group i / 4, bits 2 (i % 4) and 2 (i % 4) + 1.
+            std::uint8_t* dx = d + (i / 4) * n_lanes;
+            const unsigned bx = 2 * (i % 4);
             for (unsigned l = 0; l < n_lanes; ++l) {
                 const std::uint8_t m0 = st.metric[i * n_lanes + l], m1 = st.metric[(i + 32) * n_lanes + l];
                 const std::uint8_t x0 = sat(m0, bmv[l]), x1 = sat(m1, bmc[l]);
                 const std::uint8_t y0 = sat(m0, bmc[l]), y1 = sat(m1, bmv[l]);
                 next[2 * i * n_lanes + l] = std::min(x0, x1);
                 next[(2 * i + 1) * n_lanes + l] = std::min(y0, y1);
-                dx |= static_cast<std::uint32_t>(x0 <= x1) << l;
-                dy |= static_cast<std::uint32_t>(y0 <= y1) << l;
+                dx[l] = static_cast<std::uint8_t>(dx[l] | ((x0 <= x1) << bx) | ((y0 <= y1) << (bx + 1)));
             }
-            d[2 * i] = dx;
-            d[2 * i + 1] = dy;
         }
         std::memcpy(st.metric, next, sizeof next);
         const unsigned phase = static_cast<unsigned>(st.step & 7u);
@@ -64,30 +64,55 @@ void lanes_acs_generic(lanes_state& st, const std::uint8_t* idx, const std::uint
     }
 }
 
-void lanes_traceback_generic(const std::uint32_t* dec, const lanes_trace_plan& plan, std::uint32_t* words) {
-    std::int64_t rows = 0;
-    for (unsigned l = 0; l < n_lanes; ++l) rows = std::max<std::int64_t>(rows, std::int64_t{plan.top[l]} + plan.lift[l]);
-    unsigned st[n_lanes];
-    std::uint32_t acc[n_lanes] = {};
-    for (unsigned l = 0; l < n_lanes; ++l) st[l] = plan.end_state[l];
-    for (std::int64_t u = rows; u-- > std::int64_t{plan.bottom};) {
+namespace {
+
+// Decision bit of lane l's state s in a row: 1 = the predecessor without the high bit.
+unsigned dec_bit(const std::uint8_t* row, unsigned l, unsigned s) {
+    return (row[(s >> 3) * n_lanes + l] >> (s & 7u)) & 1u;
+}
+
+unsigned trace_back_one(const std::uint8_t* row, unsigned l, unsigned s) {
+    return (s >> 1) | ((dec_bit(row, l, s) ^ 1u) << 5);
+}
+
+}  // namespace
+
+void lanes_traceback_generic(const std::uint8_t* dec, const lanes_trace_plan& plan, std::uint32_t* words) {
+    unsigned st[n_lanes] = {};
+    unsigned captured[n_lanes] = {};
+    // Tail pass.
+    std::int64_t hi = -1, lo = -1;
+    for (unsigned l = 0; l < n_lanes; ++l) {
+        if (plan.tail_hi[l] == plan.tail_lo[l]) continue;
+        hi = std::max<std::int64_t>(hi, plan.tail_hi[l]);
+        lo = lo < 0 ? plan.tail_lo[l] : std::min<std::int64_t>(lo, plan.tail_lo[l]);
+    }
+    for (std::int64_t b = hi; lo >= 0 && b >= lo; --b) {
         for (unsigned l = 0; l < n_lanes; ++l) {
-            const unsigned s = st[l];
-            acc[l] = (acc[l] >> 1) | ((s & 1u) << 31);
-            const std::int64_t t = u - plan.lift[l];
-            unsigned bit = 0;
-            if (t >= 0 && t < std::int64_t{plan.top[l]}) {
-                const bool crossed = t >= std::int64_t{plan.cross[l]};
-                const std::uint32_t* d = dec + 64 * static_cast<std::size_t>(crossed ? t - plan.delta[l] : t);
-                bit = (d[s] >> (crossed ? plan.src[l] : l)) & 1u;
-            }
-            st[l] = (s >> 1) | ((bit ^ 1u) << 5);
+            if (plan.tail_hi[l] == plan.tail_lo[l]) continue;
+            if (plan.tail_hi[l] == b) st[l] = plan.tail_state[l];
+            if (plan.tail_lo[l] == b) captured[l] = st[l];
         }
-        if ((u & 31) == 0)
-            for (unsigned l = 0; l < n_lanes; ++l) {
-                words[n_lanes * static_cast<std::size_t>(u >> 5) + l] = acc[l];
-                acc[l] = 0;
-            }
+        if (b == lo) break;
+        const std::uint8_t* row = dec + dec_row_bytes * static_cast<std::size_t>(b - 1);
+        for (unsigned l = 0; l < n_lanes; ++l) st[l] = trace_back_one(row, l, st[l]);
+    }
+    // Own pass.
+    std::uint32_t top = 0;
+    for (unsigned l = 0; l < n_lanes; ++l) top = std::max(top, plan.own_top[l]);
+    if (top <= plan.bottom) return;
+    const std::size_t wtop = (top + 31) / 32;
+    std::fill(words + n_lanes * (plan.bottom / 32), words + n_lanes * wtop, 0u);
+    for (unsigned l = 0; l < n_lanes; ++l) st[l] = 0;
+    for (std::uint32_t b = top; b > plan.bottom; --b) {
+        for (unsigned l = 0; l < n_lanes; ++l)
+            if (plan.own_top[l] == b) st[l] = plan.own_src[l] < n_lanes ? captured[plan.own_src[l]] : plan.own_state[l];
+        const std::uint32_t u = b - 1;
+        const std::uint8_t* row = dec + dec_row_bytes * u;
+        for (unsigned l = 0; l < n_lanes; ++l) {
+            words[n_lanes * (u / 32) + l] |= (st[l] & 1u) << (31 - (u & 31));
+            st[l] = trace_back_one(row, l, st[l]);
+        }
     }
 }
 

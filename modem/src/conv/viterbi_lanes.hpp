@@ -7,10 +7,14 @@
 // * path metrics: [state][lane] bytes, same saturating ACS, tie rule and
 //   renormalisation schedule as acs_generic (see viterbi_kernels.hpp), applied
 //   per lane (each lane has its own pending minimum);
-// * decisions: [step][new state] 32-bit words, bit L set when lane L's new
+// * decisions: one row of 256 bytes per step, [group g][lane] bytes: bit j
+//   of byte (g, L) is lane L's decision for new state 8g + j, set when the
 //   state took the predecessor WITHOUT the high bit (old state i, sum <= the
 //   other). This is the inverse sense of acs_generic's word: it is what the
-//   SIMD compare yields directly.
+//   SIMD compare yields directly. A lane's decisions for a state are found
+//   at an address that does not depend on the state's other lanes, and a
+//   whole row is 8 vectors of 32 lanes, so the traceback runs all 32 lanes in
+//   one register with selects instead of gathers.
 // With this layout a step is 32 butterflies of purely vertical byte
 // operations: no shuffles, and the 32 butterflies are independent.
 #pragma once
@@ -30,48 +34,56 @@ struct lanes_state {
 
 using lanes_branch_kernel = void (*)(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
 using lanes_acs_kernel = void (*)(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm,
-                                  std::size_t steps, std::uint32_t* decisions);
+                                  std::size_t steps, std::uint8_t* decisions);
 
-/// Where each lane's traceback starts and which decision rows it reads.
-/// One loop row u runs from U - 1 = max(top + lift) - 1 down to `bottom`
-/// (a multiple of 32); at u lane L is at its own row t = u - lift[L]. Lane L
-/// starts in state end_state[L]; at each u it records its state's low bit
-/// and moves to the predecessor given by the decision bit of row t, where
-/// rows t >= cross[L] are read from lane src[L] at row t - delta[L] (the next
-/// segment's lane, whose window covers the steps past this lane's own: the
-/// traceback tail costs no ACS). Where t < 0 or t >= top[L] the lane reads no
-/// row and takes decision bit 0 (state -> (state >> 1) | 32): the engine
-/// sets top + lift = U for every lane it uses, so this only happens below
-/// the lane's rows, whose bits are not used. Every row read must exist.
+inline constexpr std::size_t dec_row_bytes = 8 * n_lanes;
+
+/// How the 32 lanes are traced back: two passes over decision rows, every
+/// lane reading the same row at the same time (its own byte of it).
+/// A "boundary" b is the point between rows b and b - 1; a traceback that
+/// starts at boundary b begins above row b - 1.
+/// * Tail pass: byte lane j carries the traceback tail of the lane that
+///   reads lane j's rows past its own window: it starts at boundary
+///   tail_hi[j] in state tail_state[j] and its state at boundary tail_lo[j]
+///   is captured. Lanes with tail_hi == tail_lo take no part. The pass runs
+///   from the highest tail_hi to the lowest tail_lo of the active lanes.
+/// * Own pass: lane L starts at boundary own_top[L] in state own_state[L],
+///   or, when own_src[L] < 32, in the state captured in byte lane own_src[L].
+///   The pass runs from the highest own_top down to `bottom` (a multiple of
+///   32) and records each lane's state's low bit at every row u (the bit
+///   decided at step u).
+/// Before a lane's start boundary the pass traces it from state 0 (garbage,
+/// never copied out); every row between the pass ends must exist.
 struct lanes_trace_plan {
-    alignas(32) std::uint32_t end_state[n_lanes];  // 0..63
-    alignas(32) std::uint32_t top[n_lanes];
-    alignas(32) std::uint32_t lift[n_lanes];
-    alignas(32) std::uint32_t cross[n_lanes];
-    alignas(32) std::uint32_t delta[n_lanes];
-    alignas(32) std::uint32_t src[n_lanes];  // lane whose bit is read at rows >= cross
+    alignas(32) std::uint32_t tail_state[n_lanes];
+    alignas(32) std::uint32_t tail_hi[n_lanes];
+    alignas(32) std::uint32_t tail_lo[n_lanes];
+    alignas(32) std::uint32_t own_state[n_lanes];
+    alignas(32) std::uint32_t own_src[n_lanes];
+    alignas(32) std::uint32_t own_top[n_lanes];
     std::uint32_t bottom = 0;
 };
 
-/// Traces all 32 lanes by `plan`. words ([U / 32 + 1][lane], rows from
-/// bottom / 32 on written) receives each lane's bits by loop row u, 32 rows
-/// per word, the lowest u in the MSB.
-using lanes_traceback_kernel = void (*)(const std::uint32_t* dec, const lanes_trace_plan& plan,
+/// Traces all 32 lanes by `plan`. words ([U / 32][lane], U = highest
+/// own_top rounded up to 32; word rows from bottom / 32 on written)
+/// receives each lane's bits, row 32k + i in bit 31 - i of word row k; bits
+/// of rows at or above the highest own_top are 0.
+using lanes_traceback_kernel = void (*)(const std::uint8_t* dec, const lanes_trace_plan& plan,
                                         std::uint32_t* words);
 
-void lanes_traceback_generic(const std::uint32_t* dec, const lanes_trace_plan& plan, std::uint32_t* words);
+void lanes_traceback_generic(const std::uint8_t* dec, const lanes_trace_plan& plan, std::uint32_t* words);
 void lanes_branch_generic(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
 void lanes_acs_generic(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
-                       std::uint32_t* decisions);
+                       std::uint8_t* decisions);
 
 #if defined(__x86_64__)
 void lanes_branch_sse41(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
 void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
-                     std::uint32_t* decisions);
+                     std::uint8_t* decisions);
 void lanes_branch_avx2(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
 void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
-                    std::uint32_t* decisions);
-void lanes_traceback_avx2(const std::uint32_t* dec, const lanes_trace_plan& plan, std::uint32_t* words);
+                    std::uint8_t* decisions);
+void lanes_traceback_avx2(const std::uint8_t* dec, const lanes_trace_plan& plan, std::uint32_t* words);
 #endif
 
 }  // namespace qlink::modem::conv_detail

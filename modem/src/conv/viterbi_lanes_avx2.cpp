@@ -39,30 +39,41 @@ void lanes_branch_avx2(const std::int8_t* pairs, std::size_t steps, std::uint8_t
 
 namespace {
 
+// Appends one decision mask (0x00 / 0xff bytes) to bytes of 8 decision bits:
+// the k-th of 8 appends ends in bit k - 1 (pavgb halves and puts the mask's
+// bit on top; the rounding term stays 0 until a 9th append).
+__attribute__((always_inline)) inline __m256i push(__m256i acc, __m256i mask) { return _mm256_avg_epu8(acc, mask); }
+
 struct butterfly_out {
-    __m256i lo, hi;  // new states 2i, 2i + 1
-    std::uint64_t dec;  // their decision words, 2i in the low half
+    __m256i lo, hi;    // new states 2i, 2i + 1
+    __m256i dlo, dhi;  // their decision masks
 };
 
 __attribute__((always_inline)) inline butterfly_out butterfly(__m256i m0, __m256i m1, __m256i bv, __m256i bc) {
     const __m256i x0 = _mm256_adds_epu8(m0, bv), x1 = _mm256_adds_epu8(m1, bc);
     const __m256i y0 = _mm256_adds_epu8(m0, bc), y1 = _mm256_adds_epu8(m1, bv);
     const __m256i nx = _mm256_min_epu8(x0, x1), ny = _mm256_min_epu8(y0, y1);
-    const std::uint64_t d =
-        static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(nx, x0))) |
-        (static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(ny, y0)))) << 32);
-    return {nx, ny, d};
+    return {nx, ny, _mm256_cmpeq_epi8(nx, x0), _mm256_cmpeq_epi8(ny, y0)};
 }
 
-// One step; renormalisation by the step counter as in acs_generic.
+__attribute__((always_inline)) inline void store_dec(__m256i* d, unsigned g, __m256i acc) {
+    _mm256_storeu_si256(d + g, acc);
+}
+
+// One step; renormalisation by the step counter as in acs_generic. d: the row's 8 decision groups.
 void one_step(const __m256i* cur, __m256i* nxt, const __m256i* b, const unsigned* off, const unsigned* offc,
-              std::uint32_t* d, __m256i& pend, std::uint64_t step) {
+              __m256i* d, __m256i& pend, std::uint64_t step) {
+    __m256i acc = _mm256_setzero_si256();
     for (unsigned i = 0; i < 32; ++i) {
         const butterfly_out o = butterfly(_mm256_load_si256(cur + i), _mm256_load_si256(cur + i + 32),
                                           _mm256_loadu_si256(b + off[i]), _mm256_loadu_si256(b + offc[i]));
         _mm256_store_si256(nxt + 2 * i, o.lo);
         _mm256_store_si256(nxt + 2 * i + 1, o.hi);
-        std::memcpy(d + 2 * i, &o.dec, 8);  // little endian: words 2i, 2i + 1
+        acc = push(push(acc, o.dlo), o.dhi);  // states 2i, 2i + 1: group i / 4
+        if (i % 4 == 3) {
+            store_dec(d, i / 4, acc);
+            acc = _mm256_setzero_si256();
+        }
     }
     const unsigned phase = static_cast<unsigned>(step & 7u);
     if (phase == 3) {
@@ -81,23 +92,35 @@ void one_step(const __m256i* cur, __m256i* nxt, const __m256i* b, const unsigned
 // intermediate metrics in registers: butterflies q and q + 16 of step t make
 // states 2q, 2q + 1, 2q + 32, 2q + 33, exactly the inputs of butterflies 2q
 // and 2q + 1 of step t + 1. Mode: 0 nothing after t + 1, 1 take the minimum
-// (phase 3), 2 subtract the pending minimum (phase 7).
+// (phase 3), 2 subtract the pending minimum (phase 7). Decisions: step t's
+// states 2q, 2q + 1 go to group q / 4 and 2q + 32, 2q + 33 to group
+// 4 + q / 4; step t + 1's states 4q .. 4q + 3 to group q / 2.
 template <int mode>
 void two_steps(const __m256i* cur, __m256i* nxt, const __m256i* b0, const __m256i* b1, const unsigned* off,
-               const unsigned* offc, std::uint32_t* d0, std::uint32_t* d1, __m256i& pend) {
+               const unsigned* offc, __m256i* d0, __m256i* d1, __m256i& pend) {
     __m256i mn = _mm256_set1_epi8(-1);
+    __m256i acc_p = _mm256_setzero_si256(), acc_r = acc_p, acc_uv = acc_p;
     for (unsigned q = 0; q < 16; ++q) {
         const butterfly_out p = butterfly(_mm256_load_si256(cur + q), _mm256_load_si256(cur + q + 32),
                                           _mm256_loadu_si256(b0 + off[q]), _mm256_loadu_si256(b0 + offc[q]));
         const butterfly_out r = butterfly(_mm256_load_si256(cur + q + 16), _mm256_load_si256(cur + q + 48),
                                           _mm256_loadu_si256(b0 + off[q + 16]), _mm256_loadu_si256(b0 + offc[q + 16]));
-        std::memcpy(d0 + 2 * q, &p.dec, 8);
-        std::memcpy(d0 + 2 * q + 32, &r.dec, 8);
+        acc_p = push(push(acc_p, p.dlo), p.dhi);
+        acc_r = push(push(acc_r, r.dlo), r.dhi);
+        if (q % 4 == 3) {
+            store_dec(d0, q / 4, acc_p);
+            store_dec(d0, 4 + q / 4, acc_r);
+            acc_p = _mm256_setzero_si256();
+            acc_r = acc_p;
+        }
         butterfly_out u = butterfly(p.lo, r.lo, _mm256_loadu_si256(b1 + off[2 * q]), _mm256_loadu_si256(b1 + offc[2 * q]));
         butterfly_out v = butterfly(p.hi, r.hi, _mm256_loadu_si256(b1 + off[2 * q + 1]),
                                     _mm256_loadu_si256(b1 + offc[2 * q + 1]));
-        std::memcpy(d1 + 4 * q, &u.dec, 8);
-        std::memcpy(d1 + 4 * q + 2, &v.dec, 8);
+        acc_uv = push(push(push(push(acc_uv, u.dlo), u.dhi), v.dlo), v.dhi);
+        if (q % 2 == 1) {
+            store_dec(d1, q / 2, acc_uv);
+            acc_uv = _mm256_setzero_si256();
+        }
         if constexpr (mode == 1) {
             mn = _mm256_min_epu8(mn, _mm256_min_epu8(_mm256_min_epu8(u.lo, u.hi), _mm256_min_epu8(v.lo, v.hi)));
         } else if constexpr (mode == 2) {
@@ -136,32 +159,38 @@ __attribute__((always_inline)) inline step_bm load_bm(const __m256i* b, const un
              _mm256_loadu_si256(b + m[3])}};
 }
 
-__attribute__((always_inline)) inline __m256i dmask(__m256i nx, __m256i x0) {
-    return _mm256_cmpeq_epi8(nx, x0);
-}
-
-// Butterfly i of one step with constant labels; decisions stored as two 32-bit words.
+// Butterfly i of one step with constant labels; its two decision masks are appended to acc.
 template <unsigned i>
 __attribute__((always_inline)) inline void fly(__m256i m0, __m256i m1, const step_bm& b, __m256i& lo, __m256i& hi,
-                                              std::uint32_t* d) {
+                                              __m256i& acc) {
     const __m256i bv = b.v[can_label(i)], bc = b.v[can_label(i) ^ 3u];
     const __m256i x0 = _mm256_adds_epu8(m0, bv), x1 = _mm256_adds_epu8(m1, bc);
     const __m256i y0 = _mm256_adds_epu8(m0, bc), y1 = _mm256_adds_epu8(m1, bv);
     lo = _mm256_min_epu8(x0, x1);
     hi = _mm256_min_epu8(y0, y1);
-    d[2 * i] = static_cast<std::uint32_t>(_mm256_movemask_epi8(dmask(lo, x0)));
-    d[2 * i + 1] = static_cast<std::uint32_t>(_mm256_movemask_epi8(dmask(hi, y0)));
+    acc = push(push(acc, _mm256_cmpeq_epi8(lo, x0)), _mm256_cmpeq_epi8(hi, y0));
 }
+
+struct dec_acc {
+    __m256i p, r, uv;  // see two_steps
+};
 
 template <int mode, unsigned q>
 __attribute__((always_inline)) inline void quad_fast(const __m256i* cur, __m256i* nxt, const step_bm& b0,
-                                                    const step_bm& b1, std::uint32_t* d0, std::uint32_t* d1,
-                                                    __m256i& mn, __m256i pend) {
+                                                    const step_bm& b1, __m256i* d0, __m256i* d1, __m256i& mn,
+                                                    __m256i pend, dec_acc& acc) {
     __m256i p_lo, p_hi, r_lo, r_hi, u_lo, u_hi, v_lo, v_hi;
-    fly<q>(_mm256_load_si256(cur + q), _mm256_load_si256(cur + q + 32), b0, p_lo, p_hi, d0);
-    fly<q + 16>(_mm256_load_si256(cur + q + 16), _mm256_load_si256(cur + q + 48), b0, r_lo, r_hi, d0);
-    fly<2 * q>(p_lo, r_lo, b1, u_lo, u_hi, d1);
-    fly<2 * q + 1>(p_hi, r_hi, b1, v_lo, v_hi, d1);
+    if constexpr (q % 4 == 0) acc.p = acc.r = _mm256_setzero_si256();
+    if constexpr (q % 2 == 0) acc.uv = _mm256_setzero_si256();
+    fly<q>(_mm256_load_si256(cur + q), _mm256_load_si256(cur + q + 32), b0, p_lo, p_hi, acc.p);
+    fly<q + 16>(_mm256_load_si256(cur + q + 16), _mm256_load_si256(cur + q + 48), b0, r_lo, r_hi, acc.r);
+    if constexpr (q % 4 == 3) {
+        store_dec(d0, q / 4, acc.p);
+        store_dec(d0, 4 + q / 4, acc.r);
+    }
+    fly<2 * q>(p_lo, r_lo, b1, u_lo, u_hi, acc.uv);
+    fly<2 * q + 1>(p_hi, r_hi, b1, v_lo, v_hi, acc.uv);
+    if constexpr (q % 2 == 1) store_dec(d1, q / 2, acc.uv);
     if constexpr (mode == 1) {
         mn = _mm256_min_epu8(mn, _mm256_min_epu8(_mm256_min_epu8(u_lo, u_hi), _mm256_min_epu8(v_lo, v_hi)));
     } else if constexpr (mode == 2) {
@@ -178,19 +207,19 @@ __attribute__((always_inline)) inline void quad_fast(const __m256i* cur, __m256i
 
 template <int mode, unsigned... q>
 __attribute__((always_inline)) inline void two_steps_fast_impl(const __m256i* cur, __m256i* nxt, const step_bm& b0,
-                                                              const step_bm& b1, std::uint32_t* d0,
-                                                              std::uint32_t* d1, __m256i& pend,
-                                                              std::integer_sequence<unsigned, q...>) {
+                                                              const step_bm& b1, __m256i* d0, __m256i* d1,
+                                                              __m256i& pend, std::integer_sequence<unsigned, q...>) {
     __m256i mn = _mm256_set1_epi8(-1);
-    (quad_fast<mode, q>(cur, nxt, b0, b1, d0, d1, mn, pend), ...);
+    dec_acc acc;
+    (quad_fast<mode, q>(cur, nxt, b0, b1, d0, d1, mn, pend, acc), ...);
     if constexpr (mode == 1) pend = mn;
 }
 
 template <int mode>
-void two_steps_fast(const __m256i* cur, __m256i* nxt, const __m256i* b, const unsigned* m, std::uint32_t* d0,
+void two_steps_fast(const __m256i* cur, __m256i* nxt, const __m256i* b, const unsigned* m, __m256i* d0,
                     __m256i& pend) {
     const step_bm b0 = load_bm(b, m), b1 = load_bm(b + 4, m);
-    two_steps_fast_impl<mode>(cur, nxt, b0, b1, d0, d0 + 64, pend, std::make_integer_sequence<unsigned, 16>{});
+    two_steps_fast_impl<mode>(cur, nxt, b0, b1, d0, d0 + 8, pend, std::make_integer_sequence<unsigned, 16>{});
 }
 
 // The relabelling m with idx[i] == m[can_label(i)] for every i, if there is one.
@@ -210,7 +239,7 @@ bool canonical_map(const std::uint8_t* idx, unsigned* m) {
 }  // namespace
 
 void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
-                    std::uint32_t* decisions) {
+                    std::uint8_t* decisions) {
     alignas(32) std::uint8_t buf[64 * n_lanes];
     __m256i* cur = reinterpret_cast<__m256i*>(st.metric);
     __m256i* nxt = reinterpret_cast<__m256i*>(buf);
@@ -227,9 +256,10 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
         nxt = tmp;
     };
     const auto* b = reinterpret_cast<const __m256i*>(bm);
+    auto* dec = reinterpret_cast<__m256i*>(decisions);  // 8 vectors per row
     std::size_t t = 0;
     if ((step & 1u) && steps) {
-        one_step(cur, nxt, b, off, offc, decisions, pend, step);
+        one_step(cur, nxt, b, off, offc, dec, pend, step);
         ++step;
         ++t;
         swap();
@@ -238,7 +268,7 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
     if (canonical_map(idx, m)) {
         for (; t + 2 <= steps; t += 2, step += 2) {
             const unsigned phase1 = static_cast<unsigned>((step + 1) & 7u);
-            std::uint32_t* d0 = decisions + 64 * t;
+            __m256i* d0 = dec + 8 * t;
             if (phase1 == 3) two_steps_fast<1>(cur, nxt, b + 4 * t, m, d0, pend);
             else if (phase1 == 7) two_steps_fast<2>(cur, nxt, b + 4 * t, m, d0, pend);
             else two_steps_fast<0>(cur, nxt, b + 4 * t, m, d0, pend);
@@ -247,15 +277,15 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
     }
     for (; t + 2 <= steps; t += 2, step += 2) {
         const __m256i* b0 = b + 4 * t;
-        std::uint32_t* d0 = decisions + 64 * t;
+        __m256i* d0 = dec + 8 * t;
         const unsigned phase1 = static_cast<unsigned>((step + 1) & 7u);
-        if (phase1 == 3) two_steps<1>(cur, nxt, b0, b0 + 4, off, offc, d0, d0 + 64, pend);
-        else if (phase1 == 7) two_steps<2>(cur, nxt, b0, b0 + 4, off, offc, d0, d0 + 64, pend);
-        else two_steps<0>(cur, nxt, b0, b0 + 4, off, offc, d0, d0 + 64, pend);
+        if (phase1 == 3) two_steps<1>(cur, nxt, b0, b0 + 4, off, offc, d0, d0 + 8, pend);
+        else if (phase1 == 7) two_steps<2>(cur, nxt, b0, b0 + 4, off, offc, d0, d0 + 8, pend);
+        else two_steps<0>(cur, nxt, b0, b0 + 4, off, offc, d0, d0 + 8, pend);
         swap();
     }
     if (t < steps) {
-        one_step(cur, nxt, b + 4 * t, off, offc, decisions + 64 * t, pend, step);
+        one_step(cur, nxt, b + 4 * t, off, offc, dec + 8 * t, pend, step);
         ++step;
         swap();
     }
@@ -264,59 +294,179 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
     st.step = step;
 }
 
-void lanes_traceback_avx2(const std::uint32_t* dec, const lanes_trace_plan& plan, std::uint32_t* words) {
-    // 8 lanes per register, four groups. Per row only the masked gather of
-    // each lane's decision word and 4 logic ops are on the dependency chain;
-    // the row offsets, masks and lane bits come from the loop counter.
-    // Rows and counts stay below 2^31, so signed compares are exact.
-    __m256i st[4], acc[4], own_bit[4], src_bit[4], top[4], lift[4], cross[4], delta64[4];
-    std::int64_t rows = 0;
-    for (unsigned l = 0; l < n_lanes; ++l) rows = std::max<std::int64_t>(rows, std::int64_t{plan.top[l]} + plan.lift[l]);
-    const __m256i one = _mm256_set1_epi32(1);
-    for (unsigned g = 0; g < 4; ++g) {
-        auto ld = [g](const std::uint32_t* a) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(a + 8 * g)); };
-        st[g] = ld(plan.end_state);
-        acc[g] = _mm256_setzero_si256();
-        own_bit[g] = _mm256_sllv_epi32(
-            one, _mm256_setr_epi32(8 * g, 8 * g + 1, 8 * g + 2, 8 * g + 3, 8 * g + 4, 8 * g + 5, 8 * g + 6, 8 * g + 7));
-        src_bit[g] = _mm256_sllv_epi32(one, ld(plan.src));
-        top[g] = ld(plan.top);
-        lift[g] = ld(plan.lift);
-        cross[g] = ld(plan.cross);
-        delta64[g] = _mm256_slli_epi32(ld(plan.delta), 6);
+namespace {
+
+// One traceback step of all 32 lanes (one per byte) over one decision row.
+// A lane's state s (0..63) is carried split: base = s & 31 and a flag byte f
+// whose bit 7 is set when s & 32 is clear. Each lane's group byte is
+// selected by state bits 3, 4 (blends on masks from base) and 5 (a blend on
+// f), and its bit by bits 0..2; the new flag (bit set: the predecessor
+// without the high bit) is the only value the next step's last blend waits
+// for. Bits 0..4 of the next state are s >> 1 and do not wait for this
+// step's decision, so the loop-carried chain is ~3 single-cycle operations
+// per row instead of the whole select. No gathers.
+struct trace_consts {
+    __m256i pow2 = _mm256_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32,
+                                    64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+    __m256i low4 = _mm256_set1_epi8(0x0f);
+    __m256i low5 = _mm256_set1_epi8(0x1f);
+    __m256i c16 = _mm256_set1_epi8(16);
+    __m256i c32 = _mm256_set1_epi8(32);
+    __m256i c127 = _mm256_set1_epi8(127);
+};
+
+struct trace_state {
+    __m256i base, f;
+};
+
+__attribute__((always_inline)) inline trace_state split_state(__m256i s, const trace_consts& k) {
+    return {_mm256_and_si256(s, k.low5), _mm256_cmpeq_epi8(_mm256_and_si256(s, k.c32), _mm256_setzero_si256())};
+}
+
+__attribute__((always_inline)) inline __m256i join_state(trace_state t, const trace_consts& k) {
+    return _mm256_blendv_epi8(_mm256_or_si256(t.base, k.c32), t.base, t.f);
+}
+
+__attribute__((always_inline)) inline trace_state trace_row(const std::uint8_t* dec, std::size_t u, trace_state t,
+                                                           const trace_consts& k) {
+    const auto* row = reinterpret_cast<const __m256i*>(dec + dec_row_bytes * u);
+    // 16-bit shifts: each byte's bit 7 comes from its own byte (base < 32).
+    const __m256i m3 = _mm256_slli_epi16(t.base, 4), m4 = _mm256_slli_epi16(t.base, 3);
+    const __m256i a0 = _mm256_blendv_epi8(_mm256_loadu_si256(row + 0), _mm256_loadu_si256(row + 1), m3);
+    const __m256i a1 = _mm256_blendv_epi8(_mm256_loadu_si256(row + 2), _mm256_loadu_si256(row + 3), m3);
+    const __m256i a2 = _mm256_blendv_epi8(_mm256_loadu_si256(row + 4), _mm256_loadu_si256(row + 5), m3);
+    const __m256i a3 = _mm256_blendv_epi8(_mm256_loadu_si256(row + 6), _mm256_loadu_si256(row + 7), m3);
+    const __m256i b0 = _mm256_blendv_epi8(a0, a1, m4), b1 = _mm256_blendv_epi8(a2, a3, m4);
+    const __m256i g = _mm256_blendv_epi8(b1, b0, t.f);  // f set: bit 5 clear, groups 0..3
+    const __m256i bit = _mm256_shuffle_epi8(k.pow2, t.base);  // 1 << (s & 7); base < 32 keeps bit 7 clear
+    // Nonzero (bit set) -> >= 128: bit 7 is the decision.
+    const __m256i f = _mm256_adds_epu8(_mm256_and_si256(g, bit), k.c127);
+    // s >> 1: bits 1..4 of base, and bit 5 of s (f clear) into bit 4.
+    const __m256i half = _mm256_and_si256(_mm256_srli_epi16(t.base, 1), k.low4);
+    return {_mm256_blendv_epi8(_mm256_or_si256(half, k.c16), half, t.f), f};
+}
+
+// Byte lanes whose value in `v` equals b, as a blend mask.
+__attribute__((always_inline)) inline __m256i lanes_at(const std::uint32_t* v, std::uint32_t b) {
+    alignas(32) std::uint8_t m[n_lanes];
+    for (unsigned l = 0; l < n_lanes; ++l) m[l] = v[l] == b ? 0xff : 0;
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+}
+
+__attribute__((always_inline)) inline __m256i bytes_of(const std::uint32_t* v) {
+    alignas(32) std::uint8_t m[n_lanes];
+    for (unsigned l = 0; l < n_lanes; ++l) m[l] = static_cast<std::uint8_t>(v[l]);
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+}
+
+// 32 rows of lane bit words (slot i = row 32k + 31 - i, bit L = lane L) ->
+// one word per lane (row 32k + i in bit 31 - i): a 32 x 32 bit transpose as a
+// byte transpose followed by 32 movemasks.
+void store_words(const std::uint32_t* slots, std::uint32_t* out) {
+    const __m256i by_byte = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5,
+                                             9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m256i pair = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i v[4];
+    for (unsigned m = 0; m < 4; ++m)  // qword b of v[m]: byte b of slots 8m .. 8m + 7
+        v[m] = _mm256_permutevar8x32_epi32(
+            _mm256_shuffle_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(slots + 8 * m)), by_byte), pair);
+    const __m256i t0 = _mm256_unpacklo_epi64(v[0], v[1]), t1 = _mm256_unpackhi_epi64(v[0], v[1]);
+    const __m256i t2 = _mm256_unpacklo_epi64(v[2], v[3]), t3 = _mm256_unpackhi_epi64(v[2], v[3]);
+    const __m256i x[4] = {_mm256_permute2x128_si256(t0, t2, 0x20), _mm256_permute2x128_si256(t1, t3, 0x20),
+                          _mm256_permute2x128_si256(t0, t2, 0x31), _mm256_permute2x128_si256(t1, t3, 0x31)};
+    for (unsigned b = 0; b < 4; ++b) {  // x[b] byte i: byte b (lanes 8b .. 8b + 7) of slot i
+        out[8 * b + 7] = static_cast<std::uint32_t>(_mm256_movemask_epi8(x[b]));
+        out[8 * b + 6] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(x[b], 1)));
+        out[8 * b + 5] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(x[b], 2)));
+        out[8 * b + 4] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(x[b], 3)));
+        out[8 * b + 3] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(x[b], 4)));
+        out[8 * b + 2] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(x[b], 5)));
+        out[8 * b + 1] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(x[b], 6)));
+        out[8 * b + 0] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(x[b], 7)));
     }
-    const __m256i minus1 = _mm256_set1_epi32(-1);
-    const __m256i c32 = _mm256_set1_epi32(32);
-    const auto* base = reinterpret_cast<const int*>(dec);
-    for (std::int64_t u = rows; u-- > std::int64_t{plan.bottom};) {
-        if (u >= 16) {
-            // The rows are read backwards and the gathers form a dependency
-            // chain: fetch the row 16 steps ahead (large batches overflow L2).
-            const char* p = reinterpret_cast<const char*>(dec + 64 * (u - 16));
-            for (unsigned k = 0; k < 4; ++k) _mm_prefetch(p + 64 * k, _MM_HINT_T0);
+}
+
+// Inserts b into the descending list ev[0, n) unless it is there; returns the new count.
+unsigned insert_desc(std::uint32_t* ev, unsigned n, std::uint32_t b) {
+    unsigned i = 0;
+    while (i < n && ev[i] > b) ++i;
+    if (i < n && ev[i] == b) return n;
+    for (unsigned j = n; j > i; --j) ev[j] = ev[j - 1];
+    ev[i] = b;
+    return n + 1;
+}
+
+// Adds the values v[l] (lanes with use[l]) that lie in (lo, hi] to the descending list.
+unsigned collect(const std::uint32_t* v, const bool* use, std::uint32_t lo, std::uint32_t hi, std::uint32_t* ev,
+                 unsigned n) {
+    for (unsigned l = 0; l < n_lanes; ++l)
+        if (use[l] && v[l] > lo && v[l] <= hi) n = insert_desc(ev, n, v[l]);
+    return n;
+}
+
+}  // namespace
+
+void lanes_traceback_avx2(const std::uint8_t* dec, const lanes_trace_plan& plan, std::uint32_t* words) {
+    const trace_consts k;
+    alignas(32) std::uint8_t captured[n_lanes] = {};
+    // Tail pass.
+    bool active[n_lanes];
+    std::uint32_t hi = 0, lo = ~0u;
+    for (unsigned l = 0; l < n_lanes; ++l) {
+        active[l] = plan.tail_hi[l] != plan.tail_lo[l];
+        if (!active[l]) continue;
+        hi = std::max(hi, plan.tail_hi[l]);
+        lo = std::min(lo, plan.tail_lo[l]);
+    }
+    if (hi > 0) {
+        std::uint32_t ev[2 * n_lanes + 1];
+        // Every boundary where some lane starts or is captured, plus lo itself.
+        unsigned n = collect(plan.tail_hi, active, lo, hi, ev, 0);
+        n = collect(plan.tail_lo, active, lo, hi, ev, n);
+        ev[n++] = lo;  // below every collected value
+        const __m256i start = bytes_of(plan.tail_state);
+        trace_state t = split_state(_mm256_setzero_si256(), k);
+        __m256i cap = _mm256_setzero_si256();
+        std::uint32_t b = hi;
+        std::uint32_t hi_masked[n_lanes], lo_masked[n_lanes];
+        for (unsigned l = 0; l < n_lanes; ++l) {
+            hi_masked[l] = active[l] ? plan.tail_hi[l] : ~0u;
+            lo_masked[l] = active[l] ? plan.tail_lo[l] : ~0u;
         }
-        const __m256i uv = _mm256_set1_epi32(static_cast<int>(u));
-        for (unsigned g = 0; g < 4; ++g) {
-            acc[g] = _mm256_or_si256(_mm256_srli_epi32(acc[g], 1), _mm256_slli_epi32(_mm256_and_si256(st[g], one), 31));
-            const __m256i t = _mm256_sub_epi32(uv, lift[g]);
-            const __m256i active = _mm256_and_si256(_mm256_cmpgt_epi32(top[g], t), _mm256_cmpgt_epi32(t, minus1));
-            const __m256i crossed = _mm256_cmpgt_epi32(_mm256_add_epi32(t, one), cross[g]);  // t >= cross
-            // Lanes without a row here read row 0 (masked off anyway): every address stays inside dec.
-            const __m256i row = _mm256_and_si256(
-                _mm256_sub_epi32(_mm256_slli_epi32(t, 6), _mm256_and_si256(crossed, delta64[g])), active);
-            const __m256i bit = _mm256_blendv_epi8(own_bit[g], src_bit[g], crossed);
-            const __m256i w =
-                _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), base, _mm256_add_epi32(row, st[g]), active, 4);
-            // Bit clear (or no row): the predecessor with the high bit.
-            const __m256i high = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(w, bit), _mm256_setzero_si256()), c32);
-            st[g] = _mm256_or_si256(_mm256_srli_epi32(st[g], 1), high);
+        for (unsigned e = 0; e < n; ++e) {
+            for (; b > ev[e]; --b) t = trace_row(dec, b - 1, t, k);
+            const __m256i s = _mm256_blendv_epi8(join_state(t, k), start, lanes_at(hi_masked, b));
+            cap = _mm256_blendv_epi8(cap, s, lanes_at(lo_masked, b));
+            t = split_state(s, k);
         }
-        if ((u & 31) == 0)
-            for (unsigned g = 0; g < 4; ++g) {
-                _mm256_storeu_si256(reinterpret_cast<__m256i*>(words + n_lanes * static_cast<std::size_t>(u >> 5) + 8 * g),
-                                    acc[g]);
-                acc[g] = _mm256_setzero_si256();
+        _mm256_store_si256(reinterpret_cast<__m256i*>(captured), cap);
+    }
+    // Own pass.
+    std::uint32_t top = 0;
+    for (unsigned l = 0; l < n_lanes; ++l) top = std::max(top, plan.own_top[l]);
+    if (top <= plan.bottom) return;
+    std::uint32_t own[n_lanes];
+    for (unsigned l = 0; l < n_lanes; ++l) own[l] = plan.own_src[l] < n_lanes ? captured[plan.own_src[l]] : plan.own_state[l];
+    const __m256i start = bytes_of(own);
+    bool all[n_lanes];
+    std::fill(all, all + n_lanes, true);
+    std::uint32_t ev[n_lanes + 1];
+    unsigned n = collect(plan.own_top, all, plan.bottom, top, ev, 0);
+    ev[n++] = plan.bottom;
+    alignas(32) std::uint32_t slots[32] = {};
+    trace_state t = split_state(_mm256_setzero_si256(), k);
+    std::uint32_t b = top;
+    for (unsigned e = 0; e < n; ++e) {
+        for (; b > ev[e]; --b) {
+            const std::uint32_t u = b - 1;
+            slots[31 - (u & 31)] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(t.base, 7)));
+            t = trace_row(dec, u, t, k);
+            if ((u & 31) == 0) {
+                store_words(slots, words + n_lanes * static_cast<std::size_t>(u >> 5));
+                std::fill(slots, slots + 32, 0u);
             }
+        }
+        if (b > plan.bottom) t = split_state(_mm256_blendv_epi8(join_state(t, k), start, lanes_at(plan.own_top, b)), k);
     }
 }
 

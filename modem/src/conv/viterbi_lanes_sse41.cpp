@@ -45,35 +45,49 @@ __attribute__((always_inline)) inline void store2(__m128i* p, v2 v) {
     _mm_store_si128(p, v.a);
     _mm_store_si128(p + 1, v.b);
 }
+__attribute__((always_inline)) inline void storeu2(__m128i* p, v2 v) {
+    _mm_storeu_si128(p, v.a);
+    _mm_storeu_si128(p + 1, v.b);
+}
 __attribute__((always_inline)) inline v2 adds2(v2 x, v2 y) { return {_mm_adds_epu8(x.a, y.a), _mm_adds_epu8(x.b, y.b)}; }
 __attribute__((always_inline)) inline v2 min2(v2 x, v2 y) { return {_mm_min_epu8(x.a, y.a), _mm_min_epu8(x.b, y.b)}; }
 __attribute__((always_inline)) inline v2 subs2(v2 x, v2 y) { return {_mm_subs_epu8(x.a, y.a), _mm_subs_epu8(x.b, y.b)}; }
-__attribute__((always_inline)) inline std::uint32_t eqmask(v2 x, v2 y) {
-    return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x.a, y.a))) |
-           (static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x.b, y.b))) << 16);
+__attribute__((always_inline)) inline v2 eq2(v2 x, v2 y) { return {_mm_cmpeq_epi8(x.a, y.a), _mm_cmpeq_epi8(x.b, y.b)}; }
+// Appends one decision mask (0x00 / 0xff bytes) to a byte of 8 decision bits:
+// the k-th of 8 appends ends in bit k - 1 (pavgb halves and puts the mask's
+// bit on top; the rounding term stays 0 until the 9th append).
+__attribute__((always_inline)) inline v2 push2(v2 acc, v2 mask) {
+    return {_mm_avg_epu8(acc.a, mask.a), _mm_avg_epu8(acc.b, mask.b)};
 }
 
 struct butterfly_out {
     v2 lo, hi;
-    std::uint64_t dec;
+    v2 dlo, dhi;  // decision masks of new states 2i, 2i + 1
 };
 
 __attribute__((always_inline)) inline butterfly_out butterfly(v2 m0, v2 m1, v2 bv, v2 bc) {
     const v2 x0 = adds2(m0, bv), x1 = adds2(m1, bc);
     const v2 y0 = adds2(m0, bc), y1 = adds2(m1, bv);
     const v2 nx = min2(x0, x1), ny = min2(y0, y1);
-    return {nx, ny, eqmask(nx, x0) | (static_cast<std::uint64_t>(eqmask(ny, y0)) << 32)};
+    return {nx, ny, eq2(nx, x0), eq2(ny, y0)};
 }
 
-// State s of the metrics at p[2s], p[2s + 1]; branch metric e of a step at b[2e].
+// State s of the metrics at p[2s], p[2s + 1]; branch metric e of a step at b[2e];
+// decision group g of a row at d[2g], d[2g + 1].
 void one_step(const __m128i* cur, __m128i* nxt, const __m128i* b, const unsigned* off, const unsigned* offc,
-              std::uint32_t* d, v2& pend, std::uint64_t step) {
+              __m128i* d, v2& pend, std::uint64_t step) {
+    const v2 zero = {_mm_setzero_si128(), _mm_setzero_si128()};
+    v2 acc = zero;
     for (unsigned i = 0; i < 32; ++i) {
         const butterfly_out o = butterfly(load2(cur + 2 * i), load2(cur + 2 * (i + 32)), loadu2(b + off[i]),
                                           loadu2(b + offc[i]));
         store2(nxt + 4 * i, o.lo);
         store2(nxt + 4 * i + 2, o.hi);
-        std::memcpy(d + 2 * i, &o.dec, 8);  // little endian: words 2i, 2i + 1
+        acc = push2(push2(acc, o.dlo), o.dhi);
+        if (i % 4 == 3) {
+            storeu2(d + 2 * (i / 4), acc);
+            acc = zero;
+        }
     }
     const unsigned phase = static_cast<unsigned>(step & 7u);
     if (phase == 3) {
@@ -88,19 +102,32 @@ void one_step(const __m128i* cur, __m128i* nxt, const __m128i* b, const unsigned
 // Two steps with the middle metrics in registers (see lanes_acs_avx2).
 template <int mode>
 void two_steps(const __m128i* cur, __m128i* nxt, const __m128i* b0, const __m128i* b1, const unsigned* off,
-               const unsigned* offc, std::uint32_t* d0, std::uint32_t* d1, v2& pend) {
+               const unsigned* offc, __m128i* d0, __m128i* d1, v2& pend) {
+    const v2 zero = {_mm_setzero_si128(), _mm_setzero_si128()};
     v2 mn = {_mm_set1_epi8(-1), _mm_set1_epi8(-1)};
+    v2 acc_p = zero, acc_r = zero, acc_uv = zero;
     for (unsigned q = 0; q < 16; ++q) {
         const butterfly_out p = butterfly(load2(cur + 2 * q), load2(cur + 2 * (q + 32)), loadu2(b0 + off[q]),
                                           loadu2(b0 + offc[q]));
         const butterfly_out r = butterfly(load2(cur + 2 * (q + 16)), load2(cur + 2 * (q + 48)),
                                           loadu2(b0 + off[q + 16]), loadu2(b0 + offc[q + 16]));
-        std::memcpy(d0 + 2 * q, &p.dec, 8);
-        std::memcpy(d0 + 2 * q + 32, &r.dec, 8);
+        // First step: states 2q, 2q + 1 (group q / 4) and 2q + 32, 2q + 33 (group 4 + q / 4).
+        acc_p = push2(push2(acc_p, p.dlo), p.dhi);
+        acc_r = push2(push2(acc_r, r.dlo), r.dhi);
+        if (q % 4 == 3) {
+            storeu2(d0 + 2 * (q / 4), acc_p);
+            storeu2(d0 + 2 * (4 + q / 4), acc_r);
+            acc_p = zero;
+            acc_r = zero;
+        }
         butterfly_out u = butterfly(p.lo, r.lo, loadu2(b1 + off[2 * q]), loadu2(b1 + offc[2 * q]));
         butterfly_out v = butterfly(p.hi, r.hi, loadu2(b1 + off[2 * q + 1]), loadu2(b1 + offc[2 * q + 1]));
-        std::memcpy(d1 + 4 * q, &u.dec, 8);
-        std::memcpy(d1 + 4 * q + 2, &v.dec, 8);
+        // Second step: states 4q .. 4q + 3 (group q / 2).
+        acc_uv = push2(push2(push2(push2(acc_uv, u.dlo), u.dhi), v.dlo), v.dhi);
+        if (q % 2 == 1) {
+            storeu2(d1 + 2 * (q / 2), acc_uv);
+            acc_uv = zero;
+        }
         if constexpr (mode == 1) {
             mn = min2(mn, min2(min2(u.lo, u.hi), min2(v.lo, v.hi)));
         } else if constexpr (mode == 2) {
@@ -120,7 +147,7 @@ void two_steps(const __m128i* cur, __m128i* nxt, const __m128i* b0, const __m128
 }  // namespace
 
 void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
-                     std::uint32_t* decisions) {
+                     std::uint8_t* decisions) {
     alignas(32) std::uint8_t buf[64 * n_lanes];
     __m128i* cur = reinterpret_cast<__m128i*>(st.metric);
     __m128i* nxt = reinterpret_cast<__m128i*>(buf);
@@ -137,24 +164,25 @@ void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_
         nxt = tmp;
     };
     const auto* b = reinterpret_cast<const __m128i*>(bm);
+    auto* dec = reinterpret_cast<__m128i*>(decisions);  // 16 vectors per row
     std::size_t t = 0;
     if ((step & 1u) && steps) {
-        one_step(cur, nxt, b, off, offc, decisions, pend, step);
+        one_step(cur, nxt, b, off, offc, dec, pend, step);
         ++step;
         ++t;
         swap();
     }
     for (; t + 2 <= steps; t += 2, step += 2) {
         const __m128i* b0 = b + 8 * t;
-        std::uint32_t* d0 = decisions + 64 * t;
+        __m128i* d0 = dec + 16 * t;
         const unsigned phase1 = static_cast<unsigned>((step + 1) & 7u);
-        if (phase1 == 3) two_steps<1>(cur, nxt, b0, b0 + 8, off, offc, d0, d0 + 64, pend);
-        else if (phase1 == 7) two_steps<2>(cur, nxt, b0, b0 + 8, off, offc, d0, d0 + 64, pend);
-        else two_steps<0>(cur, nxt, b0, b0 + 8, off, offc, d0, d0 + 64, pend);
+        if (phase1 == 3) two_steps<1>(cur, nxt, b0, b0 + 8, off, offc, d0, d0 + 16, pend);
+        else if (phase1 == 7) two_steps<2>(cur, nxt, b0, b0 + 8, off, offc, d0, d0 + 16, pend);
+        else two_steps<0>(cur, nxt, b0, b0 + 8, off, offc, d0, d0 + 16, pend);
         swap();
     }
     if (t < steps) {
-        one_step(cur, nxt, b + 8 * t, off, offc, decisions + 64 * t, pend, step);
+        one_step(cur, nxt, b + 8 * t, off, offc, dec + 16 * t, pend, step);
         ++step;
         swap();
     }

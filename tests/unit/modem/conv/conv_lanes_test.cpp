@@ -76,7 +76,7 @@ TEST(viterbi_lanes, generic_lane_equals_single_trellis_reference) {
         lanes_state st;
         random_lanes_state(st, rng);
         const lanes_state st0 = st;
-        std::vector<std::uint32_t> dec(64 * steps);
+        std::vector<std::uint8_t> dec(dec_row_bytes * steps);
         lanes_acs_generic(st, idx, bm.data(), steps, dec.data());
         for (unsigned l = 0; l < n_lanes; ++l) {
             std::vector<std::int8_t> lp(2 * steps);
@@ -94,7 +94,8 @@ TEST(viterbi_lanes, generic_lane_equals_single_trellis_reference) {
             for (std::size_t t = 0; t < steps; ++t)
                 for (unsigned s = 0; s < 64; ++s) {
                     const unsigned q = ((s & 1u) << 5) | (s >> 1);  // bit of new state s in the single word
-                    ASSERT_EQ((dec[64 * t + s] >> l) & 1u, ((d[t] >> q) & 1u) ^ 1u) << "lane " << l << " step " << t;
+                    const unsigned lane_bit = (dec[dec_row_bytes * t + (s >> 3) * n_lanes + l] >> (s & 7u)) & 1u;
+                    ASSERT_EQ(lane_bit, ((d[t] >> q) & 1u) ^ 1u) << "lane " << l << " step " << t;
                 }
             for (unsigned s = 0; s < 64; ++s) ASSERT_EQ(ref.metric[s], st.metric[s * n_lanes + l]);
             ASSERT_EQ(ref.pending_min, st.pending_min[l]);
@@ -113,32 +114,34 @@ void conv_labels(conv_convention c, std::uint8_t* idx) {
     }
 }
 
+// Every lane traced from the top row, no tails.
 lanes_trace_plan plain_plan(std::size_t steps, std::mt19937_64& rng) {
     lanes_trace_plan p{};
     for (unsigned l = 0; l < n_lanes; ++l) {
-        p.end_state[l] = static_cast<std::uint32_t>(rng() % 64);
-        p.top[l] = p.cross[l] = static_cast<std::uint32_t>(steps);
-        p.src[l] = l;
+        p.own_state[l] = static_cast<std::uint32_t>(rng() % 64);
+        p.own_src[l] = n_lanes;
+        p.own_top[l] = static_cast<std::uint32_t>(steps);
     }
     return p;
 }
 
-// Every lane its own top, crossover, offset and tail lane (some idle), all
-// rows read inside [0, steps).
+// Tails and own starts at random boundaries (some lanes idle in either
+// pass, own passes starting from random lanes' tails), all rows read inside
+// [0, steps).
 lanes_trace_plan random_plan(std::size_t steps, std::mt19937_64& rng) {
     lanes_trace_plan p{};
     for (unsigned l = 0; l < n_lanes; ++l) {
-        p.end_state[l] = static_cast<std::uint32_t>(rng() % 64);
-        p.src[l] = static_cast<std::uint32_t>(rng() % n_lanes);
-        const std::size_t cross = rng() % (steps + 1);
-        const std::size_t top = rng() % 8 == 0 ? 0 : cross + 1 + rng() % steps;
-        const std::size_t dmin = top > steps ? top - steps : 0;
-        p.cross[l] = static_cast<std::uint32_t>(cross);
-        p.top[l] = static_cast<std::uint32_t>(top);
-        p.delta[l] = static_cast<std::uint32_t>(dmin + rng() % (cross - dmin + 1));
-        p.lift[l] = static_cast<std::uint32_t>(rng() % 40);
+        p.tail_state[l] = static_cast<std::uint32_t>(rng() % 64);
+        if (rng() % 4) {
+            const std::size_t a = rng() % (steps + 1), b = rng() % (steps + 1);
+            p.tail_hi[l] = static_cast<std::uint32_t>(std::max(a, b));
+            p.tail_lo[l] = static_cast<std::uint32_t>(std::min(a, b));
+        }
+        p.own_state[l] = static_cast<std::uint32_t>(rng() % 64);
+        p.own_src[l] = static_cast<std::uint32_t>(rng() % 2 ? rng() % n_lanes : n_lanes);
+        p.own_top[l] = static_cast<std::uint32_t>(rng() % 8 == 0 ? 0 : rng() % (steps + 1));
     }
-    p.bottom = static_cast<std::uint32_t>(32 * (rng() % 3));
+    p.bottom = static_cast<std::uint32_t>(32 * (rng() % (steps / 32 + 1)));
     return p;
 }
 
@@ -165,23 +168,23 @@ TEST_P(viterbi_lanes_isa, kernels_equal_generic_bit_for_bit) {
         lanes_state ref, got;
         random_lanes_state(ref, rng);
         got = ref;
-        std::vector<std::uint32_t> d_ref(64 * steps), d(64 * steps);
+        std::vector<std::uint8_t> d_ref(dec_row_bytes * steps), d(dec_row_bytes * steps);
         lanes_acs_generic(ref, idx, bm_ref.data(), steps, d_ref.data());
         // Uneven call sizes: renormalisation phase and pending minima carry across calls.
         const std::size_t split = rng() % (steps + 1);
         acs(got, idx, bm.data(), split, d.data());
-        acs(got, idx, bm.data() + 4 * n_lanes * split, steps - split, d.data() + 64 * split);
+        acs(got, idx, bm.data() + 4 * n_lanes * split, steps - split, d.data() + dec_row_bytes * split);
         ASSERT_EQ(d, d_ref) << "trial " << trial;
         ASSERT_EQ(std::memcmp(ref.metric, got.metric, sizeof ref.metric), 0);
         ASSERT_EQ(std::memcmp(ref.pending_min, got.pending_min, sizeof ref.pending_min), 0);
         ASSERT_EQ(ref.step, got.step);
         if (avx2) {
-            // Traceback over the same decisions: from the top row, and by a
-            // random plan with crossings into other lanes' rows.
-            for (int kind = 0; kind < 2; ++kind) {
+            // Traceback over the same decisions: from the top row, and by
+            // random plans with tails and starts at many boundaries.
+            for (int kind = 0; kind < 4; ++kind) {
                 const lanes_trace_plan plan = kind ? random_plan(steps, rng) : plain_plan(steps, rng);
                 std::size_t top = 0;
-                for (unsigned l = 0; l < n_lanes; ++l) top = std::max<std::size_t>(top, plan.top[l] + plan.lift[l]);
+                for (unsigned l = 0; l < n_lanes; ++l) top = std::max<std::size_t>(top, plan.own_top[l]);
                 const std::size_t rows = (top + 31) / 32;  // rows below plan.bottom / 32 stay 0 in both
                 std::vector<std::uint32_t> w_ref(rows * n_lanes, 0), w(rows * n_lanes, 0);
                 lanes_traceback_generic(d_ref.data(), plan, w_ref.data());
