@@ -144,22 +144,23 @@ struct isa_kernels {
     lanes_branch_kernel lanes_branch;
     lanes_acs_kernel lanes_acs;
     lanes_traceback_kernel lanes_traceback;
+    lanes_transpose_kernel lanes_transpose;
 };
 
 isa_kernels kernels_for(isa level) {
     switch (level) {
 #if defined(__x86_64__)
     case isa::sse41:
-        return {isa::sse41, branch_sse41, acs_sse41, acs_twice<acs_sse41>, lanes_branch_sse41, lanes_acs_sse41,
-                lanes_traceback_generic};
+        return {isa::sse41,          branch_sse41,          acs_sse41,       acs_twice<acs_sse41>,
+                lanes_branch_sse41,  lanes_acs_sse41,       lanes_traceback_generic, lanes_transpose_sse41};
     case isa::avx2:
-        return {isa::avx2, branch_sse41, acs_avx2, acs_dual_avx2, lanes_branch_avx2, lanes_acs_avx2,
-                lanes_traceback_avx2};
+        return {isa::avx2,        branch_sse41,   acs_avx2,             acs_dual_avx2,
+                lanes_branch_avx2, lanes_acs_avx2, lanes_traceback_avx2, lanes_transpose_avx2};
 #endif
     default:
         return {isa::generic,          branch_generic,       acs_generic,
                 acs_twice<acs_generic>, lanes_branch_generic, lanes_acs_generic,
-                lanes_traceback_generic};
+                lanes_traceback_generic, lanes_transpose_generic};
     }
 }
 
@@ -285,13 +286,18 @@ public:
                 if (jobs[l].end_state < 0 && jobs[l].probe_row == row) start[l] = best[jobs[l].probe_lane];
         };
         for (std::size_t c = 0; c < steps;) {
-            std::size_t k = std::min(lanes_chunk, steps - c);
-            if (next < np) k = std::min(k, probes[next] - c);
-            transpose_pairs(src, c, k, pairs_.data());
+            const std::size_t k = std::min(lanes_chunk, steps - c);
+            k_.lanes_transpose(src, c, k, pairs_.data());
             k_.lanes_branch(pairs_.data(), k, bm_.data());
-            k_.lanes_acs(st_, idx, bm_.data(), k, dec_.data() + dec_row_bytes * c);
+            // The ACS stops at every probe row inside the chunk.
+            for (std::size_t done = 0; done < k;) {
+                std::size_t m = k - done;
+                if (next < np) m = std::min(m, probes[next] - (c + done));
+                k_.lanes_acs(st_, idx, bm_.data() + 4 * n_lanes * done, m, dec_.data() + dec_row_bytes * (c + done));
+                done += m;
+                if (next < np && probes[next] == c + done) take_probe(probes[next++]);
+            }
             c += k;
-            if (next < np && probes[next] == c) take_probe(probes[next++]);
         }
         // A job whose traceback starts past its own window (top > cross) runs
         // that tail in the tail pass, in the byte lane of the next segment
@@ -326,40 +332,10 @@ public:
     }
 
 private:
-    // Steps [c, c + k) of the 32 lanes' pair streams -> [step][lane][2].
-    static void transpose_pairs(const std::int8_t* const* src, std::size_t c, std::size_t k, std::int8_t* dst) {
-        std::size_t t = 0;
-#if defined(__x86_64__)
-        // 8 lanes x 8 steps of 16-bit pairs at a time (SSE2, a pure data move).
-        for (; t + 8 <= k; t += 8)
-            for (unsigned g = 0; g < n_lanes / 8; ++g) {
-                __m128i r[8];
-                for (unsigned i = 0; i < 8; ++i)
-                    r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[8 * g + i] + 2 * (c + t)));
-                const __m128i a0 = _mm_unpacklo_epi16(r[0], r[1]), a1 = _mm_unpackhi_epi16(r[0], r[1]);
-                const __m128i a2 = _mm_unpacklo_epi16(r[2], r[3]), a3 = _mm_unpackhi_epi16(r[2], r[3]);
-                const __m128i a4 = _mm_unpacklo_epi16(r[4], r[5]), a5 = _mm_unpackhi_epi16(r[4], r[5]);
-                const __m128i a6 = _mm_unpacklo_epi16(r[6], r[7]), a7 = _mm_unpackhi_epi16(r[6], r[7]);
-                const __m128i b0 = _mm_unpacklo_epi32(a0, a2), b1 = _mm_unpackhi_epi32(a0, a2);
-                const __m128i b2 = _mm_unpacklo_epi32(a1, a3), b3 = _mm_unpackhi_epi32(a1, a3);
-                const __m128i b4 = _mm_unpacklo_epi32(a4, a6), b5 = _mm_unpackhi_epi32(a4, a6);
-                const __m128i b6 = _mm_unpacklo_epi32(a5, a7), b7 = _mm_unpackhi_epi32(a5, a7);
-                const __m128i out[8] = {_mm_unpacklo_epi64(b0, b4), _mm_unpackhi_epi64(b0, b4),
-                                        _mm_unpacklo_epi64(b1, b5), _mm_unpackhi_epi64(b1, b5),
-                                        _mm_unpacklo_epi64(b2, b6), _mm_unpackhi_epi64(b2, b6),
-                                        _mm_unpacklo_epi64(b3, b7), _mm_unpackhi_epi64(b3, b7)};
-                for (unsigned i = 0; i < 8; ++i)
-                    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * ((t + i) * n_lanes + 8 * g)), out[i]);
-            }
-#endif
-        for (; t < k; ++t)
-            for (unsigned l = 0; l < n_lanes; ++l) std::memcpy(dst + 2 * (t * n_lanes + l), src[l] + 2 * (c + t), 2);
-    }
-
     static constexpr std::size_t lanes_chunk = 64;
     isa_kernels k_;
     lanes_state st_;
-    std::vector<std::int8_t> pairs_;    // [chunk step][lane][2]
+    std::vector<std::int8_t> pairs_;    // [chunk step][symbol][lane]
     std::vector<std::uint8_t> bm_;      // [chunk step][4][lane]
     std::vector<std::uint8_t> dec_;     // [step][group][lane] decision bits (see viterbi_lanes.hpp)
     std::vector<std::uint32_t> words_;  // [step / 32][lane] traced-back bits, MSB first

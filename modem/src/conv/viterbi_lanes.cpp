@@ -9,8 +9,8 @@ namespace qlink::modem::conv_detail {
 void lanes_branch_generic(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm) {
     for (std::size_t t = 0; t < steps; ++t) {
         for (unsigned l = 0; l < n_lanes; ++l) {
-            const int l0 = std::max<int>(pairs[(t * n_lanes + l) * 2], -127);
-            const int l1 = std::max<int>(pairs[(t * n_lanes + l) * 2 + 1], -127);
+            const int l0 = std::max<int>(pairs[2 * n_lanes * t + l], -127);
+            const int l1 = std::max<int>(pairs[2 * n_lanes * t + n_lanes + l], -127);
             const int p0 = std::max(l0, 0), q0 = std::max(-l0, 0);
             const int p1 = std::max(l1, 0), q1 = std::max(-l1, 0);
             std::uint8_t* b = bm + t * 4 * n_lanes + l;
@@ -20,6 +20,14 @@ void lanes_branch_generic(const std::int8_t* pairs, std::size_t steps, std::uint
             b[3 * n_lanes] = static_cast<std::uint8_t>((p0 + p1) >> 2);
         }
     }
+}
+
+void lanes_transpose_generic(const std::int8_t* const* src, std::size_t c, std::size_t k, std::int8_t* dst) {
+    for (std::size_t t = 0; t < k; ++t)
+        for (unsigned l = 0; l < n_lanes; ++l) {
+            dst[2 * n_lanes * t + l] = src[l][2 * (c + t)];
+            dst[2 * n_lanes * t + n_lanes + l] = src[l][2 * (c + t) + 1];
+        }
 }
 
 void lanes_acs_generic(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,

@@ -1,7 +1,8 @@
 // Private interface of the across-lanes Viterbi kernels: 32 independent K=7 trellises, one per byte lane.
 //
 // Layouts (lane L = one independent trellis):
-// * soft pairs: [step][lane][2] int8 (first, second symbol of the step);
+// * soft pairs: [step][symbol][lane] int8 (first symbols of the 32 lanes,
+//   then their second symbols), so each is one vector per step;
 // * branch metrics: [step][e][lane] bytes, e = (c_first << 1) | c_second, the
 //   same (cost0 + cost1) >> 2 values as branch_generic;
 // * path metrics: [state][lane] bytes, same saturating ACS, tie rule and
@@ -33,6 +34,10 @@ struct lanes_state {
 };
 
 using lanes_branch_kernel = void (*)(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
+/// Steps [c, c + k) of 32 lanes' contiguous pair streams (src[l] + 2 * step)
+/// -> soft pairs (above). A pure data move.
+using lanes_transpose_kernel = void (*)(const std::int8_t* const* src, std::size_t c, std::size_t k,
+                                        std::int8_t* dst);
 using lanes_acs_kernel = void (*)(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm,
                                   std::size_t steps, std::uint8_t* decisions);
 
@@ -73,14 +78,17 @@ using lanes_traceback_kernel = void (*)(const std::uint8_t* dec, const lanes_tra
 
 void lanes_traceback_generic(const std::uint8_t* dec, const lanes_trace_plan& plan, std::uint32_t* words);
 void lanes_branch_generic(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
+void lanes_transpose_generic(const std::int8_t* const* src, std::size_t c, std::size_t k, std::int8_t* dst);
 void lanes_acs_generic(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
                        std::uint8_t* decisions);
 
 #if defined(__x86_64__)
 void lanes_branch_sse41(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
+void lanes_transpose_sse41(const std::int8_t* const* src, std::size_t c, std::size_t k, std::int8_t* dst);
 void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
                      std::uint8_t* decisions);
 void lanes_branch_avx2(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
+void lanes_transpose_avx2(const std::int8_t* const* src, std::size_t c, std::size_t k, std::int8_t* dst);
 void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
                     std::uint8_t* decisions);
 void lanes_traceback_avx2(const std::uint8_t* dec, const lanes_trace_plan& plan, std::uint32_t* words);

@@ -10,19 +10,13 @@
 namespace qlink::modem::conv_detail {
 
 void lanes_branch_avx2(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm) {
-    // Per 128-bit half: even bytes (first symbols) to the low 8, odd bytes to the high 8.
-    const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10,
-                                           12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
     const __m256i floor = _mm256_set1_epi8(-127);
     const __m256i zero = _mm256_setzero_si256();
     const __m256i low6 = _mm256_set1_epi8(0x3f);
     for (std::size_t t = 0; t < steps; ++t) {
         const auto* p = reinterpret_cast<const __m256i*>(pairs + t * 2 * n_lanes);
-        // a: lanes 0..15, b: lanes 16..31; quadwords reordered to [first | second] per register.
-        const __m256i a = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(_mm256_loadu_si256(p), split), 0xd8);
-        const __m256i b = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(_mm256_loadu_si256(p + 1), split), 0xd8);
-        const __m256i l0 = _mm256_max_epi8(_mm256_permute2x128_si256(a, b, 0x20), floor);
-        const __m256i l1 = _mm256_max_epi8(_mm256_permute2x128_si256(a, b, 0x31), floor);
+        const __m256i l0 = _mm256_max_epi8(_mm256_loadu_si256(p), floor);
+        const __m256i l1 = _mm256_max_epi8(_mm256_loadu_si256(p + 1), floor);
         const __m256i p0 = _mm256_max_epi8(l0, zero), q0 = _mm256_max_epi8(_mm256_sub_epi8(zero, l0), zero);
         const __m256i p1 = _mm256_max_epi8(l1, zero), q1 = _mm256_max_epi8(_mm256_sub_epi8(zero, l1), zero);
         // Sums are <= 254, so byte adds do not wrap; the 16-bit shift leaks bits across bytes, masked off.
@@ -35,6 +29,43 @@ void lanes_branch_avx2(const std::int8_t* pairs, std::size_t steps, std::uint8_t
         _mm256_storeu_si256(o + 2, quarter(p0, q1));
         _mm256_storeu_si256(o + 3, quarter(p0, p1));
     }
+}
+
+void lanes_transpose_avx2(const std::int8_t* const* src, std::size_t c, std::size_t k, std::int8_t* dst) {
+    std::size_t t = 0;
+    // 8 steps of 32 lanes at a time: two 16 x 16 byte transposes (lanes 0..15
+    // in the low halves, 16..31 in the high halves) in four rounds of unpacks.
+    for (; t + 8 <= k; t += 8) {
+        __m256i r[16], a[16];
+        for (unsigned i = 0; i < 16; ++i)
+            r[i] = _mm256_inserti128_si256(
+                _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src[i] + 2 * (c + t)))),
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[i + 16] + 2 * (c + t))), 1);
+        // Round 1: lanes 2i, 2i + 1 byte-interleaved; a[2i]: bytes 0..7, a[2i + 1]: bytes 8..15.
+        for (unsigned i = 0; i < 8; ++i) {
+            a[2 * i] = _mm256_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+            a[2 * i + 1] = _mm256_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+        }
+        // Round 2: lanes 4j .. 4j + 3; r[4j + h]: bytes 4h .. 4h + 3.
+        for (unsigned j = 0; j < 4; ++j)
+            for (unsigned h = 0; h < 2; ++h) {
+                r[4 * j + 2 * h] = _mm256_unpacklo_epi16(a[4 * j + h], a[4 * j + 2 + h]);
+                r[4 * j + 2 * h + 1] = _mm256_unpackhi_epi16(a[4 * j + h], a[4 * j + 2 + h]);
+            }
+        // Round 3: lanes 8j .. 8j + 7; a[8j + h]: bytes 2h, 2h + 1.
+        for (unsigned j = 0; j < 2; ++j)
+            for (unsigned h = 0; h < 4; ++h) {
+                a[8 * j + 2 * h] = _mm256_unpacklo_epi32(r[8 * j + h], r[8 * j + 4 + h]);
+                a[8 * j + 2 * h + 1] = _mm256_unpackhi_epi32(r[8 * j + h], r[8 * j + 4 + h]);
+            }
+        // Round 4: all 16 lanes; byte b = symbol b % 2 of step t + b / 2.
+        auto* o = reinterpret_cast<__m256i*>(dst + 2 * n_lanes * t);
+        for (unsigned h = 0; h < 8; ++h) {
+            _mm256_storeu_si256(o + 2 * h, _mm256_unpacklo_epi64(a[h], a[8 + h]));
+            _mm256_storeu_si256(o + 2 * h + 1, _mm256_unpackhi_epi64(a[h], a[8 + h]));
+        }
+    }
+    if (t < k) lanes_transpose_generic(src, c + t, k - t, dst + 2 * n_lanes * t);
 }
 
 namespace {

@@ -8,19 +8,15 @@
 namespace qlink::modem::conv_detail {
 
 void lanes_branch_sse41(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm) {
-    // Even bytes (first symbols) to the low 8, odd bytes to the high 8.
-    const __m128i split = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
     const __m128i floor = _mm_set1_epi8(-127);
     const __m128i zero = _mm_setzero_si128();
     const __m128i low6 = _mm_set1_epi8(0x3f);
     auto quarter = [&](__m128i x, __m128i y) { return _mm_and_si128(_mm_srli_epi16(_mm_add_epi8(x, y), 2), low6); };
     for (std::size_t t = 0; t < steps; ++t) {
         for (unsigned h = 0; h < 2; ++h) {
-            const auto* p = reinterpret_cast<const __m128i*>(pairs + t * 2 * n_lanes + h * n_lanes);
-            const __m128i a = _mm_shuffle_epi8(_mm_loadu_si128(p), split);
-            const __m128i b = _mm_shuffle_epi8(_mm_loadu_si128(p + 1), split);
-            const __m128i l0 = _mm_max_epi8(_mm_unpacklo_epi64(a, b), floor);
-            const __m128i l1 = _mm_max_epi8(_mm_unpackhi_epi64(a, b), floor);
+            const auto* p = reinterpret_cast<const __m128i*>(pairs + t * 2 * n_lanes + h * 16);
+            const __m128i l0 = _mm_max_epi8(_mm_loadu_si128(p), floor);
+            const __m128i l1 = _mm_max_epi8(_mm_loadu_si128(p + 2), floor);
             const __m128i p0 = _mm_max_epi8(l0, zero), q0 = _mm_max_epi8(_mm_sub_epi8(zero, l0), zero);
             const __m128i p1 = _mm_max_epi8(l1, zero), q1 = _mm_max_epi8(_mm_sub_epi8(zero, l1), zero);
             auto* o = reinterpret_cast<__m128i*>(bm + t * 4 * n_lanes + h * 16);
@@ -30,6 +26,39 @@ void lanes_branch_sse41(const std::int8_t* pairs, std::size_t steps, std::uint8_
             _mm_storeu_si128(o + 6, quarter(p0, p1));
         }
     }
+}
+
+void lanes_transpose_sse41(const std::int8_t* const* src, std::size_t c, std::size_t k, std::int8_t* dst) {
+    std::size_t t = 0;
+    // 8 steps of 16 lanes at a time: a 16 x 16 byte transpose in four rounds
+    // of unpacks (see lanes_transpose_avx2, which does both halves at once).
+    for (; t + 8 <= k; t += 8)
+        for (unsigned half = 0; half < 2; ++half) {
+            __m128i r[16], a[16];
+            for (unsigned i = 0; i < 16; ++i)
+                r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[16 * half + i] + 2 * (c + t)));
+            for (unsigned i = 0; i < 8; ++i) {
+                a[2 * i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+                a[2 * i + 1] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+            }
+            for (unsigned j = 0; j < 4; ++j)
+                for (unsigned h = 0; h < 2; ++h) {
+                    r[4 * j + 2 * h] = _mm_unpacklo_epi16(a[4 * j + h], a[4 * j + 2 + h]);
+                    r[4 * j + 2 * h + 1] = _mm_unpackhi_epi16(a[4 * j + h], a[4 * j + 2 + h]);
+                }
+            for (unsigned j = 0; j < 2; ++j)
+                for (unsigned h = 0; h < 4; ++h) {
+                    a[8 * j + 2 * h] = _mm_unpacklo_epi32(r[8 * j + h], r[8 * j + 4 + h]);
+                    a[8 * j + 2 * h + 1] = _mm_unpackhi_epi32(r[8 * j + h], r[8 * j + 4 + h]);
+                }
+            std::int8_t* o = dst + 2 * n_lanes * t + 16 * half;
+            for (unsigned h = 0; h < 8; ++h) {
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 2 * n_lanes * h), _mm_unpacklo_epi64(a[h], a[8 + h]));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 2 * n_lanes * h + n_lanes),
+                                 _mm_unpackhi_epi64(a[h], a[8 + h]));
+            }
+        }
+    if (t < k) lanes_transpose_generic(src, c + t, k - t, dst + 2 * n_lanes * t);
 }
 
 namespace {

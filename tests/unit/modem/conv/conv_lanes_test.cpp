@@ -80,7 +80,10 @@ TEST(viterbi_lanes, generic_lane_equals_single_trellis_reference) {
         lanes_acs_generic(st, idx, bm.data(), steps, dec.data());
         for (unsigned l = 0; l < n_lanes; ++l) {
             std::vector<std::int8_t> lp(2 * steps);
-            for (std::size_t t = 0; t < steps; ++t) std::memcpy(&lp[2 * t], &pairs[2 * (t * n_lanes + l)], 2);
+            for (std::size_t t = 0; t < steps; ++t) {
+                lp[2 * t] = pairs[2 * n_lanes * t + l];
+                lp[2 * t + 1] = pairs[2 * n_lanes * t + n_lanes + l];
+            }
             std::vector<std::uint8_t> bm4(4 * steps);
             branch_generic(lp.data(), steps, bm4.data());
             for (std::size_t t = 0; t < steps; ++t)
@@ -151,10 +154,24 @@ TEST_P(viterbi_lanes_isa, kernels_equal_generic_bit_for_bit) {
     const bool avx2 = GetParam() == isa::avx2;
     const lanes_branch_kernel branch = avx2 ? lanes_branch_avx2 : lanes_branch_sse41;
     const lanes_acs_kernel acs = avx2 ? lanes_acs_avx2 : lanes_acs_sse41;
+    const lanes_transpose_kernel transpose = avx2 ? lanes_transpose_avx2 : lanes_transpose_sse41;
     std::mt19937_64 rng(42);
     for (int trial = 0; trial < 20; ++trial) {
         const std::size_t steps = 1 + rng() % 400;
         const auto pairs = garbage_llrs(2 * n_lanes * steps, rng);
+        {
+            // Transpose from 32 streams at random offsets (shared, overlapping), from a random step c.
+            const auto pool = garbage_llrs(2 * (steps + 64) * 4, rng);
+            const std::int8_t* src[n_lanes];
+            for (auto& p : src) p = pool.data() + 2 * (rng() % (3 * (steps + 64)));
+            const std::size_t c = rng() % 64;
+            std::vector<std::int8_t> t_ref(2 * n_lanes * steps), t_got(2 * n_lanes * steps);
+            lanes_transpose_generic(src, c, steps, t_ref.data());
+            transpose(src, c, steps, t_got.data());
+            ASSERT_EQ(t_got, t_ref) << "transpose, trial " << trial;
+            for (unsigned l = 0; l < n_lanes; ++l)  // the layout itself: [step][symbol][lane]
+                ASSERT_EQ(t_ref[2 * n_lanes * (steps - 1) + n_lanes + l], src[l][2 * (c + steps - 1) + 1]);
+        }
         std::vector<std::uint8_t> bm_ref(4 * n_lanes * steps), bm(4 * n_lanes * steps);
         lanes_branch_generic(pairs.data(), steps, bm_ref.data());
         branch(pairs.data(), steps, bm.data());
