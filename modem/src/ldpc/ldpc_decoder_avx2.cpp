@@ -3,7 +3,9 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
+#include <iterator>
 #include <stdexcept>
 
 namespace qlink::modem::detail {
@@ -67,14 +69,14 @@ struct group {
     std::uint32_t copies_begin, copies_end;  // its mirror copies in copies_
     std::uint32_t pins;    // index of its first pin mask in pins_ (pinned groups only)
     bool clean;            // no edge of this group has pinned lanes
-    bool paired;           // decoded together with the next group (see run_groups)
+    bool chained;          // overlapped with the next group of its row block (see run_chain)
 };
 
 // Consecutive groups [begin, end) that one kernel decodes.
 struct group_run {
     std::uint32_t begin, end;
     std::uint32_t degree;
-    bool clean, paired;
+    bool clean, chained;
 };
 
 // True when any `rows` consecutive rows of row block `b` share no column
@@ -100,10 +102,15 @@ public:
         cap_ = _mm256_set1_epi8(static_cast<char>(magnitude_cap(cfg)));
         const std::size_t z = code_.z();
         stride_ = z + 2 * lanes;  // values, mirror, padding
-        buf_.assign(lanes + code_.col_blocks() * stride_ + 2 * lanes, 0);
+        buf_store_.assign(lanes + code_.col_blocks() * stride_ + 2 * lanes + 64, 0);
+        {
+            const auto addr = reinterpret_cast<std::uintptr_t>(buf_store_.data());
+            buf_ = buf_store_.data() + ((64 - addr % 64) % 64);
+        }
         std::size_t max_dc = 0;
         std::vector<std::uint32_t> pin_bits;
         std::vector<std::size_t> block_of;  // row block of each group
+        std::vector<std::size_t> row0_of;   // its first row
         for (std::size_t b = 0; b < code_.row_blocks(); ++b) {
             const std::size_t e0 = code_.row_begin(b), dc = code_.row_begin(b + 1) - e0;
             max_dc = std::max(max_dc, dc);
@@ -137,35 +144,50 @@ public:
                 }
                 groups_.push_back(g);
                 block_of.push_back(b);
+                row0_of.push_back(r0);
             }
         }
-        // Pairs: consecutive clean groups of one row block, degree 3 or 6, when
-        // no two rows within 64 of each other share a column, and only when
-        // the messages do not fit in half of L1 (AR4JA k=4096: 30 KB): there
-        // the second group's loads hide the first one's cache misses (-8 % time
-        // at k=4096), while with everything in L1 (k=1024: 7.5 KB) the extra
-        // register spills of a pair cost about 2 %.
-        const bool pairs = pos_.size() * lanes > 16 * 1024;
-        for (std::size_t i = 0; pairs && i + 1 < groups_.size(); ++i) {
-            group& a = groups_[i];
-            const group& b = groups_[i + 1];
-            if (a.degree != b.degree || (a.degree != 3 && a.degree != 6) || !a.clean || !b.clean ||
-                block_of[i] != block_of[i + 1] || !rows_apart(code_, block_of[i], 2 * lanes))
-                continue;
-            a.paired = true;
-            ++i;
+        // Chains (see run_chain): the specialised kernels (normalized rule; C2:
+        // degree 32, AR4JA r=1/2: 3 and 6, clean) in row blocks where no two
+        // rows within 64 of each other share a column; a C2 chain takes pinned
+        // and clean groups alike. (Other rules run group by group, in runs
+        // split by pinned and clean groups.)
+        for (std::size_t i = 0; i < groups_.size(); ++i) {
+            group& g = groups_[i];
+            g.chained = cfg.rule == ldpc_min_sum::normalized &&
+                        (((g.degree == 3 || g.degree == 6) && g.clean) || g.degree == 32) &&
+                        rows_apart(code_, block_of[i], 2 * lanes);
         }
-        // Runs of consecutive units (a group, or a pair) of one kind.
-        for (std::size_t i = 0; i < groups_.size();) {
+        // Runs of consecutive groups of one kind. A chain goes on into the next
+        // row block when that block's first group shares no column with the
+        // last group before it (all 32 lanes, pinned ones too).
+        const auto columns = [&](std::size_t i) {
+            std::vector<std::size_t> cols;
+            const std::size_t b = block_of[i];
+            for (std::size_t e = code_.row_begin(b); e < code_.row_begin(b + 1); ++e)
+                for (std::size_t l = 0; l < lanes; ++l)
+                    cols.push_back(code_.edges()[e].col_block * z + (row0_of[i] + code_.edges()[e].shift + l) % z);
+            std::sort(cols.begin(), cols.end());
+            return cols;
+        };
+        const auto disjoint = [&](std::size_t i, std::size_t j) {
+            const auto a = columns(i), b = columns(j);
+            std::vector<std::size_t> both;
+            std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
+            return both.empty();
+        };
+        for (std::size_t i = 0; i < groups_.size(); ++i) {
             const group& g = groups_[i];
-            const std::size_t step = g.paired ? 2 : 1;
-            if (!runs_.empty() && runs_.back().degree == g.degree && runs_.back().clean == g.clean &&
-                runs_.back().paired == g.paired)
-                runs_.back().end = static_cast<std::uint32_t>(i + step);
-            else
-                runs_.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + step), g.degree, g.clean,
-                                 g.paired});
-            i += step;
+            group_run* const r = runs_.empty() ? nullptr : &runs_.back();
+            const bool extend = r != nullptr && r->degree == g.degree && r->chained == g.chained &&
+                                (g.chained ? block_of[i - 1] == block_of[i] || disjoint(i - 1, i) : r->clean == g.clean);
+            if (extend) {
+                r->end = static_cast<std::uint32_t>(i + 1);
+                r->clean = r->clean && g.clean;
+            } else {
+                runs_.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + 1), g.degree, g.clean,
+                                 g.chained});
+            }
         }
         msg_.assign(pos_.size(), vec_bytes{});
         q_.assign(2 * max_dc, vec_bytes{});
@@ -194,7 +216,7 @@ public:
         }
         if (!cfg_.early_termination) res.success = syndrome_ok();
         for (std::size_t c = 0; c < code_.col_blocks(); ++c)
-            std::copy_n(buf_.begin() + static_cast<std::ptrdiff_t>(col_offset(c)), z,
+            std::copy_n(buf_ + col_offset(c), z,
                         app_.begin() + static_cast<std::ptrdiff_t>(c * z));
         pack_signs(std::span<const llr_t>(app_).subspan(code_.fill_bits(), code_.k()), info);
         return res;
@@ -207,26 +229,31 @@ public:
 private:
     std::size_t col_offset(std::size_t c) const { return lanes + c * stride_; }
 
-    // ldpc_load_mother straight into buf_, 32 LLRs at a time where a whole
-    // vector lies in the transmitted part (fill bits +127, punctured bits 0,
-    // -128 saturated to -127), then each column block's mirror.
+    // ldpc_load_mother straight into buf_: per column block a run of fill
+    // bits (+127), a run of received LLRs (-128 saturated to -127, 32 at a
+    // time, the last vector overlapping the one before instead of a scalar
+    // tail) and a run of punctured bits (0), then the block's mirror. (A byte
+    // loop over the punctured blocks cost more than a decoder iteration.)
     void load_frame(std::span<const llr_t> llr) {
         const std::size_t z = code_.z(), fill = code_.fill_bits();
         const std::size_t sent_end = code_.n_mother() - code_.punctured_bits();  // mother index past the last sent bit
         const __m256i neg127 = _mm256_set1_epi8(-127);
         for (std::size_t c = 0; c < code_.col_blocks(); ++c) {
-            std::int8_t* const dst = buf_.data() + col_offset(c);
-            std::size_t i = 0;
-            while (i < z) {
-                const std::size_t m = c * z + i;
-                if (m >= fill && m + lanes <= sent_end && i + lanes <= z) {
-                    store(dst + i, _mm256_max_epi8(load(llr.data() + (m - fill)), neg127));
-                    i += lanes;
-                } else {
-                    dst[i] = m < fill ? llr_max : m < sent_end ? saturate_llr(llr[m - fill]) : llr_erasure;
-                    ++i;
-                }
+            std::int8_t* const dst = buf_ + col_offset(c);
+            const std::size_t c0 = c * z;
+            const std::size_t a = std::clamp(fill, c0, c0 + z) - c0;      // [0, a): fill bits
+            const std::size_t b = std::clamp(sent_end, c0 + a, c0 + z) - c0;  // [a, b): received
+            std::fill(dst, dst + a, llr_max);
+            const llr_t* const src = llr.data() + (c0 + a - fill);  // src[i] belongs to dst[a + i]
+            const std::size_t len = b - a;
+            if (len >= lanes) {
+                std::size_t i = 0;
+                for (; i + lanes <= len; i += lanes) store(dst + a + i, _mm256_max_epi8(load(src + i), neg127));
+                if (i < len) store(dst + b - lanes, _mm256_max_epi8(load(src + len - lanes), neg127));
+            } else {
+                for (std::size_t i = 0; i < len; ++i) dst[a + i] = saturate_llr(src[i]);
             }
+            std::fill(dst + b, dst + z, llr_erasure);
             store(dst + z, load(dst));  // mirror (z >= 32 for every code)
         }
     }
@@ -293,13 +320,9 @@ private:
         }
     }
 
-    // P groups at once (P = 2: two consecutive groups of a row block whose
-    // 64 rows share no column, so the result is the same as one after the
-    // other; the two independent chains fill the pipeline where one short row
-    // (AR4JA: degree 3 and 6) leaves it waiting on the minima): read every
-    // edge (keeping the values in registers for degree D <= 8, else in q_),
-    // then write messages and a-posteriori values. D = 0: degree known only at
-    // run time.
+    // One group: read every edge (keeping the values in registers for degree
+    // D <= 8, else in q_), then write messages and a-posteriori values. D = 0:
+    // degree known only at run time.
     //
     // The scalar decoder gives the edge of the first strict minimum (idx) the
     // second minimum. Here every edge whose magnitude equals the minimum gets
@@ -307,36 +330,30 @@ private:
     // m2 == m1. That saves tracking idx. The signs of the two magnitudes
     // already carry the sign of the whole row, so each edge only applies its
     // own sign.
-    template <bool first, ldpc_min_sum rule, bool clean, unsigned D, unsigned P>
+    template <bool first, ldpc_min_sum rule, bool clean, unsigned D>
     static __attribute__((always_inline)) void group_body(const group* g, const kernel_ctx& k) {
         constexpr bool regs = D != 0 && D <= 8;
-        const unsigned n = D != 0 ? D : g[0].degree;
+        const unsigned n = D != 0 ? D : g->degree;
         std::int8_t* const base = k.base;
-        const std::uint32_t* pos[P];
-        __m256i* msg[P];
-        const __m256i* pins[P];
-        for (unsigned h = 0; h < P; ++h) {
-            pos[h] = k.pos + g[h].first;
-            msg[h] = k.msg + g[h].first;
-            pins[h] = clean ? nullptr : k.pins + g[h].pins;
-        }
-        __m256i v[P][regs ? D : 1];
-        __m256i m1[P], m2[P], total[P];
-        for (unsigned h = 0; h < P; ++h) {
-            m1[h] = m2[h] = k.cap;
-            total[h] = _mm256_setzero_si256();
-        }
+        const std::uint32_t* const pos = k.pos + g->first;
+        __m256i* const msg = k.msg + g->first;
+        const __m256i* const pins = clean ? nullptr : k.pins + g->pins;
+        __m256i v[regs ? D : 1];
+        __m256i m1 = k.cap, m2 = k.cap, total = _mm256_setzero_si256();
         const auto read_edge = [&](unsigned e) __attribute__((always_inline)) {
-            for (unsigned h = 0; h < P; ++h) {
-                const __m256i x = edge_in<first>(base + pos[h][e], msg[h] + e);
-                if constexpr (regs)
-                    v[h][e] = x;
-                else
-                    _mm256_store_si256(k.q + h * n + e, x);
-                total[h] = _mm256_xor_si256(total[h], x);
-                const __m256i mag = _mm256_abs_epi8(x);
-                m2[h] = _mm256_min_epu8(m2[h], _mm256_max_epu8(m1[h], mag));
-                m1[h] = _mm256_min_epu8(m1[h], mag);
+            const __m256i x = edge_in<first>(base + pos[e], msg + e);
+            if constexpr (regs)
+                v[e] = x;
+            else
+                _mm256_store_si256(k.q + e, x);
+            const __m256i mag = _mm256_abs_epi8(x);
+            if (e == 0) {  // m2 stays at the cap: max(cap, mag) >= cap
+                total = x;
+                m1 = _mm256_min_epu8(m1, mag);
+            } else {
+                total = _mm256_xor_si256(total, x);
+                m2 = _mm256_min_epu8(m2, _mm256_max_epu8(m1, mag));
+                m1 = _mm256_min_epu8(m1, mag);
             }
         };
         if constexpr (D != 0) {
@@ -346,26 +363,21 @@ private:
             for (unsigned e = 0; e < n; ++e) read_edge(e);
         }
         const __m256i one = _mm256_set1_epi8(1), neg127 = _mm256_set1_epi8(-127);
-        __m256i s1[P], s2[P];
-        for (unsigned h = 0; h < P; ++h) {
-            const __m256i row_sign = _mm256_or_si256(total[h], one);
-            s1[h] = _mm256_sign_epi8(scale<rule>(m1[h], k), row_sign);
-            s2[h] = _mm256_sign_epi8(scale<rule>(m2[h], k), row_sign);
-        }
+        const __m256i row_sign = _mm256_or_si256(total, one);
+        const __m256i s1 = _mm256_sign_epi8(scale<rule>(m1, k), row_sign);
+        const __m256i s2 = _mm256_sign_epi8(scale<rule>(m2, k), row_sign);
         const auto write_edge = [&](unsigned e) __attribute__((always_inline)) {
-            for (unsigned h = 0; h < P; ++h) {
-                __m256i x;
-                if constexpr (regs)
-                    x = v[h][e];
-                else
-                    x = _mm256_load_si256(k.q + h * n + e);
-                const __m256i mag = _mm256_blendv_epi8(s1[h], s2[h], _mm256_cmpeq_epi8(_mm256_abs_epi8(x), m1[h]));
-                __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(x, one));
-                // Pinned lanes (fill bits: scalar skips them) keep a zero message.
-                if constexpr (!clean) r = _mm256_andnot_si256(pins[h][e], r);
-                _mm256_store_si256(msg[h] + e, r);
-                store(base + pos[h][e], _mm256_max_epi8(_mm256_adds_epi8(x, r), neg127));
-            }
+            __m256i x;
+            if constexpr (regs)
+                x = v[e];
+            else
+                x = _mm256_load_si256(k.q + e);
+            const __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(_mm256_abs_epi8(x), m1));
+            __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(x, one));
+            // Pinned lanes (fill bits: scalar skips them) keep a zero message.
+            if constexpr (!clean) r = _mm256_andnot_si256(pins[e], r);
+            _mm256_store_si256(msg + e, r);
+            store(base + pos[e], _mm256_max_epi8(_mm256_adds_epi8(x, r), neg127));
         };
         if constexpr (D != 0) {
 #pragma GCC unroll 32
@@ -373,15 +385,105 @@ private:
         } else {
             for (unsigned e = 0; e < n; ++e) write_edge(e);
         }
-        for (unsigned h = 0; h < P; ++h)
-            for (const mirror_copy* c = k.copies + g[h].copies_begin; c != k.copies + g[h].copies_end; ++c)
-                store(base + c->to, load(base + c->from));
+        for (const mirror_copy* c = k.copies + g->copies_begin; c != k.copies + g->copies_end; ++c)
+            store(base + c->to, load(base + c->from));
     }
 
     // A run of groups of one kind: the dispatch and the constants once per run.
-    template <bool first, ldpc_min_sum rule, bool clean, unsigned D, unsigned P>
+    template <bool first, ldpc_min_sum rule, bool clean, unsigned D>
     static void run_groups(const group* g, const group* end, const kernel_ctx& k) {
-        for (; g != end; g += P) group_body<first, rule, clean, D, P>(g, k);
+        for (; g != end; ++g) group_body<first, rule, clean, D>(g, k);
+    }
+
+    // A run of groups of one degree where consecutive groups share no column
+    // (within a row block: no two rows within 64 of each other share one;
+    // across a row block boundary: checked column by column): group i+1 is
+    // read while group i is written, edge by edge, so two independent
+    // dependency chains (minima, then messages) fill the pipeline that one
+    // group alone leaves waiting at its minima, without the register spills
+    // of two whole groups in flight. The q values go through two alternating
+    // slots of q_. Same result as one group after the other: group i+1 reads
+    // no column group i writes (nor the mirror of one), and group i's mirror
+    // copies run before group i+1 writes anything.
+    // (A pinned lane stores back the value it read: fill bits, which nobody
+    // changes, or the lane past a partial group, whose column is row 0's.)
+    template <bool first, ldpc_min_sum rule, unsigned D, bool may_pin>
+    static void run_chain(const group* g, const group* end, const kernel_ctx& k) {
+        std::int8_t* const base = k.base;
+        const __m256i one = _mm256_set1_epi8(1), neg127 = _mm256_set1_epi8(-127);
+        __m256i m1, m2, total;  // of the group being read
+        // Group fields and pointers as locals: read back through the group after
+        // a vector store, the compiler would reload them for every edge.
+        const auto read_edge = [&](const std::uint32_t* pos, const __m256i* msg, __m256i* q, unsigned e)
+                                   __attribute__((always_inline)) {
+            const __m256i x = edge_in<first>(base + pos[e], msg + e);
+            _mm256_store_si256(q + e, x);
+            const __m256i mag = _mm256_abs_epi8(x);
+            if (e == 0) {  // m2 stays at the cap
+                total = x;
+                m1 = _mm256_min_epu8(k.cap, mag);
+                m2 = k.cap;
+            } else {
+                total = _mm256_xor_si256(total, x);
+                m2 = _mm256_min_epu8(m2, _mm256_max_epu8(m1, mag));
+                m1 = _mm256_min_epu8(m1, mag);
+            }
+        };
+        const auto write_edge = [&](const std::uint32_t* pos, __m256i* msg, const __m256i* pins, const __m256i* q,
+                                    unsigned e, __m256i s1, __m256i s2, __m256i min1) __attribute__((always_inline)) {
+            const __m256i x = _mm256_load_si256(q + e);
+            const __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(_mm256_abs_epi8(x), min1));
+            __m256i r = _mm256_sign_epi8(mag, _mm256_or_si256(x, one));
+            if (pins != nullptr) r = _mm256_andnot_si256(pins[e], r);  // pinned lanes: zero message
+            _mm256_store_si256(msg + e, r);
+            store(base + pos[e], _mm256_max_epi8(_mm256_adds_epi8(x, r), neg127));
+        };
+        // Group i's writes with (when `next_pos`) group i+1's reads; `clean`
+        // as a template parameter keeps the pin test out of the edge loop.
+        const auto step = [&]<bool clean>(const std::uint32_t* pos, __m256i* msg, const __m256i* pins,
+                                          const __m256i* q, const std::uint32_t* next_pos, const __m256i* next_msg,
+                                          __m256i* next_q, __m256i s1, __m256i s2, __m256i min1)
+                              __attribute__((always_inline)) {
+            const __m256i* const p = clean ? nullptr : pins;
+            if (next_pos != nullptr) {
+#pragma GCC unroll 32
+                for (unsigned e = 0; e < D; ++e) {
+                    read_edge(next_pos, next_msg, next_q, e);
+                    write_edge(pos, msg, p, q, e, s1, s2, min1);
+                }
+            } else {
+#pragma GCC unroll 32
+                for (unsigned e = 0; e < D; ++e) write_edge(pos, msg, p, q, e, s1, s2, min1);
+            }
+        };
+        __m256i* slot = k.q;
+        __m256i* next_slot = k.q + D;
+        const std::uint32_t* pos = k.pos + g->first;
+        __m256i* msg = k.msg + g->first;
+#pragma GCC unroll 32
+        for (unsigned e = 0; e < D; ++e) read_edge(pos, msg, slot, e);
+        for (;; ++g) {
+            const mirror_copy* const c_begin = k.copies + g->copies_begin;
+            const mirror_copy* const c_end = k.copies + g->copies_end;
+            const __m256i* const pins = !may_pin || g->clean ? nullptr : k.pins + g->pins;
+            const __m256i row_sign = _mm256_or_si256(total, one);
+            const __m256i s1 = _mm256_sign_epi8(scale<rule>(m1, k), row_sign);
+            const __m256i s2 = _mm256_sign_epi8(scale<rule>(m2, k), row_sign);
+            const __m256i min1 = m1;
+            // Consecutive groups of a row block: edges and messages follow on.
+            const bool last = g + 1 == end;
+            const std::uint32_t* const next_pos = last ? nullptr : pos + D;
+            __m256i* const next_msg = msg + D;
+            if (!may_pin || pins == nullptr)
+                step.template operator()<true>(pos, msg, pins, slot, next_pos, next_msg, next_slot, s1, s2, min1);
+            else
+                step.template operator()<false>(pos, msg, pins, slot, next_pos, next_msg, next_slot, s1, s2, min1);
+            for (const mirror_copy* c = c_begin; c != c_end; ++c) store(base + c->to, load(base + c->from));
+            if (last) return;
+            pos = next_pos;
+            msg = next_msg;
+            std::swap(slot, next_slot);
+        }
     }
 
     // Kernels are specialised only where they pay: the degrees of C2 (32,
@@ -390,7 +492,7 @@ private:
     // kernel (compile time and code size grow with every specialisation).
     template <bool first, ldpc_min_sum rule>
     void iterate_rule() {
-        const kernel_ctx k{buf_.data(),
+        const kernel_ctx k{buf_,
                            pos_.data(),
                            reinterpret_cast<__m256i*>(msg_.data()),
                            reinterpret_cast<__m256i*>(q_.data()),
@@ -402,32 +504,34 @@ private:
             const group* const g = groups_.data() + r.begin;
             const group* const end = groups_.data() + r.end;
             if constexpr (rule == ldpc_min_sum::normalized) {
-                if (r.paired) {  // clean, degree 3 or 6
+                if (r.chained) {  // degree 3, 6 or 32
                     if (r.degree == 3)
-                        run_groups<first, rule, true, 3, 2>(g, end, k);
+                        run_chain<first, rule, 3, false>(g, end, k);
+                    else if (r.degree == 6)
+                        run_chain<first, rule, 6, false>(g, end, k);
                     else
-                        run_groups<first, rule, true, 6, 2>(g, end, k);
+                        run_chain<first, rule, 32, true>(g, end, k);
                     continue;
                 }
                 if (r.degree == 32) {
                     if (r.clean)
-                        run_groups<first, rule, true, 32, 1>(g, end, k);
+                        run_groups<first, rule, true, 32>(g, end, k);
                     else
-                        run_groups<first, rule, false, 32, 1>(g, end, k);
+                        run_groups<first, rule, false, 32>(g, end, k);
                     continue;
                 }
                 if (r.clean && (r.degree == 3 || r.degree == 6)) {
                     if (r.degree == 3)
-                        run_groups<first, rule, true, 3, 1>(g, end, k);
+                        run_groups<first, rule, true, 3>(g, end, k);
                     else
-                        run_groups<first, rule, true, 6, 1>(g, end, k);
+                        run_groups<first, rule, true, 6>(g, end, k);
                     continue;
                 }
             }
             if (r.clean)
-                run_groups<first, rule, true, 0, 1>(g, end, k);
+                run_groups<first, rule, true, 0>(g, end, k);
             else
-                run_groups<first, rule, false, 0, 1>(g, end, k);
+                run_groups<first, rule, false, 0>(g, end, k);
         }
     }
 
@@ -443,7 +547,7 @@ private:
         for (const group& g : groups_) {
             const std::uint32_t* pos = pos_.data() + g.first;
             __m256i x = _mm256_setzero_si256();
-            for (std::uint32_t e = 0; e < g.degree; ++e) x = _mm256_xor_si256(x, load(buf_.data() + pos[e]));
+            for (std::uint32_t e = 0; e < g.degree; ++e) x = _mm256_xor_si256(x, load(buf_ + pos[e]));
             const auto bits = static_cast<std::uint32_t>(_mm256_movemask_epi8(x));
             const std::uint32_t valid_mask = g.valid == 32 ? 0xffffffffu : ((1u << g.valid) - 1);
             if (bits & valid_mask) return false;
@@ -455,7 +559,8 @@ private:
     ldpc_code code_;
     __m256i cap_;  // see magnitude_cap
     std::size_t stride_ = 0;
-    std::vector<llr_t> buf_;  // app LLRs, each column block followed by its mirror and padding
+    std::vector<llr_t> buf_store_;  // app LLRs, each column block followed by its mirror and padding
+    llr_t* buf_ = nullptr;          // buf_store_ from its first 64-byte boundary
     std::vector<std::uint32_t> pos_;
     std::vector<mirror_copy> copies_;
     std::vector<group> groups_;

@@ -288,7 +288,7 @@ TEST_P(ldpc_decoder_isa, matches_generic_bit_for_bit_when_saturated) {
     if (make(ldpc_code_id::ar4ja_r45_k1024)->level() == isa::generic) GTEST_SKIP() << "no own kernel for this isa";
     std::mt19937_64 rng(2024);
     for (auto id : {ldpc_code_id::c2, ldpc_code_id::ar4ja_r12_k1024, ldpc_code_id::ar4ja_r23_k1024,
-                    ldpc_code_id::ar4ja_r45_k1024})
+                    ldpc_code_id::ar4ja_r45_k1024, ldpc_code_id::ar4ja_r12_k4096})
         for (auto rule : {ldpc_min_sum::normalized, ldpc_min_sum::offset}) {
             auto dut = make(id, 6, false, rule);
             ldpc_decoder::config ref_cfg;
