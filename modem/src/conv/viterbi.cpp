@@ -285,15 +285,25 @@ public:
             for (std::size_t l = 0; l < nj; ++l)
                 if (jobs[l].end_state < 0 && jobs[l].probe_row == row) start[l] = best[jobs[l].probe_lane];
         };
+        // The lowest row the traceback reads (see below): the ACS keeps no
+        // decisions under it (the run-in rows of windows that start unknown).
+        std::size_t dec_from = static_cast<std::size_t>(-1);
+        for (std::size_t l = 0; l < nj; ++l) {
+            dec_from = std::min(dec_from, jobs[l].skip);
+            if (jobs[l].top > jobs[l].cross) dec_from = std::min(dec_from, jobs[l].cross - jobs[l].delta);
+        }
         for (std::size_t c = 0; c < steps;) {
             const std::size_t k = std::min(lanes_chunk, steps - c);
             k_.lanes_transpose(src, c, k, pairs_.data());
             k_.lanes_branch(pairs_.data(), k, bm_.data());
-            // The ACS stops at every probe row inside the chunk.
+            // The ACS stops at every probe row inside the chunk and where decisions start.
             for (std::size_t done = 0; done < k;) {
+                const std::size_t r = c + done;
                 std::size_t m = k - done;
-                if (next < np) m = std::min(m, probes[next] - (c + done));
-                k_.lanes_acs(st_, idx, bm_.data() + 4 * n_lanes * done, m, dec_.data() + dec_row_bytes * (c + done));
+                if (next < np) m = std::min(m, probes[next] - r);
+                if (r < dec_from) m = std::min(m, dec_from - r);
+                k_.lanes_acs(st_, idx, bm_.data() + 4 * n_lanes * done, m,
+                             r < dec_from ? nullptr : dec_.data() + dec_row_bytes * r);
                 done += m;
                 if (next < np && probes[next] == c + done) take_probe(probes[next++]);
             }
@@ -303,7 +313,7 @@ public:
         // that tail in the tail pass, in the byte lane of the next segment
         // (rows shifted by delta); its own pass then starts at the window end
         // from the state the tail reached. Every lane's own pass runs in one
-        // loop down to the lowest first output bit (rounded down to 32).
+        // loop down to the lowest first output bit.
         std::size_t bottom = static_cast<std::size_t>(-1);
         for (std::size_t l = 0; l < n_lanes; ++l) plan.own_src[l] = n_lanes;
         for (std::size_t l = 0; l < nj; ++l) {
@@ -321,7 +331,7 @@ public:
                 plan.own_state[l] = s0;
             }
         }
-        plan.bottom = static_cast<std::uint32_t>(bottom & ~std::size_t{31});
+        plan.bottom = static_cast<std::uint32_t>(bottom);
         std::size_t top = 0;
         for (std::size_t l = 0; l < nj; ++l) top = std::max<std::size_t>(top, plan.own_top[l]);
         const std::size_t wpl = (top + 31) / 32 + 1;  // word rows, one spare

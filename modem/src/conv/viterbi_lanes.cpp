@@ -36,7 +36,8 @@ void lanes_acs_generic(lanes_state& st, const std::uint8_t* idx, const std::uint
     std::uint8_t next[64 * n_lanes];
     for (std::size_t t = 0; t < steps; ++t) {
         const std::uint8_t* b = bm + t * 4 * n_lanes;
-        std::uint8_t* d = decisions + t * dec_row_bytes;
+        alignas(32) std::uint8_t scratch[dec_row_bytes];
+        std::uint8_t* d = decisions ? decisions + t * dec_row_bytes : scratch;
         std::memset(d, 0, dec_row_bytes);
         for (unsigned i = 0; i < 32; ++i) {
             const std::uint8_t* bmv = b + idx[i] * n_lanes;

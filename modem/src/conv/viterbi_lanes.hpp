@@ -38,6 +38,8 @@ using lanes_branch_kernel = void (*)(const std::int8_t* pairs, std::size_t steps
 /// -> soft pairs (above). A pure data move.
 using lanes_transpose_kernel = void (*)(const std::int8_t* const* src, std::size_t c, std::size_t k,
                                         std::int8_t* dst);
+/// Runs `steps` ACS steps writing one decision row each; with decisions ==
+/// nullptr the same metrics and no decisions (steps no traceback will read).
 using lanes_acs_kernel = void (*)(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm,
                                   std::size_t steps, std::uint8_t* decisions);
 
@@ -54,9 +56,8 @@ inline constexpr std::size_t dec_row_bytes = 8 * n_lanes;
 ///   from the highest tail_hi to the lowest tail_lo of the active lanes.
 /// * Own pass: lane L starts at boundary own_top[L] in state own_state[L],
 ///   or, when own_src[L] < 32, in the state captured in byte lane own_src[L].
-///   The pass runs from the highest own_top down to `bottom` (a multiple of
-///   32) and records each lane's state's low bit at every row u (the bit
-///   decided at step u).
+///   The pass runs from the highest own_top down to `bottom` and records
+///   each lane's state's low bit at every row u (the bit decided at step u).
 /// Before a lane's start boundary the pass traces it from state 0 (garbage,
 /// never copied out); every row between the pass ends must exist.
 struct lanes_trace_plan {

@@ -191,7 +191,7 @@ __attribute__((always_inline)) inline step_bm load_bm(const __m256i* b, const un
 }
 
 // Butterfly i of one step with constant labels; its two decision masks are appended to acc.
-template <unsigned i>
+template <unsigned i, bool keep>
 __attribute__((always_inline)) inline void fly(__m256i m0, __m256i m1, const step_bm& b, __m256i& lo, __m256i& hi,
                                               __m256i& acc) {
     const __m256i bv = b.v[can_label(i)], bc = b.v[can_label(i) ^ 3u];
@@ -199,29 +199,29 @@ __attribute__((always_inline)) inline void fly(__m256i m0, __m256i m1, const ste
     const __m256i y0 = _mm256_adds_epu8(m0, bc), y1 = _mm256_adds_epu8(m1, bv);
     lo = _mm256_min_epu8(x0, x1);
     hi = _mm256_min_epu8(y0, y1);
-    acc = push(push(acc, _mm256_cmpeq_epi8(lo, x0)), _mm256_cmpeq_epi8(hi, y0));
+    if constexpr (keep) acc = push(push(acc, _mm256_cmpeq_epi8(lo, x0)), _mm256_cmpeq_epi8(hi, y0));
 }
 
 struct dec_acc {
     __m256i p, r, uv;  // see two_steps
 };
 
-template <int mode, unsigned q>
+template <int mode, bool keep, unsigned q>
 __attribute__((always_inline)) inline void quad_fast(const __m256i* cur, __m256i* nxt, const step_bm& b0,
                                                     const step_bm& b1, __m256i* d0, __m256i* d1, __m256i& mn,
                                                     __m256i pend, dec_acc& acc) {
     __m256i p_lo, p_hi, r_lo, r_hi, u_lo, u_hi, v_lo, v_hi;
     if constexpr (q % 4 == 0) acc.p = acc.r = _mm256_setzero_si256();
     if constexpr (q % 2 == 0) acc.uv = _mm256_setzero_si256();
-    fly<q>(_mm256_load_si256(cur + q), _mm256_load_si256(cur + q + 32), b0, p_lo, p_hi, acc.p);
-    fly<q + 16>(_mm256_load_si256(cur + q + 16), _mm256_load_si256(cur + q + 48), b0, r_lo, r_hi, acc.r);
-    if constexpr (q % 4 == 3) {
+    fly<q, keep>(_mm256_load_si256(cur + q), _mm256_load_si256(cur + q + 32), b0, p_lo, p_hi, acc.p);
+    fly<q + 16, keep>(_mm256_load_si256(cur + q + 16), _mm256_load_si256(cur + q + 48), b0, r_lo, r_hi, acc.r);
+    if constexpr (keep && q % 4 == 3) {
         store_dec(d0, q / 4, acc.p);
         store_dec(d0, 4 + q / 4, acc.r);
     }
-    fly<2 * q>(p_lo, r_lo, b1, u_lo, u_hi, acc.uv);
-    fly<2 * q + 1>(p_hi, r_hi, b1, v_lo, v_hi, acc.uv);
-    if constexpr (q % 2 == 1) store_dec(d1, q / 2, acc.uv);
+    fly<2 * q, keep>(p_lo, r_lo, b1, u_lo, u_hi, acc.uv);
+    fly<2 * q + 1, keep>(p_hi, r_hi, b1, v_lo, v_hi, acc.uv);
+    if constexpr (keep && q % 2 == 1) store_dec(d1, q / 2, acc.uv);
     if constexpr (mode == 1) {
         mn = _mm256_min_epu8(mn, _mm256_min_epu8(_mm256_min_epu8(u_lo, u_hi), _mm256_min_epu8(v_lo, v_hi)));
     } else if constexpr (mode == 2) {
@@ -236,21 +236,22 @@ __attribute__((always_inline)) inline void quad_fast(const __m256i* cur, __m256i
     _mm256_store_si256(nxt + 4 * q + 3, v_hi);
 }
 
-template <int mode, unsigned... q>
+template <int mode, bool keep, unsigned... q>
 __attribute__((always_inline)) inline void two_steps_fast_impl(const __m256i* cur, __m256i* nxt, const step_bm& b0,
                                                               const step_bm& b1, __m256i* d0, __m256i* d1,
                                                               __m256i& pend, std::integer_sequence<unsigned, q...>) {
     __m256i mn = _mm256_set1_epi8(-1);
     dec_acc acc;
-    (quad_fast<mode, q>(cur, nxt, b0, b1, d0, d1, mn, pend, acc), ...);
+    (quad_fast<mode, keep, q>(cur, nxt, b0, b1, d0, d1, mn, pend, acc), ...);
     if constexpr (mode == 1) pend = mn;
 }
 
-template <int mode>
+// keep = false: the same metrics, no decisions computed or stored (rows no traceback reads).
+template <int mode, bool keep>
 void two_steps_fast(const __m256i* cur, __m256i* nxt, const __m256i* b, const unsigned* m, __m256i* d0,
                     __m256i& pend) {
     const step_bm b0 = load_bm(b, m), b1 = load_bm(b + 4, m);
-    two_steps_fast_impl<mode>(cur, nxt, b0, b1, d0, d0 + 8, pend, std::make_integer_sequence<unsigned, 16>{});
+    two_steps_fast_impl<mode, keep>(cur, nxt, b0, b1, d0, d0 + 8, pend, std::make_integer_sequence<unsigned, 16>{});
 }
 
 // The relabelling m with idx[i] == m[can_label(i)] for every i, if there is one.
@@ -287,10 +288,14 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
         nxt = tmp;
     };
     const auto* b = reinterpret_cast<const __m256i*>(bm);
+    // Without a decision buffer the slow paths write theirs to a scratch pair of rows.
+    const bool keep = decisions != nullptr;
+    __m256i scratch[16];
     auto* dec = reinterpret_cast<__m256i*>(decisions);  // 8 vectors per row
+    auto drow = [&](std::size_t t) { return keep ? dec + 8 * t : scratch; };
     std::size_t t = 0;
     if ((step & 1u) && steps) {
-        one_step(cur, nxt, b, off, offc, dec, pend, step);
+        one_step(cur, nxt, b, off, offc, drow(0), pend, step);
         ++step;
         ++t;
         swap();
@@ -299,16 +304,22 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
     if (canonical_map(idx, m)) {
         for (; t + 2 <= steps; t += 2, step += 2) {
             const unsigned phase1 = static_cast<unsigned>((step + 1) & 7u);
-            __m256i* d0 = dec + 8 * t;
-            if (phase1 == 3) two_steps_fast<1>(cur, nxt, b + 4 * t, m, d0, pend);
-            else if (phase1 == 7) two_steps_fast<2>(cur, nxt, b + 4 * t, m, d0, pend);
-            else two_steps_fast<0>(cur, nxt, b + 4 * t, m, d0, pend);
+            __m256i* d0 = drow(t);
+            if (keep) {
+                if (phase1 == 3) two_steps_fast<1, true>(cur, nxt, b + 4 * t, m, d0, pend);
+                else if (phase1 == 7) two_steps_fast<2, true>(cur, nxt, b + 4 * t, m, d0, pend);
+                else two_steps_fast<0, true>(cur, nxt, b + 4 * t, m, d0, pend);
+            } else {
+                if (phase1 == 3) two_steps_fast<1, false>(cur, nxt, b + 4 * t, m, d0, pend);
+                else if (phase1 == 7) two_steps_fast<2, false>(cur, nxt, b + 4 * t, m, d0, pend);
+                else two_steps_fast<0, false>(cur, nxt, b + 4 * t, m, d0, pend);
+            }
             swap();
         }
     }
     for (; t + 2 <= steps; t += 2, step += 2) {
         const __m256i* b0 = b + 4 * t;
-        __m256i* d0 = dec + 8 * t;
+        __m256i* d0 = drow(t);
         const unsigned phase1 = static_cast<unsigned>((step + 1) & 7u);
         if (phase1 == 3) two_steps<1>(cur, nxt, b0, b0 + 4, off, offc, d0, d0 + 8, pend);
         else if (phase1 == 7) two_steps<2>(cur, nxt, b0, b0 + 4, off, offc, d0, d0 + 8, pend);
@@ -316,7 +327,7 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
         swap();
     }
     if (t < steps) {
-        one_step(cur, nxt, b + 4 * t, off, offc, dec + 8 * t, pend, step);
+        one_step(cur, nxt, b + 4 * t, off, offc, drow(t), pend, step);
         ++step;
         swap();
     }
@@ -499,6 +510,7 @@ void lanes_traceback_avx2(const std::uint8_t* dec, const lanes_trace_plan& plan,
         }
         if (b > plan.bottom) t = split_state(_mm256_blendv_epi8(join_state(t, k), start, lanes_at(plan.own_top, b)), k);
     }
+    if (plan.bottom & 31) store_words(slots, words + n_lanes * static_cast<std::size_t>(plan.bottom >> 5));
 }
 
 }  // namespace qlink::modem::conv_detail

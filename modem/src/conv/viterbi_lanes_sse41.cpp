@@ -193,7 +193,11 @@ void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_
         nxt = tmp;
     };
     const auto* b = reinterpret_cast<const __m128i*>(bm);
+    // Without a decision buffer the decisions go to a scratch pair of rows.
+    __m128i scratch[32];
     auto* dec = reinterpret_cast<__m128i*>(decisions);  // 16 vectors per row
+    const std::size_t row_step = decisions ? 16 : 0;
+    if (!decisions) dec = scratch;
     std::size_t t = 0;
     if ((step & 1u) && steps) {
         one_step(cur, nxt, b, off, offc, dec, pend, step);
@@ -203,7 +207,7 @@ void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_
     }
     for (; t + 2 <= steps; t += 2, step += 2) {
         const __m128i* b0 = b + 8 * t;
-        __m128i* d0 = dec + 16 * t;
+        __m128i* d0 = dec + row_step * t;
         const unsigned phase1 = static_cast<unsigned>((step + 1) & 7u);
         if (phase1 == 3) two_steps<1>(cur, nxt, b0, b0 + 8, off, offc, d0, d0 + 16, pend);
         else if (phase1 == 7) two_steps<2>(cur, nxt, b0, b0 + 8, off, offc, d0, d0 + 16, pend);
@@ -211,7 +215,7 @@ void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_
         swap();
     }
     if (t < steps) {
-        one_step(cur, nxt, b + 8 * t, off, offc, dec + 16 * t, pend, step);
+        one_step(cur, nxt, b + 8 * t, off, offc, dec + row_step * t, pend, step);
         ++step;
         swap();
     }

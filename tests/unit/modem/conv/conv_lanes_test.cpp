@@ -144,7 +144,7 @@ lanes_trace_plan random_plan(std::size_t steps, std::mt19937_64& rng) {
         p.own_src[l] = static_cast<std::uint32_t>(rng() % 2 ? rng() % n_lanes : n_lanes);
         p.own_top[l] = static_cast<std::uint32_t>(rng() % 8 == 0 ? 0 : rng() % (steps + 1));
     }
-    p.bottom = static_cast<std::uint32_t>(32 * (rng() % (steps / 32 + 1)));
+    p.bottom = static_cast<std::uint32_t>(rng() % 2 ? 32 * (rng() % (steps / 32 + 1)) : rng() % (steps + 1));
     return p;
 }
 
@@ -185,6 +185,7 @@ TEST_P(viterbi_lanes_isa, kernels_equal_generic_bit_for_bit) {
         lanes_state ref, got;
         random_lanes_state(ref, rng);
         got = ref;
+        lanes_state quiet = ref, quiet_ref = ref;
         std::vector<std::uint8_t> d_ref(dec_row_bytes * steps), d(dec_row_bytes * steps);
         lanes_acs_generic(ref, idx, bm_ref.data(), steps, d_ref.data());
         // Uneven call sizes: renormalisation phase and pending minima carry across calls.
@@ -195,6 +196,14 @@ TEST_P(viterbi_lanes_isa, kernels_equal_generic_bit_for_bit) {
         ASSERT_EQ(std::memcmp(ref.metric, got.metric, sizeof ref.metric), 0);
         ASSERT_EQ(std::memcmp(ref.pending_min, got.pending_min, sizeof ref.pending_min), 0);
         ASSERT_EQ(ref.step, got.step);
+        // Without a decision buffer: the same metrics (split at an odd row too).
+        lanes_acs_generic(quiet_ref, idx, bm_ref.data(), steps, nullptr);
+        acs(quiet, idx, bm.data(), split, nullptr);
+        acs(quiet, idx, bm.data() + 4 * n_lanes * split, steps - split, nullptr);
+        ASSERT_EQ(std::memcmp(ref.metric, quiet.metric, sizeof ref.metric), 0);
+        ASSERT_EQ(std::memcmp(ref.metric, quiet_ref.metric, sizeof ref.metric), 0);
+        ASSERT_EQ(std::memcmp(ref.pending_min, quiet.pending_min, sizeof ref.pending_min), 0);
+        ASSERT_EQ(quiet.step, got.step);
         if (avx2) {
             // Traceback over the same decisions: from the top row, and by
             // random plans with tails and starts at many boundaries.
