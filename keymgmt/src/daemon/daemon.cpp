@@ -81,6 +81,14 @@ std::string render_metrics(const metric_sources& m)
       << "\nqkmd_keys_stored{state=\"deactivated\"} " << c.deactivated << '\n';
     head("qkmd_keys_consumed", "gauge", "Keys fully consumed or expired (DESTROYED tombstones).");
     o << "qkmd_keys_consumed " << c.destroyed << '\n';
+    const auto ss = m.store->stats();
+    head("qkmd_pool_keys", "gauge", "Keys reserved in hand-out pools, not yet handed out (counted as active).");
+    o << "qkmd_pool_keys " << ss.pooled_keys << '\n';
+    head("qkmd_pool_keys_unconfirmed_at_start", "gauge",
+         "Pooled keys left by an unclean stop before this start, not known to be delivered (at most this many lost).");
+    o << "qkmd_pool_keys_unconfirmed_at_start " << ss.pool_unconfirmed_at_open << '\n';
+    head("qkmd_store_commits_total", "counter", "Key store group-commit transactions (one fsync each).");
+    o << "qkmd_store_commits_total " << ss.commits << '\n';
     head("qkmd_keys_added_total", "counter", "Keys taken from the key source into the store since start.");
     o << "qkmd_keys_added_total " << m.keys_added->load() << '\n';
     head("qkmd_keys_served_total", "counter", "Keys handed out since start, by interface.");
@@ -241,6 +249,12 @@ int run_qkmd(const qkmd_config& cfg, const std::string& ready_file, bool handle_
     std::atomic<std::uint64_t> added_total{0};
     try {
         store = open_key_store(cfg.store);
+        if (const auto lost = store->stats().pool_unconfirmed_at_open; lost > 0) {
+            log.warn("the previous qkmd stopped without closing the key store: " + std::to_string(lost) +
+                     " keys reserved in hand-out pools are not known to have been handed out to their master SAE;"
+                     " they stay issued (never served to a master again, each slave can fetch them once): up to"
+                     " this many keys were lost");
+        }
         const auto c = store->counts();
         switch (cfg.source) {
         case source_kind::sim: {
@@ -270,7 +284,9 @@ int run_qkmd(const qkmd_config& cfg, const std::string& ready_file, bool handle_
         }
         if (cfg.etsi014_enabled) {
             etsi = std::make_unique<etsi014_service>(cfg.etsi014, *store, notifier.get());
-            etsi_server = start_https_server(cfg.etsi014_server, [&](const http_request_view& r) { return etsi->handle(r); });
+            etsi_server = start_https_server(
+                cfg.etsi014_server, [&](const http_request_view& r) { return etsi->handle(r); },
+                [&](const http_request_view& r) { return etsi->may_block(r); });
             log.info("ETSI 014 listening on https://" + cfg.etsi014_server.address + ":" +
                      std::to_string(etsi_server->port()) + " as " + cfg.kme_id);
         }

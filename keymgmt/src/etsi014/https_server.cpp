@@ -8,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -61,7 +62,8 @@ constexpr std::chrono::milliseconds drain_time{3000};
 
 class server_impl final : public https_server {
 public:
-    server_impl(const config& c, http_handler h) : cfg_(c), handler_(std::move(h))
+    server_impl(const config& c, http_handler h, http_may_block may_block)
+        : cfg_(c), handler_(std::move(h)), may_block_(std::move(may_block))
     {
         const bool tls = !cfg_.cert_file.empty() || !cfg_.key_file.empty() || !cfg_.ca_file.empty();
         if (tls) {
@@ -91,6 +93,9 @@ public:
         } catch (const boost::system::system_error& e) {
             throw std::runtime_error("cannot listen on " + cfg_.address + ":" + std::to_string(cfg_.port) + ": " +
                                      e.code().message());
+        }
+        if (cfg_.blocking_threads > 0 && may_block_) {
+            blocking_.emplace(static_cast<std::size_t>(cfg_.blocking_threads));
         }
         net::co_spawn(*ioc_, accept_loop(), net::detached);
         for (int i = 0; i < std::max(1, cfg_.threads); ++i) {
@@ -130,9 +135,39 @@ public:
             t.join();
         }
         threads_.clear();
+        // Handlers already running finish (a commit in progress completes); their replies are
+        // queued on the stopped io_context and dropped with it.
+        if (blocking_) {
+            blocking_->join();
+        }
     }
 
 private:
+    http_reply call_handler(const http_request_view& v)
+    {
+        try {
+            return handler_(v);
+        } catch (const std::exception&) {
+            return {503, "{\"message\":\"internal error\"}", "application/json", false};
+        }
+    }
+
+    // Runs the handler on the blocking pool and resumes the connection's coroutine on its own
+    // executor with the reply. `v` points into the coroutine's frame, which the completion
+    // handler owns until it is invoked, so it outlives the call.
+    net::awaitable<http_reply> handle_blocking(const http_request_view& v)
+    {
+        co_return co_await net::async_initiate<decltype(net::use_awaitable), void(http_reply)>(
+            [this, v](auto done) {
+                net::post(*blocking_, [this, v, done = std::move(done)]() mutable {
+                    http_reply r = call_handler(v);
+                    auto ex = net::get_associated_executor(done);
+                    net::post(ex, [done = std::move(done), r = std::move(r)]() mutable { std::move(done)(std::move(r)); });
+                });
+            },
+            net::use_awaitable);
+    }
+
     template <class F>
     static void load(const std::string& file, F&& f)
     {
@@ -305,12 +340,21 @@ private:
             }
             ++requests_;
             const auto& req = parser.get();
+            const http_request_view view{std::string_view(req.method_string().data(), req.method_string().size()),
+                                         std::string_view(req.target().data(), req.target().size()), req.body(),
+                                         caller};
             http_reply reply;
-            try {
-                reply = handler_({std::string_view(req.method_string().data(), req.method_string().size()),
-                                  std::string_view(req.target().data(), req.target().size()), req.body(), caller});
-            } catch (const std::exception&) {
-                reply = {503, "{\"message\":\"internal error\"}", "application/json", false};
+            bool offload = false;
+            if (blocking_) {
+                try {
+                    offload = may_block_(view);
+                } catch (const std::exception&) {
+                }
+            }
+            if (offload) {
+                reply = co_await handle_blocking(view);
+            } else {
+                reply = call_handler(view);
             }
             http::response<http::string_body> res{static_cast<http::status>(reply.status), req.version()};
             res.set(http::field::server, "qkmd");
@@ -340,6 +384,8 @@ private:
 
     config cfg_;
     http_handler handler_;
+    http_may_block may_block_;
+    std::optional<net::thread_pool> blocking_;
     std::optional<ssl::context> ssl_;
     std::atomic<std::size_t> active_{0};
     std::atomic<std::uint64_t> connections_{0}, refused_{0}, handshake_failures_{0}, requests_{0}, bad_requests_{0};
@@ -352,9 +398,10 @@ private:
 
 }  // namespace
 
-std::unique_ptr<https_server> start_https_server(const https_server::config& cfg, http_handler handler)
+std::unique_ptr<https_server> start_https_server(const https_server::config& cfg, http_handler handler,
+                                                 http_may_block may_block)
 {
-    return std::make_unique<server_impl>(cfg, std::move(handler));
+    return std::make_unique<server_impl>(cfg, std::move(handler), std::move(may_block));
 }
 
 }  // namespace qlink::keymgmt

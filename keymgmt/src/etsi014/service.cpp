@@ -215,6 +215,40 @@ http_reply etsi014_service::handle(const http_request_view& req)
     }
 }
 
+bool etsi014_service::may_block(const http_request_view& req) const
+{
+    std::string_view target = req.target.substr(0, req.target.find('?'));
+    if (target == peer_reserve_path) {
+        return true;
+    }
+    constexpr std::string_view prefix = "/api/v1/keys/";
+    if (target.substr(0, prefix.size()) != prefix) {
+        return false;
+    }
+    target.remove_prefix(prefix.size());
+    const auto slash = target.find('/');
+    if (slash == std::string_view::npos) {
+        return false;
+    }
+    const auto op = target.substr(slash + 1);
+    if (op == "dec_keys") {
+        return true;
+    }
+    if (op != "enc_keys") {
+        return false;
+    }
+    if (store_.cfg().handout_pool == 0) {
+        return true;
+    }
+    // With a pool the hand-out is a pop from memory, unless a slave is at another KME (no pool,
+    // and a reservation call to that KME); a POST may name such slaves in its body.
+    const sae_entry* s = find_sae(url_decode(target.substr(0, slash)));
+    if (s != nullptr && s->kme_id != cfg_.kme_id) {
+        return true;
+    }
+    return req.method == "POST" && notifier_ != nullptr;
+}
+
 http_reply etsi014_service::status(std::string_view caller, std::string_view slave)
 {
     const sae_entry* s = find_sae(slave);

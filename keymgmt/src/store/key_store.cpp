@@ -216,6 +216,11 @@ public:
         // recorded the truncated size; the ciphertext holds the full key plus the GCM tag).
         unpool_ = std::make_unique<stmt>(db_, "UPDATE keys SET state = 1, owner = NULL, size = length(ct) - 16"
                                               " WHERE id = ? AND state = 2");
+        // Keys reserved for a hand-out pool and not known to be delivered (see recover_pools).
+        exec("CREATE TABLE IF NOT EXISTS pool_reserved(id BLOB PRIMARY KEY) WITHOUT ROWID");
+        reserved_add_ = std::make_unique<stmt>(db_, "INSERT OR IGNORE INTO pool_reserved(id) VALUES(?)");
+        reserved_del_ = std::make_unique<stmt>(db_, "DELETE FROM pool_reserved WHERE id = ?");
+        recover_pools();
         {
             std::lock_guard lock(mu_);
             cached_counts();
@@ -244,12 +249,15 @@ public:
         if (cfg_.handout_pool > 0) {
             std::lock_guard lock(mu_);
             txn t(*this);
-            if (t.ok && flush_pools_txn()) {
-                t.commit();
+            std::lock_guard pl(pool_mu_);
+            if (t.ok && flush_pools_db() && t.commit()) {
+                clear_pools();
             }
         }
         stop_checkpointer();  // nothing uses db_ any more
         unpool_.reset();
+        reserved_add_.reset();
+        reserved_del_.reset();
         ins_.reset();
         pick_.reset();
         pick_any_.reset();
@@ -399,13 +407,16 @@ public:
             }
         }
         if (got.size() < count) {
+            const std::size_t have = got.size();
+            got.clear();  // rows read as ACTIVE here may be taken by the next transaction
             return {store_status::not_enough,
-                    "requested " + std::to_string(count) + " keys but only " + std::to_string(got.size()) +
+                    "requested " + std::to_string(count) + " keys but only " + std::to_string(have) +
                         " are available",
-                    got.size()};
+                    have};
         }
         for (auto& k : got) {
             if (size_bytes > k.material.size()) {
+                got.clear();
                 return {store_status::bad_request,
                         "requested key size " + std::to_string(size_bytes * 8) + " bits exceeds the stored key size " +
                             std::to_string(k.material.size() * 8),
@@ -415,6 +426,7 @@ public:
                 k.material.truncate(size_bytes);
             }
             if (!hand_out(k.id, owner, k.material.size(), grantees)) {
+                got.clear();
                 return io_fail("update");
             }
         }
@@ -572,16 +584,29 @@ public:
         if (!t.ok) {
             return io_fail("begin");
         }
+        // pool_mu_ from the first kill to the commit: a pooled key being destroyed is not handed
+        // out meanwhile, and stays pooled if the commit fails (database and pool agree).
+        std::unique_lock pl(pool_mu_, std::defer_lock);
+        if (cfg_.handout_pool > 0) {
+            pl.lock();
+        }
         for (const auto& id : ids) {
             if (!kill(id, nullptr)) {
                 return io_fail("destroy");
             }
         }
-        // A destroyed key must not be served from a pool either (dropped there lazily).
-        drop_unissued(ids);
+        if (!forget_reserved(ids)) {
+            return io_fail("destroy");
+        }
         t.invalidates_counts = true;  // the keys' previous states are not tracked here
         if (!t.commit()) {
             return io_fail("commit");
+        }
+        if (pl.owns_lock()) {
+            // A destroyed key must not be served from a pool either (dropped there lazily).
+            for (const auto& id : ids) {
+                unissue(id);
+            }
         }
         return {store_status::ok, {}, ids.size()};
     }
@@ -599,7 +624,16 @@ public:
         }
         // Pools hold the oldest keys, the first to expire: return them all to ACTIVE in this
         // transaction (refills need mu_, so none can interleave) and let the expiry decide.
-        if (!flush_pools_txn()) {
+        std::unique_lock pl(pool_mu_, std::defer_lock);
+        if (cfg_.handout_pool > 0) {
+            pl.lock();
+            if (!flush_pools_db()) {
+                return 0;
+            }
+        }
+        stmt unres(db_, "DELETE FROM pool_reserved WHERE id IN (SELECT id FROM keys WHERE state < 3 AND created < ?)");
+        sqlite3_bind_int64(unres.get(), 1, limit);
+        if (sqlite3_step(unres.get()) != SQLITE_DONE) {
             return 0;
         }
         stmt gone(db_, "DELETE FROM grants WHERE id IN (SELECT id FROM keys WHERE state < 3 AND created < ?)");
@@ -614,7 +648,13 @@ public:
         }
         const auto n = static_cast<std::size_t>(sqlite3_changes(db_));
         t.invalidates_counts = true;
-        return t.commit() ? n : 0;
+        if (!t.commit()) {
+            return 0;
+        }
+        if (pl.owns_lock()) {
+            clear_pools();
+        }
+        return n;
     }
 
     store_counts counts() override
@@ -647,6 +687,7 @@ public:
         r.pool_refills = pool_refills_.load();
         r.pool_served = pool_served_.load();
         r.pooled_keys = static_cast<std::uint64_t>(std::max<std::int64_t>(0, pooled_[0].load() + pooled_[1].load()));
+        r.pool_unconfirmed_at_open = unconfirmed_at_open_;
         return r;
     }
 
@@ -832,15 +873,18 @@ private:
     // one is rolled back alone), commits once and wakes the others. No caller sees its keys
     // before that commit returned, so the at-most-once guarantee is the same as with one
     // transaction per request. If the commit fails, every operation of the batch fails.
+    // `undo` (optional) reverts in-memory effects of a successful `fn` when the batch's commit
+    // fails; run_batch calls it under mu_, before any other transaction can run.
     struct batch_job {
         std::function<store_result()> fn;
+        std::function<void()> undo;
         store_result result;
         bool done = false;
     };
 
-    store_result batched(std::function<store_result()> fn)
+    store_result batched(std::function<store_result()> fn, std::function<void()> undo = {})
     {
-        batch_job job{std::move(fn), {}, false};
+        batch_job job{std::move(fn), std::move(undo), {}, false};
         std::unique_lock ql(queue_mu_);
         queue_.push_back(&job);
         while (!job.done) {
@@ -871,6 +915,16 @@ private:
         } else {
             ++commits_;
             batched_ops_ += batch.size();
+            // Pooled keys handed out since the last commit are delivered: drop their recovery rows.
+            std::vector<key_id> issued;
+            if (cfg_.handout_pool > 0) {
+                std::lock_guard pl(pool_mu_);
+                issued.swap(issued_pending_);
+            }
+            if (!forget_reserved(issued)) {
+                requeue_issued(issued);
+                issued.clear();
+            }
             for (auto* j : batch) {
                 const auto before = delta_;
                 if (!exec_ok("SAVEPOINT op")) {
@@ -891,13 +945,60 @@ private:
             if (!t.commit()) {
                 const auto fail = io_fail("commit");
                 for (auto* j : batch) {
+                    if (j->result.ok() && j->undo) {
+                        j->undo();
+                    }
                     j->result = fail;
                 }
+                requeue_issued(issued);
             }
         }
         std::lock_guard ql(queue_mu_);
         for (auto* j : batch) {
             j->done = true;
+        }
+    }
+
+    // Inside a transaction: the keys are no longer "reserved for a pool, maybe not delivered".
+    bool forget_reserved(std::span<const key_id> ids)
+    {
+        for (const auto& id : ids) {
+            reset_guard g{*reserved_del_};
+            sqlite3_bind_blob(reserved_del_->get(), 1, id.data(), id.size(), SQLITE_STATIC);
+            if (sqlite3_step(reserved_del_->get()) != SQLITE_DONE) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    // The transaction that was to record these deliveries did not commit: the next one does.
+    void requeue_issued(const std::vector<key_id>& ids)
+    {
+        if (ids.empty()) {
+            return;
+        }
+        std::lock_guard pl(pool_mu_);
+        issued_pending_.insert(issued_pending_.end(), ids.begin(), ids.end());
+    }
+
+    // At open: rows left in pool_reserved are keys that were reserved for a hand-out pool when
+    // the previous process stopped without closing the store (crash, kill -9), minus those whose
+    // delivery a later commit recorded. Each was either handed out to its owner (after the last
+    // commit) or never: nothing durable tells which, and returning one to ACTIVE could serve a
+    // delivered key a second time. So they stay as the database says, handed out to their owner
+    // (never served to a master again, each slave can fetch it once, expiry destroys it), and
+    // their number is reported (stats().pool_unconfirmed_at_open; qkmd logs it and exports it in
+    // /metrics) as an upper bound on the keys lost to the crash.
+    void recover_pools()
+    {
+        stmt n(db_, "SELECT COUNT(*) FROM pool_reserved");
+        if (sqlite3_step(n.get()) == SQLITE_ROW) {
+            unconfirmed_at_open_ = static_cast<std::uint64_t>(sqlite3_column_int64(n.get(), 0));
+        }
+        n.reset();
+        if (unconfirmed_at_open_ > 0) {
+            exec("DELETE FROM pool_reserved");
         }
     }
 
@@ -1128,17 +1229,6 @@ private:
         return true;
     }
 
-    void drop_unissued(std::span<const key_id> ids)
-    {
-        if (cfg_.handout_pool == 0) {
-            return;
-        }
-        std::lock_guard pl(pool_mu_);
-        for (const auto& id : ids) {
-            unissue(id);
-        }
-    }
-
     // ACTIVE keys of the partition, for sizing a reservation (a hint: the transaction decides).
     std::uint64_t active_hint(int partition)
     {
@@ -1154,24 +1244,53 @@ private:
         return static_cast<std::size_t>(std::min<std::uint64_t>(cfg_.handout_pool, active_hint(partition) / 8));
     }
 
-    // Takes `n` keys for the pool durably (group commit). The keys enter unissued_ inside the
-    // transaction, before any grantee could see the committed grants.
-    store_result reserve_for_pool(const pool_key& pk, std::size_t n, std::vector<served_key>& got)
+    // Takes `n` keys for the pool durably (group commit) under a fresh ticket. The keys enter
+    // unissued_ inside the transaction, before any grantee could see the committed grants, and
+    // the recovery table pool_reserved records them in the same transaction. If the commit fails
+    // they leave unissued_ again in run_batch, still under mu_: once mu_ is released they are
+    // ACTIVE and the next transaction may reserve them for another pool, so unmarking them any
+    // later (by ID, from this thread) could unmark that pool's keys and strand them DEACTIVATED
+    // outside every pool. For the same reason the caller keeps only keys still marked with its
+    // own ticket (an expiry may have returned them to ACTIVE and another pool reserved them).
+    store_result reserve_for_pool(const pool_key& pk, std::size_t n, std::vector<served_key>& got,
+                                  std::uint64_t& ticket)
     {
-        auto r = batched([&] {
-            auto res = take_next_txn(pk.owner, pk.grantees, n, pk.size, pk.partition, got);
-            if (res.ok()) {
-                std::lock_guard pl(pool_mu_);
+        {
+            std::lock_guard pl(pool_mu_);
+            ticket = ++last_ticket_;
+        }
+        std::vector<key_id> marked;
+        auto r = batched(
+            [&] {
+                auto res = take_next_txn(pk.owner, pk.grantees, n, pk.size, pk.partition, got);
+                if (!res.ok()) {
+                    return res;
+                }
                 for (const auto& k : got) {
-                    if (unissued_.insert(k.id).second) {
-                        ++pooled_[part_index(k.id)];
+                    reset_guard g{*reserved_add_};
+                    sqlite3_bind_blob(reserved_add_->get(), 1, k.id.data(), k.id.size(), SQLITE_STATIC);
+                    if (sqlite3_step(reserved_add_->get()) != SQLITE_DONE) {
+                        got.clear();
+                        return io_fail("pool record");
                     }
                 }
-            }
-            return res;
-        });
+                std::lock_guard pl(pool_mu_);
+                for (const auto& k : got) {
+                    if (unissued_.emplace(k.id, ticket).second) {
+                        ++pooled_[part_index(k.id)];
+                        marked.push_back(k.id);
+                    }
+                }
+                return res;
+            },
+            [&] {
+                std::lock_guard pl(pool_mu_);
+                for (const auto& id : marked) {
+                    unissue(id);
+                }
+                marked.clear();
+            });
         if (!r.ok()) {
-            drop_unissued_keys(got);  // commit failed after the keys were marked
             got.clear();
         } else {
             ++pool_refills_;
@@ -1179,12 +1298,17 @@ private:
         return r;
     }
 
-    void drop_unissued_keys(const std::vector<served_key>& keys)
+    // Caller holds pool_mu_: the keys of a committed reservation join the back of the pool,
+    // except any an expiry or destroy took back meanwhile (no longer marked with this ticket).
+    void adopt(pool& p, std::vector<served_key>& got, std::uint64_t ticket)
     {
-        std::lock_guard pl(pool_mu_);
-        for (const auto& k : keys) {
-            unissue(k.id);
+        for (auto& k : got) {
+            const auto it = unissued_.find(k.id);
+            if (it != unissued_.end() && it->second == ticket) {
+                p.keys.push_back(std::move(k));
+            }
         }
+        got.clear();
     }
 
     store_result take_pooled(std::string_view owner, std::span<const std::string> grantees, std::size_t count,
@@ -1199,29 +1323,34 @@ private:
         for (int races = 0; races < 3;) {
             if (p.keys.size() >= count) {
                 // Keys destroyed or returned to ACTIVE meanwhile (destroy, expire) are no longer
-                // in unissued_: they are dropped here, so this loop always makes progress.
+                // in unissued_: they are dropped here, so this loop always makes progress. The
+                // valid ones stay marked until the whole request can be served.
                 std::vector<served_key> mine;
                 while (mine.size() < count && !p.keys.empty()) {
                     served_key k = std::move(p.keys.front());
                     p.keys.pop_front();
-                    if (unissue(k.id)) {
+                    if (unissued_.count(k.id) != 0) {
                         mine.push_back(std::move(k));
                     }
                 }
-                if (mine.size() == count) {
-                    pool_served_ += count;
-                    for (auto& k : mine) {
-                        out.push_back(std::move(k));
+                if (mine.size() < count) {
+                    for (auto it = mine.rbegin(); it != mine.rend(); ++it) {
+                        p.keys.push_front(std::move(*it));
                     }
-                    if (p.keys.size() < (cfg_.handout_pool + 1) / 2 && !p.refilling && !stopping_) {
-                        p.refilling = true;
-                        refill_queue_.push_back(pk);
-                        pool_cv_.notify_one();
-                    }
-                    return {store_status::ok, {}, count};
+                    continue;  // now short: reserve below
                 }
-                repool(p, mine);
-                continue;
+                pool_served_ += count;
+                for (auto& k : mine) {
+                    unissue(k.id);
+                    issued_pending_.push_back(k.id);
+                    out.push_back(std::move(k));
+                }
+                if (p.keys.size() < (cfg_.handout_pool + 1) / 2 && !p.refilling && !stopping_) {
+                    p.refilling = true;
+                    refill_queue_.push_back(pk);
+                    pool_cv_.notify_one();
+                }
+                return {store_status::ok, {}, count};
             }
             if (p.refilling) {
                 // One reservation per pool at a time: waiting for it batches the requests that
@@ -1231,14 +1360,16 @@ private:
             }
             // Short and nobody refilling: reserve this request's keys plus a pool's worth in one
             // durable transaction (this caller waits for that commit, like take_next without pools).
+            // Keys still pooled count towards the request (they may be too few for it alone).
             p.refilling = true;
+            const std::size_t need = count - std::min(count, p.keys.size());
             pl.unlock();
-            const std::size_t want = count + pool_extra(pk.partition);
+            const std::size_t want = need + pool_extra(pk.partition);
             std::vector<served_key> got;
-            auto r = reserve_for_pool(pk, want, got);
-            if ((r.status == store_status::not_enough || r.status == store_status::bad_request) && want > count) {
-                got.clear();
-                r = reserve_for_pool(pk, count, got);
+            std::uint64_t ticket = 0;
+            auto r = reserve_for_pool(pk, want, got, ticket);
+            if ((r.status == store_status::not_enough || r.status == store_status::bad_request) && want > need) {
+                r = reserve_for_pool(pk, need, got, ticket);
             }
             pl.lock();
             p.refilling = false;
@@ -1247,25 +1378,10 @@ private:
                 return r;
             }
             // The new keys go behind the ones pooled before (oldest first); the loop serves them.
-            for (auto& k : got) {
-                if (unissued_.count(k.id) != 0) {
-                    p.keys.push_back(std::move(k));
-                }
-            }
+            adopt(p, got, ticket);
             ++races;  // only an expiry/destroy racing with us can make the next round short again
         }
         return {store_status::io_error, "key store: hand-out kept racing with expiry/destroy; try again", 0};
-    }
-
-    // Caller holds pool_mu_: keys taken out of the pool but not handed out go back to its front.
-    void repool(pool& p, std::vector<served_key>& keys)
-    {
-        for (auto it = keys.rbegin(); it != keys.rend(); ++it) {
-            if (unissued_.insert(it->id).second) {
-                ++pooled_[part_index(it->id)];
-            }
-            p.keys.push_front(std::move(*it));
-        }
     }
 
     void refill_loop()
@@ -1281,34 +1397,28 @@ private:
             pl.unlock();
             const std::size_t want = pool_extra(pk.partition);
             std::vector<served_key> got;
+            std::uint64_t ticket = 0;
             store_result r{store_status::not_enough, {}, 0};
             if (want > 0) {
-                r = reserve_for_pool(pk, want, got);
+                r = reserve_for_pool(pk, want, got, ticket);
             }
             pl.lock();
             auto& p = pools_[pk];
             p.refilling = false;
             if (r.ok()) {
-                for (auto& k : got) {
-                    if (unissued_.count(k.id) != 0) {
-                        p.keys.push_back(std::move(k));
-                    }
-                }
+                adopt(p, got, ticket);
             }
             pool_ready_cv_.notify_all();
         }
     }
 
-    // Inside an open transaction (caller holds mu_): every unissued pooled key back to ACTIVE,
-    // pools emptied. If the transaction then fails to commit, the keys stay recorded as handed
-    // out to their owners: wasted, never served twice.
-    bool flush_pools_txn()
+    // Inside an open transaction (caller holds mu_ and pool_mu_, and keeps pool_mu_ until the
+    // commit returned, so no pooled key is handed out meanwhile): every unissued pooled key back
+    // to ACTIVE in the database. The pools are emptied only once that commit succeeded
+    // (clear_pools); if it fails, database and pools still agree (the keys stay pooled).
+    bool flush_pools_db()
     {
-        if (cfg_.handout_pool == 0) {
-            return true;
-        }
-        std::lock_guard pl(pool_mu_);
-        for (const auto& id : unissued_) {
+        for (const auto& [id, ticket] : unissued_) {
             {
                 reset_guard g{*kill_grants_};
                 sqlite3_bind_blob(kill_grants_->get(), 1, id.data(), id.size(), SQLITE_STATIC);
@@ -1325,14 +1435,23 @@ private:
                 --delta_[2][part_index(id)];
                 ++delta_[1][part_index(id)];
             }
+            if (!forget_reserved(std::span(&id, 1))) {
+                return false;
+            }
         }
+        return forget_reserved(issued_pending_);
+    }
+
+    // Caller holds pool_mu_; the keys were returned to ACTIVE by a committed flush_pools_db.
+    void clear_pools()
+    {
         unissued_.clear();
+        issued_pending_.clear();
         pooled_[0] = 0;
         pooled_[1] = 0;
         for (auto& [k, p] : pools_) {
             p.keys.clear();
         }
-        return true;
     }
 
     config cfg_;
@@ -1362,14 +1481,19 @@ private:
     std::condition_variable pool_cv_;        // wakes the refiller
     std::condition_variable pool_ready_cv_;  // a reservation finished
     std::map<pool_key, pool> pools_;
-    std::set<key_id> unissued_;  // every pooled key not yet given to its owner, in any pool
+    // Every pooled key not yet given to its owner, in any pool, with its reservation's ticket.
+    std::map<key_id, std::uint64_t> unissued_;
+    std::uint64_t last_ticket_ = 0;
+    // Pooled keys handed out since the last transaction: their pool_reserved rows go in the next one.
+    std::vector<key_id> issued_pending_;
+    std::uint64_t unconfirmed_at_open_ = 0;
     std::array<std::atomic<std::int64_t>, 2> pooled_{};  // unissued_ per partition
     std::deque<pool_key> refill_queue_;
     bool stopping_ = false;
     std::thread refiller_;
     sqlite3* db_ = nullptr;
     std::unique_ptr<stmt> ins_, pick_, pick_any_, by_id_, by_prefix_, set_deact_, kill_, kill_grants_, grant_, grant_get_,
-        grant_serve_, grant_left_, activate_, data_version_, count_all_, unpool_;
+        grant_serve_, grant_left_, activate_, data_version_, count_all_, unpool_, reserved_add_, reserved_del_;
 };
 
 }  // namespace

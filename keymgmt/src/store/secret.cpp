@@ -2,6 +2,7 @@
 #include "qlink/keymgmt/key_store.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 
 #include <cstring>
 #include <new>
@@ -68,8 +69,17 @@ secret_bytes::secret_bytes(std::size_t size)
     if (size == 0) {
         return;
     }
-    // OPENSSL_secure_zalloc falls back to the normal heap when no secure heap is initialised.
+    // OPENSSL_secure_zalloc falls back to the normal heap when no secure heap is initialised,
+    // but returns null once an initialised one is full (e.g. many hand-out pools): then the
+    // normal heap too (still cleansed on release; OPENSSL_secure_free frees either kind). The
+    // mark keeps the failed allocation's error off this thread's queue, where a TLS call would
+    // later take it for its own.
+    ERR_set_mark();
     data_ = static_cast<std::uint8_t*>(OPENSSL_secure_zalloc(size));
+    if (data_ == nullptr) {
+        data_ = static_cast<std::uint8_t*>(OPENSSL_zalloc(size));
+    }
+    ERR_pop_to_mark();
     if (data_ == nullptr) {
         throw std::bad_alloc();
     }

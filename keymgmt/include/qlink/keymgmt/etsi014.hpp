@@ -59,6 +59,12 @@ public:
     /// Routes one request. Never throws; every error is a spec-shaped JSON body.
     http_reply handle(const http_request_view& req);
 
+    /// True when handling `req` waits for a durable store commit or a peer KME: dec_keys, the
+    /// peer reservation, enc_keys without a hand-out pool or with a slave at another KME. The
+    /// server runs those on its blocking threads (https_server::config::blocking_threads); the
+    /// rest (status, enc_keys served from the pool, errors) stays on the network threads.
+    bool may_block(const http_request_view& req) const;
+
     const etsi014_counters& counters() const { return counters_; }
     const config& cfg() const { return cfg_; }
 

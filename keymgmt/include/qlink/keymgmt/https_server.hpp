@@ -29,6 +29,8 @@ struct http_request_view {
 };
 
 using http_handler = std::function<http_reply(const http_request_view&)>;
+/// Says whether the handler may block on this request (e.g. wait for a durable commit).
+using http_may_block = std::function<bool(const http_request_view&)>;
 
 struct https_server_stats {
     std::uint64_t connections = 0;
@@ -55,6 +57,10 @@ public:
         /// Idle keep-alive connections are closed after this.
         std::chrono::milliseconds idle_timeout{30000};
         int threads = 2;
+        /// Threads that run the handlers `may_block` selects (see start_https_server): the
+        /// connection's coroutine is suspended meanwhile, so no network thread waits on the
+        /// handler. 0 = every handler runs on the network threads.
+        int blocking_threads = 0;
     };
 
     virtual ~https_server() = default;
@@ -65,7 +71,9 @@ public:
 };
 
 /// Binds, listens and starts the worker threads. Throws std::runtime_error on bad TLS files
-/// or a port that cannot be bound.
-std::unique_ptr<https_server> start_https_server(const https_server::config& cfg, http_handler handler);
+/// or a port that cannot be bound. With cfg.blocking_threads > 0, requests for which
+/// `may_block` returns true are handled on those threads (empty `may_block`: none are).
+std::unique_ptr<https_server> start_https_server(const https_server::config& cfg, http_handler handler,
+                                                 http_may_block may_block = {});
 
 }  // namespace qlink::keymgmt

@@ -120,8 +120,10 @@ public:
         /// already handed out to that owner, and serves later requests from memory without a
         /// commit of their own; a background thread tops the pool up at half. After a crash
         /// the reserved keys count as delivered to the owner (never served to anyone else; each
-        /// grantee can still fetch them once). Clean shutdown and expire() return them to ACTIVE.
-        /// See docs/keymgmt.md, "Key store and crash safety".
+        /// grantee can still fetch them once) and their number is reported at the next open
+        /// (stats_t::pool_unconfirmed_at_open). Clean shutdown and expire() return them to ACTIVE.
+        /// One process per database while pools are on. See docs/keymgmt.md, "Key store and
+        /// crash safety".
         std::size_t handout_pool = 0;
     };
 
@@ -132,6 +134,11 @@ public:
         std::uint64_t pool_refills = 0;   ///< durable pool reservations (part of commits)
         std::uint64_t pool_served = 0;    ///< keys handed out from a pool without a commit
         std::uint64_t pooled_keys = 0;    ///< keys reserved in pools right now
+        /// Keys found reserved for a pool at open (the previous process did not close the store)
+        /// and not known to have been handed out: kept as handed out to their owner (never served
+        /// to a master again); at most this many pooled keys were lost to that stop. 0 after a
+        /// clean close.
+        std::uint64_t pool_unconfirmed_at_open = 0;
     };
 
     virtual ~key_store() = default;

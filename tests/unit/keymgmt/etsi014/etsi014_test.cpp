@@ -12,8 +12,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <set>
 #include <thread>
@@ -72,7 +74,11 @@ struct kme {
         hc.idle_timeout = std::chrono::milliseconds(2000);
         hc.max_connections = max_conn;
         hc.max_body_bytes = 4096;
-        server = start_https_server(hc, [this](const http_request_view& r) { return service->handle(r); });
+        // As in qkmd: requests that wait for a commit run on their own threads.
+        hc.blocking_threads = 2;
+        server = start_https_server(
+            hc, [this](const http_request_view& r) { return service->handle(r); },
+            [this](const http_request_view& r) { return service->may_block(r); });
     }
     ~kme()
     {
@@ -587,4 +593,107 @@ TEST(etsi014_client, silent_server_times_out)
     EXPECT_EQ(r.http_status, 0u);
     EXPECT_FALSE(r.message.empty());
     ::close(lfd);
+}
+
+// A handler that may block runs on the server's blocking threads: with ONE network thread, a
+// connection whose handler is stuck does not stop another connection's requests. (Were it run
+// on the network thread, the status below could not be answered until the stuck handler is
+// released, which happens only after it: the client's 5 s timeout would fail the test.)
+TEST(https_server, blocking_handler_does_not_hold_the_network_thread)
+{
+    std::promise<void> release;
+    const std::shared_future<void> released = release.get_future().share();
+    std::atomic<int> blocked{0};
+    https_server::config hc;
+    hc.cert_file = pki().cert("KME_A");
+    hc.key_file = pki().key("KME_A");
+    hc.ca_file = pki().ca();
+    hc.threads = 1;
+    hc.blocking_threads = 1;
+    auto is_slow = [](const http_request_view& r) { return r.target.find("dec_keys") != std::string_view::npos; };
+    auto server = start_https_server(
+        hc,
+        [&](const http_request_view& r) -> http_reply {
+            if (is_slow(r)) {
+                ++blocked;
+                released.wait();
+                return {200, "{\"slow\":\"" + std::string(r.caller) + "\"}", "application/json", false};
+            }
+            return {200, "{\"fast\":true}", "application/json", false};
+        },
+        is_slow);
+    auto slow = create_etsi014_client(client_cfg("SAE_B", server->port()));
+    auto fast = create_etsi014_client(client_cfg("SAE_A", server->port()));
+    etsi014_raw_result slow_reply;
+    std::atomic<bool> slow_done{false};
+    std::thread t([&] {
+        slow_reply = slow->request("GET", "/api/v1/keys/SAE_A/dec_keys?key_ID=x", "");
+        slow_done = true;
+    });
+    for (int i = 0; i < 1000 && blocked.load() == 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_EQ(blocked.load(), 1) << "the slow request never reached its handler";
+    const auto r = fast->request("GET", "/api/v1/keys/SAE_B/status", "");
+    EXPECT_EQ(r.http_status, 200u) << r.message;
+    EXPECT_EQ(r.body, "{\"fast\":true}");
+    EXPECT_FALSE(slow_done.load()) << "answered while its handler was still blocked";
+    release.set_value();
+    t.join();
+    EXPECT_EQ(slow_reply.http_status, 200u) << slow_reply.message;
+    EXPECT_EQ(slow_reply.body, "{\"slow\":\"SAE_B\"}");  // the view (caller, target) survived the hop
+    server->stop();
+}
+
+// Which requests the service sends to the blocking threads.
+TEST(etsi014, may_block_marks_the_requests_that_wait_for_a_commit)
+{
+    kme pooled("KME_A", -1, 8, saes(), nullptr, 16, 16);
+    kme plain("KME_A", -1, 8, saes());
+    auto req = [](std::string_view method, std::string_view target) {
+        return http_request_view{method, target, {}, "SAE_A"};
+    };
+    for (kme* k : {&pooled, &plain}) {
+        EXPECT_TRUE(k->service->may_block(req("GET", "/api/v1/keys/SAE_A/dec_keys?key_ID=x")));
+        EXPECT_TRUE(k->service->may_block(req("POST", "/api/v1/keys/SAE_A/dec_keys")));
+        EXPECT_TRUE(k->service->may_block(req("POST", peer_reserve_path)));
+        EXPECT_FALSE(k->service->may_block(req("GET", "/api/v1/keys/SAE_B/status")));
+        EXPECT_FALSE(k->service->may_block(req("GET", "/nothing/here")));
+        // A slave at another KME: no pool, and a reservation call to that KME.
+        EXPECT_TRUE(k->service->may_block(req("GET", "/api/v1/keys/SAE_R/enc_keys")));
+    }
+    // enc_keys for a local slave: a pop from the pool, or a commit without one.
+    EXPECT_FALSE(pooled.service->may_block(req("GET", "/api/v1/keys/SAE_B/enc_keys?number=1")));
+    EXPECT_FALSE(pooled.service->may_block(req("POST", "/api/v1/keys/SAE_B/enc_keys")));
+    EXPECT_TRUE(plain.service->may_block(req("GET", "/api/v1/keys/SAE_B/enc_keys?number=1")));
+}
+
+// TLS session resumption (TLS 1.3 tickets, TLS 1.2 tickets) with openssl s_client as the peer:
+// the second connection resumes the first one's session ("Reused") without a new certificate
+// exchange, and the caller is still the SAE of the certificate the session was made with.
+TEST(etsi014, tls_session_resumption_with_openssl_s_client)
+{
+    kme a("KME_A", -1, 8, saes());
+    const std::string port = std::to_string(a.server->port());
+    const std::string sess = (a.dir / "session.pem").string();
+    auto s_client = [&](const std::string& version, const std::string& session_arg) {
+        const std::string req = "GET /api/v1/keys/SAE_B/status HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n";
+        std::string out;
+        run_cmd("printf '" + req + "' | timeout 20 openssl s_client -connect 127.0.0.1:" + port +
+                    " -servername localhost " + version + " -CAfile " + pki().ca() + " -cert " + pki().cert("SAE_A") +
+                    " -key " + pki().key("SAE_A") + " -ign_eof " + session_arg + " 2>&1",
+                &out);
+        return out;
+    };
+    for (const std::string version : {"-tls1_3", "-tls1_2"}) {
+        std::filesystem::remove(sess);
+        const auto first = s_client(version, "-sess_out " + sess);
+        EXPECT_NE(first.find("New, TLSv1."), std::string::npos) << version << ":\n" << first;
+        EXPECT_NE(first.find("\"master_SAE_ID\":\"SAE_A\""), std::string::npos) << first;
+        ASSERT_TRUE(std::filesystem::exists(sess)) << version << ": no session saved\n" << first;
+        const auto again = s_client(version, "-sess_in " + sess);
+        EXPECT_NE(again.find("Reused, TLSv1."), std::string::npos) << version << ":\n" << again;
+        EXPECT_NE(again.find("HTTP/1.1 200"), std::string::npos) << again;
+        EXPECT_NE(again.find("\"master_SAE_ID\":\"SAE_A\""), std::string::npos) << again;
+    }
 }

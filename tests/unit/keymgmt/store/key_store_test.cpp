@@ -570,6 +570,7 @@ TEST_P(key_store_crash, kill_9_loses_no_delivered_key_and_serves_none_twice)
     constexpr std::uint64_t seed = 77;
     std::mt19937_64 rng(12345);
     std::uniform_int_distribution<int> delay_ms(5, 120);
+    std::uint64_t unconfirmed = 0;  // pooled keys each restart found not known to be delivered
     for (int round = 0; round < 12; ++round) {
         int fds[2];
         ASSERT_EQ(::pipe(fds), 0);
@@ -587,7 +588,12 @@ TEST_P(key_store_crash, kill_9_loses_no_delivered_key_and_serves_none_twice)
         // Wait (bounded) for the child to be up, then kill it a pseudo-random moment later.
         pollfd p{fds[0], POLLIN, 0};
         ASSERT_EQ(::poll(&p, 1, 60000), 1) << "hammer did not start";
+        char ready[64] = {};
+        const ssize_t got = ::read(fds[0], ready, sizeof ready - 1);
         ::close(fds[0]);
+        unsigned long long left = 0;
+        ASSERT_TRUE(got > 0 && std::sscanf(ready, "ready %llu", &left) == 1) << ready;
+        unconfirmed += left;
         std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
         ::kill(pid, SIGKILL);
         int status = 0;
@@ -597,6 +603,7 @@ TEST_P(key_store_crash, kill_9_loses_no_delivered_key_and_serves_none_twice)
     key_store::config cfg = make_cfg(d);
     cfg.max_key_count = 1000000;
     auto s = open_key_store(cfg);
+    unconfirmed += s->stats().pool_unconfirmed_at_open;
     const auto c = s->counts();
     const std::uint64_t total = c.preactive + c.active + c.deactivated + c.destroyed;
     ASSERT_GT(total, 0u);
@@ -630,6 +637,28 @@ TEST_P(key_store_crash, kill_9_loses_no_delivered_key_and_serves_none_twice)
         EXPECT_NE(s->state_of(*kid), key_state::active) << "delivered key " << id << " is ACTIVE again";
     }
     EXPECT_GT(lines, 10u);
+    // Keys that left ACTIVE without reaching the master: in both modes the keys of a request
+    // killed after the store returned them but before the log line (at most 3 per kill: the
+    // at-most-once trade-off); with a pool also the keys reserved and not yet handed out. Those
+    // are not silently lost: each restart counted the pooled keys not confirmed as handed out,
+    // and the counts match the wasted keys up to that per-kill request (a confirmed hand-out may
+    // miss its log line; an unconfirmed one may have been logged).
+    std::uint64_t wasted = 0;
+    for (std::uint64_t i = 0; i < total; ++i) {
+        const auto st = s->state_of(test_key_id(seed, i));
+        if (st != key_state::active && !master.count(key_id_to_string(test_key_id(seed, i)))) {
+            ++wasted;
+        }
+    }
+    constexpr std::uint64_t in_flight = 3 * 12;
+    if (GetParam() == 0) {
+        EXPECT_EQ(unconfirmed, 0u);
+        EXPECT_LE(wasted, in_flight);
+    } else {
+        EXPECT_GT(unconfirmed, 0u) << "the kills left keys in the pools; they must be counted";
+        EXPECT_LE(wasted, unconfirmed + in_flight) << "pooled keys left ACTIVE without being counted";
+        EXPECT_LE(unconfirmed, wasted + in_flight) << "counted keys that did reach the master";
+    }
     // Keys the master got but the slave did not (killed in between) are still there for the slave.
     for (const auto& id : master) {
         if (!slave.count(id)) {
@@ -761,8 +790,12 @@ TEST(key_store_pool, crash_with_a_full_pool_serves_no_pooled_key_again)
         ::close(fds[0]);
         auto s = open_key_store(pool_cfg(d, 16));
         std::vector<served_key> got;
+        std::vector<served_key> b;
+        const std::vector<key_id> first{test_key_id(33, 0)};
+        // The slave's fetch is a commit: it also records that key 0 reached its owner.
         const bool ok = s->take_next("A", std::vector<std::string>{"B"}, 1, 0, -1, got).ok() && got.size() == 1 &&
-                        got[0].id == test_key_id(33, 0) && s->stats().pooled_keys == 12;
+                        got[0].id == test_key_id(33, 0) && s->stats().pooled_keys == 12 &&
+                        s->take_granted("B", first, b).ok();
         const char c = ok ? 'y' : 'n';
         (void)!::write(fds[1], &c, 1);
         std::_Exit(0);  // no destructors: the pool is not returned, as in a crash
@@ -775,16 +808,19 @@ TEST(key_store_pool, crash_with_a_full_pool_serves_no_pooled_key_again)
     ::waitpid(pid, &status, 0);
     ASSERT_EQ(c, 'y');
     auto s = open_key_store(make_cfg(d));
+    // The 12 keys still pooled at the crash are reported, not silently lost.
+    EXPECT_EQ(s->stats().pool_unconfirmed_at_open, 12u);
     const auto cnt = s->counts();
     EXPECT_EQ(cnt.active, 87u);
-    EXPECT_EQ(cnt.deactivated, 13u);
+    EXPECT_EQ(cnt.deactivated, 12u);
+    EXPECT_EQ(cnt.destroyed, 1u);
     std::vector<served_key> rest;
     ASSERT_TRUE(s->take_next("A", std::vector<std::string>{"B"}, 87, 0, -1, rest).ok());
     std::set<key_id> later;
     for (const auto& k : rest) {
         later.insert(k.id);
     }
-    for (std::uint64_t i = 0; i <= 12; ++i) {
+    for (std::uint64_t i = 1; i <= 12; ++i) {
         EXPECT_FALSE(later.count(test_key_id(33, i))) << "pooled key " << i << " served again";
         const std::vector<key_id> one{test_key_id(33, i)};
         std::vector<served_key> b;
@@ -857,13 +893,10 @@ TEST(key_store_pool, concurrent_takers_never_share_a_key)
     EXPECT_GT(n, 500u);
     auto s = open_key_store(make_cfg(d));
     const auto c = s->counts();
-    // Every key is either handed out or back to ACTIVE after the clean close. Known defect: under
-    // ASan timing one run in CI stranded one pooled key as handed out (599 DEACTIVATED for 598
-    // served): wasted, never served twice (the safety property above holds); not yet found. So
-    // the accounting allows at most one such key per pool (4 pools here) until it is fixed.
-    EXPECT_EQ(c.deactivated + c.active, 600u);
-    EXPECT_GE(c.deactivated, n);
-    EXPECT_LE(c.deactivated - n, 4u);
+    // Every key is either handed out or back to ACTIVE after the clean close: none stranded.
+    EXPECT_EQ(c.deactivated, n);
+    EXPECT_EQ(c.active, 600 - n);
+    EXPECT_EQ(s->stats().pool_unconfirmed_at_open, 0u);
     for (std::size_t t = 0; t < per.size(); ++t) {
         for (const auto& k : per[t]) {
             std::vector<served_key> b;
@@ -872,5 +905,53 @@ TEST(key_store_pool, concurrent_takers_never_share_a_key)
             EXPECT_EQ(b[0].material.size(), t % 3 ? 32u : 16u);
             EXPECT_TRUE(std::equal(k.material.span().begin(), k.material.span().end(), b[0].material.data()));
         }
+    }
+}
+
+// The stranded-key race: a reservation that failed with not_enough used to unmark, after its
+// batch had committed, the keys it had read as ACTIVE; a reservation for another pool could take
+// exactly those keys in between and then found them unmarked, so they stayed DEACTIVATED outside
+// every pool, handed out to nobody. It needs a small stock and several pools running dry at
+// once, so this runs many short rounds of that. After each clean close the accounting is exact.
+TEST(key_store_pool, exhaustion_rounds_strand_no_key)
+{
+    for (int round = 0; round < 25; ++round) {
+        temp_dir d;
+        std::vector<std::vector<served_key>> per(6);
+        constexpr std::uint64_t stock = 48;
+        {
+            auto cfg = pool_cfg(d, 8);
+            cfg.full_sync = false;  // many commits; durability is not what this checks
+            auto s = open_key_store(cfg);
+            add_keys(*s, 36, static_cast<std::uint64_t>(round) * 1000, stock);
+            std::vector<std::thread> th;
+            const std::vector<std::string> slaves{"B"};
+            for (std::size_t t = 0; t < per.size(); ++t) {
+                th.emplace_back([&, t] {
+                    const std::string owner = "O" + std::to_string(t % 3);
+                    for (int fails = 0; fails < 4;) {
+                        if (!s->take_next(owner, slaves, 1 + t % 2, 32, -1, per[t]).ok()) {
+                            ++fails;
+                        }
+                    }
+                });
+            }
+            for (auto& x : th) {
+                x.join();
+            }
+        }
+        std::set<key_id> seen;
+        std::uint64_t n = 0;
+        for (const auto& v : per) {
+            for (const auto& k : v) {
+                ASSERT_TRUE(seen.insert(k.id).second) << "key handed out twice in round " << round;
+                ++n;
+            }
+        }
+        auto s = open_key_store(make_cfg(d));
+        const auto c = s->counts();
+        ASSERT_EQ(c.deactivated, n) << "round " << round << ": pooled keys stranded";
+        ASSERT_EQ(c.active, stock - n) << "round " << round;
+        ASSERT_EQ(s->stats().pool_unconfirmed_at_open, 0u) << "round " << round;
     }
 }

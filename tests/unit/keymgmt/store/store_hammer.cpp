@@ -45,8 +45,9 @@ int main(int argc, char** argv)
     const auto c = store->counts();
     std::uint64_t next = c.preactive + c.active + c.deactivated + c.destroyed;
     const std::vector<std::string> slaves{"slave"};
-    // Tells the parent we are running, so its kill delay does not depend on start-up time.
-    std::fputs("ready\n", stdout);
+    // Tells the parent we are running, so its kill delay does not depend on start-up time, and
+    // how many pooled keys the previous (killed) run left unconfirmed.
+    std::printf("ready %llu\n", static_cast<unsigned long long>(store->stats().pool_unconfirmed_at_open));
     std::fflush(stdout);
     for (;;) {
         std::vector<std::array<std::uint8_t, 32>> mats;
