@@ -1,6 +1,6 @@
 // End to end: a shortened pass through the real qlink-sim, qkmd alice/bob and qlinkd space/ground on
 // loopback, link keys from QKD — file intact, keys identical at both ends and never reused, a key
-// rotation, every fade that hit the transfer repaired by ARQ, report written with every plot.
+// rotation, a cloud during the transfer and every fade repaired by ARQ, report written with every plot.
 #include "pass_e2e_util.hpp"
 
 #include <sstream>
@@ -33,6 +33,7 @@ TEST(e2e_pass, shortened_pass_delivers_the_file_with_fresh_qkd_keys) {
     EXPECT_TRUE(r.keys_agree) << ctx;
     EXPECT_TRUE(r.keys_unique) << ctx;
     EXPECT_GE(r.rotations, 1u) << ctx;
+    EXPECT_GE(r.fades, 1u) << ctx;                 // the scripted cloud (cloud_s) hit data in flight
     EXPECT_EQ(r.fades_recovered, r.fades) << ctx;  // every fade that hit the transfer was repaired
     EXPECT_TRUE(r.ok) << r.failure << ctx;
     ASSERT_TRUE(r.report.ok) << r.report.error;

@@ -382,13 +382,14 @@ int cmd_demo(std::span<const std::string_view> args, std::ostream& out, std::ost
         {"speed", "X", "simulated seconds per wall second, (0, 1000] (default 15)"},
         {"out", "DIR", "work dir: configs, PKI, logs, report (default ./qlink-demo-out)"},
         {"file", "FILE", "user file to send down (default: random bytes sized to the pass)"},
-        {"file-bytes", "N", "size of the generated user file (default: a quarter of the pass capacity)"},
+        {"file-bytes", "N", "size of the generated user file (default: a twentieth of what the pass can carry)"},
         {"bin-dir", "DIR", "where qlink-sim, qkmd, qlinkd are (default: next to qlink, then PATH)"},
         {"seed", "S", "seed of the simulator and the generated file (default 1)"},
         {"rotate-every", "S", "link key rotation period, simulated seconds, [1, 3600] (default 30)"},
         {"timeout", "S", "give up after this many wall seconds, [10, 86400] (default 600)"},
         {"downlink-bps", "R", "simulated downlink line rate, coded bit/s (default: the simulator's, 100000)"},
         {"qkd-block", "N", "detections per QKD post-processing block (default 1000000)"},
+        {"cloud", "S", "a cloud of S simulated seconds once a third of the file arrived, [0, 600], 0: none (default 8)"},
         {"progress", "on|off", "live progress line (default on)"},
         {"link-keys", "qkmd|test", "link keys from qkmd (QKD, default) or qlinkd's TEST-ONLY seeded keys"},
         {"key-source", "qkd|sim", "qkmd's keys from QKD post-processing (default) or its TEST-ONLY seeded source"},
@@ -418,6 +419,7 @@ int cmd_demo(std::span<const std::string_view> args, std::ostream& out, std::ost
     c.rotate_every_s = number_option("demo", p, "rotate-every", c.rotate_every_s, 1.0, 3600.0);
     c.downlink_bps = number_option("demo", p, "downlink-bps", 0.0, 1.0, 1e9);
     c.qkd_block_detections = integer_option("demo", p, "qkd-block", c.qkd_block_detections, 100, 4000000);
+    c.cloud_s = number_option("demo", p, "cloud", c.cloud_s, 0.0, 600.0);
     c.wall_timeout_s = number_option("demo", p, "timeout", c.wall_timeout_s, 10.0, 86400.0);
     if (const auto* v = p.get("progress")) {
         if (*v != "on" && *v != "off")

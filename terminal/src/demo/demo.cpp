@@ -206,7 +206,7 @@ struct daemon_spec {
 };
 
 struct ports {
-    std::uint16_t air = 0, qkd = 0;
+    std::uint16_t air = 0, qkd = 0, sim_control = 0;
     std::uint16_t alice_etsi = 0, bob_etsi = 0, alice_metrics = 0, bob_metrics = 0, alice_peer = 0;
     std::uint16_t space_status = 0, ground_status = 0, space_user = 0, ground_user = 0;
 };
@@ -451,6 +451,7 @@ private:
     void summarise(demo_result& r);
     void shutdown_all();
     void choose_file_size();
+    void maybe_cloud(const pass_sample& s);
 
     demo_config cfg_;
     std::ostream& out_;
@@ -476,6 +477,7 @@ private:
     std::vector<double> space_key_ids_, ground_key_ids_;
     std::string space_state_;
     bool stopped_all_ = false;
+    bool cloud_sent_ = false;
 };
 
 void demo_run::prepare() {
@@ -546,7 +548,7 @@ void demo_run::start_sim() {
               "--speed", fmt(cfg_.speed, 3), "--seed", std::to_string(cfg_.seed),
               // Simulated time starts once every client is connected: two qlinkd, and two qkmd with QKD.
               "--start-when", cfg_.keys_from_qkd ? "4" : "2"};
-    s.argv.insert(s.argv.end(), {"--min-elevation", fmt(min_pass_elevation_deg, 0)});
+    s.argv.insert(s.argv.end(), {"--min-elevation", fmt(min_pass_elevation_deg, 0), "--control-port", "0"});
     if (cfg_.downlink_bps > 0) s.argv.insert(s.argv.end(), {"--downlink-bps", fmt(cfg_.downlink_bps, 0)});
     if (!cfg_.start.empty()) s.argv.insert(s.argv.end(), {"--start", cfg_.start});
     if (cfg_.qkd_block_s != 1.0) s.argv.insert(s.argv.end(), {"--qkd-block-s", fmt(cfg_.qkd_block_s, 3)});
@@ -565,6 +567,7 @@ void demo_run::start_sim() {
     };
     p_.air = to_port(c.wait_line("air-port ", 30s), "air port");
     p_.qkd = to_port(c.wait_line("qkd-port ", 30s), "QKD port");
+    p_.sim_control = to_port(c.wait_line("control-port ", 30s), "control port");
     // "pass start T aos T los T max-elevation E duration-s D ... downlink-bps R return-bps R": the pass
     // the relay actually runs.
     if (const auto line = c.wait_line("pass ", 5s)) {
@@ -768,6 +771,29 @@ void demo_run::choose_file_size() {
         if (!f) fail("cannot write " + user_file_.string());
     }
     file_sha_ = sha256_of_file(user_file_);
+}
+
+// The scripted cloud: once a third of the file has arrived over an up link, so the interruption
+// hits data in flight and ARQ has something to repair (the random clouds may miss the transfer).
+void demo_run::maybe_cloud(const pass_sample& s) {
+    if (cloud_sent_ || !(cfg_.cloud_s > 0) || file_bytes_ == 0 || s.link_state != "up") return;
+    if (!(std::isfinite(s.bytes_delivered) && s.bytes_delivered * 3 >= static_cast<double>(file_bytes_))) return;
+    if (s.bytes_delivered >= static_cast<double>(file_bytes_)) return;
+    cloud_sent_ = true;  // once, whatever the answer: a demo does not retry weather
+    std::string reply = "no reply";
+    if (const int fd = tcp_connect(p_.sim_control, 1000ms); fd >= 0) {
+        const std::string cmd = "cloud " + fmt(cfg_.cloud_s, 3) + "\n";
+        if (::send(fd, cmd.data(), cmd.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(cmd.size())) {
+            timeval tv{2, 0};
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+            reply.clear();
+            char ch = 0;
+            while (reply.size() < 200 && ::recv(fd, &ch, 1, 0) == 1 && ch != '\n') reply += ch;
+        }
+        ::close(fd);
+    }
+    log_event("scripted cloud of " + fmt(cfg_.cloud_s, 1) + " s: " + reply);
+    if (reply.rfind("OK cloud", 0) != 0) err_ << "qlink demo: the simulator refused the scripted cloud (" << reply << ")\n";
 }
 
 pass_sample demo_run::poll() {
@@ -1043,6 +1069,7 @@ demo_result demo_run::run() {
                 last_ = s;
             }
             progress(last_, false);
+            maybe_cloud(s);
             if (cfg_.on_poll) cfg_.on_poll(*this);
             for (auto& [name, c] : children_) {
                 if (c && !killed_.count(name) && !c->running())

@@ -41,6 +41,10 @@ struct demo_config {
     /// TEST-ONLY seeded keys (for isolating link problems from key problems; said in the summary).
     bool link_keys_from_qkmd = true;
     bool progress = true;                  ///< live progress line on `out` (\r updated)
+    /// A cloud over the station for this many simulated seconds, put by the simulator's control port
+    /// where it tests the link: once a third of the file has arrived (the random clouds of the
+    /// pass may miss the transfer). 0: none, only the random clouds.
+    double cloud_s = 8.0;
 
     /// Hook for fault tests: called once per poll with the demo's view of the pass; may kill and
     /// restart daemons through the control (see demo_control).
