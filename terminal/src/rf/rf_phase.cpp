@@ -1,6 +1,8 @@
 // Unique-word phase-ambiguity resolver on the demodulator's LLR stream: hard-decision correlation under every rotation, in-place derotation.
 #include "qlink/terminal/rf_phase.hpp"
 
+#include "qlink/modem/conv.hpp"
+
 #include <bit>
 #include <stdexcept>
 #include <string>
@@ -30,6 +32,46 @@ unsigned rotate_code(unsigned code, unsigned r, unsigned bps) {
 modem::llr_t neg(modem::llr_t v) { return modem::saturate_llr(-int(v)); }
 
 }  // namespace
+
+rf_phase_resolver::config rf_phase_resolver::for_profile(const modem::chain_profile& profile, rf_modulation modulation) {
+    const std::string who = "rf_phase_resolver: profile " + profile.name + ": ";
+    if (profile.interleaver.kind != modem::interleaver_kind::none)
+        throw std::invalid_argument(who + "a channel interleaver scatters the marker; no fixed word on the channel");
+    const modem::sync_marker mk = profile.marker;
+    if (mk.bits < 16 || mk.bits > 64) throw std::invalid_argument(who + "marker must have 16..64 bits");
+    config c;
+    c.modulation = modulation;
+    auto marker_bit = [&](unsigned i) { return std::uint8_t((mk.pattern >> (mk.bits - 1 - i)) & 1u); };
+    if (!profile.inner_conv) {
+        for (unsigned i = 0; i < mk.bits; ++i) c.unique_word.push_back(marker_bit(i));
+        c.frame_bits = modem::sync_period_bits(profile);
+    } else {
+        if (profile.conv.rate != modem::conv_rate::r1_2)
+            throw std::invalid_argument(who + "punctured inner code: the coded marker changes from frame to frame");
+        constexpr unsigned mem = modem::conv_constraint_length - 1;
+        if (mk.bits < mem + 8) throw std::invalid_argument(who + "marker too short for a coded word");
+        modem::conv_encoder enc(profile.conv);
+        std::uint8_t head = 0;
+        for (unsigned i = 0; i < mem; ++i) head = std::uint8_t((head << 1) | marker_bit(i));
+        enc.preload(head);
+        const unsigned n = mk.bits - mem;
+        std::uint8_t packed[8] = {};
+        for (unsigned i = 0; i < n; ++i) packed[i / 8] |= std::uint8_t(marker_bit(mem + i) << (7 - i % 8));
+        std::vector<std::uint8_t> coded(2 * n);
+        if (enc.encode(std::span<const std::uint8_t>(packed, (n + 7) / 8), n, coded) != coded.size())
+            throw std::invalid_argument(who + "cannot encode the marker");
+        // 2 * 32 - 12 = 52 channel bits for the 32-bit ASM; at most 64 keeps it in one register.
+        if (coded.size() > 64) coded.resize(64);
+        c.unique_word = std::move(coded);
+        c.frame_bits = 2 * modem::sync_period_bits(profile);
+    }
+    const unsigned bps = bits_per_symbol(modulation);
+    // The word must start on a symbol: a coded word starts 2 * 6 channel bits into the period.
+    if (c.unique_word.size() % bps != 0 || c.frame_bits % bps != 0)
+        throw std::invalid_argument(who + "word or period is not a whole number of symbols");
+    c.max_bit_errors = unsigned(c.unique_word.size() / 8);
+    return c;
+}
 
 rf_phase_resolver::rf_phase_resolver(const config& cfg) : cfg_(cfg), bps_(bits_per_symbol(cfg.modulation)) {
     const std::size_t n = cfg.unique_word.size();

@@ -168,6 +168,12 @@ rf_receiver::rf_receiver(hw::radio& radio, const doppler_predictor* predictor, c
     check(cfg.buffer_samples >= 64 && cfg.buffer_samples <= (std::size_t{1} << 22),
           "rf_receiver: buffer_samples not in [64, 4194304]");
     check(cfg.recv_timeout_s > 0.0 && cfg.recv_timeout_s <= 60.0, "rf_receiver: recv_timeout_s not in (0, 60]");
+    if (cfg.phase) {
+        check(cfg.phase->modulation == cfg.demod.waveform.modulation,
+              "rf_receiver: phase.modulation (" + std::string(to_string(cfg.phase->modulation)) +
+                  ") is not the waveform's (" + std::string(to_string(cfg.demod.waveform.modulation)) + ")");
+        resolver_.emplace(*cfg.phase);
+    }
     buffer_.resize(cfg.buffer_samples);
 }
 
@@ -212,6 +218,14 @@ rf_receiver::step_result rf_receiver::receive(std::span<modem::llr_t> llrs) {
     r.samples = d.samples;
     r.llrs = d.llrs;
     counters_.llrs += d.llrs;
+    if (resolver_) {
+        // The demodulator writes whole symbols, so the resolver's symbol grid holds across calls.
+        resolver_->process(llrs.first(d.llrs));
+        const auto& ps = resolver_->stats();
+        counters_.phase_rotations = ps.rotation_changes;
+        counters_.phase_words = ps.words_found;
+        counters_.phase_words_missed = ps.words_missed;
+    }
     return r;
 }
 

@@ -7,8 +7,15 @@
 // every rotation, and from the first symbol of that word on undoes the rotation
 // it shows: for QPSK a quarter turn back maps the LLR pair (I, Q) to (Q, -I),
 // for BPSK the LLR sign flips. It works in place, so LLRs are exact (no loss).
+//
+// With the coding chain the word is what the profile puts on the channel
+// (phase_resolver_config): the marker itself without inner code, or, behind the
+// rate-1/2 convolutional code, the coded marker from its 7th bit on (the
+// encoder state is then set by the marker alone, so those 2 * (bits - 6)
+// channel bits are the same in every frame).
 #pragma once
 
+#include "qlink/modem/profile.hpp"
 #include "qlink/modem/soft_bits.hpp"
 #include "qlink/terminal/rf_modem.hpp"
 
@@ -33,6 +40,11 @@ public:
         /// Expected words missed in a row before searching every symbol again, >= 1.
         unsigned flywheel = 3;
     };
+    /// The resolver for a coding-chain profile's channel stream: its unique word,
+    /// frame period (channel bits per sync period) and max_bit_errors = bits / 8.
+    /// Throws std::invalid_argument naming why a profile has no fixed word on the
+    /// channel (punctured inner code, channel interleaver).
+    static config for_profile(const modem::chain_profile& profile, rf_modulation modulation);
     struct result {
         std::size_t llrs = 0;  ///< LLRs processed (all, unless the count is not a multiple of bits per symbol)
         bool ok = true;

@@ -7,9 +7,11 @@
 #include "qlink/sim/pass.hpp"
 #include "qlink/terminal/rf_doppler.hpp"
 #include "qlink/terminal/rf_modem.hpp"
+#include "qlink/terminal/rf_phase.hpp"
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -100,9 +102,10 @@ private:
 };
 
 /// Receives from a radio, removes the predicted Doppler at each buffer's
-/// timestamp and demodulates to LLRs. Radio events (overflow, timeout, ...)
-/// are counted, never thrown; after an overflow the loops keep running and the
-/// frame synchroniser downstream re-acquires.
+/// timestamp, demodulates to LLRs and (with `phase`) undoes the carrier phase
+/// ambiguity on them. Radio events (overflow, timeout, ...) are counted, never
+/// thrown; after an overflow the loops keep running and the frame synchroniser
+/// downstream re-acquires.
 class rf_receiver {
 public:
     struct config {
@@ -110,6 +113,11 @@ public:
         std::size_t buffer_samples = 16384;  ///< per recv(), [64, 1 << 22]
         double recv_timeout_s = 0.1;
         bool correct_doppler = true;
+        /// Phase-ambiguity resolver on the LLRs, e.g. rf_phase_resolver::for_profile(profile,
+        /// modulation); its modulation must be the waveform's. Needed for QPSK into the coding
+        /// chain (a 90 deg rotation is no codeword); empty: the LLRs go out as demodulated (BPSK
+        /// alone is fine: the chain's synchroniser corrects an inverted stream).
+        std::optional<rf_phase_resolver::config> phase;
     };
     struct counters {
         std::uint64_t buffers = 0;
@@ -120,6 +128,9 @@ public:
         std::uint64_t other_errors = 0;
         std::uint64_t untimed_buffers = 0;    ///< no timestamp: time carried on from the previous buffer
         std::uint64_t prediction_errors = 0;  ///< SGP4 failed; the last correction is kept
+        std::uint64_t phase_rotations = 0;    ///< carrier phase changes the resolver found and undid
+        std::uint64_t phase_words = 0;        ///< unique words the resolver found
+        std::uint64_t phase_words_missed = 0; ///< ... expected but not found (noise, or not there)
     };
     struct step_result {
         std::size_t samples = 0;
@@ -139,6 +150,8 @@ public:
     std::size_t max_llrs() const;
 
     const rf_demodulator& demodulator() const { return demod_; }
+    /// Null without config::phase.
+    const rf_phase_resolver* phase_resolver() const { return resolver_ ? &*resolver_ : nullptr; }
     const counters& stats() const { return counters_; }
 
 private:
@@ -146,6 +159,7 @@ private:
     const doppler_predictor* predictor_;
     config cfg_;
     rf_demodulator demod_;
+    std::optional<rf_phase_resolver> resolver_;
     std::vector<cf32> buffer_;
     bool have_time_ = false;
     std::int64_t next_time_ns_ = 0;

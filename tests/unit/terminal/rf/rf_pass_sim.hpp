@@ -1,4 +1,4 @@
-// Test helper: a coded BPSK downlink through the sim RF channel with the pass Doppler, received with ephemeris correction.
+// Test helper: a coded BPSK/QPSK downlink through the sim RF channel with the pass Doppler, received with ephemeris correction and the phase resolver.
 #pragma once
 
 #include "qlink/modem/coding_chain.hpp"
@@ -7,6 +7,7 @@
 #include "qlink/sim/tle.hpp"
 #include "qlink/terminal/rf_doppler.hpp"
 #include "qlink/terminal/rf_modem.hpp"
+#include "qlink/terminal/rf_phase.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,6 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -55,6 +57,7 @@ struct pass_world {
 };
 
 struct downlink_options {
+    rf_modulation modulation = rf_modulation::bpsk;
     double es_n0_db = 3.0;
     double sample_rate_hz = 1e6;          ///< 4 samples/symbol -> 250 ksym/s
     double carrier_hz = 8.2e9;
@@ -64,6 +67,9 @@ struct downlink_options {
     bool correct_doppler = true;
     double update_interval_s = 0.01;      ///< channel truth and receiver correction refresh
     std::uint64_t seed = 7;
+    /// rf_phase_resolver on the LLRs (what rf_receiver does with config::phase); QPSK needs it.
+    bool resolve_phase = false;
+    rf_demodulator::config demod{};  ///< waveform overwritten
 };
 
 struct downlink_report {
@@ -75,6 +81,8 @@ struct downlink_report {
     std::uint64_t lock_acquired = 0;
     std::uint64_t lock_lost = 0;
     bool locked_at_end = false;
+    std::uint64_t phase_rotations = 0;  ///< rotation changes the resolver undid (initial ambiguity + cycle slips)
+    std::uint64_t symbols_unlocked = 0;
     double max_abs_offset_hz = 0.0;   ///< largest Doppler the channel applied
     double max_abs_rate_hz_s = 0.0;
     double max_abs_residual_hz = 0.0; ///< largest carrier the Costas loop tracked after lock
@@ -92,9 +100,11 @@ inline downlink_report run_downlink(const pass_world& w, sim::time_point t0, dou
     downlink_report rep;
     const double fs = o.sample_rate_hz;
     rf_waveform wf;
+    wf.modulation = o.modulation;
     wf.sample_rate_hz = fs;
+    const unsigned bps = bits_per_symbol(o.modulation);
     rf_modulator mod({wf, 1.0f});
-    rf_demodulator::config dc;
+    rf_demodulator::config dc = o.demod;
     dc.waveform = wf;
     rf_demodulator demod(dc);
 
@@ -114,13 +124,15 @@ inline downlink_report run_downlink(const pass_world& w, sim::time_point t0, dou
     auto channel = sim::create_rf_channel(ch);
 
     const chain_profile& profile = *find_profile(default_profile_name);
+    std::optional<rf_phase_resolver> resolver;
+    if (o.resolve_phase) resolver.emplace(rf_phase_resolver::for_profile(profile, o.modulation));
     chain_encoder enc(profile);
     chain_decoder::config dec_cfg;
     dec_cfg.profile = profile;
     chain_decoder dec(dec_cfg);
     const std::size_t db = enc.data_bytes();
     std::vector<std::uint8_t> data(db), bits(std::max(enc.max_frame_bits(), enc.max_finish_bits()));
-    std::vector<cf32> samples(bits.size() * 4);
+    std::vector<cf32> samples(bits.size() / bps * 4);
     std::vector<llr_t> llrs(demod.max_llrs(samples.size()));
     std::vector<std::uint8_t> out(dec.frames_per_push() * db);
     std::vector<chain_frame_report> reports(dec.frames_per_push());
@@ -155,7 +167,7 @@ inline downlink_report run_downlink(const pass_world& w, sim::time_point t0, dou
     bool ending = false;
     while (n_done < total) {
         std::size_t nbits;
-        if (!ending && n_done + enc.max_frame_bits() * 4 < total) {
+        if (!ending && n_done + enc.max_frame_bits() / bps * 4 < total) {
             const auto seq = static_cast<std::uint32_t>(sent.size());
             for (auto& b : data) b = static_cast<std::uint8_t>(rng());
             data[0] = std::uint8_t(seq >> 24);
@@ -169,7 +181,7 @@ inline downlink_report run_downlink(const pass_world& w, sim::time_point t0, dou
             nbits = enc.finish(bits).bits;
             if (nbits == 0) break;
         }
-        const std::size_t ns = nbits * 4;
+        const std::size_t ns = nbits / bps * 4;
         mod.modulate(std::span<const std::uint8_t>(bits).first(nbits), samples);
         // Channel and receiver in pieces that end on the Doppler refresh points.
         for (std::size_t pos = 0; pos < ns;) {
@@ -190,6 +202,7 @@ inline downlink_report run_downlink(const pass_world& w, sim::time_point t0, dou
             channel->process(s, s);
             const auto r = demod.demodulate(s, llrs);
             EXPECT_EQ(r.samples, n);
+            if (resolver) resolver->process(std::span<llr_t>(llrs).first(r.llrs));
             decode(std::span<const llr_t>(llrs).first(r.llrs));
             if (demod.locked() && rep.time_to_lock_s < 0.0) rep.time_to_lock_s = double(n_done + n) / fs;
             if (demod.locked())
@@ -210,6 +223,8 @@ inline downlink_report run_downlink(const pass_world& w, sim::time_point t0, dou
     rep.lock_acquired = demod.stats().lock_acquired;
     rep.lock_lost = demod.stats().lock_lost;
     rep.locked_at_end = demod.locked();
+    rep.symbols_unlocked = demod.stats().symbols_unlocked;
+    if (resolver) rep.phase_rotations = resolver->stats().rotation_changes;
     rep.final_residual_hz = resid_count ? resid_sum / double(resid_count) : demod.residual_frequency_hz();
     const sim::time_point t_end = t0 + sim::seconds_d(rep.seconds);
     rep.expected_residual_hz = o.lo_offset_hz + truth.downlink(t_end).offset_hz -
@@ -221,7 +236,7 @@ inline std::ostream& operator<<(std::ostream& os, const downlink_report& r) {
     return os << "frames " << r.frames_good << "/" << r.frames_sent << " (FER " << r.fer() << "), lock after "
               << r.time_to_lock_s << " s, acquired " << r.lock_acquired << " lost " << r.lock_lost << ", max |Doppler| "
               << r.max_abs_offset_hz << " Hz, max |rate| " << r.max_abs_rate_hz_s << " Hz/s, max |residual| "
-              << r.max_abs_residual_hz << " Hz, final residual " << r.final_residual_hz << " Hz (expected "
+              << r.max_abs_residual_hz << " Hz, phase rotations " << r.phase_rotations << ", final residual " << r.final_residual_hz << " Hz (expected "
               << r.expected_residual_hz << ") over " << r.seconds << " s";
 }
 
