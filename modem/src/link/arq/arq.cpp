@@ -38,6 +38,17 @@ void check_common(std::uint32_t window, std::size_t max_payload, std::uint16_t m
 
 } // namespace
 
+std::uint32_t arq_session_from_time(arq_time t)
+{
+    // splitmix64 finaliser: neighbouring start times give unrelated session numbers.
+    std::uint64_t x = static_cast<std::uint64_t>(t.count()) + 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    x ^= x >> 31;
+    const auto s = static_cast<std::uint32_t>(x ^ (x >> 32));
+    return s != 0 ? s : 1;
+}
+
 std::uint32_t arq_window_for(arq_time rtt, double frames_per_second)
 {
     const double frames = std::ceil(std::chrono::duration<double>(rtt).count() * frames_per_second);
@@ -158,6 +169,9 @@ std::size_t arq_sender::write_segment(std::uint32_t seq, arq_time now, std::span
     put32(p + 4, seq);
     put64(p + 8, s.offset);
     put16(p + 16, s.length);
+    put32(p + 18, snd_una_);
+    put32(p + 22, session_);
+    put32(p + 26, rx_session_);
     std::memcpy(p + arq_data_header_bytes, &buffer_[std::size_t{idx} * cfg_.max_payload], s.length);
     return arq_data_header_bytes + s.length;
 }
@@ -169,18 +183,31 @@ arq_sender::transmit_result arq_sender::poll_transmit(arq_time now, std::span<st
         r.error = true;
         return r;
     }
+    if (session_ == 0) {
+        session_ = cfg_.session != 0 ? cfg_.session : arq_session_from_time(now);
+    }
     if (probing_) {
         // Outage: one segment per probe interval, the oldest unacknowledged one, until an ack
         // shows the link is back. Never give up: the pass end decides, not the sender.
-        if (now < next_probe_ || snd_una_ == snd_nxt_) {
+        if (now < next_probe_ || snd_una_ == snd_end_) {
             return r;
         }
-        const std::uint32_t seq = snd_una_;
-        r.bytes = write_segment(seq, now, out);
-        r.retransmission = true;
+        if (snd_una_ == snd_nxt_) {
+            // Nothing outstanding (everything was acknowledged while we paused): probe with new data.
+            r.bytes = write_segment(snd_nxt_, now, out);
+            ++snd_nxt_;
+            ++stats_.segments_sent;
+        } else if (slots_[index(snd_una_)].acked) {
+            // Held or delivered-not-consumed at the receiver: a copy finds out whether it is alive.
+            r.bytes = write_copy(snd_una_, out);
+            r.retransmission = true;
+        } else {
+            r.bytes = write_segment(snd_una_, now, out);
+            r.retransmission = true;
+            ++stats_.retransmissions;
+        }
         r.probe = true;
         ++stats_.probes;
-        ++stats_.retransmissions;
         rto_ = std::min(rto_ * 2, cfg_.max_rto);
         next_probe_ = now + std::min(rto_, cfg_.max_probe_interval);
         return r;
@@ -221,19 +248,49 @@ arq_sender::transmit_result arq_sender::poll_transmit(arq_time now, std::span<st
         r.bytes = write_segment(snd_nxt_, now, out);
         ++snd_nxt_;
         ++stats_.segments_sent;
+        return r;
+    }
+    if (snd_una_ != snd_nxt_ && in_flight_.head < 0 && now >= held_probe_at_) {
+        // Everything outstanding is acknowledged selectively only (held, or delivered and not yet
+        // consumed): nothing would ever go out again. Once per RTO send a copy of the oldest so
+        // that a receiver that died meanwhile is found out (its replacement answers with a new
+        // session) and a live one repeats its state.
+        r.bytes = write_copy(snd_una_, out);
+        r.retransmission = true;
+        r.probe = true;
+        ++stats_.probes;
+        held_probe_at_ = now + rto_;
     }
     return r;
+}
+
+std::size_t arq_sender::write_copy(std::uint32_t seq, std::span<std::uint8_t> out) const
+{
+    const std::uint32_t idx = index(seq);
+    const slot& s = slots_[idx];
+    std::uint8_t* p = out.data();
+    p[0] = arq_type_data;
+    p[1] = 0;  // names no transmission: no RTT sample, no loss inference from its ack
+    put16(p + 2, s.stream);
+    put32(p + 4, seq);
+    put64(p + 8, s.offset);
+    put16(p + 16, s.length);
+    put32(p + 18, snd_una_);
+    put32(p + 22, session_);
+    put32(p + 26, rx_session_);
+    std::memcpy(p + arq_data_header_bytes, &buffer_[std::size_t{idx} * cfg_.max_payload], s.length);
+    return arq_data_header_bytes + s.length;
 }
 
 bool arq_sender::mark_acked(std::uint32_t seq)
 {
     const std::uint32_t idx = index(seq);
     slot& s = slots_[idx];
+    list_remove(idx);  // a released slot must not stay linked: submit() reuses it
     if (s.acked) {
         return false;
     }
     s.acked = true;
-    list_remove(idx);
     return true;
 }
 
@@ -265,11 +322,26 @@ bool arq_sender::on_ack(arq_time now, std::span<const std::uint8_t> frame)
     const std::uint32_t echo_seq = get32(p + 6);
     const std::uint32_t base = get32(p + 10);
     const std::size_t nbytes = get16(p + 14);
+    const std::uint32_t rx_session = get32(p + 16);
+    const std::uint32_t tx_session = get32(p + 20);
+    if (rx_session == 0 || frame.size() < arq_ack_header_bytes + nbytes) {
+        ++stats_.acks_rejected;
+        return false;
+    }
+    if (session_ == 0 || tx_session != session_) {
+        // Describes the sequence space of an earlier instance of this sender (or is not for us):
+        // its numbers would acknowledge the wrong data.
+        ++stats_.acks_other_session;
+        return true;
+    }
+    if (rx_session != rx_session_) {
+        new_receiver(rx_session);
+    }
     const std::uint32_t sent = snd_nxt_ - snd_una_;
-    if (frame.size() < arq_ack_header_bytes + nbytes || cum - snd_una_ > sent) {
+    if (cum - snd_una_ > sent) {
         // A stale ack (cum behind snd_una) also lands here through the unsigned wrap; it carries
         // nothing new, so dropping it is safe.
-        if (snd_una_ - cum < (1u << 31) && frame.size() >= arq_ack_header_bytes + nbytes) {
+        if (snd_una_ - cum < (1u << 31)) {
             ++stats_.acks_received;
             return true;
         }
@@ -289,7 +361,9 @@ bool arq_sender::on_ack(arq_time now, std::span<const std::uint8_t> frame)
         }
     }
 
-    std::uint32_t acked_now = 0;
+    // Moving the cumulative point is news even when the segments were acknowledged selectively
+    // before (ack_consumed_only receivers do that until their user has read them).
+    std::uint32_t acked_now = cum - snd_una_;
     for (std::uint32_t seq = snd_una_; seq != cum; ++seq) {
         acked_now += mark_acked(seq) ? 1 : 0;
     }
@@ -307,9 +381,13 @@ bool arq_sender::on_ack(arq_time now, std::span<const std::uint8_t> frame)
             }
         }
     }
-    while (snd_una_ != snd_nxt_ && slots_[index(snd_una_)].acked) {
-        ++snd_una_;
+    // Only the cumulative point releases data. Selective acks say "held", and what a receiver
+    // holds dies with it if it restarts; within one session a held segment is delivered as soon
+    // as the gap before it fills, and the cumulative point then covers it.
+    if (cum != snd_una_) {
+        held_probe_at_ = now + rto_;
     }
+    snd_una_ = cum;
 
     // Only an ack with news proves the downlink works again; a periodic repeat over a live return
     // link must not end the pause (the sender would flood a dead downlink).
@@ -335,6 +413,28 @@ bool arq_sender::on_ack(arq_time now, std::span<const std::uint8_t> frame)
         rto_ = std::clamp(srtt_ + 4 * rttvar_, cfg_.min_rto, cfg_.max_rto);
     }
     return true;
+}
+
+void arq_sender::new_receiver(std::uint32_t rx_session)
+{
+    if (rx_session_ != 0) {
+        // The receiver we were talking to is gone (restarted). Cumulative acks are facts about
+        // what it delivered, but the segments it only held (selective acks) died with it, and
+        // the new one drops everything sent before this point (it waits for a frame naming it):
+        // queue all of it again. Everything below snd_una stays released.
+        ++stats_.receiver_restarts;
+        for (std::uint32_t seq = snd_una_; seq != snd_nxt_; ++seq) {
+            slot& s = slots_[index(seq)];
+            s.acked = false;
+            list_push_back(list_id::lost, index(seq));
+            ++stats_.requeued_for_new_receiver;
+        }
+        // The new receiver heard us and its ack came back: the link works, stop probing.
+        probing_ = false;
+        consecutive_timeouts_ = 0;
+        timeout_armed_ = false;
+    }
+    rx_session_ = rx_session;
 }
 
 std::vector<arq_range> arq_sender::pass_report() const
@@ -367,9 +467,11 @@ std::vector<arq_range> arq_sender::pass_report() const
 
 struct arq_receiver::slot {
     std::uint64_t offset = 0;
+    std::uint64_t end = 0;        // stream position after its delivery (ack_consumed_only; 0: nothing delivered)
     std::uint16_t stream = 0;
     std::uint16_t length = 0;
-    bool present = false;
+    bool present = false;         // held, not yet delivered
+    bool delivered = false;       // delivered, the user has not consumed it yet (ack_consumed_only)
 };
 
 arq_receiver::arq_receiver(const config& cfg, sink& out) : cfg_(cfg), sink_(out)
@@ -381,9 +483,75 @@ arq_receiver::arq_receiver(const config& cfg, sink& out) : cfg_(cfg), sink_(out)
     slots_.resize(cfg.window);
     buffer_.resize(std::size_t{cfg.window} * cfg.max_payload);
     delivered_.assign(cfg.max_streams, 0);
+    adopt_.assign(cfg.max_streams, 0);
+    resumed_.assign(cfg.max_streams, 0);
+    consumed_.assign(cfg.max_streams, 0);
 }
 
 arq_receiver::~arq_receiver() = default;
+
+bool arq_receiver::resume(std::uint16_t stream, std::uint64_t delivered)
+{
+    if (stream >= cfg_.max_streams) {
+        return false;
+    }
+    delivered_[stream] = delivered;
+    consumed_[stream] = static_cast<std::int64_t>(delivered);
+    resumed_[stream] = 1;
+    adopt_[stream] = 1;
+    return true;
+}
+
+void arq_receiver::drop_held()
+{
+    for (slot& s : slots_) {
+        s.present = false;
+        s.delivered = false;
+    }
+}
+
+void arq_receiver::skip_to(std::uint32_t base)
+{
+    // Everything from the ack point up to `base` is released at the sender: forget it (bytes the
+    // sink already has stay with the user; consumed_ keeps counting them).
+    const std::uint32_t n = base - ack_pt_;
+    if (n >= cfg_.window) {
+        drop_held();
+    } else {
+        for (std::uint32_t k = 0; k < n; ++k) {
+            slot& s = slots_[index(ack_pt_ + k)];
+            s.present = false;
+            s.delivered = false;
+        }
+    }
+    rcv_nxt_ = base;
+    ack_pt_ = base;
+}
+
+void arq_receiver::consumed(std::uint16_t stream, std::uint64_t bytes)
+{
+    if (stream >= cfg_.max_streams) {
+        return;
+    }
+    consumed_[stream] += static_cast<std::int64_t>(bytes);
+    advance_ack_point();
+}
+
+void arq_receiver::advance_ack_point()
+{
+    if (!cfg_.ack_consumed_only) {
+        ack_pt_ = rcv_nxt_;
+        return;
+    }
+    while (ack_pt_ != rcv_nxt_) {
+        slot& h = slots_[index(ack_pt_)];
+        if (!h.delivered || (h.end != 0 && consumed_[h.stream] < static_cast<std::int64_t>(h.end))) {
+            break;
+        }
+        h.delivered = false;
+        ++ack_pt_;
+    }
+}
 
 std::uint64_t arq_receiver::delivered_offset(std::uint16_t stream) const
 {
@@ -392,7 +560,6 @@ std::uint64_t arq_receiver::delivered_offset(std::uint16_t stream) const
 
 arq_receiver::receive_result arq_receiver::on_frame(arq_time now, std::span<const std::uint8_t> frame)
 {
-    (void)now;
     receive_result r;
     if (frame.size() < arq_data_header_bytes || frame[0] != arq_type_data) {
         ++stats_.malformed;
@@ -403,10 +570,33 @@ arq_receiver::receive_result arq_receiver::on_frame(arq_time now, std::span<cons
     const std::uint32_t seq = get32(p + 4);
     const std::uint64_t offset = get64(p + 8);
     const std::uint16_t length = get16(p + 16);
+    const std::uint32_t base = get32(p + 18);
+    const std::uint32_t tx_session = get32(p + 22);
+    const std::uint32_t bound = get32(p + 26);
     // Trailing bytes are allowed: the frame data field may be padded to its fixed size.
-    if (length > cfg_.max_payload || frame.size() < arq_data_header_bytes + length || stream >= cfg_.max_streams) {
+    if (length > cfg_.max_payload || frame.size() < arq_data_header_bytes + length || stream >= cfg_.max_streams ||
+        tx_session == 0 || seq - base >= cfg_.window) {
         ++stats_.malformed;
         return r;
+    }
+    if (session_ == 0) {
+        session_ = cfg_.session != 0 ? cfg_.session : arq_session_from_time(now);
+    }
+    if (tx_session != tx_session_) {
+        if (tx_session_ != 0) {
+            // A new sender instance numbers its segments and stream bytes from scratch; what the
+            // old one had not delivered is its user's to resend (it was told: pass report / exit).
+            ++stats_.sender_restarts;
+            for (std::size_t k = 0; k < delivered_.size(); ++k) {
+                // Bytes of the old session the user has not consumed yet still count against it.
+                consumed_[k] -= static_cast<std::int64_t>(delivered_[k]);
+                delivered_[k] = 0;
+            }
+            std::fill(resumed_.begin(), resumed_.end(), 0);
+        }
+        tx_session_ = tx_session;
+        synced_ = false;
+        drop_held();
     }
     r.valid = true;
     r.ack_now = true;
@@ -415,12 +605,37 @@ arq_receiver::receive_result arq_receiver::on_frame(arq_time now, std::span<cons
     echo_seq_ = seq;
     echo_tx_ = p[1];
 
+    if (!synced_) {
+        if (bound != 0 && bound != session_) {
+            // The sender still works for an earlier receiver (we replace one that died) and its
+            // window base may lag what that receiver delivered: acks of it may still be on their
+            // way. Take nothing yet; our ack (with our session) makes the sender switch to us, and
+            // its base in frames sent after that point is final (the return link keeps order).
+            rcv_nxt_ = base;
+            ack_pt_ = base;
+            ++stats_.waiting_for_sender;
+            return r;
+        }
+        synced_ = true;
+        rcv_nxt_ = base;
+        ack_pt_ = base;
+        std::fill(adopt_.begin(), adopt_.end(), 1);
+        ++stats_.resyncs;
+    } else if (const std::uint32_t ahead = base - rcv_nxt_; ahead != 0 && ahead < (1u << 31)) {
+        // The sender released segments we never delivered: another receiver instance delivered
+        // and acknowledged them (its acks arrived late). Skip to its base.
+        skip_to(base);
+        std::fill(adopt_.begin(), adopt_.end(), 1);
+        ++stats_.resyncs;
+        deliver_in_order();
+    }
+
     const std::uint32_t d = seq - rcv_nxt_;
     if (d >= (1u << 31)) {
         ++stats_.duplicates; // already delivered; the ack tells the sender again
         return r;
     }
-    if (d >= cfg_.window) {
+    if (seq - ack_pt_ >= cfg_.window) {
         ++stats_.out_of_window;
         return r;
     }
@@ -435,24 +650,57 @@ arq_receiver::receive_result arq_receiver::on_frame(arq_time now, std::span<cons
     s.offset = offset;
     s.length = length;
     std::memcpy(&buffer_[std::size_t{idx} * cfg_.max_payload], p + arq_data_header_bytes, length);
+    deliver_in_order();
+    return r;
+}
 
+void arq_receiver::deliver_in_order()
+{
     while (slots_[index(rcv_nxt_)].present) {
         const std::uint32_t i = index(rcv_nxt_);
         slot& h = slots_[i];
         h.present = false;
+        // With ack_consumed_only the slot stays until the user consumed it (end 0: nothing to wait for).
+        h.delivered = cfg_.ack_consumed_only;
+        h.end = 0;
         ++rcv_nxt_;
-        if (h.offset != delivered_[h.stream]) {
-            // Only a broken or hostile peer gets here (frames are authenticated below us).
-            ++stats_.malformed;
-            continue;
+        std::uint64_t offset = h.offset;
+        std::span<const std::uint8_t> data(&buffer_[std::size_t{i} * cfg_.max_payload], h.length);
+        std::uint64_t& at = delivered_[h.stream];
+        if (offset != at) {
+            if (adopt_[h.stream] == 0) {
+                // Only a broken or hostile peer gets here (frames are authenticated below us).
+                ++stats_.malformed;
+                continue;
+            }
+            if (offset < at) {
+                // The user already has these bytes (resume point, or this receiver's own delivery
+                // before a skip): pass on only the part beyond.
+                const std::uint64_t have = std::min<std::uint64_t>(at - offset, data.size());
+                stats_.resume_trimmed_bytes += have;
+                data = data.subspan(static_cast<std::size_t>(have));
+                offset += have;
+                if (data.empty()) {
+                    continue;
+                }
+            } else {
+                // Continue where the sender's stream continues. After resume() that leaves a gap
+                // the user never got: bytes acknowledged by an earlier receiver but not passed on.
+                if (resumed_[h.stream] != 0) {
+                    ++stats_.resume_gaps;
+                }
+                consumed_[h.stream] += static_cast<std::int64_t>(offset - at);  // the user will never see the gap
+                at = offset;
+            }
         }
-        sink_.deliver(h.stream, h.offset,
-                      std::span<const std::uint8_t>(&buffer_[std::size_t{i} * cfg_.max_payload], h.length));
-        delivered_[h.stream] += h.length;
+        adopt_[h.stream] = 0;
+        sink_.deliver(h.stream, offset, data);
+        at += data.size();
+        h.end = at;
         ++stats_.segments_delivered;
-        stats_.bytes_delivered += h.length;
+        stats_.bytes_delivered += data.size();
     }
-    return r;
+    advance_ack_point();
 }
 
 bool arq_receiver::ack_due(arq_time now) const { return heard_ && now >= last_ack_ + cfg_.ack_repeat; }
@@ -466,8 +714,11 @@ std::size_t arq_receiver::build_ack(arq_time now, std::span<std::uint8_t> out)
     const std::uint32_t bits = cfg_.sack_bits;
     // The bitmap covers the head of the window when the echoed segment is near it, otherwise the
     // region ending at the echoed segment (where recent arrivals, and so recent news, are).
-    std::uint32_t base = rcv_nxt_ + 1;
-    const std::uint32_t d = echo_seq_ - rcv_nxt_;
+    // With ack_consumed_only, segments between the ack point and rcv_nxt are delivered but not
+    // consumed: acknowledged selectively (no retransmission, no release), so the bitmap starts at
+    // the ack point itself.
+    std::uint32_t base = ack_pt_ != rcv_nxt_ ? ack_pt_ : rcv_nxt_ + 1;
+    const std::uint32_t d = echo_seq_ - ack_pt_;
     if (d < cfg_.window && d >= bits) {
         base = echo_seq_ - bits + 1;
     }
@@ -476,14 +727,17 @@ std::size_t arq_receiver::build_ack(arq_time now, std::span<std::uint8_t> out)
     // A repeated ack names no transmission: its age would corrupt the RTT estimate.
     p[1] = echo_fresh_ ? echo_tx_ : 0;
     echo_fresh_ = false;
-    put32(p + 2, rcv_nxt_);
+    put32(p + 2, ack_pt_);
     put32(p + 6, echo_seq_);
     put32(p + 10, base);
     put16(p + 14, static_cast<std::uint16_t>(bits / 8));
+    put32(p + 16, session_);
+    put32(p + 20, tx_session_);
     std::memset(p + arq_ack_header_bytes, 0, bits / 8);
     for (std::uint32_t i = 0; i < bits; ++i) {
         const std::uint32_t seq = base + i;
-        if (seq - rcv_nxt_ < cfg_.window && slots_[index(seq)].present) {
+        const slot& sl = slots_[index(seq)];
+        if (seq - ack_pt_ < cfg_.window && (sl.present || sl.delivered)) {
             p[arq_ack_header_bytes + i / 8] |= static_cast<std::uint8_t>(1u << (i % 8));
         }
     }
