@@ -68,6 +68,11 @@ inject_status map(store_status s)
 
 void inject_service::handle(std::span<const std::uint8_t> req, std::vector<std::uint8_t>& out)
 {
+    handle(req, out, ::geteuid());
+}
+
+void inject_service::handle(std::span<const std::uint8_t> req, std::vector<std::uint8_t>& out, uid_t peer)
+{
     constexpr std::size_t head = 1 + 1 + 1 + 4 + 2;
     if (req.size() < head || req[0] != inject_wire::version) {
         ++counters_.errors;
@@ -80,12 +85,19 @@ void inject_service::handle(std::span<const std::uint8_t> req, std::vector<std::
                               (std::uint32_t{req[5]} << 8) | req[6];
     const std::size_t key_bytes = (std::size_t{req[7]} << 8) | req[8];
     const bool hybrid = (flags & inject_wire::flag_hybrid) != 0;
+    const bool want_lease = (flags & inject_wire::flag_lease) != 0;
     const std::size_t name_bytes = op == inject_wire::op_key_by_id ? 16 : op == inject_wire::op_key_by_link_id ? 4 : 0;
     const std::size_t want = head + name_bytes + (hybrid ? 32 : 0);
     if ((op != inject_wire::op_next_key && op != inject_wire::op_key_by_id && op != inject_wire::op_key_by_link_id) ||
-        (flags & ~inject_wire::flag_hybrid) != 0) {
+        (flags & ~(inject_wire::flag_hybrid | inject_wire::flag_lease)) != 0) {
         ++counters_.errors;
         reply_error(out, inject_status::bad_request, "unknown op or flags");
+        return;
+    }
+    if (want_lease && op == inject_wire::op_next_key) {
+        // An encryption key is never handed out twice: see docs/keymgmt.md, "Leases".
+        ++counters_.errors;
+        reply_error(out, inject_status::bad_request, "LEASE is for decryption keys (KEY_BY_ID, KEY_BY_LINK_ID) only");
         return;
     }
     if (req.size() != want) {
@@ -95,46 +107,142 @@ void inject_service::handle(std::span<const std::uint8_t> req, std::vector<std::
         return;
     }
     const std::string owner = "link:" + std::to_string(spi);
-    std::vector<served_key> got;
-    store_result r;
-    if (op == inject_wire::op_next_key) {
-        r = store_.take_next(owner, {}, 1, key_bytes, cfg_.partition, got);
-    } else if (op == inject_wire::op_key_by_id) {
-        key_id id{};
-        std::copy_n(req.begin() + head, 16, id.begin());
-        r = store_.reserve(owner, std::span(&id, 1), key_bytes, {}, &got);
-    } else {
-        const auto id = resolve_link_id(req.subspan(head, 4));
-        if (!id) {
+    const auto name = req.subspan(head, name_bytes);
+    std::optional<served_key> k;
+    if (want_lease) {
+        std::lock_guard lk(lease_mu_);
+        expire_leases(clock());
+        if (lease* l = find_lease(peer, spi, name)) {
+            if (l->key_bytes != key_bytes) {
+                ++counters_.errors;
+                reply_error(out, inject_status::bad_request,
+                            "key " + key_id_to_string(l->id) + " was served with key_bytes " + std::to_string(l->key_bytes));
+                return;
+            }
+            if (l->reserves >= cfg_.max_reserves) {
+                ++counters_.errors;
+                reply_error(out, inject_status::already_served,
+                            "key " + key_id_to_string(l->id) + " was served again " + std::to_string(l->reserves) +
+                                " times already (lease limit)");
+                return;
+            }
+            ++l->reserves;
+            ++counters_.lease_reserves;
+            k = served_key{l->id, secret_bytes(l->material.span())};
+        }
+    }
+    if (!k) {
+        std::vector<served_key> got;
+        store_result r;
+        if (op == inject_wire::op_next_key) {
+            r = store_.take_next(owner, {}, 1, key_bytes, cfg_.partition, got);
+        } else if (op == inject_wire::op_key_by_id) {
+            key_id id{};
+            std::copy_n(name.begin(), 16, id.begin());
+            r = store_.reserve(owner, std::span(&id, 1), key_bytes, {}, &got);
+        } else {
+            const auto id = resolve_link_id(name);
+            if (!id) {
+                ++counters_.errors;
+                if (want_lease && id.error_status == inject_status::already_served) {
+                    ++counters_.leases_refused;
+                }
+                reply_error(out, id.error_status, id.error);
+                return;
+            }
+            r = store_.reserve(owner, std::span(&*id, 1), key_bytes, {}, &got);
+        }
+        if (!r.ok() || got.size() != 1) {
             ++counters_.errors;
-            reply_error(out, id.error_status, id.error);
+            if (want_lease && r.status == store_status::already_served) {
+                ++counters_.leases_refused;
+            }
+            reply_error(out, map(r.status), r.message);
             return;
         }
-        r = store_.reserve(owner, std::span(&*id, 1), key_bytes, {}, &got);
+        k = std::move(got.front());
+        if (op == inject_wire::op_next_key) {
+            ++counters_.keys_next;
+        } else {
+            ++counters_.keys_by_id;
+            if (want_lease) {
+                std::lock_guard lk(lease_mu_);
+                add_lease(k->id, peer, spi, key_bytes, k->material.span());
+            }
+        }
     }
-    if (!r.ok() || got.size() != 1) {
-        ++counters_.errors;
-        reply_error(out, map(r.status), r.message);
-        return;
-    }
-    served_key& k = got.front();
     if (hybrid) {
-        secret_bytes link(k.material.size() < 32 ? 32 : k.material.size());
+        secret_bytes link(k->material.size() < 32 ? 32 : k->material.size());
         const auto ss = req.subspan(want - 32, 32);
-        if (!combine_hybrid_key(k.material.span(), ss, {spi, k.id}, link.span())) {
+        if (!combine_hybrid_key(k->material.span(), ss, {spi, k->id}, link.span())) {
             ++counters_.errors;
             reply_error(out, inject_status::internal_error, "hybrid key derivation failed");
             return;
         }
-        reply(out, inject_status::ok, k.id, link.span());
+        reply(out, inject_status::ok, k->id, link.span());
     } else {
-        reply(out, inject_status::ok, k.id, k.material.span());
+        reply(out, inject_status::ok, k->id, k->material.span());
     }
-    if (op == inject_wire::op_next_key) {
-        ++counters_.keys_next;
-    } else {
-        ++counters_.keys_by_id;
+}
+
+std::chrono::steady_clock::time_point inject_service::clock() const
+{
+    return cfg_.now ? cfg_.now() : std::chrono::steady_clock::now();
+}
+
+std::size_t inject_service::leases() const
+{
+    std::lock_guard lk(lease_mu_);
+    return leases_.size();
+}
+
+void inject_service::expire_leases(std::chrono::steady_clock::time_point now)
+{
+    // Erasing destroys the lease's secret_bytes, which wipes the key copy.
+    std::erase_if(leases_, [&](const lease& l) { return l.expires <= now; });
+}
+
+void inject_service::add_lease(const key_id& id, uid_t uid, std::uint32_t spi, std::size_t key_bytes,
+                               std::span<const std::uint8_t> material)
+{
+    const auto now = clock();
+    expire_leases(now);
+    lease l;
+    l.id = id;
+    l.uid = uid;
+    l.spi = spi;
+    l.key_bytes = key_bytes;
+    l.material = secret_bytes(material);
+    l.expires = now + cfg_.lease_time;
+    l.order = ++lease_order_;
+    leases_.push_back(std::move(l));
+    // The link has moved on: only the newest keys of this (peer, spi) can still be in use (the
+    // current one, and the one before for frames that were in flight across the switch).
+    std::size_t same = 0;
+    for (auto it = leases_.rbegin(); it != leases_.rend(); ++it) {
+        if (it->uid == uid && it->spi == spi && ++same > cfg_.leases_per_link) {
+            it->expires = now;
+        }
     }
+    expire_leases(now);
+    while (leases_.size() > cfg_.max_leases) {
+        leases_.erase(std::min_element(leases_.begin(), leases_.end(),
+                                       [](const lease& a, const lease& b) { return a.order < b.order; }));
+    }
+}
+
+inject_service::lease* inject_service::find_lease(uid_t uid, std::uint32_t spi, std::span<const std::uint8_t> name)
+{
+    lease* best = nullptr;
+    for (auto& l : leases_) {
+        if (l.uid != uid || l.spi != spi || name.empty() || !std::equal(name.begin(), name.end(), l.id.begin())) {
+            continue;
+        }
+        if (best == nullptr || l.order > best->order) {
+            best = &l;
+        }
+    }
+    return best;
 }
 
 inject_service::resolved inject_service::resolve_link_id(std::span<const std::uint8_t> link_id)
@@ -183,7 +291,7 @@ using local = net::local::stream_protocol;
 
 class server_impl final : public inject_server {
 public:
-    server_impl(const config& c, key_store& store) : cfg_(c), service_({c.partition}, store)
+    server_impl(const config& c, key_store& store) : cfg_(c), service_(service_config(c), store)
     {
         if (cfg_.socket_path.empty() || cfg_.socket_path.size() >= sizeof(sockaddr_un{}.sun_path)) {
             throw std::runtime_error("inject socket path must be 1.." + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
@@ -247,6 +355,14 @@ public:
     }
 
 private:
+    static inject_service::config service_config(const config& c)
+    {
+        inject_service::config s;
+        s.partition = c.partition;
+        s.lease_time = c.lease_time;
+        return s;
+    }
+
     net::awaitable<void> accept_loop()
     {
         for (;;) {
@@ -278,11 +394,11 @@ private:
                 continue;
             }
             ++active_;
-            net::co_spawn(ioc_, session(std::move(s)), net::detached);
+            net::co_spawn(ioc_, session(std::move(s), cred.uid), net::detached);
         }
     }
 
-    net::awaitable<void> session(local::socket s)
+    net::awaitable<void> session(local::socket s, uid_t peer)
     {
         struct guard {
             std::size_t& n;
@@ -314,7 +430,7 @@ private:
                 body.resize(n);
                 co_await net::async_read(s, net::buffer(body), net::use_awaitable);
                 timer.cancel();
-                service_.handle(body, out);
+                service_.handle(body, out, peer);
                 OPENSSL_cleanse(body.data(), body.size());
                 co_await send(s, out);
                 OPENSSL_cleanse(out.data(), out.size());
@@ -415,12 +531,13 @@ namespace {
 /// One request body: header, the op's key name (none, 16-byte ID or 4-byte link ID), the
 /// optional X25519 secret. Built in secure memory since the secret may be in it.
 secret_bytes request_body(std::uint8_t op, std::uint32_t spi, std::uint16_t key_bytes,
-                          std::span<const std::uint8_t> name, std::span<const std::uint8_t> ss)
+                          std::span<const std::uint8_t> name, std::span<const std::uint8_t> ss, bool lease = false)
 {
     secret_bytes b(9 + name.size() + ss.size());
     const std::uint8_t h[9] = {inject_wire::version,
                                op,
-                               static_cast<std::uint8_t>(ss.empty() ? 0 : inject_wire::flag_hybrid),
+                               static_cast<std::uint8_t>((ss.empty() ? 0 : inject_wire::flag_hybrid) |
+                                                         (lease ? inject_wire::flag_lease : 0)),
                                static_cast<std::uint8_t>(spi >> 24),
                                static_cast<std::uint8_t>(spi >> 16),
                                static_cast<std::uint8_t>(spi >> 8),
@@ -445,17 +562,17 @@ inject_reply inject_client::next_key(std::uint32_t spi, std::uint16_t key_bytes,
 }
 
 inject_reply inject_client::key_by_id(std::uint32_t spi, const key_id& id, std::uint16_t key_bytes,
-                                      std::span<const std::uint8_t> ss)
+                                      std::span<const std::uint8_t> ss, bool lease)
 {
-    return call(request_body(inject_wire::op_key_by_id, spi, key_bytes, id, ss).span());
+    return call(request_body(inject_wire::op_key_by_id, spi, key_bytes, id, ss, lease).span());
 }
 
 inject_reply inject_client::key_by_link_id(std::uint32_t spi, std::uint32_t link_id, std::uint16_t key_bytes,
-                                           std::span<const std::uint8_t> ss)
+                                           std::span<const std::uint8_t> ss, bool lease)
 {
     const std::uint8_t name[4] = {static_cast<std::uint8_t>(link_id >> 24), static_cast<std::uint8_t>(link_id >> 16),
                                   static_cast<std::uint8_t>(link_id >> 8), static_cast<std::uint8_t>(link_id)};
-    return call(request_body(inject_wire::op_key_by_link_id, spi, key_bytes, name, ss).span());
+    return call(request_body(inject_wire::op_key_by_link_id, spi, key_bytes, name, ss, lease).span());
 }
 
 inject_reply inject_client::call(std::span<const std::uint8_t> body)

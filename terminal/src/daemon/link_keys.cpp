@@ -131,8 +131,10 @@ bool inject_key_source::key_by_id(std::uint32_t key_id, std::span<std::uint8_t, 
     auto* cl = client();
     if (cl == nullptr) return false;
     constexpr auto bytes = static_cast<std::uint16_t>(modem::link_key_length);
+    // LEASE: if this daemon restarted, qkmd served it the key in use before; it may serve it again
+    // to the same uid for the same SPI (decryption keys only; docs/keymgmt.md, "Leases").
     auto r = call([&](keymgmt::inject_client& c) {
-        return uuid ? c.key_by_id(cfg_.spi, *uuid, bytes) : c.key_by_link_id(cfg_.spi, key_id, bytes);
+        return uuid ? c.key_by_id(cfg_.spi, *uuid, bytes, {}, true) : c.key_by_link_id(cfg_.spi, key_id, bytes, {}, true);
     });
     if (!r.ok()) {
         if (r.status == keymgmt::inject_status::internal_error) client_.reset();

@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -29,12 +31,16 @@ namespace qlink::keymgmt {
 ///   (not_found) when more than one ACTIVE key shares the prefix. key_bytes 0
 ///   means the whole stored key. With flag bit0 the returned key is the hybrid combination
 ///   (see hybrid.hpp) of the QKD key and the given X25519 shared secret, bound to spi and key ID.
+///   Flag bit1 (LEASE, ops 2 and 3 only): a decryption key this qkmd already served to the same
+///   peer uid for the same spi may be served again while its lease lasts (a restarted link daemon
+///   recovering the key in use); NEXT_KEY keys are never served twice (docs/keymgmt.md, "Leases").
 namespace inject_wire {
 inline constexpr std::uint8_t version = 1;
 inline constexpr std::uint8_t op_next_key = 1;
 inline constexpr std::uint8_t op_key_by_id = 2;
 inline constexpr std::uint8_t op_key_by_link_id = 3;
 inline constexpr std::uint8_t flag_hybrid = 1;
+inline constexpr std::uint8_t flag_lease = 2;
 inline constexpr std::size_t max_frame = 512;
 }  // namespace inject_wire
 
@@ -54,6 +60,8 @@ struct inject_counters {
     std::atomic<std::uint64_t> errors{0};
     std::atomic<std::uint64_t> refused_peers{0};
     std::atomic<std::uint64_t> link_id_collisions{0};  ///< KEY_BY_LINK_ID prefixes naming several keys
+    std::atomic<std::uint64_t> lease_reserves{0};      ///< decryption keys served again under a lease
+    std::atomic<std::uint64_t> leases_refused{0};      ///< lease asked, none held for that peer/spi/key
 };
 
 /// Frame handling without the socket (the server and tests both use it).
@@ -61,13 +69,40 @@ class inject_service {
 public:
     struct config {
         int partition = -1;  ///< partition NEXT_KEY draws from (see key_store.hpp)
+        /// How long a decryption key stays re-servable to the peer it was served to (LEASE flag).
+        std::chrono::seconds lease_time{900};
+        unsigned max_reserves = 16;           ///< re-serves per lease (a crash loop is not a key pump)
+        std::size_t leases_per_link = 2;      ///< newest keys kept per (peer uid, spi): the key in use and the one before
+        std::size_t max_leases = 256;         ///< all peers together; the oldest goes first
+        std::function<std::chrono::steady_clock::time_point()> now;  ///< injected clock; empty: steady_clock
     };
-    inject_service(config cfg, key_store& store) : cfg_(cfg), store_(store) {}
-    /// Handles one request body (after the length prefix); writes one response body. Never throws.
+    inject_service(config cfg, key_store& store) : cfg_(std::move(cfg)), store_(store) {}
+    /// Handles one request body (after the length prefix) from a peer with uid `peer`; writes one
+    /// response body. Never throws. The two-argument form is a peer with this process's uid.
+    void handle(std::span<const std::uint8_t> request, std::vector<std::uint8_t>& response, uid_t peer);
     void handle(std::span<const std::uint8_t> request, std::vector<std::uint8_t>& response);
     inject_counters& counters() { return counters_; }
+    std::size_t leases() const;  ///< leases held now
 
 private:
+    /// A decryption key served to `uid` for `spi`, kept (in secure memory) so that the same peer
+    /// can take it again after a restart; wiped when it expires or the link has moved on.
+    struct lease {
+        key_id id{};
+        uid_t uid = 0;
+        std::uint32_t spi = 0;
+        std::size_t key_bytes = 0;
+        secret_bytes material;
+        std::chrono::steady_clock::time_point expires{};
+        std::uint64_t order = 0;  ///< serve order (newest highest)
+        unsigned reserves = 0;
+    };
+    std::chrono::steady_clock::time_point clock() const;
+    void expire_leases(std::chrono::steady_clock::time_point now);
+    void add_lease(const key_id& id, uid_t uid, std::uint32_t spi, std::size_t key_bytes,
+                   std::span<const std::uint8_t> material);
+    lease* find_lease(uid_t uid, std::uint32_t spi, std::span<const std::uint8_t> name);
+
     struct resolved {
         std::optional<key_id> id;
         inject_status error_status = inject_status::ok;
@@ -80,6 +115,9 @@ private:
     config cfg_;
     key_store& store_;
     inject_counters counters_;
+    mutable std::mutex lease_mu_;
+    std::vector<lease> leases_;
+    std::uint64_t lease_order_ = 0;
 };
 
 class inject_server {
@@ -91,6 +129,7 @@ public:
         std::size_t max_connections = 16;
         std::chrono::milliseconds request_timeout{5000};
         int partition = -1;
+        std::chrono::seconds lease_time{900};  ///< see inject_service::config
     };
     virtual ~inject_server() = default;
     virtual inject_counters& counters() = 0;
@@ -119,12 +158,13 @@ public:
     inject_client& operator=(const inject_client&) = delete;
 
     inject_reply next_key(std::uint32_t spi, std::uint16_t key_bytes, std::span<const std::uint8_t> x25519_shared = {});
+    /// `lease`: accept a key already served to this uid for this spi (decryption keys only).
     inject_reply key_by_id(std::uint32_t spi, const key_id& id, std::uint16_t key_bytes,
-                           std::span<const std::uint8_t> x25519_shared = {});
+                           std::span<const std::uint8_t> x25519_shared = {}, bool lease = false);
     /// The far end of the link: the key named by the SDLS header's 32-bit key ID (the first
     /// 4 bytes of its UUID; the reply carries the full ID).
     inject_reply key_by_link_id(std::uint32_t spi, std::uint32_t link_id, std::uint16_t key_bytes,
-                                std::span<const std::uint8_t> x25519_shared = {});
+                                std::span<const std::uint8_t> x25519_shared = {}, bool lease = false);
     /// Sends raw bytes and reads one response (for tests of malformed input).
     inject_reply raw(std::span<const std::uint8_t> frame);
 

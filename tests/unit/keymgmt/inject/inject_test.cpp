@@ -243,6 +243,135 @@ TEST(inject, far_end_takes_the_key_named_by_its_32_bit_link_id)
     EXPECT_EQ(after.id, test_key_id(seed, untouched));
 }
 
+// One request body for inject_service::handle (no length prefix).
+std::vector<std::uint8_t> request(std::uint8_t op, std::uint8_t flags, std::uint32_t spi, std::uint16_t key_bytes,
+                                  std::span<const std::uint8_t> name)
+{
+    std::vector<std::uint8_t> b{inject_wire::version,
+                                op,
+                                flags,
+                                static_cast<std::uint8_t>(spi >> 24),
+                                static_cast<std::uint8_t>(spi >> 16),
+                                static_cast<std::uint8_t>(spi >> 8),
+                                static_cast<std::uint8_t>(spi),
+                                static_cast<std::uint8_t>(key_bytes >> 8),
+                                static_cast<std::uint8_t>(key_bytes)};
+    b.insert(b.end(), name.begin(), name.end());
+    return b;
+}
+
+struct handled {
+    inject_status status = inject_status::internal_error;
+    key_id id{};
+    std::string key_hex;
+};
+
+handled call(inject_service& svc, const std::vector<std::uint8_t>& req, uid_t peer)
+{
+    std::vector<std::uint8_t> out;
+    svc.handle(req, out, peer);
+    handled h;
+    h.status = static_cast<inject_status>(out.at(1));
+    std::copy_n(out.begin() + 2, 16, h.id.begin());
+    if (h.status == inject_status::ok) {
+        h.key_hex = to_hex(std::span<const std::uint8_t>(out.data() + 20, out.size() - 20));
+    }
+    return h;
+}
+
+TEST(inject, decryption_key_is_served_again_to_the_same_peer_under_a_lease)
+{
+    end_point a("a", 0);
+    end_point b("b", 1);
+    inject_client ca(a.path);
+    inject_client cb(b.path);
+    const auto ka = ca.next_key(7, 32);
+    ASSERT_TRUE(ka.ok()) << ka.message;
+    const auto kb = cb.key_by_id(7, ka.id, 32, {}, true);
+    ASSERT_TRUE(kb.ok()) << kb.message;
+    EXPECT_EQ(to_hex(kb.key.span()), to_hex(ka.key.span()));
+    // The store destroyed it (served), yet the same peer - e.g. its link daemon restarted - gets
+    // it again, by full ID or by link ID, from a new connection.
+    inject_client cb2(b.path);
+    const auto again = cb2.key_by_id(7, ka.id, 32, {}, true);
+    ASSERT_TRUE(again.ok()) << again.message;
+    EXPECT_EQ(to_hex(again.key.span()), to_hex(ka.key.span()));
+    const auto by_link = cb2.key_by_link_id(7, link_id_of(ka.id), 32, {}, true);
+    ASSERT_TRUE(by_link.ok()) << by_link.message;
+    EXPECT_EQ(by_link.id, ka.id);
+    EXPECT_EQ(to_hex(by_link.key.span()), to_hex(ka.key.span()));
+    EXPECT_EQ(b.server->counters().lease_reserves.load(), 2u);
+    EXPECT_EQ(b.server->counters().keys_by_id.load(), 1u);
+    // Without the LEASE flag, or for another SPI, it stays served once.
+    EXPECT_EQ(cb2.key_by_id(7, ka.id, 32).status, inject_status::already_served);
+    EXPECT_EQ(cb2.key_by_id(8, ka.id, 32, {}, true).status, inject_status::already_served);
+    // A lease holds the size it was served with.
+    EXPECT_EQ(cb2.key_by_id(7, ka.id, 16, {}, true).status, inject_status::bad_request);
+
+    // Encryption keys are never served twice: NEXT_KEY refuses the flag, and each NEXT_KEY is a
+    // new key (a restarted transmitter must not restart its IV counter under a used key).
+    const auto op1_lease = request(inject_wire::op_next_key, inject_wire::flag_lease, 7, 32, {});
+    std::vector<std::uint8_t> framed{0, 0, 0, static_cast<std::uint8_t>(op1_lease.size())};
+    framed.insert(framed.end(), op1_lease.begin(), op1_lease.end());
+    const auto refused = ca.raw(framed);
+    EXPECT_EQ(refused.status, inject_status::bad_request);
+    EXPECT_NE(refused.message.find("decryption keys"), std::string::npos) << refused.message;
+    const auto ka2 = ca.next_key(7, 32);
+    ASSERT_TRUE(ka2.ok());
+    EXPECT_NE(ka2.id, ka.id);
+    EXPECT_NE(to_hex(ka2.key.span()), to_hex(ka.key.span()));
+    // The transmitting end's own key is not leased to it as a decryption key either.
+    EXPECT_EQ(ca.key_by_id(7, ka.id, 32, {}, true).status, inject_status::already_served);
+}
+
+TEST(inject, lease_is_for_the_same_peer_uid_and_ends_when_the_link_moves_on_or_expires)
+{
+    end_point b("b", 1);
+    auto t = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+    inject_service::config c;
+    c.partition = 1;
+    c.lease_time = std::chrono::seconds(60);
+    c.max_reserves = 2;
+    c.now = [&t] { return t; };
+    inject_service svc(c, *b.store);
+    const uid_t me = ::geteuid(), other = ::geteuid() + 1;
+    std::vector<key_id> ids;
+    for (std::uint64_t i = 0; i < 16 && ids.size() < 4; ++i) {
+        ids.push_back(test_key_id(seed, i));
+    }
+    auto by_id = [&](const key_id& id, bool lease, uid_t peer, std::uint32_t spi = 9) {
+        return call(svc, request(inject_wire::op_key_by_id, lease ? inject_wire::flag_lease : 0, spi, 32, id), peer);
+    };
+    const auto first = by_id(ids[0], true, me);
+    ASSERT_EQ(first.status, inject_status::ok);
+    // Another local uid never gets it, with or without the flag.
+    EXPECT_EQ(by_id(ids[0], true, other).status, inject_status::already_served);
+    // Same peer: served again, the same bytes, up to max_reserves times.
+    const auto r1 = by_id(ids[0], true, me);
+    ASSERT_EQ(r1.status, inject_status::ok);
+    EXPECT_EQ(r1.key_hex, first.key_hex);
+    EXPECT_EQ(by_id(ids[0], true, me).status, inject_status::ok);
+    EXPECT_EQ(by_id(ids[0], true, me).status, inject_status::already_served);  // limit 2
+    EXPECT_EQ(svc.counters().lease_reserves.load(), 2u);
+
+    // Two more keys for the same link: only the two newest stay leased (the key in use and the
+    // one before); the oldest lease is wiped.
+    ASSERT_EQ(by_id(ids[1], true, me).status, inject_status::ok);
+    ASSERT_EQ(by_id(ids[2], true, me).status, inject_status::ok);
+    EXPECT_EQ(svc.leases(), 2u);
+    EXPECT_EQ(by_id(ids[0], true, me).status, inject_status::already_served);
+    EXPECT_EQ(by_id(ids[1], true, me).status, inject_status::ok);
+    EXPECT_EQ(by_id(ids[2], true, me).status, inject_status::ok);
+    // A lease for another SPI of the same peer is a separate link.
+    ASSERT_EQ(by_id(ids[3], true, me, 10).status, inject_status::ok);
+    EXPECT_EQ(svc.leases(), 3u);
+    // Expiry: after lease_time nothing is re-served and the copies are gone.
+    t += std::chrono::seconds(61);
+    EXPECT_EQ(by_id(ids[2], true, me).status, inject_status::already_served);
+    EXPECT_EQ(svc.leases(), 0u);
+    EXPECT_GE(svc.counters().leases_refused.load(), 3u);
+}
+
 TEST(inject, hybrid_keys_agree_at_both_ends)
 {
     end_point a("a", 0);
