@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 using namespace qlink::keymgmt;
 
@@ -168,7 +169,7 @@ BENCHMARK(bm_store_take_concurrent)
     ->Unit(benchmark::kMicrosecond);
 
 struct kme_fixture {
-    kme_fixture(std::size_t pool, int threads)
+    kme_fixture(std::size_t pool, int threads, int blocking_threads)
         : pki({"KME_A", "SAE_A", "SAE_B"})
     {
         store = make_store(dir, true, pool);
@@ -185,8 +186,13 @@ struct kme_fixture {
         // threads than cores the concurrent hand-outs share one fsync (group commit in the
         // store). With the pool enc_keys rarely blocks and threads = cores is enough.
         hc.threads = threads;
+        // > 0: as qkmd does, requests that wait for a commit (dec_keys; enc_keys without a pool)
+        // run on these threads instead of the network threads.
+        hc.blocking_threads = blocking_threads;
         hc.max_connections = 256;
-        server = start_https_server(hc, [this](const http_request_view& r) { return service->handle(r); });
+        server = start_https_server(
+            hc, [this](const http_request_view& r) { return service->handle(r); },
+            [this](const http_request_view& r) { return service->may_block(r); });
     }
     etsi014_client::config client(const std::string& who) const
     {
@@ -205,15 +211,15 @@ struct kme_fixture {
     std::unique_ptr<https_server> server;
 };
 
-// One server per (pool, threads), built on first use and kept for the whole run.
-kme_fixture& fixture(std::size_t pool, int threads)
+// One server per (pool, threads, blocking threads), built on first use and kept for the whole run.
+kme_fixture& fixture(std::size_t pool, int threads, int blocking_threads)
 {
     static std::mutex mu;
-    static std::map<std::pair<std::size_t, int>, std::unique_ptr<kme_fixture>> all;
+    static std::map<std::tuple<std::size_t, int, int>, std::unique_ptr<kme_fixture>> all;
     std::lock_guard lock(mu);
-    auto& f = all[{pool, threads}];
+    auto& f = all[{pool, threads, blocking_threads}];
     if (!f) {
-        f = std::make_unique<kme_fixture>(pool, threads);
+        f = std::make_unique<kme_fixture>(pool, threads, blocking_threads);
     }
     return *f;
 }
@@ -244,10 +250,12 @@ void report_latency(benchmark::State& state, std::vector<double>& us)
 // ETSI 014 over one mTLS keep-alive connection per benchmark thread. range(0): 0 = status,
 // 1 = enc_keys (1 key of 256 bits, durable hand-out), 2 = enc_keys + dec_keys pair.
 // range(1): hand-out pool size of the store (0 = every hand-out commits). range(2): server
-// worker threads.
+// network threads. range(3): blocking threads for requests that wait for a commit (0: none,
+// every handler runs on the network threads).
 void bm_etsi014(benchmark::State& state)
 {
-    auto& f = fixture(static_cast<std::size_t>(state.range(1)), static_cast<int>(state.range(2)));
+    auto& f = fixture(static_cast<std::size_t>(state.range(1)), static_cast<int>(state.range(2)),
+                      static_cast<int>(state.range(3)));
     auto master = create_etsi014_client(f.client("SAE_A"));
     auto slave = create_etsi014_client(f.client("SAE_B"));
     // Connect (TLS handshake) outside the timed loop: the figures are for keep-alive requests.
@@ -305,10 +313,13 @@ void bm_etsi014(benchmark::State& state)
         state.counters["load1"] = load_average();
     }
 }
-// op, pool, server threads. The no-pool rows with 16 server threads are the previous design.
+// op, pool, network threads, blocking threads. The no-pool rows with 16 threads and no blocking
+// threads are the original design; pool 256 with 8 + 8 threads is qkmd's default configuration.
 BENCHMARK(bm_etsi014)
-    ->ArgsProduct({{0, 1, 2}, {0}, {16}})
-    ->ArgsProduct({{0, 1, 2}, {256}, {2, 4, 16}})
+    ->ArgsProduct({{0, 1, 2}, {0}, {16}, {0}})
+    ->ArgsProduct({{1, 2}, {0}, {2}, {8}})
+    ->ArgsProduct({{0, 1, 2}, {256}, {2, 16}, {0}})
+    ->ArgsProduct({{0, 1, 2}, {256}, {2, 8}, {8}})
     ->Threads(1)
     ->Threads(4)
     ->Threads(16)
