@@ -67,7 +67,7 @@ struct qlinkd_config {
         bool pat_simulated = false;
         double fine_rate_hz = 1000.0;      ///< controller step rate in simulated time
         double coarse_rate_hz = 100.0;     ///< camera / coarse loop rate
-        double mount_rate_hz = 100.0;      ///< mount command rate
+        double mount_rate_hz = 1000.0;     ///< mount command rate (100 Hz left the simulated gimbal a sawtooth the FSM could not null: FINE_TRACK at ~20 urad, never COMMUNICATION)
         double elevation_mask_deg = 10.0;
         double uncertainty_cone_urad = 1000.0;  ///< acquisition scan half-angle
         double pointing_bias_urad = 300.0;      ///< simulated mount-model error the scan must find
