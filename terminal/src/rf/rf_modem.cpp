@@ -135,8 +135,18 @@ struct rf_demodulator::impl {
     std::unique_ptr<detail::rf_rx_engine> engine;
 };
 
-rf_demodulator::rf_demodulator(const config& cfg) {
+rf_demodulator::config rf_demodulator::resolved(config c) {
+    const bool qpsk = c.waveform.modulation == rf_modulation::qpsk;
+    if (c.carrier_bandwidth_locked == 0.0f) c.carrier_bandwidth_locked = qpsk ? 0.001f : 0.003f;
+    if (c.lock_on == 0.0f) c.lock_on = qpsk ? 0.12f : 0.35f;
+    if (c.lock_off == 0.0f) c.lock_off = qpsk ? 0.06f : 0.2f;
+    if (c.lock_window == 0) c.lock_window = qpsk ? 1024 : 256;
+    return c;
+}
+
+rf_demodulator::rf_demodulator(const config& given) {
     const char* who = "rf_demodulator";
+    const config cfg = resolved(given);
     require(validate(cfg.waveform), who);
     if (cfg.engine != rf_demod_engine::native && cfg.engine != rf_demod_engine::liquid)
         throw std::invalid_argument("rf_demodulator: receiver must be native or liquid");

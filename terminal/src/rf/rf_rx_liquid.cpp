@@ -116,7 +116,8 @@ cf32 liquid_rx::track(cf32 in) {
     nco_crcf_mix_down(carrier, in, &y);
     const float re = y.real(), im = y.imag();
     const float mag2 = re * re + im * im;
-    const auto d = costas.step(re, im, mag2, bps, alpha, cfg.lock_on, cfg.lock_off);
+    const float soft = bps == 2 ? 0.5f * llr_factor / cfg.llr_scale : 0.0f;  // QPSK: soft decisions
+    const auto d = costas.step(re, im, mag2, bps, alpha, cfg.lock_on, cfg.lock_off, soft);
     nco_crcf_pll_step(carrier, d.err);
     nco_crcf_step(carrier);
     if (d.lock == costas_detector::change::acquired) {

@@ -234,7 +234,8 @@ cf32 native_rx::track(cf32 in) {
     const float im = in.imag() * c.real() + in.real() * c.imag();
     const cf32 y{re, im};
     const float mag2 = re * re + im * im;
-    const auto d = costas.step(re, im, mag2, bps, alpha, cfg.lock_on, cfg.lock_off);
+    const float soft = bps == 2 ? 0.5f * llr_factor / cfg.llr_scale : 0.0f;  // QPSK: soft decisions
+    const auto d = costas.step(re, im, mag2, bps, alpha, cfg.lock_on, cfg.lock_off, soft);
     dtheta += d.err * pll_alpha;
     theta += d.err * pll_beta + dtheta;
     if (theta > float(std::numbers::pi) || theta < -float(std::numbers::pi))

@@ -14,8 +14,10 @@
 //   Both: Costas loop at the symbol rate (liquid nco_crcf PLL semantics) -> soft
 //   symbols -> int8 LLRs (soft_bits.hpp: positive = bit 0) scaled by the estimated SNR.
 //
-// The Costas loop leaves the usual phase ambiguity (180 deg for BPSK, 90 deg for
-// QPSK): the frame synchroniser after the decoder resolves it (inverted ASM).
+// The Costas loop (QPSK: soft-decision detector) leaves the usual phase ambiguity
+// (180 deg BPSK, 90 deg QPSK): rf_phase_resolver undoes it on the coded marker
+// (rf_receiver::config::phase); BPSK alone also decodes without it (the chain's
+// synchroniser corrects an inverted ASM).
 #pragma once
 
 #include "qlink/modem/soft_bits.hpp"
@@ -103,16 +105,23 @@ public:
         /// Timing loop bandwidth: native Gardner loop BnT; liquid symsync lf_bw. (0, 0.5]
         float timing_bandwidth = 0.01f;
         float carrier_bandwidth = 0.01f;          ///< Costas PLL bandwidth while acquiring (liquid nco_crcf units), (0, 0.5]
-        /// ... once locked, (0, 0.5]. For QPSK at Es/N0 <= 7 dB use 0.001: at 0.003
-        /// both engines lose ~0.8 dB to phase jitter there and slip cycles (0.001: ~0.45 dB,
-        /// no slips in the tests); the pass tests are tuned at 0.003.
-        float carrier_bandwidth_locked = 0.003f;
+        /// ... once locked, (0, 0.5]; 0 = per modulation: BPSK 0.003, QPSK 0.001. A narrower
+        /// loop has less phase jitter (fewer cycle slips at low Es/N0) but lets more of the
+        /// carrier's phase noise through; QPSK (a quarter-turn ambiguity) needs the narrower one.
+        float carrier_bandwidth_locked = 0.0f;
         float agc_bandwidth = 1e-3f;      ///< AGC bandwidth per sample (native: applied per 256-sample block), (0, 0.5]
         float llr_scale = 4.0f;           ///< int8 LLR = round(llr_scale * natural LLR), (0, 127]
-        float lock_on = 0.35f;            ///< lock metric above which the loop is declared locked, (0, 1)
-        float lock_off = 0.2f;            ///< ... and below which lock is lost, (0, lock_on)
-        unsigned lock_window = 256;       ///< symbols the lock metric is averaged over, [16, 65536]
+        /// Lock detector: the averaged cos 2phi (BPSK) / cos 4phi (QPSK) metric above which the loop
+        /// is declared locked, (0, 1); 0 = per modulation: BPSK 0.35, QPSK 0.12. QPSK's metric is
+        /// far lower at the same Es/N0 (0.22 at 4 dB locked, against BPSK's 0.64).
+        float lock_on = 0.0f;
+        float lock_off = 0.0f;            ///< ... and below which lock is lost, (0, lock_on); 0 = BPSK 0.2, QPSK 0.06
+        /// Symbols the lock metric and the estimates are averaged over, [16, 65536];
+        /// 0 = per modulation: BPSK 256, QPSK 1024 (QPSK's lower metric needs a steadier average).
+        unsigned lock_window = 0;
     };
+    /// `c` with every per-modulation default (0) replaced by its value, as the receiver runs it.
+    static config resolved(config c);
     struct result {
         std::size_t samples = 0;  ///< input samples consumed
         std::size_t llrs = 0;     ///< LLRs written
