@@ -110,18 +110,25 @@ void lanes_traceback_generic(const std::uint8_t* dec, const lanes_trace_plan& pl
     std::uint32_t top = 0;
     for (unsigned l = 0; l < n_lanes; ++l) top = std::max(top, plan.own_top[l]);
     if (top <= plan.bottom) return;
-    const std::size_t wtop = (top + 31) / 32;
-    std::fill(words + n_lanes * (plan.bottom / 32), words + n_lanes * wtop, 0u);
+    // Bits gather in acc; every word row from the top one down to bottom's is
+    // written whole (rows outside [bottom, top) as 0).
+    std::uint32_t acc[n_lanes] = {};
     for (unsigned l = 0; l < n_lanes; ++l) st[l] = 0;
     for (std::uint32_t b = top; b > plan.bottom; --b) {
         for (unsigned l = 0; l < n_lanes; ++l)
             if (plan.own_top[l] == b) st[l] = plan.own_src[l] < n_lanes ? captured[plan.own_src[l]] : plan.own_state[l];
         const std::uint32_t u = b - 1;
         const std::uint8_t* row = dec + dec_row_bytes * u;
+        const unsigned sh = 31 - (u & 31);
         for (unsigned l = 0; l < n_lanes; ++l) {
-            words[n_lanes * (u / 32) + l] |= (st[l] & 1u) << (31 - (u & 31));
+            acc[l] |= (st[l] & 1u) << sh;
             st[l] = trace_back_one(row, l, st[l]);
         }
+        if ((u & 31) == 0 || u == plan.bottom)
+            for (unsigned l = 0; l < n_lanes; ++l) {
+                words[n_lanes * (u / 32) + l] = acc[l];
+                acc[l] = 0;
+            }
     }
 }
 
