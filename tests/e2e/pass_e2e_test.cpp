@@ -3,6 +3,7 @@
 // rotation, a cloud during the transfer and every fade repaired by ARQ, report written with every plot.
 #include "pass_e2e_util.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 namespace qlink::e2e {
@@ -40,6 +41,10 @@ TEST(e2e_pass, shortened_pass_delivers_the_file_with_fresh_qkd_keys) {
     EXPECT_EQ(missing_plot(r.report.html), "") << ctx;
     EXPECT_GT(r.series.samples.size(), 20u) << ctx;
     EXPECT_GT(r.sim_seconds, 200.0) << ctx;
+    // The ground terminal's PAT (simulated devices, qlinkd's own loop) got to COMMUNICATION.
+    const bool communicated = std::any_of(r.series.samples.begin(), r.series.samples.end(),
+                                          [](const terminal::pass_sample& s) { return s.pat_state == "COMMUNICATION"; });
+    EXPECT_TRUE(communicated) << ctx;
 }
 
 }  // namespace
