@@ -279,7 +279,7 @@ qkmd_config parse_qkmd_config(std::string_view text, std::string_view source_nam
         s.threads = static_cast<int>(et.integer("threads", 8, 1, 64));
         // Requests that wait for a store commit (dec_keys, reservations, enc_keys without a
         // pool) run on these, so they never hold a network thread; concurrent ones share a commit.
-        s.blocking_threads = static_cast<int>(et.integer("store_threads", 8, 1, 256));
+        s.blocking_threads = static_cast<int>(et.integer("store_threads", 16, 1, 256));
     }
 
     if (const auto* n = root.get("sae")) {

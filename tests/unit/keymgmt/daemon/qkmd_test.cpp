@@ -208,7 +208,7 @@ TEST(qkmd_config, wrong_keys_name_the_key_and_allowed_values)
     // Out of the box: hand-out pool on, commit-waiting requests off the network threads.
     EXPECT_EQ(ok.store.handout_pool, 256u);
     const auto et = parse_qkmd_config(base + "[etsi014]\ncert = \"c\"\nkey = \"k\"\nca = \"a\"\n");
-    EXPECT_EQ(et.etsi014_server.blocking_threads, 8);
+    EXPECT_EQ(et.etsi014_server.blocking_threads, 16);
     const auto off = parse_qkmd_config(base + "handout_pool = 0\n[etsi014]\ncert = \"c\"\nkey = \"k\"\nca = "
                                               "\"a\"\nstore_threads = 3\n");
     EXPECT_EQ(off.store.handout_pool, 0u);
