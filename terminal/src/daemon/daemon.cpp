@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <random>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -181,6 +182,7 @@ private:
     std::atomic<std::uint64_t> air_rx_msgs_{0}, air_tx_msgs_{0}, air_tx_bits_{0}, air_rx_llrs_{0}, air_reconnects_{0},
         air_protocol_errors_{0};
     std::thread air_thread_;
+    std::random_device spi_seed_;  // first SPI per start (see make_keys_and_engine)
 
     // user side
     struct connection {
@@ -233,6 +235,12 @@ bool daemon::make_keys_and_engine()
     rx_keys_ = std::make_unique<counting_key_source>(*rx);
     auto ec = make_engine_config(cfg_);
     ec.rto_initial_s = std::clamp(ec.rto_initial_s, ec.rto_min_s, ec.rto_max_s);
+    // The first SDLS SPI of this process's transmitter. After a restart the far end still holds the
+    // SA its predecessor left ACTIVE; a fresh key under that same SPI is refused there (auth failure)
+    // until the next rotation, and with it every ack of ours. So each start draws its first SPI
+    // (here, at the configuration edge), in the lower half so rotations do not wrap; a draw that
+    // hits a live SA of the predecessor (a few in 32767) only costs the wait as before.
+    ec.spi = static_cast<std::uint16_t>(std::uniform_int_distribution<int>(1, 0x7FFF)(spi_seed_));
     // Keys running out stops protected traffic: that must be loud (rate-limited, never key bytes).
     ec.on_alarm = [this](std::string_view m) { log_.warn_limited("keys", "alarm", std::string(m)); };
     try {
