@@ -35,7 +35,7 @@ test::downlink_report run_pass(rf_modulation m, double es_n0_db) {
 
 TEST(rf_pass, full_pass_stays_locked_from_aos_to_los) {
     const auto rep = run_pass(rf_modulation::bpsk, 3.0);
-    // Measured (seed 99, native receiver, Release build): 10407 of 10511 frames, FER 9.9e-3,
+    // Measured (seed 99, native receiver, Release build): 10408 of 10512 frames, FER 9.9e-3,
     // lock never lost, no carrier rotation (no cycle slip). The liquid engine lost 12 frames
     // (FER 1.1e-3) on the same pass: the native engine's extra losses are not carrier slips
     // and are not yet explained (see docs/terminal.md). Bound: FER <= 1.5e-2.
@@ -45,7 +45,7 @@ TEST(rf_pass, full_pass_stays_locked_from_aos_to_los) {
 
 TEST(rf_pass, qpsk_full_pass_stays_locked_from_aos_to_los) {
     const auto rep = run_pass(rf_modulation::qpsk, 7.0);
-    // Measured (seed 99): 20462 of 21023 frames, FER 2.7e-2, lock never lost; 588 carrier
+    // Measured (seed 99): 20463 of 21024 frames, FER 2.7e-2, lock never lost; 588 carrier
     // rotations (cycle slips through the 20 Hz phase noise, each undone by the resolver on
     // the next marker at the cost of about a frame). Bound: FER <= 4e-2.
     EXPECT_LE(rep.fer(), 4e-2) << rep;
