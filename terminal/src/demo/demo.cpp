@@ -567,7 +567,6 @@ void demo_run::start_sim() {
     };
     p_.air = to_port(c.wait_line("air-port ", 30s), "air port");
     p_.qkd = to_port(c.wait_line("qkd-port ", 30s), "QKD port");
-    p_.sim_control = to_port(c.wait_line("control-port ", 30s), "control port");
     // "pass start T aos T los T max-elevation E duration-s D ... downlink-bps R return-bps R": the pass
     // the relay actually runs.
     if (const auto line = c.wait_line("pass ", 5s)) {
@@ -587,6 +586,13 @@ void demo_run::start_sim() {
         if (const double r = num("downlink-bps"); std::isfinite(r)) downlink_bps_ = r;
         if (const double r = num("return-bps"); std::isfinite(r)) return_bps_ = r;
     }
+    // Printed before the pass line: by now it is there, or this simulator has no control port (then
+    // the pass runs with its random clouds only, said in the log).
+    if (const auto v = c.wait_line("control-port ", 100ms)) {
+        const long n = std::strtol(v->c_str(), nullptr, 10);
+        if (n > 0 && n <= 65535) p_.sim_control = static_cast<std::uint16_t>(n);
+    }
+    if (p_.sim_control == 0 && cfg_.cloud_s > 0) log_event("qlink-sim has no control port: no scripted cloud");
 }
 
 void demo_run::start_qkmd() {
@@ -776,7 +782,7 @@ void demo_run::choose_file_size() {
 // The scripted cloud: once a third of the file has arrived over an up link, so the interruption
 // hits data in flight and ARQ has something to repair (the random clouds may miss the transfer).
 void demo_run::maybe_cloud(const pass_sample& s) {
-    if (cloud_sent_ || !(cfg_.cloud_s > 0) || file_bytes_ == 0 || s.link_state != "up") return;
+    if (cloud_sent_ || !(cfg_.cloud_s > 0) || p_.sim_control == 0 || file_bytes_ == 0 || s.link_state != "up") return;
     if (!(std::isfinite(s.bytes_delivered) && s.bytes_delivered * 3 >= static_cast<double>(file_bytes_))) return;
     if (s.bytes_delivered >= static_cast<double>(file_bytes_)) return;
     cloud_sent_ = true;  // once, whatever the answer: a demo does not retry weather

@@ -260,6 +260,12 @@ TEST(pass_demo_orchestrator, full_run_against_fake_daemons) {
     EXPECT_NE(hs.str().find("class=\"link-down\""), std::string::npos);
     EXPECT_NE(ctx.find("PASS"), std::string::npos) << ctx;
     EXPECT_GT(r.series.samples.size(), 8u);
+    // The fake simulator's control port was found (the fake file arrives within one poll, too fast for
+    // the scripted cloud; e2e_pass_test checks the cloud itself).
+    std::ifstream demo_log(f.d.path / "out" / "logs" / "demo.log");
+    std::stringstream dl;
+    dl << demo_log.rdbuf();
+    EXPECT_EQ(dl.str().find("no control port"), std::string::npos) << dl.str();
     // Configurations a newcomer can start from, and the PKI, are in the work dir.
     for (const char* p : {"space/qlinkd.toml", "ground/qlinkd.toml", "alice/qkmd.toml", "bob/qkmd.toml", "pki/ca.crt",
                           "pki/SAE_A.key", "alice/qkd-auth.psk", "timeseries.csv", "timeseries.json", "logs/qlink-sim.log"})

@@ -49,6 +49,20 @@ def run_sim():
     qkd = socket.create_server(("127.0.0.1", 0))
     print("air-port", air.getsockname()[1], flush=True)
     print("qkd-port", qkd.getsockname()[1], flush=True)
+    if arg("--control-port") is not None:
+        # The control port's line protocol, enough for the demo's scripted cloud (logged to stdout).
+        ctl = socket.create_server(("127.0.0.1", 0))
+        print("control-port", ctl.getsockname()[1], flush=True)
+
+        def control():
+            while True:
+                c, _ = ctl.accept()
+                line = c.makefile("rb").readline().decode().strip()
+                print("control:", line, flush=True)
+                c.sendall(b"OK cloud 1.000 2.000\n" if line.startswith("cloud ") else b"ERR unknown command\n")
+                c.close()
+
+        threading.Thread(target=control, daemon=True).start()
     print("pass start 2026-01-01T00:00:00Z aos 2026-01-01T00:00:01Z los 2026-01-01T00:00:%02dZ max-elevation 60.00"
           " duration-s %.1f speed %s downlink-bps 1000000 return-bps 10000 pulse-rate-hz 1e+08" % (PASS_S - 2, PASS_S, speed),
           flush=True)
