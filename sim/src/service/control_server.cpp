@@ -11,18 +11,6 @@ namespace qlink::sim {
 
 namespace {
 
-std::vector<std::string_view> words(std::string_view s) {
-    std::vector<std::string_view> out;
-    std::size_t i = 0;
-    while (i < s.size()) {
-        while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-        const std::size_t b = i;
-        while (i < s.size() && s[i] != ' ' && s[i] != '\t') ++i;
-        if (i > b) out.push_back(s.substr(b, i - b));
-    }
-    return out;
-}
-
 bool number(std::string_view s, double& v) {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     return !s.empty() && ec == std::errc{} && p == s.data() + s.size() && std::isfinite(v);
@@ -48,7 +36,7 @@ std::string sim_control_reply(std::string_view line, pass_world& world, const pa
         const auto u = static_cast<unsigned char>(c);
         if ((u < 0x20 && c != '\t') || u > 0x7e) return "ERR not a text line\n";
     }
-    const auto w = words(line);
+    const auto w = detail::split_words(line);
     if (w.empty()) return {};
     if (w[0] == "quit") {
         close = true;

@@ -9,8 +9,22 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace qlink::sim::detail {
+
+/// The blank- or tab-separated words of a command line.
+inline std::vector<std::string_view> split_words(std::string_view s) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < s.size()) {
+        while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+        const std::size_t b = i;
+        while (i < s.size() && s[i] != ' ' && s[i] != '\t') ++i;
+        if (i > b) out.push_back(s.substr(b, i - b));
+    }
+    return out;
+}
 
 struct line_reply {
     std::string text;    ///< sent as is (include the newline); empty: nothing is sent

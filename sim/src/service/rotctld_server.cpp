@@ -30,18 +30,6 @@ std::string fmt(double v) {
     return b;
 }
 
-std::vector<std::string_view> split(std::string_view s) {
-    std::vector<std::string_view> out;
-    std::size_t i = 0;
-    while (i < s.size()) {
-        while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-        const std::size_t b = i;
-        while (i < s.size() && s[i] != ' ' && s[i] != '\t') ++i;
-        if (i > b) out.push_back(s.substr(b, i - b));
-    }
-    return out;
-}
-
 }  // namespace
 
 std::string rotctld_reply(std::string_view line, sim_mount& mount, std::string_view info, bool& close) {
@@ -58,7 +46,7 @@ std::string rotctld_reply(std::string_view line, sim_mount& mount, std::string_v
         sep = line.front() == '+' ? '\n' : line.front();
         line.remove_prefix(1);
     }
-    const auto tok = split(line);
+    const auto tok = detail::split_words(line);
     if (tok.empty()) return {};
     const std::string_view cmd = tok[0];
     auto is = [&](std::string_view s, std::string_view l) { return cmd == s || cmd == l; };

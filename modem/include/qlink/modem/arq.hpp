@@ -134,6 +134,8 @@ private:
     list& list_of(list_id which) { return which == list_id::in_flight ? in_flight_ : lost_; }
     std::size_t write_segment(std::uint32_t seq, arq_time now, std::span<std::uint8_t> out);
     std::size_t write_copy(std::uint32_t seq, std::span<std::uint8_t> out) const;
+    /// The data segment of `seq` as it stands, with `tx_count` in its echo field (0: a copy).
+    std::size_t encode_data(std::uint32_t seq, std::uint8_t tx_count, std::span<std::uint8_t> out) const;
     bool mark_acked(std::uint32_t seq);
     void rtt_sample(arq_time sample);
     void new_receiver(std::uint32_t rx_session);

@@ -162,18 +162,7 @@ std::size_t arq_sender::write_segment(std::uint32_t seq, arq_time now, std::span
     s.tx_count = static_cast<std::uint8_t>(s.tx_count == 255 ? 1 : s.tx_count + 1);
     s.last_sent = now;
     list_push_back(list_id::in_flight, idx);
-    std::uint8_t* p = out.data();
-    p[0] = arq_type_data;
-    p[1] = s.tx_count;
-    put16(p + 2, s.stream);
-    put32(p + 4, seq);
-    put64(p + 8, s.offset);
-    put16(p + 16, s.length);
-    put32(p + 18, snd_una_);
-    put32(p + 22, session_);
-    put32(p + 26, rx_session_);
-    std::memcpy(p + arq_data_header_bytes, &buffer_[std::size_t{idx} * cfg_.max_payload], s.length);
-    return arq_data_header_bytes + s.length;
+    return encode_data(seq, s.tx_count, out);
 }
 
 arq_sender::transmit_result arq_sender::poll_transmit(arq_time now, std::span<std::uint8_t> out)
@@ -266,11 +255,16 @@ arq_sender::transmit_result arq_sender::poll_transmit(arq_time now, std::span<st
 
 std::size_t arq_sender::write_copy(std::uint32_t seq, std::span<std::uint8_t> out) const
 {
+    return encode_data(seq, 0, out);  // names no transmission: no RTT sample, no loss inference from its ack
+}
+
+std::size_t arq_sender::encode_data(std::uint32_t seq, std::uint8_t tx_count, std::span<std::uint8_t> out) const
+{
     const std::uint32_t idx = index(seq);
     const slot& s = slots_[idx];
     std::uint8_t* p = out.data();
     p[0] = arq_type_data;
-    p[1] = 0;  // names no transmission: no RTT sample, no loss inference from its ack
+    p[1] = tx_count;
     put16(p + 2, s.stream);
     put32(p + 4, seq);
     put64(p + 8, s.offset);
