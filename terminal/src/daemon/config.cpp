@@ -3,6 +3,7 @@
 
 #include "qlink/modem/profile.hpp"
 #include "qlink/sim/tle.hpp"
+#include "qlink/terminal/fallback_keys.hpp"
 
 #include <toml++/toml.h>
 
@@ -152,7 +153,42 @@ void check_address(const section& s, const std::string& key, const std::string& 
     if (!numeric) throw err("key '" + s.name(key) + "' = \"" + v + "\" must be a numeric IP address (e.g. 127.0.0.1)");
 }
 
+// Loads the fallback keys and state the way qlinkd will (nothing written): bad files are
+// configuration errors naming the key.
+void check_fallback(const qlinkd_config& c)
+{
+    const auto& s = c.security;
+    try {
+        (void)x25519_public_from_private_pem(s.fallback_private_key);
+    } catch (const fallback_key_error& e) {
+        throw err(std::string("key 'security.fallback_private_key': ") + e.what());
+    }
+    try {
+        (void)x25519_public_from_pem(s.fallback_peer_public_key);
+    } catch (const fallback_key_error& e) {
+        throw err(std::string("key 'security.fallback_peer_public_key': ") + e.what());
+    }
+    try {
+        fallback_key_source probe(make_fallback_config(c));
+    } catch (const fallback_key_error& e) {
+        const bool state = std::string_view(e.what()).rfind("fallback state", 0) == 0;
+        throw err(std::string("key 'security.") + (state ? "fallback_state" : "fallback_peer_public_key") + "': " + e.what());
+    }
+}
+
 }  // namespace
+
+fallback_key_source::config make_fallback_config(const qlinkd_config& c)
+{
+    fallback_key_source::config f;
+    f.private_key_pem = c.security.fallback_private_key;
+    f.peer_public_key_pem = c.security.fallback_peer_public_key;
+    f.state_file = c.security.fallback_state;
+    f.role = c.link.role;
+    f.spacecraft_id = c.link.spacecraft_id;
+    f.vcid = c.link.tx_vcid;  // both ends use the same VC number
+    return f;
+}
 
 std::string_view role_name(link_role r) { return r == link_role::ground ? "ground" : "space"; }
 
@@ -317,7 +353,9 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     c.keys.memory_seed = static_cast<std::uint64_t>(keys.integer("memory_seed", 1, 0, INT64_MAX));
     c.keys.memory_keys = static_cast<std::uint32_t>(keys.integer("memory_keys", 1000, 1, 1000000));
 
-    const section sec(sub(root, "security"), "security", {"mode", "rotate_every_frames", "rotate_every_s", "on_exhaustion"});
+    const section sec(sub(root, "security"), "security",
+                      {"mode", "rotate_every_frames", "rotate_every_s", "on_exhaustion", "fallback_private_key",
+                       "fallback_peer_public_key", "fallback_state"});
     const auto mode = sec.choice("mode", "auth_enc", {"auth_enc", "auth_only", "enc_only"});
     c.security.mode = mode == "auth_enc" ? security_mode::auth_enc
                       : mode == "auth_only" ? security_mode::auth_only
@@ -328,8 +366,16 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     c.security.on_exhaustion =
         sec.choice("on_exhaustion", "stop", {"stop", "fallback"}) == "stop" ? exhaustion_policy::stop : exhaustion_policy::fallback;
     if (c.security.on_exhaustion == exhaustion_policy::fallback) {
-        // No hybrid (X25519) key exchange is wired into qlinkd yet: refuse rather than pretend.
-        throw err("key 'security.on_exhaustion' = \"fallback\" is not supported by qlinkd yet; allowed values: stop");
+        const std::string why = "for security.on_exhaustion = \"fallback\"";
+        auto& s = c.security;
+        s.fallback_private_key = resolve(base_dir, sec.required("fallback_private_key", why + " (this end's X25519 private key, PEM; without fallback keys use on_exhaustion = \"stop\")"));
+        s.fallback_peer_public_key = resolve(base_dir, sec.required("fallback_peer_public_key", why + " (the far end's X25519 public key, PEM)"));
+        s.fallback_state = resolve(base_dir, sec.required("fallback_state", why + " (file for the transmit key counter)"));
+        check_fallback(c);
+    } else {
+        for (const char* k : {"fallback_private_key", "fallback_peer_public_key", "fallback_state"}) {
+            if (sec.has(k)) throw err("key '" + sec.name(k) + "' is only used with security.on_exhaustion = \"fallback\"");
+        }
     }
 
     const section arq(sub(root, "arq"), "arq", {"window", "rto_min_ms", "rto_max_ms", "ack_interval_ms"});

@@ -4,6 +4,7 @@
 #include "qlink/keymgmt/https_server.hpp"
 #include "qlink/sim/air_client.hpp"
 #include "qlink/terminal/link_engine.hpp"
+#include "qlink/terminal/fallback_keys.hpp"
 #include "qlink/terminal/link_keys.hpp"
 #include "qlink/terminal/telemetry.hpp"
 
@@ -166,6 +167,8 @@ private:
     std::shared_ptr<key_id_directory> directory_;
     std::unique_ptr<inject_key_source> inject_tx_, inject_rx_;
     std::unique_ptr<counting_key_source> tx_keys_, rx_keys_;
+    std::unique_ptr<fallback_key_source> fallback_;  // security.on_exhaustion = "fallback"
+    std::unique_ptr<fallback_id_router> rx_route_;   // fallback IDs never go to qkmd
     std::unique_ptr<link_engine> engine_;
     std::unique_ptr<pat_runner> pat_;  // terminal.pat = "simulated"
 
@@ -234,6 +237,28 @@ bool daemon::make_keys_and_engine()
     tx_keys_ = std::make_unique<counting_key_source>(*tx);
     rx_keys_ = std::make_unique<counting_key_source>(*rx);
     auto ec = make_engine_config(cfg_);
+    modem::link_key_source* rx_engine = rx_keys_.get();
+    if (cfg_.security.on_exhaustion == exhaustion_policy::fallback) {
+        auto fc = make_fallback_config(cfg_);
+        // Every classical key is announced: the link has lost QKD's guarantees until keys return.
+        fc.on_tx_key = [this](std::uint32_t id, std::uint64_t n) {
+            log_.warn("keys", "fallback_key",
+                      {{"key_id", std::to_string(id)}, {"fallback_keys", std::to_string(n)},
+                       {"note", "QKD keys exhausted: classical X25519 link key, no forward secrecy"}});
+        };
+        try {
+            fallback_ = std::make_unique<fallback_key_source>(std::move(fc));
+        } catch (const fallback_key_error& e) {
+            log_.error("keys", "bad_fallback_keys", {{"error", e.what()}});
+            std::cerr << "qlinkd: configuration: " << e.what() << '\n';
+            return false;
+        }
+        rx_route_ = std::make_unique<fallback_id_router>(*rx_keys_, *fallback_);
+        rx_engine = rx_route_.get();
+        ec.fallback_keys = fallback_.get();
+        log_.info("keys", "fallback_ready", {{"next_index", std::to_string(fallback_->next_index())},
+                                             {"state", cfg_.security.fallback_state}});
+    }
     ec.rto_initial_s = std::clamp(ec.rto_initial_s, ec.rto_min_s, ec.rto_max_s);
     // The first SDLS SPI of this process's transmitter. After a restart the far end still holds the
     // SA its predecessor left ACTIVE; a fresh key under that same SPI is refused there (auth failure)
@@ -244,7 +269,7 @@ bool daemon::make_keys_and_engine()
     // Keys running out stops protected traffic: that must be loud (rate-limited, never key bytes).
     ec.on_alarm = [this](std::string_view m) { log_.warn_limited("keys", "alarm", std::string(m)); };
     try {
-        engine_ = link_engine::create(ec, *tx_keys_, *rx_keys_);
+        engine_ = link_engine::create(ec, *tx_keys_, *rx_engine);
     } catch (const std::invalid_argument& e) {
         log_.error("link", "bad_link_config", {{"error", e.what()}});
         std::cerr << "qlinkd: configuration: " << e.what() << '\n';
@@ -819,6 +844,7 @@ int daemon::run()
         const auto st = engine_->stats();
         if (st.rotations != seen_rotations) {
             log_.info("keys", "key_rotation", {{"rotations", std::to_string(st.rotations)}, {"active_key_id", std::to_string(st.active_key_id)},
+                                               {"source", is_fallback_key_id(st.active_key_id) ? "fallback" : "primary"},
                                                {"sim_time", daemon_log::num(st.sim_time)}});
             seen_rotations = st.rotations;
         }
@@ -923,6 +949,8 @@ int qlinkd_main(int argc, char** argv)
             auto keys = make_memory_keys(0, 1, cfg.link.role == link_role::ground);
             auto ec = make_engine_config(cfg);
             ec.rto_initial_s = std::clamp(ec.rto_initial_s, ec.rto_min_s, ec.rto_max_s);
+            modem::memory_key_source no_fallback;  // the fallback files were checked by the parser
+            if (cfg.security.on_exhaustion == exhaustion_policy::fallback) ec.fallback_keys = &no_fallback;
             auto engine = link_engine::create(ec, *keys.tx, *keys.rx);
             engine->finish();
             // Builds the ephemeris, devices and controller (not started): TLE and station checked too.

@@ -2,6 +2,7 @@
 #include "qlink/terminal/link_keys.hpp"
 
 #include "qlink/keymgmt/inject.hpp"
+#include "qlink/terminal/fallback_keys.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -110,6 +111,12 @@ std::optional<std::uint32_t> inject_key_source::next_key(std::span<std::uint8_t,
             return std::nullopt;
         }
         const std::uint32_t id = key_id_directory::link_id_of(r.id);
+        if (is_fallback_key_id(id)) {
+            // The top 1/4096 of the link ID space names fallback (X25519) keys (fallback_keys.hpp):
+            // a QKD key there would be ambiguous on the link, so it is consumed and skipped.
+            fail("qkmd key " + keymgmt::key_id_to_string(r.id) + " has a link ID in the fallback range; skipped");
+            continue;
+        }
         if (dir_->resolve(id).has_value() || id == 0) {
             fail("qkmd key " + keymgmt::key_id_to_string(r.id) + " has a link ID already in use; skipped");
             continue;
@@ -126,6 +133,7 @@ bool inject_key_source::key_by_id(std::uint32_t key_id, std::span<std::uint8_t, 
 {
     // Keys this end took itself are named by their full UUID; a key the far end announced is
     // known here only by the 32-bit link ID the SDLS header carries, which qkmd resolves.
+    if (is_fallback_key_id(key_id)) return false;  // never a QKD key (see next_key); qkmd is not asked
     const auto uuid = dir_->resolve(key_id);
     std::lock_guard lk(mu_);
     auto* cl = client();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "qlink/sim/clock.hpp"
+#include "qlink/terminal/fallback_keys.hpp"
 #include "qlink/terminal/link_engine.hpp"
 #include "qlink/terminal/pat.hpp"
 
@@ -92,6 +93,9 @@ struct qlinkd_config {
         std::uint64_t rotate_every_frames = 1u << 20;
         double rotate_every_s = 0.0;  ///< 0 = off (simulated seconds)
         exhaustion_policy on_exhaustion = exhaustion_policy::stop;
+        /// on_exhaustion = fallback (docs/qlinkd.md, "Fallback keys"): this end's X25519 private key
+        /// (PEM), the far end's public key (PEM) and the file holding the transmit key counter.
+        std::string fallback_private_key, fallback_peer_public_key, fallback_state;
     } security;
 
     struct arq_section {
@@ -130,6 +134,9 @@ std::string_view to_string(exhaustion_policy p);
 
 /// The link engine's configuration for this daemon's settings.
 link_engine_config make_engine_config(const qlinkd_config& c);
+
+/// The fallback key source's settings for [security] on_exhaustion = "fallback" (on_tx_key unset).
+fallback_key_source::config make_fallback_config(const qlinkd_config& c);
 
 /// The PAT controller's settings for [terminal] (defaults of pat_config for everything not exposed).
 pat_config make_pat_config(const qlinkd_config& c);
