@@ -296,16 +296,23 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     const section term(sub(root, "terminal"), "terminal",
                        {"pat", "fine_rate_hz", "coarse_rate_hz", "mount_rate_hz", "elevation_mask_deg",
                         "uncertainty_cone_urad", "pointing_bias_urad", "acquisition_timeout_s", "signal_loss_timeout_s",
-                        "mount_slew_deg_s", "max_lag_s", "seed"});
+                        "mount_slew_deg_s", "max_lag_s", "seed", "mount", "mount_address", "mount_timeout_ms",
+                        "mount_az_min_deg", "mount_az_max_deg", "mount_el_min_deg", "mount_el_max_deg", "mount_flip"});
     c.terminal.pat_simulated = term.choice("pat", "off", {"off", "simulated"}) == "simulated";
     auto& tm = c.terminal;
     // Lower bounds keep the default loop gains stable (kp / rate <= 1, see pat.hpp).
+    tm.mount = term.choice("mount", "simulated", {"simulated", "rotctld"}) == "rotctld" ? mount_kind::rotctld
+                                                                                       : mount_kind::simulated;
+    const bool rotctld = tm.mount == mount_kind::rotctld;
     tm.fine_rate_hz = term.real("fine_rate_hz", tm.fine_rate_hz, 300.0, 20000.0);
     // >= 70 Hz: the spiral scan (10 mrad/s) must not move more than the camera half field (150 urad) per frame.
     tm.coarse_rate_hz = term.real("coarse_rate_hz", tm.coarse_rate_hz, 70.0, 20000.0);
-    tm.mount_rate_hz = term.real("mount_rate_hz", tm.mount_rate_hz, 1.0, 20000.0);
+    // A rotctld rotator takes a few commands a second (serial line, motor controller): 10 Hz by
+    // default, at most 50; the simulated gimbal is commanded on every PAT tick.
+    tm.mount_rate_hz = rotctld ? term.real("mount_rate_hz", 10.0, 1.0, 50.0)
+                               : term.real("mount_rate_hz", tm.mount_rate_hz, 1.0, 20000.0);
     for (const auto& [key, v] : {std::pair{"coarse_rate_hz", tm.coarse_rate_hz}, std::pair{"mount_rate_hz", tm.mount_rate_hz}}) {
-        if (v > tm.fine_rate_hz) {
+        if (v > tm.fine_rate_hz && !(rotctld && std::string_view(key) == "mount_rate_hz")) {
             throw err(std::string("key 'terminal.") + key + "' = " + num(v) + " must be <= terminal.fine_rate_hz (" +
                       num(tm.fine_rate_hz) + ")");
         }
@@ -319,6 +326,36 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     tm.max_lag_s = term.real("max_lag_s", tm.max_lag_s, 0.1, 600.0);
     tm.seed = static_cast<std::uint64_t>(term.integer("seed", 1, 0, INT64_MAX));
     if (tm.pat_simulated) {
+    for (const char* k : {"mount_address", "mount_timeout_ms"}) {
+        if (!rotctld && term.has(k)) throw err(std::string("key 'terminal.") + k + "' is only used with terminal.mount = \"rotctld\"");
+    }
+    if (rotctld) {
+        const auto address = term.str("mount_address", "127.0.0.1:4533");
+        const auto hp = split_host_port(address);
+        if (!hp) throw err("key 'terminal.mount_address' = \"" + address + "\" must be host:port of rotctld (e.g. 127.0.0.1:4533)");
+        tm.mount_host = hp->first;
+        tm.mount_port = hp->second;
+        tm.mount_timeout_ms = term.real("mount_timeout_ms", tm.mount_timeout_ms, 50.0, 10000.0);
+        if (!tm.pat_simulated) {
+            throw err("key 'terminal.mount' = \"rotctld\" needs terminal.pat = \"simulated\" (the PAT's program track "
+                      "commands the mount); allowed values with pat = \"off\": simulated");
+        }
+    }
+    auto& lim = tm.mount_limits;
+    lim.az_min_deg = term.real("mount_az_min_deg", lim.az_min_deg, -360.0, 360.0);
+    lim.az_max_deg = term.real("mount_az_max_deg", lim.az_max_deg, 0.0, 720.0);
+    lim.el_min_deg = term.real("mount_el_min_deg", lim.el_min_deg, -10.0, 90.0);
+    lim.el_max_deg = term.real("mount_el_max_deg", lim.el_max_deg, 90.0, 180.0);
+    if (lim.az_max_deg - lim.az_min_deg < 360.0) {
+        throw err("key 'terminal.mount_az_max_deg' = " + num(lim.az_max_deg) + " must be >= terminal.mount_az_min_deg + 360 (" +
+                  num(lim.az_min_deg + 360.0) + "): every azimuth of a pass must be reachable");
+    }
+    tm.mount_flip = term.boolean("mount_flip", false);
+    if (tm.mount_flip && lim.el_max_deg < 180.0 - tm.elevation_mask_deg) {
+        throw err("key 'terminal.mount_el_max_deg' = " + num(lim.el_max_deg) + " is too small for terminal.mount_flip = true: "
+                  "a flip mount points at elevation e with axis 180 - e, so it needs >= 180 - elevation_mask_deg (" +
+                  num(180.0 - tm.elevation_mask_deg) + ")");
+    }
         if (c.link.role != link_role::ground) {
             throw err("key 'terminal.pat' = \"simulated\" needs link.role = \"ground\" (the ground terminal points at the "
                       "satellite); allowed values for the space role: off");
@@ -417,7 +454,11 @@ pat_config make_pat_config(const qlinkd_config& c)
     pat_config p;
     p.fine_rate_hz = c.terminal.fine_rate_hz;
     p.coarse_rate_hz = c.terminal.coarse_rate_hz;
-    p.mount_rate_hz = c.terminal.mount_rate_hz;
+    // With a rotctld mount, terminal.mount_rate_hz is the real mount's (wall) rate; the simulated
+    // gimbal twin the optics sees keeps the rate it needs for COMMUNICATION.
+    p.mount_rate_hz = c.terminal.mount == mount_kind::rotctld ? std::min(1000.0, c.terminal.fine_rate_hz)
+                                                              : c.terminal.mount_rate_hz;
+    p.flip_mount = c.terminal.mount_flip;
     p.elevation_mask_deg = c.terminal.elevation_mask_deg;
     p.uncertainty_cone_rad = c.terminal.uncertainty_cone_urad * 1e-6;
     p.acquisition_timeout_s = c.terminal.acquisition_timeout_s;

@@ -1,19 +1,37 @@
-// qlinkd's simulated optical terminal: PAT controller, simulated devices and SGP4 pointing, on the relay's time.
+// qlinkd's optical terminal: PAT controller, simulated optics, SGP4 pointing on the relay's time, and the mount it drives.
 #pragma once
 
 #include "qlink/terminal/pat.hpp"
 #include "qlink/terminal/qlinkd_config.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 namespace qlink::terminal {
+
+/// What telemetry shows of the mount. With terminal.mount = "rotctld" the real mount follows the
+/// PAT's commands; its failures are counted here and put the PAT into its safe state.
+struct mount_snapshot {
+    std::string backend = "simulated";  ///< "simulated" or "rotctld"
+    std::string health = "ok";          ///< "ok", "fault" (rotctld failing) or "too_fast" (pass faster than real time)
+    std::string last_error;             ///< the last failure, empty before any
+    hw::mount_counters device{};        ///< the rotctld client's counters (the simulated gimbal's otherwise)
+    unsigned long failed_commands = 0;  ///< rotctld commands that failed, whatever the reason
+    unsigned long faults = 0;           ///< changes into "fault"
+    unsigned long pace_faults = 0;      ///< changes into "too_fast"
+    unsigned long holds = 0;            ///< times the PAT was held idle until the mount recovered
+    std::optional<hw::az_el> position;  ///< last read back from rotctld (`p`), mount axes, degrees
+    std::optional<double> error_deg;    ///< that reading's largest axis difference to the command then in force
+    std::optional<double> pace;         ///< relay simulated seconds per wall second over the last window
+};
 
 /// What telemetry shows of the PAT (a copy taken under the runner's lock).
 struct pat_snapshot {
@@ -26,6 +44,7 @@ struct pat_snapshot {
     double lag_s = 0.0;                        ///< how far behind the relay's time it is
     double skipped_s = 0.0;                    ///< simulated time skipped to bound the lag
     std::uint64_t transitions = 0;
+    mount_snapshot mount;
 };
 
 /// Runs the controller on its own thread, off the air receive path: the air thread only appends
@@ -35,9 +54,14 @@ class pat_runner {
 public:
     /// One line per PAT transition (never per tick): from, to, reason, sim_time, elevation.
     using transition_log = std::function<void(const pat_transition&, double sim_time_s, double elevation_deg)>;
+    /// One line per change of the real mount's health (never per command): event "mount_fault",
+    /// "mount_too_fast" or "mount_recovered", with the snapshot at that moment.
+    using mount_log = std::function<void(std::string_view event, const mount_snapshot&)>;
 
-    /// Throws qlinkd_config_error (bad TLE, station, or PAT settings).
-    pat_runner(const qlinkd_config& cfg, transition_log log);
+    /// Throws qlinkd_config_error (bad TLE, station, or PAT settings). Does not connect to a real
+    /// mount (start() does). Without `mount_events`, mount health changes go to stderr as qlinkd
+    /// log lines (channel "hw") in the configured log format.
+    pat_runner(const qlinkd_config& cfg, transition_log log, mount_log mount_events = nullptr);
     ~pat_runner();
     pat_runner(const pat_runner&) = delete;
     pat_runner& operator=(const pat_runner&) = delete;
@@ -70,10 +94,19 @@ private:
     pat_snapshot snap_;
     std::thread thread_;
 
+    void check_mount(double latest_s);
+    void hold_if_mount_down();
+
     // Worker-only state.
     std::uint64_t ticks_ = 0;
     bool started_ = false;
     double skipped_s_ = 0.0;
+    // Real mount: the relay's pace (sim seconds per wall second) over windows, and whether the PAT
+    // is held idle (disarmed) until the mount answers again.
+    bool pace_started_ = false;
+    std::chrono::steady_clock::time_point pace_wall0_{};
+    double pace_sim0_ = 0.0;
+    bool held_for_mount_ = false;
 };
 
 }  // namespace qlink::terminal

@@ -23,6 +23,8 @@ public:
 enum class key_source_kind { qkmd, memory };
 enum class security_mode { auth_enc, auth_only, enc_only };
 enum class exhaustion_policy { stop, fallback };
+/// The mount the PAT commands: the simulated gimbal only, or also a real one through Hamlib rotctld.
+enum class mount_kind { simulated, rotctld };
 
 struct qlinkd_config {
     struct link_section {
@@ -68,7 +70,21 @@ struct qlinkd_config {
         bool pat_simulated = false;
         double fine_rate_hz = 1000.0;      ///< controller step rate in simulated time
         double coarse_rate_hz = 100.0;     ///< camera / coarse loop rate
-        double mount_rate_hz = 1000.0;     ///< mount command rate (100 Hz left the simulated gimbal a sawtooth the FSM could not null: FINE_TRACK at ~20 urad, never COMMUNICATION)
+        /// simulated: the gimbal's command rate in simulated time (100 Hz left the simulated gimbal a
+        /// sawtooth the FSM could not null: FINE_TRACK at ~20 urad, never COMMUNICATION).
+        /// rotctld: P commands per wall second to the real mount (default 10, allowed 1..50); the
+        /// simulated gimbal twin the optics sees then keeps min(1000, fine_rate_hz).
+        double mount_rate_hz = 1000.0;
+        /// rotctld: the real mount follows the PAT's mount commands on wall-clock time, so the
+        /// pass must run at real time (the relay's sim_time may not run faster than 1.2 x wall).
+        mount_kind mount = mount_kind::simulated;
+        std::string mount_host = "127.0.0.1";   ///< rotctld's address (mount_address = "host:port")
+        std::uint16_t mount_port = 4533;
+        double mount_timeout_ms = 1000.0;       ///< per rotctld command (connect, send, reply)
+        /// Mechanical range of the mount (both the real one and the simulated twin): azimuth may run
+        /// past 360 (0..450: a pass across north needs no unwind), elevation to 180 on a flip mount.
+        hw::mount_limits mount_limits{};
+        bool mount_flip = false;                ///< point with (az + 180, 180 - el): overhead passes without an azimuth swing
         double elevation_mask_deg = 10.0;
         double uncertainty_cone_urad = 1000.0;  ///< acquisition scan half-angle
         double pointing_bias_urad = 300.0;      ///< simulated mount-model error the scan must find
