@@ -256,12 +256,14 @@ private:
             // does): the tracking error is known at the command rate, and Hamlib's dummy rotator
             // (rotctld -m 1, the dry run) only advances its slew when it is read. Otherwise the
             // read is a once-a-second probe: telemetry, and noticing that a failed mount is back.
-            const bool command = !fast && have && gen != sent_generation;
+            bool command = !fast && have && gen != sent_generation;
             if (command || now >= next_probe) {
                 next_probe = now + probe_period;
                 hw::az_el pos;
                 const hw::mount_result r = device_->get_position(pos);
                 record(r);
+                // The link to rotctld just failed: a P now would wait out a second timeout.
+                if (r.code == hw::mount_errc::timeout || r.code == hw::mount_errc::disconnected) command = false;
                 if (r) {
                     std::lock_guard lk(mu_);
                     snap_.position = pos;
@@ -468,7 +470,7 @@ pat_runner::pat_runner(const qlinkd_config& cfg, transition_log log, mount_log m
                 mlog->info("hw", "mount_recovered", {{"mount", "rotctld"}, {"address", address}});
             } else {
                 mlog->warn("hw", ev.c_str(), {{"mount", "rotctld"}, {"address", address}, {"health", m.health},
-                                             {"error", m.last_error}, {"action", "mount stopped, PAT held idle"}});
+                                             {"error", m.last_error}, {"action", "the PAT ends the pass (mount stopped) and waits for the mount"}});
             }
         };
     }

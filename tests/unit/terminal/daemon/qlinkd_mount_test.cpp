@@ -387,5 +387,31 @@ TEST_F(qlinkd_mount_rotctld, a_pass_faster_than_real_time_stops_the_real_mount)
     runner.stop();
 }
 
+TEST_F(qlinkd_mount_rotctld, no_rotctld_at_start_is_one_log_line_and_a_held_pat)
+{
+    rotctld_->kill(SIGKILL);  // nothing listens on the configured port
+    const pass_point p = pick_start();
+    ::testing::internal::CaptureStderr();
+    {
+        // Without a mount event sink the runner logs as qlinkd does (logfmt, channel hw).
+        pat_runner runner(make_config(p), nullptr);
+        runner.start();
+        const bool held = feed(runner, 1.0, 6000ms, [&] { return runner.snapshot().mount.holds >= 1; });
+        const auto s = runner.snapshot();
+        EXPECT_TRUE(held) << "health " << s.mount.health << " state " << s.state;
+        EXPECT_EQ(s.mount.health, "fault");
+        EXPECT_EQ(s.state, "IDLE");
+        EXPECT_EQ(s.mount.faults, 1u);
+        EXPECT_NE(s.mount.last_error.find("127.0.0.1:" + std::to_string(port_)), std::string::npos) << s.mount.last_error;
+        runner.stop();
+    }
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("chan=hw"), std::string::npos) << err;
+    EXPECT_NE(err.find("event=mount_fault"), std::string::npos) << err;
+    std::size_t n = 0;
+    for (auto at = err.find("event=mount_fault"); at != std::string::npos; at = err.find("event=mount_fault", at + 1)) ++n;
+    EXPECT_EQ(n, 1u) << err;  // once per change, not per failed command
+}
+
 }  // namespace
 }  // namespace qlink::terminal
