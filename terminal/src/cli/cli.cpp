@@ -388,6 +388,7 @@ int cmd_demo(std::span<const std::string_view> args, std::ostream& out, std::ost
         {"rotate-every", "S", "link key rotation period, simulated seconds, [1, 3600] (default 30)"},
         {"timeout", "S", "give up after this many wall seconds, [10, 86400] (default 600)"},
         {"downlink-bps", "R", "simulated downlink line rate, coded bit/s (default: the simulator's, 100000)"},
+        {"downlink-profile", "NAME", "optical downlink modem profile, e.g. ldpc-c2 or ar4ja-4096-r12; list: qlink profiles (default ccsds-tm-rs223i4-conv12)"},
         {"qkd-block", "N", "detections per QKD post-processing block (default 1000000)"},
         {"cloud", "S", "a cloud of S simulated seconds once a third of the file arrived, [0, 600], 0: none (default 8)"},
         {"progress", "on|off", "live progress line (default on)"},
@@ -418,6 +419,11 @@ int cmd_demo(std::span<const std::string_view> args, std::ostream& out, std::ost
     c.seed = integer_option("demo", p, "seed", 1, 0, UINT64_MAX);
     c.rotate_every_s = number_option("demo", p, "rotate-every", c.rotate_every_s, 1.0, 3600.0);
     c.downlink_bps = number_option("demo", p, "downlink-bps", 0.0, 1.0, 1e9);
+    if (const auto* v = p.get("downlink-profile")) {
+        if (modem::find_profile(*v) == nullptr)
+            throw usage_error{"qlink demo: --downlink-profile '" + *v + "' is not a modem profile; allowed: " + modem::profile_names()};
+        c.downlink_profile = *v;
+    }
     c.qkd_block_detections = integer_option("demo", p, "qkd-block", c.qkd_block_detections, 100, 4000000);
     c.cloud_s = number_option("demo", p, "cloud", c.cloud_s, 0.0, 600.0);
     c.wall_timeout_s = number_option("demo", p, "timeout", c.wall_timeout_s, 10.0, 86400.0);

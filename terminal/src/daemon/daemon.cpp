@@ -639,7 +639,7 @@ link_status daemon::status()
     s.frames.rx_crc_fail = st.frames_crc_fail;
     s.frames.rs_corrected = st.rs_corrected;
     s.frames.decode_fail = st.decode_fail;
-    // ldpc_iterations stays null: the engine does not count LDPC iterations.
+    s.frames.ldpc_iterations = st.ldpc_iterations;
     s.bits.rx_channel_errors_est = st.rx_channel_errors_est;
     s.arq.retransmissions = st.arq_retransmissions;
     s.arq.in_flight = st.arq_in_flight;

@@ -684,7 +684,9 @@ void demo_run::start_qlinkd() {
             pat_air = "sim_epoch = " + toml_str(sim::format_iso8601_utc(epoch)) + "   # [air]: the relay's pass start\n\n";
         }
         std::ostringstream t;
-        t << "# qlinkd " << me << ", written by qlink demo\n[link]\nrole = " << toml_str(me) << "\ndrain_timeout_s = 5\n\n"
+        t << "# qlinkd " << me << ", written by qlink demo\n[link]\nrole = " << toml_str(me) << "\n"
+          << (space ? "tx_profile = " : "rx_profile = ") << toml_str(cfg_.downlink_profile) << "   # the optical downlink\n"
+          << "drain_timeout_s = 5\n\n"
           << "[air]\nport = " << p_.air << "\n\n"
           << pat_air
           << "[keys]\n";
@@ -757,7 +759,7 @@ void demo_run::choose_file_size() {
             // quarter) do not: the file is queued before AOS, and the ARQ repairs of the whole window
             // after the first losses take most of the pass.
             double rate = 0.43;
-            if (const auto* prof = modem::find_profile("ccsds-tm-rs223i4-conv12")) rate = modem::information_rate(*prof);
+            if (const auto* prof = modem::find_profile(cfg_.downlink_profile)) rate = modem::information_rate(*prof);
             const double above = std::chrono::duration<double>(pass_->los - pass_->aos).count();
             const double bps = std::isfinite(downlink_bps_) && downlink_bps_ > 0 ? downlink_bps_ : 0.0;
             file_bytes_ = bps > 0 ? static_cast<std::uint64_t>(bps / 8.0 * rate * std::min(above, pass_span_s_) * 0.05)
@@ -1024,7 +1026,7 @@ void demo_run::summarise(demo_result& r) {
               {"pass", pass_ ? sim::format_iso8601_utc(pass_->aos) + " to " + sim::format_iso8601_utc(pass_->los) + ", max elevation " +
                                    fmt(pass_->max_elevation_deg, 1) + " deg"
                              : "-"},
-              {"line rates (simulated)", "downlink " + human_rate(downlink_bps_) + " (optical OOK), return " + human_rate(return_bps_) + " (RF BPSK)"},
+              {"line rates (simulated)", "downlink " + human_rate(downlink_bps_) + " (optical OOK, " + cfg_.downlink_profile + "), return " + human_rate(return_bps_) + " (RF BPSK)"},
               {"simulated / wall time", fmt(r.sim_seconds, 1) + " s / " + fmt(r.wall_seconds, 1) + " s (ratio " +
                                             fmt(r.wall_seconds > 0 ? r.sim_seconds / r.wall_seconds : no_value, 1) + ")"},
               {"user file", human_bytes(static_cast<double>(r.file_bytes)) + ", SHA-256 " + r.sha256},
@@ -1057,7 +1059,7 @@ demo_result demo_run::run() {
         choose_file_size();
         r.file_bytes = file_bytes_;
         r.sha256 = file_sha_;
-        out_ << "  downlink " << human_rate(downlink_bps_) << ", return " << human_rate(return_bps_) << ", user file "
+        out_ << "  downlink " << human_rate(downlink_bps_) << " (" << cfg_.downlink_profile << "), return " << human_rate(return_bps_) << ", user file "
              << human_bytes(static_cast<double>(file_bytes_)) << " (sha256 " << file_sha_.substr(0, 16) << "...)\n";
         traffic_ = std::make_unique<user_traffic>(user_file_, dir_ / "received.bin", file_bytes_);
         traffic_->start(p_.space_user, p_.ground_user);

@@ -454,12 +454,13 @@ public:
         s.frames_rx_ok = rc.frames_ok;
         s.frames_crc_fail = rc.frames_bad;
         s.rs_corrected = cc.rs_corrected;
-        s.decode_fail = cc.rs_failed_frames;
+        s.ldpc_iterations = cc.ldpc_iterations;
+        s.decode_fail = cc.rs_failed_frames + cc.ldpc_failed_frames;
         s.sync_losses = cc.sync.flywheel_to_search;
         s.decoder_restarts = rc.decoder_restarts;
         s.frames_lost = fc.lost_frames;
         s.security_rejected = fc.security_rejected;
-        s.rx_channel_errors_est = cc.rs_corrected;
+        s.rx_channel_errors_est = cc.rs_corrected + cc.ldpc_corrected_bits;  // RS symbols or LDPC bits: one profile has one
         const auto& sc = snd_->counters();
         s.arq_segments_tx = sc.segments_sent;
         s.arq_retransmissions = sc.retransmissions;

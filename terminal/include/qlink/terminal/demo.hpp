@@ -30,6 +30,9 @@ struct demo_config {
     double wall_timeout_s = 600.0;  ///< give up (and report) after this long
     double qkd_block_s = 1.0;
     double downlink_bps = 0;  ///< simulated downlink line rate (coded bit/s); 0: the simulator's default
+    /// Modem profile of the optical downlink (modem::builtin_profiles(): the concatenated CCSDS chain,
+    /// or an LDPC one such as "ldpc-c2" / "ar4ja-4096-r12"); the return link keeps qlinkd's default.
+    std::string downlink_profile = "ccsds-tm-rs223i4-conv12";
     /// Detections per post-processing block: large enough for a positive finite-key length, small
     /// enough that the link gets its first keys early. Measured on the default pass: 200 000
     /// (qkmd's default) gives no key and 500 000 none either; 1 000 000 gives the first keys ~280 s

@@ -74,6 +74,7 @@ struct link_stats {
     std::uint64_t frames_rx_ok = 0;      ///< frames the chain decoded with a good CRC
     std::uint64_t frames_crc_fail = 0;   ///< synchronised frames that RS or the CRC refused
     std::uint64_t rs_corrected = 0;      ///< RS symbols corrected
+    std::uint64_t ldpc_iterations = 0;   ///< LDPC decoder iterations (LDPC profiles)
     std::uint64_t decode_fail = 0;       ///< RS decoder failures (frames)
     std::uint64_t sync_losses = 0;
     std::uint64_t decoder_restarts = 0;  ///< chain decoder restarted after an outage (rx_link_pipeline)
