@@ -177,11 +177,13 @@ void bm_ours_block(benchmark::State& state, const std::string& isa_name) {
     finish(state, bits, secs, wall_now() - w0, true);
 }
 
-void bm_ours_stream(benchmark::State& state, const std::string& isa_name) {
+// window: decoded bits decided at a time (8192: the decoder's default; 32768: the receive chain's).
+void bm_ours_stream(benchmark::State& state, const std::string& isa_name, std::size_t window) {
     const frame_data& f = test_frame();
     viterbi_decoder::config cfg;
     cfg.mode = viterbi_mode::streaming;
     cfg.isa = isa_name;
+    cfg.stream_window = window;
     auto dec = create_viterbi_decoder(cfg);
     // The frame (without its tail) repeated as an endless stream.
     const std::span<const llr_t> chunk(f.soft.data(), 2 * frame_bits);
@@ -243,7 +245,9 @@ int register_all() {
         benchmark::RegisterBenchmark(("viterbi/qlink_block/" + name).c_str(),
                                      [name](benchmark::State& s) { bm_ours_block(s, name); });
         benchmark::RegisterBenchmark(("viterbi/qlink_stream/" + name).c_str(),
-                                     [name](benchmark::State& s) { bm_ours_stream(s, name); });
+                                     [name](benchmark::State& s) { bm_ours_stream(s, name, 8192); });
+        benchmark::RegisterBenchmark(("viterbi/qlink_stream32k/" + name).c_str(),
+                                     [name](benchmark::State& s) { bm_ours_stream(s, name, 32768); });
         benchmark::RegisterBenchmark(("viterbi/qlink_batch32/" + name).c_str(),
                                      [name](benchmark::State& s) { bm_ours_batch(s, name); });
     }

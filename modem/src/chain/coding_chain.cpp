@@ -10,6 +10,7 @@
 #include "qlink/modem/reed_solomon.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 #include <stdexcept>
@@ -92,6 +93,22 @@ bool marker_pair(std::span<const std::uint8_t> packed, std::size_t nbits, sync_m
         if ((inv ? mb - d2 : d2) <= tol_second) return true;
     }
     return false;
+}
+
+// The eight full-magnitude LLRs of each packed byte, first bit first.
+constexpr auto unpack_table = [] {
+    std::array<std::array<llr_t, 8>, 256> t{};
+    for (unsigned b = 0; b < 256; ++b)
+        for (unsigned i = 0; i < 8; ++i) t[b][i] = bit_to_llr(static_cast<std::uint8_t>((b >> (7 - i)) & 1u));
+    return t;
+}();
+
+// unpack_to_llr without its branch per bit: on decoded (random) bits that
+// branch was mispredicted every other bit and took over half the chain's time.
+void unpack_decided(std::span<const std::uint8_t> packed, std::span<llr_t> out) {
+    const std::size_t whole = out.size() / 8;
+    for (std::size_t i = 0; i < whole; ++i) std::memcpy(out.data() + 8 * i, unpack_table[packed[i]].data(), 8);
+    for (std::size_t i = 8 * whole; i < out.size(); ++i) out[i] = unpack_table[packed[whole]][i & 7];
 }
 
 // Soft symbols are consumed in slices of this many, so every scratch buffer
@@ -221,10 +238,14 @@ struct chain_decoder::impl {
     unsigned phases = 1;               // symbol phases of the (punctured) code
     std::size_t acq_len = 0;           // channel symbols in one search window
     std::size_t acq_step = 0;          // window advance when no phase shows a marker pair
-    std::vector<llr_t> hist;           // recent deinterleaved channel symbols
+    std::vector<llr_t> hist;           // recent deinterleaved channel symbols, from hist_off on
+    std::size_t hist_keep = 0;         // symbols kept: one search window and a slice
+    std::size_t hist_off = 0;
     std::size_t hist_fill = 0;
     std::uint64_t hist_end = 0;        // absolute index of the symbol after the newest in hist
     std::uint64_t valid_from = 0;      // symbols before this are not replayed (their frames were delivered)
+    std::uint64_t vit_origin = 0;      // symbol at which the Viterbi decoder last started (puncturing phase 0)
+    std::uint64_t sync_origin = 0;     // the synchroniser's bits_in at that moment
     std::uint64_t acq_from = 0;        // start of the next search window
     std::uint64_t next_from = 0;       // a new search starts past the last window that hit (progress)
     bool acquiring = false;
@@ -249,6 +270,7 @@ struct chain_decoder::impl {
             vc.code = prof.conv;
             vc.mode = viterbi_mode::streaming;
             vc.traceback = cfg.viterbi_traceback;
+            vc.stream_window = cfg.viterbi_window;
             vc.isa = cfg.isa;
             vit = create_viterbi_decoder(vc);
             const std::size_t bytes = std::max(vit->max_stream_output_bytes(chunk_symbols), vit->max_flush_bytes());
@@ -261,10 +283,16 @@ struct chain_decoder::impl {
             // bits more for the decoder's cold start at the window's edge.
             acq_len = conv_coded_bits(prof.conv, 2 * period + prof.marker.bits + 64) + phases;
             acq_step = conv_coded_bits(prof.conv, period);
-            hist.resize(acq_len + chunk_symbols);
+            // Twice what is kept, so the kept symbols move down once per hist_keep symbols
+            // instead of once per slice (that memmove was ~10 bytes per symbol). The
+            // decoder holds up to a window + traceback of symbols back: a search reaches
+            // as far back as if it had none.
+            hist_keep = acq_len + chunk_symbols + conv_coded_bits(prof.conv, cfg.viterbi_window + cfg.viterbi_traceback) +
+                        phases;
+            hist.resize(2 * hist_keep);
             acq_bytes.resize(vit->max_stream_output_bytes(acq_len) + vit->max_flush_bytes());
             // A replay decodes up to the whole history in one slice.
-            max_bits += hist.size();
+            max_bits += hist_keep;
         }
         frame_synchronizer::config sc;
         sc.marker = prof.marker;
@@ -384,7 +412,15 @@ struct chain_decoder::impl {
         if (!prof.inner_conv) return;
         if (rep.ok) {
             bad_run = 0;
-            valid_from = hist_end;
+            // The frame's last symbols, not hist_end: the decoder's output lags its input by up
+            // to a window, and the frames behind this one in that lag must stay replayable. A
+            // replay may start inside this frame's body (it has no marker: it is not delivered
+            // again), 64 bits early so the next marker is not right at a cold decoder start.
+            const std::uint64_t end_bit = rep.sync.stream_bit + 8 * codeblock_bytes(prof);
+            if (end_bit >= sync_origin + 64) {
+                const std::uint64_t sym = vit_origin + conv_coded_bits(prof.conv, static_cast<std::size_t>(end_bit - sync_origin - 64));
+                valid_from = std::max(valid_from, std::min(sym, hist_end));
+            }
             return;
         }
         if (cfg.false_lock_frames != 0 && rep.sync.state != sync_state::search && ++bad_run >= cfg.false_lock_frames) {
@@ -440,22 +476,31 @@ struct chain_decoder::impl {
         }
     }
 
-    // Keeps the newest hist.size() deinterleaved symbols.
+    // Keeps the newest hist_keep deinterleaved symbols (at hist_off).
     void remember(std::span<const llr_t> soft) {
-        if (soft.size() >= hist.size()) {
-            std::copy(soft.end() - static_cast<std::ptrdiff_t>(hist.size()), soft.end(), hist.begin());
-            hist_fill = hist.size();
+        if (soft.empty()) return;
+        if (soft.size() >= hist_keep) {
+            std::memcpy(hist.data(), soft.data() + (soft.size() - hist_keep), hist_keep);
+            hist_off = 0;
+            hist_fill = hist_keep;
         } else {
-            if (hist_fill + soft.size() > hist.size()) {
-                const std::size_t keep = hist.size() - soft.size();
-                std::memmove(hist.data(), hist.data() + (hist_fill - keep), keep);
+            if (hist_off + hist_fill + soft.size() > hist.size()) {
+                const std::size_t keep = std::min(hist_fill, hist_keep - soft.size());
+                std::memmove(hist.data(), hist.data() + hist_off + (hist_fill - keep), keep);
+                hist_off = 0;
                 hist_fill = keep;
             }
-            std::copy(soft.begin(), soft.end(), hist.begin() + static_cast<std::ptrdiff_t>(hist_fill));
+            std::memcpy(hist.data() + hist_off + hist_fill, soft.data(), soft.size());
             hist_fill += soft.size();
+            if (hist_fill > hist_keep) {
+                hist_off += hist_fill - hist_keep;
+                hist_fill = hist_keep;
+            }
         }
         hist_end += soft.size();
     }
+
+    std::span<const llr_t> history() const { return std::span<const llr_t>(hist).subspan(hist_off, hist_fill); }
 
     // Streams symbols through the Viterbi decoder into the synchroniser, a
     // chunk at a time; stops early when that starts an alignment search.
@@ -470,7 +515,7 @@ struct chain_decoder::impl {
                 r.error = vr.error;
                 return;
             }
-            unpack_to_llr(vit_bytes, std::span(bit_llr).first(vr.bits_out));
+            unpack_decided(vit_bytes, std::span(bit_llr).first(vr.bits_out));
             feed_sync(std::span<const llr_t>(bit_llr).first(vr.bits_out), out, reports, r);
         }
     }
@@ -503,7 +548,7 @@ struct chain_decoder::impl {
             const std::size_t min_final = conv_coded_bits(prof.conv, sync_period_bits(prof) + 64);
             if (avail < acq_len && !(final && avail >= min_final)) return;
             const auto from = static_cast<std::size_t>(acq_from - hist_begin);
-            const auto window = std::span<const llr_t>(hist).subspan(from, std::min(acq_len, avail));
+            const auto window = history().subspan(from, std::min(acq_len, avail));
             ++counters.realignments;
             const int k = find_phase(window, final && avail < acq_len);
             vit->reset();
@@ -517,7 +562,9 @@ struct chain_decoder::impl {
             bad_run = 0;
             next_from = acq_from + acq_step;
             sync->reset();
-            run_viterbi(std::span<const llr_t>(hist).subspan(from + static_cast<std::size_t>(k), hist_fill - from - static_cast<std::size_t>(k)),
+            vit_origin = acq_from + static_cast<std::uint64_t>(k);
+            sync_origin = sync->counters().bits_in;
+            run_viterbi(history().subspan(from + static_cast<std::size_t>(k)),
                         out, reports, r);
         }
     }
@@ -593,7 +640,7 @@ chain_decoder::result chain_decoder::finish(std::span<std::uint8_t> data_out, st
         r.error = vr.error;
         return r;
     }
-    unpack_to_llr(s.vit_bytes, std::span(s.bit_llr).first(vr.bits_out));
+    unpack_decided(s.vit_bytes, std::span(s.bit_llr).first(vr.bits_out));
     s.feed_sync(std::span<const llr_t>(s.bit_llr).first(vr.bits_out), data_out, reports, r);
     return r;
 }

@@ -76,8 +76,6 @@ constexpr std::size_t chunk_steps = 1024;
 // design; they get 128.
 constexpr std::size_t lanes_min_bits = 4096;
 constexpr std::size_t acquisition_steps(conv_rate r) { return r == conv_rate::r1_2 ? 48 : 128; }
-// Streaming decides this many bits at a time (up to 32 segments in the lanes).
-constexpr std::size_t stream_window = 8192;
 
 // Writes decided bits as packed MSB-first bytes; skips the first `skip` bits
 // and drops everything past `limit` (tail bits, tail-biting wrap).
@@ -152,7 +150,7 @@ isa_kernels kernels_for(isa level) {
 #if defined(__x86_64__)
     case isa::sse41:
         return {isa::sse41,          branch_sse41,          acs_sse41,       acs_twice<acs_sse41>,
-                lanes_branch_sse41,  lanes_acs_sse41,       lanes_traceback_generic, lanes_transpose_sse41};
+                lanes_branch_sse41,  lanes_acs_sse41,       lanes_traceback_sse41, lanes_transpose_sse41};
     case isa::avx2:
         return {isa::avx2,        branch_sse41,   acs_avx2,             acs_dual_avx2,
                 lanes_branch_avx2, lanes_acs_avx2, lanes_traceback_avx2, lanes_transpose_avx2};
@@ -443,13 +441,13 @@ class viterbi_decoder_impl final : public viterbi_decoder {
 public:
     viterbi_decoder_impl(const config& cfg, isa_kernels k)
         : cfg_(cfg), k_(k), pattern_(pattern_of(cfg.code)), depth_(cfg.traceback),
-          acq_(acquisition_steps(cfg.code.rate)),
+          acq_(acquisition_steps(cfg.code.rate)), window_(cfg.stream_window),
           capacity_(cfg.traceback + chunk_steps), lanes_{lane(capacity_), lane(capacity_)},
           engine_(k) {
         if (cfg.mode == viterbi_mode::streaming) {
             // Everything a stream needs, allocated here: no allocation per call.
             hist_.resize(2 * stream_history());
-            engine_.reserve(stream_window / n_lanes + depth_ / n_lanes + 16 + acq_ + depth_);
+            engine_.reserve(window_ / n_lanes + depth_ / n_lanes + 16 + acq_ + depth_);
         }
         const generators g = generators_of(cfg.code);
         for (std::uint32_t i = 0; i < 32; ++i) {
@@ -500,9 +498,9 @@ public:
     std::size_t max_stream_output_bytes(std::size_t soft_count) const override {
         // Each step takes at least one symbol; a call emits at most the steps
         // buffered before it (< window + depth) plus its own, in whole windows.
-        return (soft_count + stream_window + depth_ + 7) / 8 + 1;
+        return (soft_count + window_ + depth_ + 7) / 8 + 1;
     }
-    std::size_t max_flush_bytes() const override { return (stream_window + depth_ + 7) / 8 + 1; }
+    std::size_t max_flush_bytes() const override { return (window_ + depth_ + 7) / 8 + 1; }
 
     result decode(std::span<const llr_t> soft, std::span<std::uint8_t> out) override {
         switch (cfg_.mode) {
@@ -776,7 +774,7 @@ private:
         std::size_t pos = 0, bytes = 0;
         const std::size_t period = pattern_.columns.size();
         while (pos < soft.size()) {
-            const std::size_t cap = out_base_ + stream_window + depth_ - hist_base_;  // pairs for a window
+            const std::size_t cap = out_base_ + window_ + depth_ - hist_base_;  // pairs for a window
             if (period == 1 && npartial_ == 0) {
                 const std::size_t k = std::min(cap - hist_n_, (soft.size() - pos) / 2);
                 std::memcpy(hist_.data() + 2 * hist_n_, soft.data() + pos, 2 * k);
@@ -796,13 +794,13 @@ private:
                 if (++col_ == period) col_ = 0;
                 ++hist_n_;
             }
-            if (hist_base_ + hist_n_ == out_base_ + stream_window + depth_) {
-                // A full window: stream_window bits decided as 32 segments, each
+            if (hist_base_ + hist_n_ == out_base_ + window_ + depth_) {
+                // A full window: window_ bits decided as 32 segments, each
                 // with run-in before it and `depth` steps of traceback after it.
-                plan_and_run(hist_base_, hist_base_ + hist_n_, out_base_, out_base_ + stream_window, out_base_ == 0,
-                             -1, out.data() + bytes);
-                bytes += stream_window / 8;
-                out_base_ += stream_window;
+                plan_and_run(hist_base_, hist_base_ + hist_n_, out_base_, out_base_ + window_, out_base_ == 0, -1,
+                             out.data() + bytes);
+                bytes += window_ / 8;
+                out_base_ += window_;
                 const std::size_t keep_from = out_base_ - acq_;
                 const std::size_t drop = keep_from - hist_base_;
                 std::memmove(hist_.data(), hist_.data() + 2 * drop, 2 * (hist_n_ - drop));
@@ -814,7 +812,7 @@ private:
     }
 
     // Soft pairs the stream keeps: run-in, one window, traceback depth.
-    std::size_t stream_history() const { return acq_ + stream_window + depth_; }
+    std::size_t stream_history() const { return acq_ + window_ + depth_; }
 
     // Decides output steps [out_lo, out_hi) from the pairs of steps [lo, hi)
     // (stream history) in the lanes, windows as plan_windows() cuts them.
@@ -831,6 +829,7 @@ private:
     puncture_pattern pattern_;
     std::size_t depth_;
     std::size_t acq_;  // segment run-in A
+    std::size_t window_;  // streaming: bits decided at a time (up to 32 segments in the lanes)
     std::size_t capacity_;
     std::uint8_t idx_[32];
     lane lanes_[2];
@@ -871,6 +870,9 @@ std::unique_ptr<viterbi_decoder> create_viterbi_decoder(const viterbi_decoder::c
 #endif
     if (cfg.traceback < 35 || cfg.traceback > 4096)
         throw std::invalid_argument("viterbi_decoder: traceback must be in [35, 4096]");
+    if (cfg.stream_window < viterbi_decoder::min_stream_window || cfg.stream_window > viterbi_decoder::max_stream_window ||
+        cfg.stream_window % 256 != 0)
+        throw std::invalid_argument("viterbi_decoder: stream_window must be a multiple of 256 in [8192, 262144]");
     return std::make_unique<conv_detail::viterbi_decoder_impl>(cfg, conv_detail::kernels_for(level));
 }
 

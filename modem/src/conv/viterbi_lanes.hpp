@@ -88,6 +88,7 @@ void lanes_branch_sse41(const std::int8_t* pairs, std::size_t steps, std::uint8_
 void lanes_transpose_sse41(const std::int8_t* const* src, std::size_t c, std::size_t k, std::int8_t* dst);
 void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
                      std::uint8_t* decisions);
+void lanes_traceback_sse41(const std::uint8_t* dec, const lanes_trace_plan& plan, std::uint32_t* words);
 void lanes_branch_avx2(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
 void lanes_transpose_avx2(const std::int8_t* const* src, std::size_t c, std::size_t k, std::int8_t* dst);
 void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,

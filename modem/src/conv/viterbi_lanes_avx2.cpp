@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <utility>
 
@@ -254,11 +255,18 @@ void two_steps_fast(const __m256i* cur, __m256i* nxt, const __m256i* b, const un
     two_steps_fast_impl<mode, keep>(cur, nxt, b0, b1, d0, d0 + 8, pend, std::make_integer_sequence<unsigned, 16>{});
 }
 
-// The relabelling m with idx[i] == m[can_label(i)] for every i, if there is one.
+constexpr auto can_labels = [] {
+    std::array<std::uint8_t, 32> t{};
+    for (unsigned i = 0; i < 32; ++i) t[i] = static_cast<std::uint8_t>(can_label(i));
+    return t;
+}();
+
+// The relabelling m with idx[i] == m[can_label(i)] for every i, if there is one. Runs once per
+// kernel call (every <= 64 steps), so the labels come from a table.
 bool canonical_map(const std::uint8_t* idx, unsigned* m) {
     bool seen[4] = {};
     for (unsigned i = 0; i < 32; ++i) {
-        const unsigned c = can_label(i);
+        const unsigned c = can_labels[i];
         if (seen[c] && m[c] != idx[i]) return false;
         seen[c] = true;
         m[c] = idx[i] & 3u;

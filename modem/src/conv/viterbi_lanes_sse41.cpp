@@ -3,6 +3,7 @@
 
 #include <smmintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace qlink::modem::conv_detail {
@@ -222,6 +223,202 @@ void lanes_acs_sse41(lanes_state& st, const std::uint8_t* idx, const std::uint8_
     if (cur != reinterpret_cast<__m128i*>(st.metric)) std::memcpy(st.metric, buf, sizeof buf);
     store2(reinterpret_cast<__m128i*>(st.pending_min), pend);
     st.step = step;
+}
+
+
+namespace {
+
+// The blend traceback of lanes_traceback_avx2 (see there for the state split and the selects),
+// each 32-lane vector as two XMM halves (lanes 0..15 and 16..31), traced in the same loop.
+struct trace_consts {
+    __m128i pow2 = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+    __m128i low4 = _mm_set1_epi8(0x0f);
+    __m128i low5 = _mm_set1_epi8(0x1f);
+    __m128i c16 = _mm_set1_epi8(16);
+    __m128i c32 = _mm_set1_epi8(32);
+    __m128i c127 = _mm_set1_epi8(127);
+};
+
+struct trace_half {
+    __m128i base, f;
+};
+
+struct trace_state {
+    trace_half h[2];
+};
+
+inline trace_half split_half(__m128i s, const trace_consts& k) {
+    return {_mm_and_si128(s, k.low5), _mm_cmpeq_epi8(_mm_and_si128(s, k.c32), _mm_setzero_si128())};
+}
+
+inline __m128i join_half(trace_half t, const trace_consts& k) {
+    return _mm_blendv_epi8(_mm_or_si128(t.base, k.c32), t.base, t.f);
+}
+
+inline trace_half trace_half_row(const std::uint8_t* row, trace_half t, const trace_consts& k) {
+    auto grp = [&](unsigned g) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + g * n_lanes)); };
+    const __m128i m3 = _mm_slli_epi16(t.base, 4), m4 = _mm_slli_epi16(t.base, 3);
+    const __m128i a0 = _mm_blendv_epi8(grp(0), grp(1), m3);
+    const __m128i a1 = _mm_blendv_epi8(grp(2), grp(3), m3);
+    const __m128i a2 = _mm_blendv_epi8(grp(4), grp(5), m3);
+    const __m128i a3 = _mm_blendv_epi8(grp(6), grp(7), m3);
+    const __m128i b0 = _mm_blendv_epi8(a0, a1, m4), b1 = _mm_blendv_epi8(a2, a3, m4);
+    const __m128i g = _mm_blendv_epi8(b1, b0, t.f);
+    const __m128i bit = _mm_shuffle_epi8(k.pow2, t.base);
+    const __m128i f = _mm_adds_epu8(_mm_and_si128(g, bit), k.c127);
+    const __m128i half = _mm_and_si128(_mm_srli_epi16(t.base, 1), k.low4);
+    return {_mm_blendv_epi8(_mm_or_si128(half, k.c16), half, t.f), f};
+}
+
+inline trace_state trace_row(const std::uint8_t* dec, std::size_t u, trace_state t, const trace_consts& k) {
+    const std::uint8_t* row = dec + dec_row_bytes * u;
+    return {{trace_half_row(row, t.h[0], k), trace_half_row(row + 16, t.h[1], k)}};
+}
+
+struct vec32 {
+    __m128i h[2];
+};
+
+inline trace_state split_state(vec32 s, const trace_consts& k) { return {{split_half(s.h[0], k), split_half(s.h[1], k)}}; }
+inline vec32 join_state(const trace_state& t, const trace_consts& k) {
+    return {{join_half(t.h[0], k), join_half(t.h[1], k)}};
+}
+inline vec32 blend32(vec32 a, vec32 b, vec32 m) {
+    return {{_mm_blendv_epi8(a.h[0], b.h[0], m.h[0]), _mm_blendv_epi8(a.h[1], b.h[1], m.h[1])}};
+}
+inline vec32 load32(const std::uint8_t* m) {
+    return {{_mm_loadu_si128(reinterpret_cast<const __m128i*>(m)), _mm_loadu_si128(reinterpret_cast<const __m128i*>(m + 16))}};
+}
+
+// Byte lanes whose value in `v` equals b, as a blend mask.
+inline vec32 lanes_at(const std::uint32_t* v, std::uint32_t b) {
+    std::uint8_t m[n_lanes];
+    for (unsigned l = 0; l < n_lanes; ++l) m[l] = v[l] == b ? 0xff : 0;
+    return load32(m);
+}
+
+inline vec32 bytes_of(const std::uint32_t* v) {
+    std::uint8_t m[n_lanes];
+    for (unsigned l = 0; l < n_lanes; ++l) m[l] = static_cast<std::uint8_t>(v[l]);
+    return load32(m);
+}
+
+// 32 rows of lane bit words (slot i = row 32k + 31 - i, bit L = lane L) -> one word per lane
+// (row 32k + i in bit 31 - i): per 16 slots and lane byte, a byte gather then 8 movemasks.
+void store_words(const std::uint32_t* slots, std::uint32_t* out) {
+    const __m128i by_byte = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    std::uint32_t w[n_lanes] = {};
+    for (unsigned s = 0; s < 2; ++s) {
+        __m128i v[4];
+        for (unsigned m = 0; m < 4; ++m)  // dword b of v[m]: byte b of slots 16s + 4m .. 16s + 4m + 3
+            v[m] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(slots + 16 * s + 4 * m)), by_byte);
+        const __m128i t0 = _mm_unpacklo_epi32(v[0], v[1]), t1 = _mm_unpackhi_epi32(v[0], v[1]);
+        const __m128i t2 = _mm_unpacklo_epi32(v[2], v[3]), t3 = _mm_unpackhi_epi32(v[2], v[3]);
+        // x[b] byte i: byte b (lanes 8b .. 8b + 7) of slot 16s + i.
+        const __m128i x[4] = {_mm_unpacklo_epi64(t0, t2), _mm_unpackhi_epi64(t0, t2), _mm_unpacklo_epi64(t1, t3),
+                              _mm_unpackhi_epi64(t1, t3)};
+        for (unsigned b = 0; b < 4; ++b) {
+            auto put = [&](unsigned bitpos, __m128i y) {
+                w[8 * b + bitpos] |= static_cast<std::uint32_t>(_mm_movemask_epi8(y)) << (16 * s);
+            };
+            put(7, x[b]);
+            put(6, _mm_slli_epi16(x[b], 1));
+            put(5, _mm_slli_epi16(x[b], 2));
+            put(4, _mm_slli_epi16(x[b], 3));
+            put(3, _mm_slli_epi16(x[b], 4));
+            put(2, _mm_slli_epi16(x[b], 5));
+            put(1, _mm_slli_epi16(x[b], 6));
+            put(0, _mm_slli_epi16(x[b], 7));
+        }
+    }
+    std::memcpy(out, w, sizeof w);
+}
+
+// Inserts b into the descending list ev[0, n) unless it is there; returns the new count.
+unsigned insert_desc(std::uint32_t* ev, unsigned n, std::uint32_t b) {
+    unsigned i = 0;
+    while (i < n && ev[i] > b) ++i;
+    if (i < n && ev[i] == b) return n;
+    for (unsigned j = n; j > i; --j) ev[j] = ev[j - 1];
+    ev[i] = b;
+    return n + 1;
+}
+
+// Adds the values v[l] (lanes with use[l]) that lie in (lo, hi] to the descending list.
+unsigned collect(const std::uint32_t* v, const bool* use, std::uint32_t lo, std::uint32_t hi, std::uint32_t* ev,
+                 unsigned n) {
+    for (unsigned l = 0; l < n_lanes; ++l)
+        if (use[l] && v[l] > lo && v[l] <= hi) n = insert_desc(ev, n, v[l]);
+    return n;
+}
+
+}  // namespace
+
+void lanes_traceback_sse41(const std::uint8_t* dec, const lanes_trace_plan& plan, std::uint32_t* words) {
+    const trace_consts k;
+    const vec32 zero{{_mm_setzero_si128(), _mm_setzero_si128()}};
+    std::uint8_t captured[n_lanes] = {};
+    // Tail pass.
+    bool active[n_lanes];
+    std::uint32_t hi = 0, lo = ~0u;
+    for (unsigned l = 0; l < n_lanes; ++l) {
+        active[l] = plan.tail_hi[l] != plan.tail_lo[l];
+        if (!active[l]) continue;
+        hi = std::max(hi, plan.tail_hi[l]);
+        lo = std::min(lo, plan.tail_lo[l]);
+    }
+    if (hi > 0) {
+        std::uint32_t ev[2 * n_lanes + 1];
+        unsigned n = collect(plan.tail_hi, active, lo, hi, ev, 0);
+        n = collect(plan.tail_lo, active, lo, hi, ev, n);
+        ev[n++] = lo;
+        const vec32 start = bytes_of(plan.tail_state);
+        trace_state t = split_state(zero, k);
+        vec32 cap = zero;
+        std::uint32_t b = hi;
+        std::uint32_t hi_masked[n_lanes], lo_masked[n_lanes];
+        for (unsigned l = 0; l < n_lanes; ++l) {
+            hi_masked[l] = active[l] ? plan.tail_hi[l] : ~0u;
+            lo_masked[l] = active[l] ? plan.tail_lo[l] : ~0u;
+        }
+        for (unsigned e = 0; e < n; ++e) {
+            for (; b > ev[e]; --b) t = trace_row(dec, b - 1, t, k);
+            const vec32 s = blend32(join_state(t, k), start, lanes_at(hi_masked, b));
+            cap = blend32(cap, s, lanes_at(lo_masked, b));
+            t = split_state(s, k);
+        }
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(captured), cap.h[0]);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(captured + 16), cap.h[1]);
+    }
+    // Own pass.
+    std::uint32_t top = 0;
+    for (unsigned l = 0; l < n_lanes; ++l) top = std::max(top, plan.own_top[l]);
+    if (top <= plan.bottom) return;
+    std::uint32_t own[n_lanes];
+    for (unsigned l = 0; l < n_lanes; ++l) own[l] = plan.own_src[l] < n_lanes ? captured[plan.own_src[l]] : plan.own_state[l];
+    const vec32 start = bytes_of(own);
+    bool all[n_lanes];
+    std::fill(all, all + n_lanes, true);
+    std::uint32_t ev[n_lanes + 1];
+    unsigned n = collect(plan.own_top, all, plan.bottom, top, ev, 0);
+    ev[n++] = plan.bottom;
+    std::uint32_t slots[32] = {};
+    trace_state t = split_state(zero, k);
+    std::uint32_t b = top;
+    for (unsigned e = 0; e < n; ++e) {
+        for (; b > ev[e]; --b) {
+            const std::uint32_t u = b - 1;
+            slots[31 - (u & 31)] = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_slli_epi16(t.h[0].base, 7))) |
+                                   static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_slli_epi16(t.h[1].base, 7))) << 16;
+            t = trace_row(dec, u, t, k);
+            if ((u & 31) == 0) {
+                store_words(slots, words + n_lanes * static_cast<std::size_t>(u >> 5));
+                std::fill(slots, slots + 32, 0u);
+            }
+        }
+        if (b > plan.bottom) t = split_state(blend32(join_state(t, k), start, lanes_at(plan.own_top, b)), k);
+    }
+    if (plan.bottom & 31) store_words(slots, words + n_lanes * static_cast<std::size_t>(plan.bottom >> 5));
 }
 
 }  // namespace qlink::modem::conv_detail

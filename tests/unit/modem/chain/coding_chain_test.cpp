@@ -53,9 +53,10 @@ struct rx_output {
 };
 
 rx_output receive(const chain_profile& p, const std::vector<llr_t>& soft, std::size_t chunk = 5000,
-                  unsigned llr_target = 16, const std::string& isa_name = "auto") {
+                  unsigned llr_target = 16, const std::string& isa_name = "auto", std::size_t viterbi_window = 0) {
     chain_decoder::config c;
     c.profile = p;
+    if (viterbi_window != 0) c.viterbi_window = viterbi_window;
     c.ldpc_llr_target = llr_target;
     c.isa = isa_name;
     chain_decoder dec(c);
@@ -626,7 +627,7 @@ struct outage_trial {
     chain_decoder_counters counters;
 };
 
-outage_trial run_outage(const chain_profile& p, std::uint64_t seed, bool erasures) {
+outage_trial run_outage(const chain_profile& p, std::uint64_t seed, bool erasures, std::size_t viterbi_window = 0) {
     constexpr std::size_t frames = 40, pre = 8;
     const auto t = transmit(p, frames, seed);
     std::mt19937_64 rng(seed * 7919 + 1);
@@ -648,7 +649,7 @@ outage_trial run_outage(const chain_profile& p, std::uint64_t seed, bool erasure
     for (std::size_t k = 0; k < o.gap; ++k)
         soft.push_back(erasures ? llr_t{0} : quantize_llr(static_cast<float>(noise(rng))));
     soft.insert(soft.end(), rx.begin() + static_cast<std::ptrdiff_t>(start + o.lost), rx.end());
-    const auto r = receive(p, soft, 3001);
+    const auto r = receive(p, soft, 3001, 16, "auto", viterbi_window);
     o.counters = r.counters;
     // First frame whose channel symbols all come after the outage.
     const std::size_t first_after = (start + o.lost + fl - 1) / fl + 1;
@@ -676,6 +677,26 @@ TEST_P(chain_outage, frames_resume_after_outage_of_random_length) {
                                        << o.counters.realignments << " locks " << o.counters.sync.check_to_lock
                                        << " rs failed " << o.counters.rs_failed_frames;
     }
+}
+
+// The chain's default window (32768 bits) holds up to ~3 frames inside the decoder; a search
+// replays from the end of the last good frame, so those frames are not lost to a search, and
+// recovery after an outage is no slower than with the decoder's narrowest window (8192).
+TEST(chain_outage_window, wide_window_recovers_as_fast_as_the_narrow_one) {
+    const auto& p = *find_profile(default_profile_name);
+    std::size_t wide = 0, narrow = 0, after = 0;
+    for (std::uint64_t seed = 21; seed <= 24; ++seed) {
+        const auto w = run_outage(p, seed, false, 32768);
+        const auto n = run_outage(p, seed, false, 8192);
+        ASSERT_EQ(w.after, n.after);
+        std::printf("seed %llu: gap %zu lost %zu, frames after the outage %zu, resumed after %zu (32768) / %zu (8192)\n",
+                    static_cast<unsigned long long>(seed), w.gap, w.lost, w.after, w.resume_frames, n.resume_frames);
+        wide += w.resume_frames;
+        narrow += n.resume_frames;
+        after += w.after;
+    }
+    EXPECT_GT(after, 80u);
+    EXPECT_LE(wide, narrow);
 }
 
 INSTANTIATE_TEST_SUITE_P(conv, chain_outage,

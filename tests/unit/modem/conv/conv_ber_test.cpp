@@ -44,7 +44,7 @@ std::size_t error_events(std::span<const std::uint8_t> a, std::span<const std::u
 ber_point run_point(conv_rate rate, double ebn0_db, std::size_t min_events, std::size_t max_frames,
                     std::uint64_t seed) {
     const conv_code code{conv_convention::ccsds, rate};
-    int polys[2];
+    int polys[2] = {};
     libfec_polys(conv_convention::uninverted, polys);
     if (rate == conv_rate::r1_2) libfec_polys(conv_convention::ccsds, polys);
     set_viterbi27_polynomial(polys);  // process-global in libfec; only this test binary touches it

@@ -204,9 +204,10 @@ TEST_P(viterbi_lanes_isa, kernels_equal_generic_bit_for_bit) {
         ASSERT_EQ(std::memcmp(ref.metric, quiet_ref.metric, sizeof ref.metric), 0);
         ASSERT_EQ(std::memcmp(ref.pending_min, quiet.pending_min, sizeof ref.pending_min), 0);
         ASSERT_EQ(quiet.step, got.step);
-        if (avx2) {
+        {
             // Traceback over the same decisions: from the top row, and by
             // random plans with tails and starts at many boundaries.
+            const lanes_traceback_kernel traceback = avx2 ? lanes_traceback_avx2 : lanes_traceback_sse41;
             for (int kind = 0; kind < 4; ++kind) {
                 const lanes_trace_plan plan = kind ? random_plan(steps, rng) : plain_plan(steps, rng);
                 std::size_t top = 0;
@@ -214,7 +215,7 @@ TEST_P(viterbi_lanes_isa, kernels_equal_generic_bit_for_bit) {
                 const std::size_t rows = (top + 31) / 32;  // rows below plan.bottom / 32 stay 0 in both
                 std::vector<std::uint32_t> w_ref(rows * n_lanes, 0), w(rows * n_lanes, 0);
                 lanes_traceback_generic(d_ref.data(), plan, w_ref.data());
-                lanes_traceback_avx2(d_ref.data(), plan, w.data());
+                traceback(d_ref.data(), plan, w.data());
                 ASSERT_EQ(w, w_ref) << "trial " << trial << " kind " << kind;
             }
         }
@@ -294,6 +295,39 @@ TEST_P(viterbi_lanes_isa, streaming_windows_equal_generic) {
     }
 }
 
+// A 32768-bit window (what the receive chain uses): the same, over a stream crossing two such
+// windows with a garbage burst across the first seam, every rate's puncturing carried across calls.
+TEST_P(viterbi_lanes_isa, wide_streaming_windows_equal_generic) {
+    const std::string name(to_string(GetParam()));
+    std::mt19937_64 rng(50);
+    for (auto r : {conv_rate::r1_2, conv_rate::r3_4}) {
+        const conv_code code{conv_convention::ccsds, r};
+        viterbi_decoder::config cfg;
+        cfg.code = code;
+        cfg.stream_window = 32768;
+        cfg.traceback = 35 + static_cast<unsigned>(rng() % 100);
+        cfg.isa = "generic";
+        auto ref = create_viterbi_decoder(cfg);
+        cfg.isa = name;
+        auto dut = create_viterbi_decoder(cfg);
+        const std::size_t n = 2 * 32768 + 5000 + rng() % 1000;
+        const auto data = random_bytes((n + 7) / 8, rng);
+        conv_encoder enc(code);
+        std::vector<std::uint8_t> coded(conv_coded_bits(code, n));
+        ASSERT_EQ(enc.encode(data, n, coded), coded.size());
+        auto soft = bpsk_awgn(coded, 1.5, 0.5, 50.0, rng);
+        const auto junk = garbage_llrs(3000, rng);
+        std::copy(junk.begin(), junk.end(), soft.begin() + static_cast<std::ptrdiff_t>(conv_coded_bits(code, 32000)));
+        const std::size_t p1[] = {soft.size()}, p2[] = {1, 40961, 3, 7777};
+        std::size_t b1 = 0, b2 = 0;
+        const auto a = stream_decode(*ref, soft, p1, b1);
+        const auto b = stream_decode(*dut, soft, p2, b2);
+        ASSERT_EQ(b1, n);
+        ASSERT_EQ(b2, n);
+        ASSERT_EQ(a, b) << "rate " << static_cast<int>(r);
+    }
+}
+
 std::vector<isa> simd_isas() {
     std::vector<isa> v;
     for (isa level : supported_isas())
@@ -339,7 +373,7 @@ TEST(viterbi_batch, equals_single_block_decode_and_libfec_every_rate) {
                 errors += bit_errors(outs[i], data[i], n);
             }
             if (r == conv_rate::r1_2) {
-                int polys[2];
+                int polys[2] = {};
                 libfec_polys(conv_convention::ccsds, polys);
                 set_viterbi27_polynomial(polys);
                 libfec_decoder fec(n);
@@ -431,6 +465,54 @@ TEST(viterbi_stream, windows_match_block_decoder_quality_at_3db) {
     ASSERT_GE(be, 30u);
     EXPECT_LE(static_cast<double>(se), 1.05 * static_cast<double>(be) + 3.0 * std::sqrt(static_cast<double>(be)));
 }
+
+// The wide window the receive chain uses (32768 bits: 32 segments of 1024 steps, each with its
+// run-in and a traceback tail into the next) against the unsplit maximum-likelihood decoder. The
+// stream is `frames` terminated 8192-bit frames back to back (a valid continuous code sequence:
+// each tail returns the encoder to state 0); the reference decodes each frame as one trellis
+// (decode_batch). Bit errors over the data bits equal within 5 % + 3 sigma.
+void wide_window_vs_unsplit(double ebn0_db, std::size_t frames, std::uint64_t seed) {
+    const std::size_t n = 8192, fsteps = n + conv_tail_bits;
+    std::mt19937_64 rng(seed);
+    std::vector<std::vector<std::uint8_t>> data(frames);
+    std::vector<llr_t> soft;
+    for (auto& d : data) {
+        d = random_bytes(n / 8, rng);
+        const auto s = bpsk_awgn(encode_terminated({}, d, n), ebn0_db, 0.5, 32.0, rng);
+        soft.insert(soft.end(), s.begin(), s.end());
+    }
+    viterbi_decoder::config cfg;
+    cfg.stream_window = 32768;
+    auto stream = create_viterbi_decoder(cfg);
+    const std::size_t pieces[] = {100001, 7, 65536};
+    std::size_t bits = 0;
+    const auto got = stream_decode(*stream, soft, pieces, bits);
+    ASSERT_EQ(bits, frames * fsteps);
+    auto blk = make_block({});
+    std::size_t se = 0, be = 0;
+    std::vector<std::vector<std::uint8_t>> ml(frames, std::vector<std::uint8_t>(n / 8));
+    for (std::size_t f0 = 0; f0 < frames; f0 += n_lanes) {
+        const std::size_t k = std::min<std::size_t>(n_lanes, frames - f0);
+        std::vector<std::span<const llr_t>> in;
+        std::vector<std::span<std::uint8_t>> out;
+        for (std::size_t f = f0; f < f0 + k; ++f) {
+            in.emplace_back(std::span<const llr_t>(soft).subspan(2 * fsteps * f, 2 * fsteps));
+            out.emplace_back(ml[f]);
+        }
+        ASSERT_TRUE(blk->decode_batch(in, out).ok);
+    }
+    for (std::size_t f = 0; f < frames; ++f) {
+        be += bit_errors(ml[f], data[f], n);
+        for (std::size_t i = 0; i < n; ++i) se += bit_at(got, f * fsteps + i) != bit_at(data[f], i);
+    }
+    std::printf("%.1f dB, %zu bits: 32768-bit windows %zu errors, unsplit %zu errors\n", ebn0_db, frames * n, se,
+                be);
+    ASSERT_GE(be, 25u) << "too few errors for a comparison";
+    EXPECT_LE(static_cast<double>(se), 1.05 * static_cast<double>(be) + 3.0 * std::sqrt(static_cast<double>(be)));
+}
+
+TEST(viterbi_stream, wide_windows_match_unsplit_decoder_at_3db) { wide_window_vs_unsplit(3.0, 48, 51); }
+TEST(viterbi_stream, wide_windows_match_unsplit_decoder_at_4db) { wide_window_vs_unsplit(4.0, 384, 52); }
 
 // Segment mode (32 overlapping segments, 48-step run-in at rate 1/2) against the unsplit
 // maximum-likelihood decode of the same frames (decode_batch, one trellis with

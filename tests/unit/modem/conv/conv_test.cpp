@@ -75,7 +75,7 @@ TEST(conv_encoder, matches_libfec_parity_convention_for_every_convention) {
     std::mt19937_64 rng(11);
     const auto data = random_bytes(125, rng);
     for (auto c : all_conventions) {
-        int polys[2];
+        int polys[2] = {};
         libfec_polys(c, polys);
         const auto ref = libfec_style_encode(data, 1000, polys, true);
         EXPECT_EQ(encode_terminated({c, conv_rate::r1_2}, data, 1000), ref) << static_cast<int>(c);
@@ -150,7 +150,7 @@ TEST(conv_encoder, tailbiting_starts_and_ends_in_the_same_state) {
     std::mt19937_64 rng(14);
     const auto data = random_bytes(32, rng);
     const std::size_t n = 256;
-    int polys[2];
+    int polys[2] = {};
     libfec_polys(conv_convention::ccsds, polys);
     // Reference: encode the last 6 bits first (output dropped), then the block.
     std::vector<std::uint8_t> pre(34);
@@ -183,7 +183,7 @@ TEST(viterbi, decodes_libfec_encoded_blocks_for_every_convention) {
     const std::size_t n = 1000;
     const auto data = random_bytes(n / 8, rng);
     for (auto c : all_conventions) {
-        int polys[2];
+        int polys[2] = {};
         libfec_polys(c, polys);
         const auto coded = libfec_style_encode(data, n, polys, true);
         auto dec = make({c, conv_rate::r1_2}, viterbi_mode::block_terminated);
@@ -199,7 +199,7 @@ TEST(viterbi, libfec_decodes_our_encoder_output) {
     std::mt19937_64 rng(22);
     const std::size_t n = 800;
     const auto data = random_bytes(n / 8, rng);
-    int polys[2];
+    int polys[2] = {};
     libfec_polys(conv_convention::ccsds, polys);
     set_viterbi27_polynomial(polys);  // libfec's process-global setting, confined to this test binary
     const auto coded = encode_terminated({}, data, n);
@@ -419,6 +419,18 @@ TEST(viterbi, bad_config_throws_with_a_clear_message) {
     EXPECT_THROW(make({}, viterbi_mode::streaming, "auto", 10), std::invalid_argument);
     EXPECT_THROW(make({}, viterbi_mode::streaming, "auto", 100000), std::invalid_argument);
     EXPECT_NO_THROW(make({}, viterbi_mode::streaming, "generic", 35));
+    viterbi_decoder::config cfg;
+    for (std::size_t w : {std::size_t{4096}, std::size_t{8192 + 8}, std::size_t{1} << 20}) {
+        cfg.stream_window = w;
+        try {
+            create_viterbi_decoder(cfg);
+            ADD_FAILURE() << "stream_window " << w << " accepted";
+        } catch (const std::invalid_argument& e) {
+            EXPECT_NE(std::string(e.what()).find("stream_window"), std::string::npos);
+        }
+    }
+    cfg.stream_window = 32768;
+    EXPECT_NO_THROW(create_viterbi_decoder(cfg));
 }
 
 TEST(viterbi, bad_lengths_give_error_results_and_leave_the_output_alone) {
