@@ -297,13 +297,14 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
                        {"pat", "fine_rate_hz", "coarse_rate_hz", "mount_rate_hz", "elevation_mask_deg",
                         "uncertainty_cone_urad", "pointing_bias_urad", "acquisition_timeout_s", "signal_loss_timeout_s",
                         "mount_slew_deg_s", "max_lag_s", "seed", "mount", "mount_address", "mount_timeout_ms",
-                        "mount_az_min_deg", "mount_az_max_deg", "mount_el_min_deg", "mount_el_max_deg", "mount_flip"});
+                        "mount_az_min_deg", "mount_az_max_deg", "mount_el_min_deg", "mount_el_max_deg", "mount_flip",
+                        "mount_settle_deg"});
     c.terminal.pat_simulated = term.choice("pat", "off", {"off", "simulated"}) == "simulated";
     auto& tm = c.terminal;
-    // Lower bounds keep the default loop gains stable (kp / rate <= 1, see pat.hpp).
     tm.mount = term.choice("mount", "simulated", {"simulated", "rotctld"}) == "rotctld" ? mount_kind::rotctld
                                                                                        : mount_kind::simulated;
     const bool rotctld = tm.mount == mount_kind::rotctld;
+    // Lower bounds keep the default loop gains stable (kp / rate <= 1, see pat.hpp).
     tm.fine_rate_hz = term.real("fine_rate_hz", tm.fine_rate_hz, 300.0, 20000.0);
     // >= 70 Hz: the spiral scan (10 mrad/s) must not move more than the camera half field (150 urad) per frame.
     tm.coarse_rate_hz = term.real("coarse_rate_hz", tm.coarse_rate_hz, 70.0, 20000.0);
@@ -325,8 +326,7 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     tm.mount_slew_deg_s = term.real("mount_slew_deg_s", tm.mount_slew_deg_s, 0.1, 100.0);
     tm.max_lag_s = term.real("max_lag_s", tm.max_lag_s, 0.1, 600.0);
     tm.seed = static_cast<std::uint64_t>(term.integer("seed", 1, 0, INT64_MAX));
-    if (tm.pat_simulated) {
-    for (const char* k : {"mount_address", "mount_timeout_ms"}) {
+    for (const char* k : {"mount_address", "mount_timeout_ms", "mount_settle_deg"}) {
         if (!rotctld && term.has(k)) throw err(std::string("key 'terminal.") + k + "' is only used with terminal.mount = \"rotctld\"");
     }
     if (rotctld) {
@@ -336,6 +336,7 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
         tm.mount_host = hp->first;
         tm.mount_port = hp->second;
         tm.mount_timeout_ms = term.real("mount_timeout_ms", tm.mount_timeout_ms, 50.0, 10000.0);
+        tm.mount_settle_deg = term.real("mount_settle_deg", tm.mount_settle_deg, 0.01, 20.0);
         if (!tm.pat_simulated) {
             throw err("key 'terminal.mount' = \"rotctld\" needs terminal.pat = \"simulated\" (the PAT's program track "
                       "commands the mount); allowed values with pat = \"off\": simulated");
@@ -356,6 +357,7 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
                   "a flip mount points at elevation e with axis 180 - e, so it needs >= 180 - elevation_mask_deg (" +
                   num(180.0 - tm.elevation_mask_deg) + ")");
     }
+    if (tm.pat_simulated) {
         if (c.link.role != link_role::ground) {
             throw err("key 'terminal.pat' = \"simulated\" needs link.role = \"ground\" (the ground terminal points at the "
                       "satellite); allowed values for the space role: off");

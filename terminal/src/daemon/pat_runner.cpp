@@ -98,6 +98,7 @@ public:
         double rate_hz = 10.0;
         double max_pace = 1.2;        ///< relay sim seconds per wall second above which the mount is stopped
         double probe_period_s = 1.0;  ///< position read-back (telemetry, and the probe while failing)
+        double settle_deg = 0.5;      ///< the real mount is on its command within this (largest axis)
     };
     using event_fn = std::function<void(std::string_view event, const mount_snapshot&)>;
 
@@ -143,6 +144,7 @@ public:
             std::lock_guard lk(mu_);
             (park ? park_pending_ : stop_pending_) = true;
             have_latest_ = false;
+            near_ = false;
         }
         cv_.notify_one();
     }
@@ -171,6 +173,16 @@ public:
         if (too_fast_) return {hw::mount_errc::rejected, 0, snap_.last_error};
         if (device_fault_) return {fault_code_, 0, snap_.last_error};
         return {};
+    }
+    /// Where the PAT should believe the mount is: nullopt while the real mount is within
+    /// settle_deg of its command (the simulated gimbal's micro-radian position then stands for it),
+    /// else the real read-back (`known` false when there is none yet).
+    std::optional<hw::az_el> far_position(bool& known) const {
+        std::lock_guard lk(mu_);
+        known = true;
+        if (near_) return std::nullopt;
+        known = snap_.position.has_value();
+        return snap_.position;
     }
     void count_hold() {
         std::lock_guard lk(mu_);
@@ -269,8 +281,10 @@ private:
                     snap_.position = pos;
                     if (last_sent) {
                         snap_.error_deg = std::max(std::abs(pos.az_deg - last_sent->az_deg), std::abs(pos.el_deg - last_sent->el_deg));
+                        near_ = *snap_.error_deg <= cfg_.settle_deg;
                     } else {
                         snap_.error_deg.reset();
+                        near_ = false;
                     }
                 }
             }
@@ -320,6 +334,7 @@ private:
     std::uint64_t generation_ = 0;
     bool too_fast_ = false;
     bool device_fault_ = false;
+    bool near_ = false;  ///< last read-back within settle_deg of the command then in force
     hw::mount_errc fault_code_ = hw::mount_errc::ok;
     mount_snapshot snap_;
 };
@@ -339,7 +354,17 @@ public:
         follower_.command(seconds(clock_.now() - epoch_), target);
         return follower_.health();
     }
-    hw::mount_result get_position(hw::az_el& out) override { return twin_.get_position(out); }
+    /// The PAT settles PROGRAM_TRACK (and unwraps azimuth) on this: the real mount's read-back
+    /// until it is within terminal.mount_settle_deg of its command, so "mount_on_target" means the
+    /// real mount is there; then the simulated gimbal, which the optics see.
+    hw::mount_result get_position(hw::az_el& out) override {
+        bool known = false;
+        const std::optional<hw::az_el> real = follower_.far_position(known);
+        if (!real && known) return twin_.get_position(out);
+        if (!real) return {hw::mount_errc::timeout, 0, "no position read back from rotctld yet"};
+        out = *real;
+        return {};
+    }
     hw::mount_result stop() override {
         follower_.request_stop(false);
         return twin_.stop();
@@ -412,6 +437,7 @@ struct pat_runner::impl {
             fc.device.timeout = std::chrono::milliseconds(static_cast<long>(cfg.terminal.mount_timeout_ms));
             fc.device.limits = lim;
             fc.rate_hz = cfg.terminal.mount_rate_hz;
+            fc.settle_deg = cfg.terminal.mount_settle_deg;
             follower = std::make_unique<mount_follower>(fc, std::move(mount_events));
             followed = std::make_unique<followed_mount>(*gimbal, *follower, clock, epoch);
             mount = followed.get();

@@ -81,6 +81,8 @@ struct qlinkd_config {
         std::string mount_host = "127.0.0.1";   ///< rotctld's address (mount_address = "host:port")
         std::uint16_t mount_port = 4533;
         double mount_timeout_ms = 1000.0;       ///< per rotctld command (connect, send, reply)
+        /// rotctld: the real mount counts as on its command (PROGRAM_TRACK may end) within this.
+        double mount_settle_deg = 0.5;
         /// Mechanical range of the mount (both the real one and the simulated twin): azimuth may run
         /// past 360 (0..450: a pass across north needs no unwind), elevation to 180 on a flip mount.
         hw::mount_limits mount_limits{};

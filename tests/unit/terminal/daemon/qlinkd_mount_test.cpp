@@ -73,12 +73,14 @@ TEST(qlinkd_mount_config, simulated_by_default_rotctld_reads_its_keys)
     EXPECT_EQ(make_pat_config(def).mount_rate_hz, 1000.0);
 
     const auto c = parse_qlinkd_config(ground_config(
-        "mount = \"rotctld\"\nmount_address = \"rotator.local:4600\"\nmount_rate_hz = 5\nmount_timeout_ms = 300\n"
+        "mount = \"rotctld\"\nmount_address = \"rotator.local:4600\"\nmount_rate_hz = 5\nmount_timeout_ms = 300\nmount_settle_deg = 2\n"
         "mount_az_min_deg = -180\nmount_az_max_deg = 270\nmount_el_min_deg = 0\nmount_el_max_deg = 180\nmount_flip = true\n"));
     EXPECT_EQ(c.terminal.mount_host, "rotator.local");
     EXPECT_EQ(c.terminal.mount_port, 4600);
     EXPECT_EQ(c.terminal.mount_rate_hz, 5.0);
     EXPECT_EQ(c.terminal.mount_timeout_ms, 300.0);
+    EXPECT_EQ(c.terminal.mount_settle_deg, 2.0);
+    EXPECT_EQ(def.terminal.mount_settle_deg, 0.5);
     EXPECT_EQ(c.terminal.mount_limits.az_min_deg, -180.0);
     EXPECT_EQ(c.terminal.mount_limits.az_max_deg, 270.0);
     EXPECT_EQ(c.terminal.mount_limits.el_max_deg, 180.0);
@@ -95,6 +97,8 @@ TEST(qlinkd_mount_config, errors_name_the_key_and_what_is_allowed)
         {ground_config("mount = \"rotctld\"\nmount_address = \"127.0.0.1:0\"\n"), {"terminal.mount_address", "host:port"}},
         {ground_config("mount_address = \"127.0.0.1:4533\"\n"), {"terminal.mount_address", "only used", "rotctld"}},
         {ground_config("mount_timeout_ms = 500\n"), {"terminal.mount_timeout_ms", "only used"}},
+        {ground_config("mount_settle_deg = 1\n"), {"terminal.mount_settle_deg", "only used"}},
+        {ground_config("mount = \"rotctld\"\nmount_settle_deg = 0\n"), {"terminal.mount_settle_deg", "0.01..20"}},
         {ground_config("mount = \"rotctld\"\nmount_rate_hz = 100\n"), {"terminal.mount_rate_hz", "1..50"}},
         {ground_config("mount = \"rotctld\"\nmount_timeout_ms = 10\n"), {"terminal.mount_timeout_ms", "50..10000"}},
         {ground_config("mount_rate_hz = 0.5\n"), {"terminal.mount_rate_hz", "1..20000"}},
@@ -244,6 +248,17 @@ protected:
 struct event_record {
     std::mutex mu;
     std::vector<std::string> events;
+    std::vector<std::pair<pat_transition, double>> transitions;  ///< with the runner's sim_time
+    void add(const pat_transition& t, double sim_s)
+    {
+        std::lock_guard lk(mu);
+        transitions.emplace_back(t, sim_s);
+    }
+    std::vector<std::pair<pat_transition, double>> get_transitions()
+    {
+        std::lock_guard lk(mu);
+        return transitions;
+    }
     void add(std::string_view e)
     {
         std::lock_guard lk(mu);
@@ -261,7 +276,9 @@ TEST_F(qlinkd_mount_rotctld, program_track_commands_the_real_mount_and_survives_
     const pass_point p = pick_start();
     ASSERT_LT(p.cost_deg, 60.0) << "no pass segment the dummy can reach within 10 s";
     event_record ev;
-    pat_runner runner(make_config(p), nullptr, [&](std::string_view e, const mount_snapshot&) { ev.add(e); });
+    pat_runner runner(
+        make_config(p), [&](const pat_transition& t, double sim_s, double) { ev.add(t, sim_s); },
+        [&](std::string_view e, const mount_snapshot&) { ev.add(e); });
     runner.start();
     rotctl_probe probe(port_);
 
@@ -332,14 +349,35 @@ TEST_F(qlinkd_mount_rotctld, program_track_commands_the_real_mount_and_survives_
     EXPECT_TRUE(back) << "health " << s.mount.health << " state " << s.state;
     EXPECT_GE(s.mount.device.reconnects, 1u);
     EXPECT_EQ(s.counters.passes, passes_held + 1);
+    // The simulated gimbal was only stopped and is near the track, the new dummy starts at (0, 0):
+    // PROGRAM_TRACK ends (mount_on_target) only once the real mount is within mount_settle_deg,
+    // i.e. after its slew (cost / 6 s), not when the gimbal twin is there.
+    // (sim_time of the last pass start, of the first mount_on_target after it; -1 when none)
+    auto restart_times = [&] {
+        double started = -1.0, settled = -1.0;
+        for (const auto& [t, at] : ev.get_transitions()) {
+            if (t.reason == pat_reason::pass_start) {
+                started = at;
+                settled = -1.0;
+            }
+            if (t.reason == pat_reason::mount_on_target && started >= 0.0 && settled < 0.0) settled = at;
+        }
+        return std::pair{started, settled};
+    };
+    const bool on_target = feed(runner, 1.0, std::chrono::milliseconds(static_cast<int>(p.cost_deg / 6.0 * 1000.0) + 4000),
+                                [&] { return restart_times().second >= 0.0; });
+    const auto [started, settled] = restart_times();
+    EXPECT_TRUE(on_target) << "pass start at " << started << " s";
+    EXPECT_GE(settled - started, p.cost_deg / 6.0 - 1.0) << "pass start at " << started << " s, on target at " << settled;
+    // ... and the new dummy is on the track again.
     feed(runner, 1.0, 1000ms);
+    settle(runner);
     rotctl_probe probe2(port_);
+    const double t_back = runner.snapshot().sim_time;
     const auto moved = probe2.position();
     ASSERT_TRUE(moved.has_value());
-    const auto want = look(p.start + sim::seconds_d(runner.snapshot().sim_time));
-    // Moving from (0, 0) toward the track: closer than it started.
-    EXPECT_LT(pointing_error_deg(*moved, want), pointing_error_deg({0.0, 0.0}, want) - 3.0)
-        << "az " << moved->az_deg << " el " << moved->el_deg;
+    const auto want = look(p.start + sim::seconds_d(t_back));
+    EXPECT_LT(pointing_error_deg(*moved, want), 0.1) << "az " << moved->az_deg << " el " << moved->el_deg;
 
     const auto events = ev.get();
     ASSERT_GE(events.size(), 2u);
