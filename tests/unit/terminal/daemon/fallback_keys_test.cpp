@@ -2,8 +2,10 @@
 // the [security] fallback configuration errors, the persisted counter across restarts, two link
 // engines whose QKD keys run out mid-transfer and continue on fallback keys, then return to QKD keys,
 // and two qlinkd processes (test relay) whose keys run out while a file crosses.
+#include "qlink/keymgmt/inject.hpp"
 #include "qlink/modem/key_source.hpp"
 #include "qlink/terminal/fallback_keys.hpp"
+#include "qlink/terminal/link_keys.hpp"
 #include "qlink/terminal/link_engine.hpp"
 #include "qlink/terminal/qlinkd_config.hpp"
 
@@ -261,6 +263,51 @@ TEST(fallback_keys, no_key_is_handed_out_when_the_counter_cannot_be_written)
     const auto id = g.next_key(k);
     ASSERT_TRUE(id.has_value());
     EXPECT_EQ(*id, fallback_key_id(link_role::ground, 1)) << "the failed attempt consumed no index";
+}
+
+TEST(fallback_keys, qkmd_keys_with_a_link_id_in_the_fallback_range_are_skipped_and_never_asked_for)
+{
+    temp_dir dir;
+    keymgmt::key_store::config sc;
+    sc.db_path = dir.path / "keys.db";
+    sc.master_key_path = dir.path / "master.key";
+    sc.full_sync = false;
+    auto store = keymgmt::open_key_store(sc);
+    // The oldest key's UUID starts with 0xFFF...: its link ID would read as a fallback key ID.
+    keymgmt::key_id in_range{}, normal{};
+    for (std::size_t i = 0; i < in_range.size(); ++i) {
+        in_range[i] = static_cast<std::uint8_t>(0x11 * i);
+        normal[i] = static_cast<std::uint8_t>(0x21 + i);
+    }
+    in_range[0] = 0xFF;
+    in_range[1] = 0xF4;
+    in_range[15] |= 1;  // both in partition 1, the one NEXT_KEY below draws from
+    normal[15] |= 1;
+    std::array<std::uint8_t, 32> m1{}, m2{};
+    m1.fill(0x5A);
+    m2.fill(0xA5);
+    const std::vector<keymgmt::new_key> keys{{in_range, m1}, {normal, m2}};
+    ASSERT_TRUE(store->add(keys, keymgmt::key_state::active).ok());
+    keymgmt::inject_server::config ic;
+    ic.socket_path = (dir.path / "inject.sock").string();
+    ic.partition = 1;
+    auto server = keymgmt::start_inject_server(ic, *store);
+
+    std::vector<std::string> errors;
+    inject_key_source src({ic.socket_path, 1, [&](const std::string& m) { errors.push_back(m); }},
+                          std::make_shared<key_id_directory>());
+    ASSERT_TRUE(is_fallback_key_id(key_id_directory::link_id_of(in_range)));
+    key k{};
+    const auto id = src.next_key(k);
+    ASSERT_TRUE(id.has_value()) << (errors.empty() ? "" : errors.back());
+    EXPECT_EQ(*id, key_id_directory::link_id_of(normal)) << "the in-range key must be skipped";
+    EXPECT_EQ(k, m2);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_NE(errors[0].find("fallback range"), std::string::npos) << errors[0];
+    // A fallback ID is refused at once: not a qkmd error, not an unknown ID at qkmd.
+    EXPECT_FALSE(src.key_by_id(fallback_key_id(link_role::space, 3), k));
+    EXPECT_EQ(errors.size(), 1u);
+    EXPECT_EQ(src.counters().unknown_ids.load(), 0u);
 }
 
 // ---- configuration ----
