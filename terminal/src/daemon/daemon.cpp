@@ -648,6 +648,8 @@ link_status daemon::status()
     if (st.active_key_id != 0) s.keys.active_key_id = st.active_key_id;
     s.keys.rotations = st.rotations;
     s.keys.keys_consumed = tx_keys_->taken() + rx_keys_->taken();
+    if (fallback_) s.keys.fallback_keys = fallback_->counters().keys_sent.load();
+    s.keys.source = is_fallback_key_id(st.active_key_id) ? "fallback" : "primary";
     if (cfg_.keys.source == key_source_kind::memory) {
         // Keys left for this end's transmitter.
         const std::uint64_t taken = tx_keys_->taken();

@@ -91,7 +91,8 @@ std::string render_status_json(const link_status& s)
       << ",\"in_flight\":" << jnum(s.arq.in_flight) << ",\"bytes_delivered\":" << jnum(s.arq.bytes_delivered)
       << ",\"bytes_acked\":" << jnum(s.arq.bytes_acked) << "},\"keys\":{\"active_key_id\":" << jnum(s.keys.active_key_id)
       << ",\"rotations\":" << jnum(s.keys.rotations) << ",\"keys_consumed\":" << jnum(s.keys.keys_consumed)
-      << ",\"pool_level\":" << jnum(s.keys.pool_level) << "},\"qkd\":{\"qber\":" << jnum(s.qkd.qber)
+      << ",\"pool_level\":" << jnum(s.keys.pool_level) << ",\"fallback_keys\":" << jnum(s.keys.fallback_keys)
+      << ",\"source\":" << jstr(s.keys.source) << "},\"qkd\":{\"qber\":" << jnum(s.qkd.qber)
       << ",\"secret_key_rate_bps\":" << jnum(s.qkd.secret_key_rate_bps) << "},\"user\":{\"bytes_in\":" << s.user.bytes_in
       << ",\"bytes_out\":" << s.user.bytes_out << "}}";
     return o.str();
@@ -140,6 +141,9 @@ std::string render_metrics(const link_status& s)
     p.counter("qlinkd_key_rotations_total", "Key rotations of the transmitter.", s.keys.rotations);
     p.counter("qlinkd_keys_consumed_total", "Keys taken from the key source (both directions).", s.keys.keys_consumed);
     p.gauge("qlinkd_key_pool_level", "Keys ready in the key source (qkmd ACTIVE keys).", s.keys.pool_level);
+    p.counter("qlinkd_fallback_keys_total", "Classical X25519 fallback keys this transmitter took (QKD keys had run out).",
+              s.keys.fallback_keys);
+    p.state("qlinkd_key_source", "Source of the transmit key now (1 = current).", s.keys.source, {"primary", "fallback"});
     p.gauge("qlinkd_qkd_qber", "QBER of the current pass (from qkmd).", s.qkd.qber);
     p.gauge("qlinkd_qkd_secret_key_rate_bps", "Secret key rate of the current pass (from qkmd).", s.qkd.secret_key_rate_bps);
     p.counter("qlinkd_user_bytes_in_total", "Bytes taken from local users (TCP and UDP).", u64{s.user.bytes_in});

@@ -41,6 +41,10 @@ struct link_status {
     } arq;
     struct {
         std::optional<std::uint64_t> active_key_id, rotations, keys_consumed, pool_level;
+        /// security.on_exhaustion = "fallback": classical keys this transmitter took (null under "stop").
+        std::optional<std::uint64_t> fallback_keys;
+        /// "fallback" while the transmit key is a classical fallback key, else "primary" (QKD or test keys).
+        std::string source = "primary";
     } keys;
     struct {
         std::optional<double> qber, secret_key_rate_bps;

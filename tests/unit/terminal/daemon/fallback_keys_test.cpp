@@ -714,6 +714,10 @@ TEST(fallback_keys, qlinkd_pair_carries_a_file_on_fallback_keys_after_the_test_k
     const auto s_status = space.status();
     ASSERT_FALSE(s_status.is_discarded());
     EXPECT_TRUE(is_fallback_key_id(s_status["keys"]["active_key_id"].get<std::uint32_t>())) << s_status.dump();
+    EXPECT_EQ(s_status["keys"]["source"], "fallback") << s_status.dump();
+    // One WARN line per fallback key; the log is read after the status, so it may have a few more.
+    EXPECT_GE(s_status["keys"]["fallback_keys"].get<std::uint64_t>(), 1u) << s_status.dump();
+    EXPECT_LE(s_status["keys"]["fallback_keys"].get<std::uint64_t>(), logged_fallback_ids(space.log()).size()) << s_status.dump();
     const auto slog = space.log();
     const auto sids = logged_fallback_ids(slog);
     ASSERT_FALSE(sids.empty()) << slog;
