@@ -13,7 +13,7 @@ namespace qlink::modem {
 inline constexpr std::size_t link_key_length = 32;  // AES-256
 
 /// A key source hands out 256-bit keys identified by a 32-bit key ID. Both ends of a link hold the
-/// same keys under the same IDs (QKD, or the hybrid classical exchange). Implementations must not
+/// same keys under the same IDs (QKD, or the classical fallback keys). Implementations must not
 /// hand out the same key ID twice from next_key().
 class link_key_source {
 public:

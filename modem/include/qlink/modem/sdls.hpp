@@ -45,7 +45,7 @@ std::optional<sdls_header> parse_sdls_header(std::span<const std::uint8_t> in);
 
 enum class key_exhaustion_policy {
     stop,      ///< stop protected traffic; protect() returns keys_exhausted and the alarm fires
-    fallback,  ///< take keys from the fallback (hybrid classical) source; stop when it runs out too
+    fallback,  ///< take keys from the fallback source (qlinkd: classical X25519 keys); stop when it runs out too
 };
 
 struct sdls_counters {

@@ -126,7 +126,7 @@ std::unique_ptr<security_association> sdls_transmitter::make_sa(bool allow_fallb
         if (id) {
             ++c_.fallback_keys;
             if (cfg_.alarm) {
-                cfg_.alarm("SDLS: QKD keys exhausted; using fallback (hybrid classical) key ID " + std::to_string(*id));
+                cfg_.alarm("SDLS: QKD keys exhausted; using a classical fallback key, ID " + std::to_string(*id));
             }
         }
     }
