@@ -611,6 +611,25 @@ link_status daemon::status()
         if (p.communication_rms_rad) s.pat.communication_rms_urad = *p.communication_rms_rad * 1e6;
         s.pat.lag_s = p.lag_s;
         s.pat.skipped_s = p.skipped_s;
+        if (p.mount.backend == "rotctld") {
+            const auto& m = p.mount;
+            s.mount.health = m.health;
+            s.mount.failed_commands = m.failed_commands;
+            s.mount.faults = m.faults;
+            s.mount.pace_faults = m.pace_faults;
+            s.mount.holds = m.holds;
+            s.mount.commands = m.device.commands;
+            s.mount.rejected = m.device.rejected;
+            s.mount.timeouts = m.device.timeouts;
+            s.mount.reconnects = m.device.reconnects;
+            s.mount.protocol_errors = m.device.protocol_errors;
+            if (m.position) {
+                s.mount.az_deg = m.position->az_deg;
+                s.mount.el_deg = m.position->el_deg;
+            }
+            s.mount.error_deg = m.error_deg;
+            s.mount.pace = m.pace;
+        }
     }
     if (have_sim_time_.load()) s.sim_time = sim_time_.load();
     {
@@ -736,6 +755,14 @@ int daemon::run()
                           {{"from", std::string(to_string(t.from))}, {"to", std::string(to_string(t.to))},
                            {"reason", std::string(to_string(t.reason))}, {"sim_time", daemon_log::num(sim_time)},
                            {"elevation_deg", daemon_log::num(el)}});
+            }, [this](std::string_view event, const mount_snapshot& m) {
+                const std::string ev(event);
+                const std::string address = cfg_.terminal.mount_host + ":" + std::to_string(cfg_.terminal.mount_port);
+                if (ev == "mount_recovered") {
+                    log_.info("hw", "mount_recovered", {{"mount", "rotctld"}, {"address", address}});
+                } else {
+                    log_.warn("hw", ev.c_str(), {{"mount", "rotctld"}, {"address", address}, {"health", m.health}, {"error", m.last_error}});
+                }
             });
         } catch (const qlinkd_config_error& e) {
             log_.error("pat", "bad_pat_config", {{"error", e.what()}});

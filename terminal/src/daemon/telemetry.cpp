@@ -122,6 +122,24 @@ std::string render_metrics(const link_status& s)
     p.gauge("qlinkd_pat_lag_seconds", "How far the PAT controller is behind the relay's simulated time.", s.pat.lag_s);
     p.gauge("qlinkd_pat_skipped_seconds", "Simulated time the PAT skipped to stay within terminal.max_lag_s.",
             s.pat.skipped_s);
+    if (!s.mount.health.empty()) {
+        p.state("qlinkd_mount_health", "Real mount (rotctld) health (1 = current); not ok: PAT held idle, mount stopped.",
+                s.mount.health, {"ok", "fault", "too_fast"});
+    }
+    p.counter("qlinkd_mount_failed_commands_total", "rotctld commands that failed (RPRT error, timeout, disconnect, garbage).",
+              s.mount.failed_commands);
+    p.counter("qlinkd_mount_faults_total", "Real mount health changes into fault.", s.mount.faults);
+    p.counter("qlinkd_mount_pace_faults_total", "Mount stopped because the pass ran faster than real time.", s.mount.pace_faults);
+    p.counter("qlinkd_mount_holds_total", "Times the PAT was held idle until the real mount answered again.", s.mount.holds);
+    p.counter("qlinkd_mount_commands_total", "Commands sent to rotctld (P, p, S, K).", s.mount.commands);
+    p.counter("qlinkd_mount_rejected_total", "rotctld RPRT -n replies.", s.mount.rejected);
+    p.counter("qlinkd_mount_timeouts_total", "rotctld commands without an answer in time.", s.mount.timeouts);
+    p.counter("qlinkd_mount_reconnects_total", "Reconnections to rotctld.", s.mount.reconnects);
+    p.counter("qlinkd_mount_protocol_errors_total", "rotctld replies that were not the protocol.", s.mount.protocol_errors);
+    p.gauge("qlinkd_mount_azimuth_degrees", "Real mount azimuth axis as last read back (p).", s.mount.az_deg);
+    p.gauge("qlinkd_mount_elevation_degrees", "Real mount elevation axis as last read back (p).", s.mount.el_deg);
+    p.gauge("qlinkd_mount_error_degrees", "Largest axis difference of that reading to the command in force.", s.mount.error_deg);
+    p.gauge("qlinkd_mount_pace", "Relay simulated seconds per wall second (a real mount needs <= 1.2).", s.mount.pace);
     p.gauge("qlinkd_elevation_degrees", "Satellite elevation seen from the station.", s.elevation_deg);
     p.gauge("qlinkd_rx_power_dbm", "Received power of the link this end receives.", s.rx_power_dbm);
     p.gauge("qlinkd_esn0_db", "Es/N0 (RF) or photons per slot (optical) of the received link.", s.esn0_db);

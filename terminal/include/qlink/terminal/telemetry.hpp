@@ -30,6 +30,14 @@ struct link_status {
         std::optional<double> skipped_s;                   ///< simulated time skipped to bound that lag
     } pat;
 
+    /// The real mount (terminal.mount = "rotctld"; empty/null otherwise). /metrics only.
+    struct {
+        std::string health;  ///< ok | fault | too_fast; empty without a real mount
+        std::optional<std::uint64_t> failed_commands, faults, pace_faults, holds;
+        std::optional<std::uint64_t> commands, rejected, timeouts, reconnects, protocol_errors;
+        std::optional<double> az_deg, el_deg, error_deg, pace;
+    } mount;
+
     struct {
         std::optional<std::uint64_t> tx, rx_ok, rx_crc_fail, rs_corrected, ldpc_iterations, decode_fail;
     } frames;

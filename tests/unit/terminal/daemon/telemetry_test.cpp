@@ -180,3 +180,40 @@ TEST(qlinkd_telemetry, pat_counters_in_status_and_metrics)
     EXPECT_EQ(prometheus_value(text, "qlinkd_pat_residual_error_urad"), 1.25);
     EXPECT_EQ(prometheus_value(text, "qlinkd_pat_skipped_seconds"), 0.0);
 }
+
+TEST(qlinkd_telemetry, real_mount_and_key_source_in_metrics)
+{
+    // Without a real mount: no health state, mount counters absent; the key source is "primary".
+    link_status off;
+    const auto t0 = render_metrics(off);
+    EXPECT_EQ(t0.find("qlinkd_mount_health"), std::string::npos);
+    EXPECT_FALSE(prometheus_value(t0, "qlinkd_mount_failed_commands_total"));
+    EXPECT_EQ(prometheus_value(t0, "qlinkd_key_source{state=\"primary\"}"), 1.0);
+    EXPECT_EQ(json::parse(render_status_json(off))["keys"]["source"], "primary");
+
+    link_status s;
+    s.mount.health = "fault";
+    s.mount.failed_commands = 4;
+    s.mount.faults = 1;
+    s.mount.commands = 146;
+    s.mount.timeouts = 2;
+    s.mount.az_deg = 187.5;
+    s.mount.error_deg = 0.25;
+    s.mount.pace = 1.0;
+    s.keys.source = "fallback";
+    s.keys.fallback_keys = 3;
+    const auto t = render_metrics(s);
+    EXPECT_EQ(prometheus_value(t, "qlinkd_mount_health{state=\"fault\"}"), 1.0);
+    EXPECT_EQ(prometheus_value(t, "qlinkd_mount_health{state=\"ok\"}"), 0.0);
+    EXPECT_EQ(prometheus_value(t, "qlinkd_mount_failed_commands_total"), 4.0);
+    EXPECT_EQ(prometheus_value(t, "qlinkd_mount_commands_total"), 146.0);
+    EXPECT_EQ(prometheus_value(t, "qlinkd_mount_timeouts_total"), 2.0);
+    EXPECT_EQ(prometheus_value(t, "qlinkd_mount_azimuth_degrees"), 187.5);
+    EXPECT_EQ(prometheus_value(t, "qlinkd_mount_error_degrees"), 0.25);
+    EXPECT_EQ(prometheus_value(t, "qlinkd_key_source{state=\"fallback\"}"), 1.0);
+    EXPECT_EQ(prometheus_value(t, "qlinkd_key_source{state=\"primary\"}"), 0.0);
+    EXPECT_EQ(prometheus_value(t, "qlinkd_fallback_keys_total"), 3.0);
+    const auto j = json::parse(render_status_json(s));
+    EXPECT_EQ(j["keys"]["source"], "fallback");
+    EXPECT_EQ(j["keys"]["fallback_keys"], 3);
+}
