@@ -1,5 +1,6 @@
 // Link pipeline throughput: the receive chain (sync .. RS .. CRC .. AES-256-GCM .. packets) with and without Viterbi, and TX.
 #include "chain/rs_check.hpp"
+#include "qlink/modem/coding_chain.hpp"
 #include "qlink/modem/cpu.hpp"
 #include "qlink/modem/link_pipeline.hpp"
 #include "qlink/modem/reed_solomon.hpp"
@@ -90,6 +91,67 @@ void run_rx(benchmark::State& state, const std::string& profile, std::size_t fra
         total += delivered;
         frames_ok += rx->stats().frames_ok;
         state.PauseTiming();
+        rx.reset();
+        state.ResumeTiming();
+    }
+    if (frames_ok != state.iterations() * in.frames) {
+        state.SkipWithError("frames lost in a noiseless benchmark");
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(total));
+    state.counters["user_bits/s"] = benchmark::Counter(static_cast<double>(total * 8), benchmark::Counter::kIsRate);
+    state.counters["channel_bits/s"] = benchmark::Counter(
+        static_cast<double>(state.iterations() * in.llr.size()), benchmark::Counter::kIsRate);
+}
+
+// The same receive chain with the Viterbi deciding 32768-bit windows (chain_decoder::config::
+// viterbi_window; rx_link_pipeline keeps the default 8192): the chain decoder runs here and
+// hands its good frames to the pipeline's frame layer (on_frame), which is what push() does.
+void bm_rx_chain_viterbi_window(benchmark::State& state)
+{
+    const std::string profile = "ccsds-tm-rs223i4-conv12";
+    const rx_input in = make_input(profile, 128, static_cast<std::uint64_t>(state.range(0)));
+    std::uint64_t delivered = 0, total = 0, frames_ok = 0;
+    rx_link_pipeline::config c;
+    c.profile = *find_profile(profile);
+    c.spacecraft_id = 0xAB;
+    chain_decoder::config dc;
+    dc.profile = c.profile;
+    dc.viterbi_window = static_cast<std::size_t>(state.range(1));
+    for (auto _ : state) {
+        state.PauseTiming();
+        memory_key_source keys;
+        keys.add(1, key_bytes(1));
+        auto rx = std::make_unique<rx_link_pipeline>(c, &keys, [&](std::uint8_t, std::span<const std::uint8_t> p) {
+            delivered += p.size() - inspect_packet(p).header_length;
+        });
+        auto dec = std::make_unique<chain_decoder>(dc);
+        std::vector<std::uint8_t> data(dec->frames_per_push() * dec->data_bytes());
+        std::vector<chain_frame_report> reports(dec->frames_per_push());
+        delivered = 0;
+        state.ResumeTiming();
+        const std::size_t db = dec->data_bytes();
+        auto deliver = [&](const chain_decoder::result& r) {
+            for (std::size_t f = 0; f < r.frames; ++f) {
+                if (!reports[f].ok) {
+                    continue;
+                }
+                ++frames_ok;
+                rx->on_frame(std::span<std::uint8_t>(data).subspan(f * db, db));
+            }
+        };
+        for (std::size_t pos = 0; pos < in.llr.size();) {
+            const auto r = dec->push(std::span<const llr_t>(in.llr).subspan(pos), data, reports);
+            deliver(r);
+            if (!r.ok || (r.consumed == 0 && r.frames == 0)) {
+                state.SkipWithError("chain decoder stalled");
+                break;
+            }
+            pos += r.consumed;
+        }
+        deliver(dec->finish(data, reports));
+        total += delivered;
+        state.PauseTiming();
+        dec.reset();
         rx.reset();
         state.ResumeTiming();
     }
@@ -216,6 +278,12 @@ void bm_tx_chain_conv(benchmark::State& state) { run_tx(state, "ccsds-tm-rs223i4
 // Arg: one channel bit in N flipped (0: clean input).
 BENCHMARK(bm_rx_chain_no_viterbi)->Arg(0)->Arg(4000)->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_rx_chain_viterbi)->Arg(0)->Arg(4000)->Unit(benchmark::kMillisecond);
+// Args: flip rate as above, Viterbi window (decoded bits).
+BENCHMARK(bm_rx_chain_viterbi_window)
+    ->Args({0, 8192})
+    ->Args({0, 32768})
+    ->Args({4000, 32768})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_rx_frames_sdls)->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_tx_chain_no_conv);
 BENCHMARK(bm_tx_chain_conv);

@@ -110,9 +110,11 @@ public:
         /// Decoded bits the streaming Viterbi decides at a time (viterbi_decoder::config::
         /// stream_window): frames come out up to this many bits (+ traceback) after
         /// their symbols went in. 32768 runs the decoder ~1.2-1.4x faster than 8192 (less
-        /// run-in, traceback tail and setup per bit); at 1 Mbit/s of decoded data it
-        /// holds frames back by up to ~33 ms.
-        std::size_t viterbi_window = 32768;
+        /// run-in, traceback tail and setup per bit) but holds up to ~3 more frames back
+        /// (at 1 Mbit/s of decoded data, up to ~33 ms); callers that never call finish()
+        /// see those frames later. Throughput-bound callers (file decoding, the benchmarks)
+        /// set 32768.
+        std::size_t viterbi_window = 8192;
         /// Synchroniser tolerances (marker bit errors) after the inner decoder.
         unsigned search_tolerance = 3;
         unsigned lock_tolerance = 6;

@@ -599,17 +599,21 @@ TEST(chain, locked_frames_that_never_decode_start_an_alignment_search) {
     for (std::size_t f = 5; f < 17; ++f)
         for (std::size_t i = f * fl + 300; i < (f + 1) * fl - 300; ++i)
             soft[i] = static_cast<llr_t>(static_cast<int>(rng() % 255) - 127);
-    const auto r = receive(p, soft);
-    EXPECT_GE(r.counters.false_locks, 1u);
-    EXPECT_GE(r.counters.realignments, 1u);
-    EXPECT_EQ(r.counters.frames_no_room, 0u);
-    for (std::size_t f = 0; f < 30; ++f) {
-        const bool got = std::find(r.good.begin(), r.good.end(), t.data[f]) != r.good.end();
-        if (f < 5 || f >= 17) {
-            EXPECT_TRUE(got) << "frame " << f;
+    // The default window and the wide one (up to ~3 frames inside the decoder when the search starts).
+    for (std::size_t window : {std::size_t{0}, std::size_t{32768}}) {
+        SCOPED_TRACE(::testing::Message() << "viterbi_window " << window);
+        const auto r = receive(p, soft, 5000, 16, "auto", window);
+        EXPECT_GE(r.counters.false_locks, 1u);
+        EXPECT_GE(r.counters.realignments, 1u);
+        EXPECT_EQ(r.counters.frames_no_room, 0u);
+        for (std::size_t f = 0; f < 30; ++f) {
+            const bool got = std::find(r.good.begin(), r.good.end(), t.data[f]) != r.good.end();
+            if (f < 5 || f >= 17) {
+                EXPECT_TRUE(got) << "frame " << f;
+            }
         }
+        EXPECT_EQ(matched(t, r), r.good.size()) << "a frame arrived twice or out of order";
     }
-    EXPECT_EQ(matched(t, r), r.good.size()) << "a frame arrived twice or out of order";
 }
 
 // ------------------------------------------------------------------ outages (issue 5)
@@ -679,7 +683,7 @@ TEST_P(chain_outage, frames_resume_after_outage_of_random_length) {
     }
 }
 
-// The chain's default window (32768 bits) holds up to ~3 frames inside the decoder; a search
+// A 32768-bit window holds up to ~3 frames inside the decoder; a search
 // replays from the end of the last good frame, so those frames are not lost to a search, and
 // recovery after an outage is no slower than with the decoder's narrowest window (8192).
 TEST(chain_outage_window, wide_window_recovers_as_fast_as_the_narrow_one) {
