@@ -1,8 +1,10 @@
 // End-to-end faults (label slow): kill -9 of one qkmd mid-pass and its restart; the far end's qlinkd
-// restarted mid-pass. The file must still arrive intact, the key stores agree, no key be reused.
+// restarted mid-pass. The file must still arrive intact (exactly once: the restarted qlinkd resumes
+// from its delivery record), the key stores agree, no key be reused.
 #include "pass_e2e_util.hpp"
 
 #include <cmath>
+#include <fstream>
 #include <sstream>
 
 namespace qlink::e2e {
@@ -69,6 +71,13 @@ TEST(e2e_pass_fault, far_end_qlinkd_restarted_arq_recovers) {
     EXPECT_TRUE(r.file_intact) << r.failure << ctx;
     EXPECT_TRUE(r.keys_unique) << ctx;
     EXPECT_TRUE(r.ok) << r.failure << ctx;
+    // The restarted daemon resumed the file's stream from its delivery record (link.state_dir):
+    // exactness comes from that record, not from luck in where the kill fell.
+    std::ifstream log(d.path / "logs" / "qlinkd-ground.log");
+    std::stringstream text;
+    text << log.rdbuf();
+    const std::string l = text.str();
+    EXPECT_NE(l.find("event=resume stream=0"), std::string::npos) << "no resume from the record in the ground log" << ctx;
 }
 
 }  // namespace

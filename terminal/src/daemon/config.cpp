@@ -234,7 +234,7 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
 
     const section ln(sub(root, "link"), "link",
                      {"role", "tx_profile", "rx_profile", "spacecraft_id", "tx_vcid", "drain_timeout_s",
-                      "exit_after_pass"});
+                      "exit_after_pass", "state_dir"});
     if (!ln.present() || !ln.has("role")) throw err("key 'link.role' is required; allowed values: ground, space");
     c.link.role = ln.choice("role", "ground", {"ground", "space"}) == "ground" ? link_role::ground : link_role::space;
     const bool ground = c.link.role == link_role::ground;
@@ -244,6 +244,7 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     c.link.tx_vcid = static_cast<std::uint8_t>(ln.integer("tx_vcid", 1, 0, 62));
     c.link.drain_timeout_s = ln.real("drain_timeout_s", 10.0, 0.0, 3600.0);
     c.link.exit_after_pass = ln.boolean("exit_after_pass", false);
+    c.link.state_dir = resolve(base_dir, ln.str("state_dir", ""));
 
     const section st(sub(root, "station"), "station", {"lat_deg", "lon_deg", "alt_m"});
     if (st.present()) {

@@ -20,11 +20,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <random>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -146,6 +148,7 @@ public:
 private:
     // keys, engine
     bool make_keys_and_engine();
+    bool open_delivery_record(link_engine_config& ec);
     // air
     void air_loop();
     void air_tx_loop(sim::air_client* client, std::size_t block_bits);
@@ -185,7 +188,7 @@ private:
     std::atomic<std::uint64_t> air_rx_msgs_{0}, air_tx_msgs_{0}, air_tx_bits_{0}, air_rx_llrs_{0}, air_reconnects_{0},
         air_protocol_errors_{0};
     std::thread air_thread_;
-    std::random_device spi_seed_;  // first SPI per start (see make_keys_and_engine)
+    std::random_device spi_seed_;  // first SPI and ARQ sessions per start (see make_keys_and_engine)
 
     // user side
     struct connection {
@@ -194,9 +197,13 @@ private:
         bool read_eof = false;   // the user will send no more
         bool write_dead = false; // the user is gone: nothing more can be delivered
         byte_queue in;           // taken from the user, not yet accepted by the engine
-        byte_queue out;          // from the engine, not yet written to the user
         std::string peer;
     };
+    // Per stream: taken from the engine, not yet written to a user. Kept per stream, not per
+    // connection, so a user that goes away leaves them to the next connection on the stream (the
+    // engine confirms to the far end only what was written: ack_consumed_only).
+    std::array<byte_queue, link_max_streams> stream_out_;
+    std::unique_ptr<delivery_record> record_;  // link.state_dir: what the users hold, for a restart
     int tcp_fd_ = -1, udp_fd_ = -1;
     std::uint16_t tcp_port_ = 0, udp_port_ = 0, telemetry_port_ = 0;
     std::vector<connection> conns_;
@@ -266,6 +273,18 @@ bool daemon::make_keys_and_engine()
     // (here, at the configuration edge), in the lower half so rotations do not wrap; a draw that
     // hits a live SA of the predecessor (a few in 32767) only costs the wait as before.
     ec.spi = static_cast<std::uint16_t>(std::uniform_int_distribution<int>(1, 0x7FFF)(spi_seed_));
+    // ARQ sessions drawn per start too: the relay's simulated time (from which they are derived
+    // otherwise) repeats from run to run, and a delivery record left by another link must not match
+    // this link's sender.
+    for (std::uint32_t* session : {&ec.arq_tx_session, &ec.arq_rx_session}) {
+        do {
+            *session = static_cast<std::uint32_t>(spi_seed_());
+        } while (*session == 0);
+    }
+    // The far end releases a byte only once it is written to our user's socket (user_stream_io), so
+    // what is buffered here when this process dies is resent to the next one.
+    ec.ack_consumed_only = true;
+    if (!open_delivery_record(ec)) return false;
     // Keys running out stops protected traffic: that must be loud (rate-limited, never key bytes).
     ec.on_alarm = [this](std::string_view m) { log_.warn_limited("keys", "alarm", std::string(m)); };
     try {
@@ -274,6 +293,50 @@ bool daemon::make_keys_and_engine()
         log_.error("link", "bad_link_config", {{"error", e.what()}});
         std::cerr << "qlinkd: configuration: " << e.what() << '\n';
         return false;
+    }
+    return true;
+}
+
+// The delivery record in link.state_dir: where each stream's user was when the last process stopped
+// (or died), handed to the engine as its resume points. Order per write to a user (user_stream_io):
+// record the position the write leads to (intend), write, record what was written (commit), then tell
+// the engine (consumed), which only then lets the far end release those bytes. Why this order, kill by
+// kill: docs/qlinkd.md, "Restart of the far end".
+bool daemon::open_delivery_record(link_engine_config& ec)
+{
+    if (cfg_.link.state_dir.empty()) return true;
+    std::error_code fe;
+    std::filesystem::create_directories(cfg_.link.state_dir, fe);
+    if (fe) {
+        log_.error("link", "bad_state_dir", {{"state_dir", cfg_.link.state_dir}, {"error", fe.message()}});
+        std::cerr << "qlinkd: link.state_dir " << cfg_.link.state_dir << ": " << fe.message() << '\n';
+        return false;
+    }
+    const std::string path = (std::filesystem::path(cfg_.link.state_dir) / "delivery.state").string();
+    try {
+        record_ = std::make_unique<delivery_record>(path);
+    } catch (const std::runtime_error& e) {
+        log_.error("link", "bad_delivery_record", {{"error", e.what()}});
+        std::cerr << "qlinkd: " << e.what() << '\n';
+        return false;
+    }
+    for (std::uint8_t k = 0; k < link_max_streams; ++k) {
+        const auto e = record_->loaded(k);
+        if (!e) continue;
+        // A write was in progress when the last process died. A send() the kill interrupts completes
+        // (non-blocking socket) and the process dies on its return, so take it as written; it was not
+        // only if the kill fell in the few instructions before the call, or the socket took part of it.
+        if (e->intended != e->written) {
+            const bool same = e->intended.sender_session == e->written.sender_session && e->intended.offset >= e->written.offset;
+            log_.warn("link", "delivery_uncertain",
+                      {{"stream", std::to_string(k)}, {"first_byte", std::to_string(e->written.offset)},
+                       {"length", same ? std::to_string(e->intended.offset - e->written.offset) : std::string("?")},
+                       {"note", "a write to the user was in progress at the last stop; taken as written"}});
+        }
+        ec.resume[k] = e->intended;
+        record_->commit(k, e->intended);
+        log_.info("link", "resume", {{"stream", std::to_string(k)}, {"offset", std::to_string(e->intended.offset)},
+                                     {"sender_session", std::to_string(e->intended.sender_session)}, {"record", path}});
     }
     return true;
 }
@@ -477,23 +540,28 @@ void daemon::user_stream_io()
             user_bytes_in_ += took;
             pending_user_bytes_ -= took;
         }
-        // link -> user
-        if (c.out.empty() && !c.write_dead) {
+        // link -> user. The far end may release a byte only once it is written here (consumed()), and
+        // with a record only after the record says so: see open_delivery_record for the order.
+        auto& out = stream_out_[c.stream];
+        if (out.empty() && !c.write_dead) {
             const std::size_t n = engine_->receive(c.stream, io_buf_);
-            if (n > 0) c.out.append(io_buf_.data(), n);
+            if (n > 0) out.append(io_buf_.data(), n);
         }
-        while (!c.out.empty() && !c.write_dead) {
-            const ssize_t n = ::send(c.fd, c.out.data().data(), c.out.size(), MSG_NOSIGNAL);
-            if (n > 0) {
-                c.out.consume(static_cast<std::size_t>(n));
-                user_bytes_out_ += static_cast<std::uint64_t>(n);
+        while (!out.empty() && !c.write_dead) {
+            if (record_) record_->intend(c.stream, engine_->position_after(c.stream, out.size()));
+            const ssize_t n = ::send(c.fd, out.data().data(), out.size(), MSG_NOSIGNAL);
+            const std::size_t sent = n > 0 ? static_cast<std::size_t>(n) : 0;
+            if (record_) record_->commit(c.stream, engine_->position_after(c.stream, sent));
+            if (sent > 0) {
+                engine_->consumed(c.stream, sent);
+                out.consume(sent);
+                user_bytes_out_ += sent;
             } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
                 break;
             } else {
-                // Bytes already taken from the engine for a user who left are lost to that user: say so.
-                log_.warn("user", "undeliverable", {{"peer", c.peer}, {"stream", std::to_string(c.stream)},
-                                                    {"bytes", std::to_string(c.out.size())}});
-                c.out.consume(c.out.size());
+                // The user left: what is not written stays for the next connection on this stream.
+                log_.warn("user", "write_failed", {{"peer", c.peer}, {"stream", std::to_string(c.stream)},
+                                                   {"kept_bytes", std::to_string(out.size())}});
                 c.write_dead = true;
             }
         }
@@ -564,7 +632,7 @@ void daemon::user_loop()
         for (const auto& c : conns_) {
             short ev = 0;
             if (c.in.empty() && !c.read_eof) ev |= POLLIN;
-            if (!c.out.empty()) ev |= POLLOUT;
+            if (!stream_out_[c.stream].empty() && !c.write_dead) ev |= POLLOUT;
             busy = busy || !c.in.empty();
             fds.push_back({c.fd, ev, 0});
         }
@@ -730,11 +798,21 @@ int daemon::finish(bool drained)
         ::close(c.fd);
     }
     conns_.clear();
+    for (std::size_t k = 0; k < stream_out_.size(); ++k) {
+        // Not written to a user, so not confirmed to the far end either: its report names them.
+        if (!stream_out_[k].empty()) {
+            log_.warn("user", "unwritten", {{"stream", std::to_string(k)}, {"bytes", std::to_string(stream_out_[k].size())}});
+        }
+    }
+    if (record_ && !record_->sync()) {
+        log_.warn("link", "record_sync_failed", {{"record", record_->path()}, {"error", std::strerror(errno)}});
+    }
     const auto st = engine_->stats();
     log_.info("link", "stopped",
               {{"drained", drained ? "true" : "false"}, {"undelivered_bytes", std::to_string(total)},
                {"bytes_acked", std::to_string(st.bytes_acked)}, {"bytes_delivered", std::to_string(st.bytes_delivered)},
-               {"rotations", std::to_string(st.rotations)}, {"retransmissions", std::to_string(st.arq_retransmissions)}});
+               {"rotations", std::to_string(st.rotations)}, {"retransmissions", std::to_string(st.arq_retransmissions)},
+               {"resume_trimmed_bytes", std::to_string(st.resume_trimmed_bytes)}, {"resume_gaps", std::to_string(st.resume_gaps)}});
     if (http_) http_->stop();
     if (tcp_fd_ >= 0) ::close(tcp_fd_);
     if (udp_fd_ >= 0) ::close(udp_fd_);
@@ -884,6 +962,8 @@ int daemon::run()
         if (seconds_since(last_scrape) >= 1.0) {
             scrape_qkmd();
             last_scrape = steady::now();
+            // To disk once a second (a machine crash); a kill -9 loses nothing of it without this.
+            if (record_) record_->sync();
         }
         if (ended_.load() && cfg_.link.exit_after_pass) stop = true;
         if (stop) break;

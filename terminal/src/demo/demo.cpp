@@ -686,7 +686,9 @@ void demo_run::start_qlinkd() {
         std::ostringstream t;
         t << "# qlinkd " << me << ", written by qlink demo\n[link]\nrole = " << toml_str(me) << "\n"
           << (space ? "tx_profile = " : "rx_profile = ") << toml_str(cfg_.downlink_profile) << "   # the optical downlink\n"
-          << "drain_timeout_s = 5\n\n"
+          << "drain_timeout_s = 5\n"
+          // What this end's user holds per stream, so that a restarted qlinkd neither loses nor repeats bytes.
+          << "state_dir = \"state\"\n\n"
           << "[air]\nport = " << p_.air << "\n\n"
           << pat_air
           << "[keys]\n";

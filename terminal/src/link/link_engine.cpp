@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -269,17 +270,29 @@ public:
         sc.initial_rto = to_arq_time(cfg.rto_initial_s);
         sc.min_rto = to_arq_time(cfg.rto_min_s);
         sc.max_rto = to_arq_time(cfg.rto_max_s);
+        sc.session = cfg.arq_tx_session;
         arq_receiver::config qc;
         qc.window = cfg.arq_window;
         qc.max_payload = rx_payload;
         qc.max_streams = cfg.streams;
         qc.sack_bits = cfg.sack_bits;
         qc.ack_repeat = to_arq_time(cfg.ack_interval_s);
+        qc.session = cfg.arq_rx_session;
+        qc.ack_consumed_only = cfg.ack_consumed_only;
         try {
             snd_ = std::make_unique<arq_sender>(sc);
             rcv_ = std::make_unique<arq_receiver>(qc, static_cast<arq_receiver::sink&>(*this));
         } catch (const std::invalid_argument& e) {
             bad("arq", e.what());
+        }
+        pos_.resize(cfg.streams);
+        handed_.assign(cfg.streams, 0);
+        runs_.resize(cfg.streams);
+        for (std::uint8_t k = 0; k < cfg.streams; ++k) {
+            if (const auto& r = cfg.resume[k]) {
+                rcv_->resume(k, r->offset, r->sender_session);
+                pos_[k] = *r;
+            }
         }
         bits_.resize(tx_->max_block_bits());
         seg_.resize(arq_data_header_bytes + payload);
@@ -354,8 +367,46 @@ public:
             std::copy(src.begin(), src.end(), out.begin());
             f.consume(n);
             user_out_ += n;
+            if (cfg_.ack_consumed_only) {
+                handed_[stream] += n;
+            } else {
+                take(stream, n);
+            }
         }
         return n;
+    }
+
+    void consumed(std::uint8_t stream, std::size_t bytes) override
+    {
+        std::lock_guard lk(mu_);
+        if (!cfg_.ack_consumed_only || stream >= cfg_.streams) {
+            return;
+        }
+        if (bytes > handed_[stream]) {
+            ++consume_misuse_;
+            bytes = handed_[stream];
+        }
+        handed_[stream] -= bytes;
+        take(stream, bytes);
+        rcv_->consumed(stream, bytes);
+    }
+
+    stream_position position_after(std::uint8_t stream, std::size_t bytes) const override
+    {
+        std::lock_guard lk(mu_);
+        if (stream >= cfg_.streams) {
+            return {};
+        }
+        stream_position p = pos_[stream];
+        for (const run& r : runs_[stream]) {
+            if (bytes == 0) {
+                break;
+            }
+            const std::uint64_t k = std::min<std::uint64_t>(bytes, r.bytes);
+            p = {r.session, r.offset + k};
+            bytes -= static_cast<std::size_t>(k);
+        }
+        return p;
     }
 
     std::size_t receive_datagram(std::span<std::uint8_t> out) override
@@ -487,6 +538,10 @@ public:
         s.datagrams_out = dg_out_;
         s.datagrams_dropped = dg_dropped_;
         s.rx_flow_drops = flow_drops_;
+        s.bytes_consumed = user_taken_;
+        s.resume_trimmed_bytes = rcv_->counters().resume_trimmed_bytes;
+        s.resume_gaps = rcv_->counters().resume_gaps;
+        s.resume_discarded = rcv_->counters().resume_discarded;
         s.ns_frame_build = tc.frame_build.ns;
         s.ns_protect = tc.protect.ns;
         s.ns_encode = tc.encode.ns;
@@ -553,6 +608,11 @@ private:
         }
         if (cfg_.rx_stream_buffer_bytes == 0) {
             bad("rx_stream_buffer_bytes", "must be > 0");
+        }
+        for (std::size_t k = cfg_.streams; k < cfg_.resume.size(); ++k) {
+            if (cfg_.resume[k]) {
+                bad("resume", "stream " + std::to_string(k) + " is beyond streams (" + std::to_string(cfg_.streams) + ")");
+            }
         }
     }
 
@@ -778,11 +838,45 @@ private:
         return false;
     }
 
-    void deliver(std::uint16_t stream, std::uint64_t, std::span<const std::uint8_t> data) override
+    void deliver(std::uint16_t stream, std::uint64_t offset, std::span<const std::uint8_t> data) override
     {
         rx_streams_[stream].append(data);
+        // Where these bytes sit in the sender's numbering, for position_after(): one run per
+        // stretch of contiguous offsets of one sender session (a new run only after a sender
+        // restart or a resync past a gap).
+        auto& rs = runs_[stream];
+        const std::uint32_t session = rcv_->sender_session();
+        if (!rs.empty() && rs.back().session == session && rs.back().offset + rs.back().bytes == offset) {
+            rs.back().bytes += data.size();
+        } else {
+            rs.push_back(run{session, offset, data.size()});
+        }
     }
 
+    // The user took `n` more bytes of `stream`: its position moves over them.
+    void take(std::uint8_t stream, std::uint64_t n)
+    {
+        auto& rs = runs_[stream];
+        user_taken_ += n;
+        while (n > 0 && !rs.empty()) {
+            run& r = rs.front();
+            const std::uint64_t k = std::min(n, r.bytes);
+            pos_[stream] = {r.session, r.offset + k};
+            r.offset += k;
+            r.bytes -= k;
+            n -= k;
+            if (r.bytes == 0 && rs.size() > 1) {
+                rs.pop_front();  // the last run stays (empty) for the next delivery to extend
+            }
+        }
+    }
+
+    // Contiguous delivered bytes of one sender session not yet taken by the user.
+    struct run {
+        std::uint32_t session = 0;
+        std::uint64_t offset = 0;
+        std::uint64_t bytes = 0;
+    };
     struct tx_block {
         std::vector<std::uint8_t> bits;
         std::size_t n = 0;
@@ -818,6 +912,10 @@ private:
     std::vector<std::uint8_t> seg_, ack_, dg_scratch_;
     datagram_fifo dg_tx_, dg_rx_;
     std::vector<byte_fifo> rx_streams_;
+    std::vector<std::deque<run>> runs_;     // per stream, from the user's position on
+    std::vector<stream_position> pos_;      // per stream: the user's position (resume point at start)
+    std::vector<std::uint64_t> handed_;     // per stream: handed out by receive(), not yet consumed()
+    std::uint64_t user_taken_ = 0, consume_misuse_ = 0;
     std::atomic<double> now_s_{0.0};
     bool ack_pending_ = false;
     bool tx_held_ = false;

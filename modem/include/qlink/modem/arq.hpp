@@ -200,6 +200,7 @@ public:
         std::uint64_t sender_restarts = 0;    // a new sender session: its streams start again at 0
         std::uint64_t resume_trimmed_bytes = 0; // bytes below a resume() point dropped (the user had them)
         std::uint64_t resume_gaps = 0;        // a stream continued beyond its resume() point: bytes lost elsewhere
+        std::uint64_t resume_discarded = 0;   // resume() points of another sender session, dropped at the first frame
     };
 
     struct receive_result {
@@ -215,7 +216,10 @@ public:
     // A replacement receiver whose user already holds `delivered` bytes of `stream` (e.g. a
     // restarted daemon that recorded what it wrote to its users): bytes below that point are
     // dropped instead of delivered again. Call before the first frame; false for a bad stream.
-    bool resume(std::uint16_t stream, std::uint64_t delivered);
+    // `sender_session` (0: any) is the sender session whose byte numbering `delivered` counts in:
+    // when the first frame comes from another sender session (the far end restarted too, or the
+    // record belongs to an earlier link), the point is dropped: that sender numbers from 0.
+    bool resume(std::uint16_t stream, std::uint64_t delivered, std::uint32_t sender_session = 0);
 
     receive_result on_frame(arq_time now, std::span<const std::uint8_t> frame);
     // With ack_consumed_only: the user took `bytes` more of `stream` from what the sink received.
@@ -229,6 +233,7 @@ public:
     std::uint32_t next_expected() const { return rcv_nxt_; }
     std::uint32_t ack_point() const { return ack_pt_; }  // cumulative ack: = next_expected() unless ack_consumed_only
     std::uint32_t session() const { return session_; }  // 0 until the first frame
+    std::uint32_t sender_session() const { return tx_session_; }  // sender whose numbering delivered_offset() counts in (0: none yet)
     bool synced() const { return synced_; }              // in step with the sender's window
     const stats& counters() const { return stats_; }
 
@@ -247,6 +252,7 @@ private:
     std::vector<std::uint64_t> delivered_;
     std::vector<std::uint8_t> adopt_;    // per stream: take the next segment's offset (after a resync)
     std::vector<std::uint8_t> resumed_;  // per stream: delivered_ came from resume()
+    std::vector<std::uint32_t> resume_session_; // per stream: sender session of the resume() point (0: any)
     std::vector<std::int64_t> consumed_; // per stream: user's position (may start negative after a sender restart)
     std::uint32_t rcv_nxt_ = 0;
     std::uint32_t ack_pt_ = 0;           // everything below was consumed (or delivered, without ack_consumed_only)

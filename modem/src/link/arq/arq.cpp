@@ -479,16 +479,18 @@ arq_receiver::arq_receiver(const config& cfg, sink& out) : cfg_(cfg), sink_(out)
     delivered_.assign(cfg.max_streams, 0);
     adopt_.assign(cfg.max_streams, 0);
     resumed_.assign(cfg.max_streams, 0);
+    resume_session_.assign(cfg.max_streams, 0);
     consumed_.assign(cfg.max_streams, 0);
 }
 
 arq_receiver::~arq_receiver() = default;
 
-bool arq_receiver::resume(std::uint16_t stream, std::uint64_t delivered)
+bool arq_receiver::resume(std::uint16_t stream, std::uint64_t delivered, std::uint32_t sender_session)
 {
     if (stream >= cfg_.max_streams) {
         return false;
     }
+    resume_session_[stream] = sender_session;
     delivered_[stream] = delivered;
     consumed_[stream] = static_cast<std::int64_t>(delivered);
     resumed_[stream] = 1;
@@ -587,6 +589,17 @@ arq_receiver::receive_result arq_receiver::on_frame(arq_time now, std::span<cons
                 delivered_[k] = 0;
             }
             std::fill(resumed_.begin(), resumed_.end(), 0);
+        } else {
+            // First sender heard: a resume point counted in another sender's numbering says
+            // nothing about this one's bytes (it starts its streams at 0).
+            for (std::size_t k = 0; k < resumed_.size(); ++k) {
+                if (resumed_[k] != 0 && resume_session_[k] != 0 && resume_session_[k] != tx_session) {
+                    resumed_[k] = 0;
+                    delivered_[k] = 0;
+                    consumed_[k] = 0;
+                    ++stats_.resume_discarded;
+                }
+            }
         }
         tx_session_ = tx_session;
         synced_ = false;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,6 +21,17 @@ namespace qlink::terminal {
 /// two directions can never use the same IV even if they draw the same key (both ends take keys from
 /// one QKD pool).
 enum class link_role : std::uint8_t { ground, space };
+
+/// Where a user is in one received stream: the byte offset of the next byte it has not taken, counted
+/// in the numbering of the peer's ARQ sender session `sender_session` (a restarted peer numbers from 0).
+struct stream_position {
+    std::uint32_t sender_session = 0;  ///< 0: no sender heard yet
+    std::uint64_t offset = 0;
+    bool operator==(const stream_position&) const = default;
+};
+
+/// Streams of one engine (the stream number is a u8 on the user side, 0..7).
+inline constexpr std::size_t link_max_streams = 8;
 
 struct link_engine_config {
     link_role role = link_role::ground;
@@ -54,6 +66,17 @@ struct link_engine_config {
     double ack_interval_s = 0.02;  ///< repeat of the ack state while idle (also the pass-end ack)
     std::uint32_t sack_bits = 256;  ///< SACK bitmap length, multiple of 8, <= 8192
     std::uint8_t streams = 8;       ///< ordered byte streams 0..streams-1 (1..8)
+    /// ARQ session numbers of this engine's sender and receiver; 0 = derived from the first simulated
+    /// time they see. A daemon draws them per start: simulated time repeats from run to run, and a
+    /// resume point recorded for one link must never match the sender of another.
+    std::uint32_t arq_tx_session = 0, arq_rx_session = 0;
+    /// true: the peer's data is acknowledged only once the user confirms it with consumed() (qlinkd:
+    /// after writing it to the user's socket), so what sat in a buffer when this process died is resent
+    /// to its replacement. false: what receive() hands out counts as taken.
+    bool ack_consumed_only = false;
+    /// Restart: per stream, what the user already holds (from a delivery_record). The receiver drops
+    /// bytes below it instead of delivering them again; a point of another sender session is ignored.
+    std::array<std::optional<stream_position>, link_max_streams> resume{};
 
     // Queues
     std::size_t rx_stream_buffer_bytes = 4u << 20;  ///< per stream; above it incoming data waits (ARQ resends)
@@ -89,6 +112,10 @@ struct link_stats {
     std::uint64_t bytes_delivered = 0;   ///< user stream bytes delivered to this end's receive()
     std::uint64_t arq_duplicates = 0;
     std::uint64_t rx_flow_drops = 0;     ///< segments refused because receive() is not keeping up
+    std::uint64_t bytes_consumed = 0;    ///< stream bytes the user confirmed (consumed(); = user_bytes_out without ack_consumed_only)
+    std::uint64_t resume_trimmed_bytes = 0;  ///< resent bytes below a resume point, dropped (the user had them)
+    std::uint64_t resume_gaps = 0;       ///< a stream continued beyond its resume point (bytes lost elsewhere)
+    std::uint64_t resume_discarded = 0;  ///< resume points of another sender session, ignored
     double arq_srtt_s = 0.0;
     // keys
     std::uint32_t active_key_id = 0;     ///< transmit key in use (0: none yet)
@@ -130,6 +157,14 @@ public:
     virtual std::size_t receive(std::uint8_t stream, std::span<std::uint8_t> out) = 0;
     /// One datagram into `out` (0 if none; a datagram larger than `out` is dropped and counted).
     virtual std::size_t receive_datagram(std::span<std::uint8_t> out) = 0;
+    /// With ack_consumed_only: the user has taken `bytes` more of what receive() handed out on `stream`
+    /// (qlinkd: written to the user's socket). Only then may the peer release them. More than was
+    /// handed out is clamped (and counted as a misuse). Without ack_consumed_only: ignored.
+    virtual void consumed(std::uint8_t stream, std::size_t bytes) = 0;
+    /// Where the user will be on `stream` once it has confirmed `bytes` more (0: where it is now);
+    /// `bytes` beyond what receive() handed out counts up to that. What a daemon records before it
+    /// writes to its user (docs/qlinkd.md, "Restart of the far end").
+    virtual stream_position position_after(std::uint8_t stream, std::size_t bytes) const = 0;
 
     // air side, called by the transport thread(s) with the relay's simulated time (pass_spec.md):
     /// Fills `packed` with the next coded bits, MSB first (idle frames when nothing to send); returns
@@ -142,6 +177,44 @@ public:
     /// Stops accepting, reports the stream bytes not confirmed by the peer. Call after the last
     /// pull/push (the end of pass); the engine accepts no more data afterwards.
     virtual std::vector<undelivered> finish() = 0;
+};
+
+/// Durable record of where a daemon's users are in each received stream (docs/qlinkd.md, "Restart of
+/// the far end"), read back as link_engine_config::resume after a restart. A 4 KiB file mapped shared:
+/// a store into it is in the kernel's page cache once the instruction has run, so it survives kill -9
+/// without a system call per write; sync() puts it on disk (for a power cut). Each stream has two
+/// copies and a selector: a write fills the idle copy, then flips the selector with one aligned store,
+/// so a kill at any instant leaves one whole copy. One writer thread; host byte order (local state).
+class delivery_record {
+public:
+    struct entry {
+        stream_position written;   ///< what the user is known to hold
+        stream_position intended;  ///< == written, or where the user is if the write then in progress completed
+    };
+    /// Opens (creating it, mode 0600, when absent) the record at `path`. Throws std::runtime_error
+    /// naming the file and the reason (cannot create, not a delivery record).
+    explicit delivery_record(const std::string& path);
+    ~delivery_record();
+    delivery_record(const delivery_record&) = delete;
+    delivery_record& operator=(const delivery_record&) = delete;
+
+    /// The stream's entry as the file held it when opened (nullopt: never written).
+    std::optional<entry> loaded(std::uint8_t stream) const;
+    /// Before a write to the user: where it will be once the write completes.
+    void intend(std::uint8_t stream, stream_position after);
+    /// After it: where the user is (settles the intent).
+    void commit(std::uint8_t stream, stream_position now);
+    /// msync to disk; false (errno set) on failure. A kill -9 needs no sync, a machine crash does.
+    bool sync();
+    const std::string& path() const { return path_; }
+
+private:
+    void store(std::uint8_t stream, const entry& e);
+    std::string path_;
+    int fd_ = -1;
+    std::uint8_t* map_ = nullptr;
+    std::array<std::optional<entry>, link_max_streams> loaded_{};
+    std::array<entry, link_max_streams> current_{};
 };
 
 }  // namespace qlink::terminal

@@ -37,6 +37,9 @@ struct qlinkd_config {
         double drain_timeout_s = 10.0;
         /// Exit (after draining) once the relay says END_OF_PASS.
         bool exit_after_pass = false;
+        /// Directory of the delivery record (what this end's users hold per stream) that a restart
+        /// resumes from; empty: none (a restart may lose or repeat bytes; docs/qlinkd.md).
+        std::string state_dir;
     } link;
 
     struct station_section {

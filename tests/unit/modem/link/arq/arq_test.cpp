@@ -614,6 +614,53 @@ TEST(arq, new_receiver_session_revokes_the_old_ones_selective_acks)
     EXPECT_TRUE(tx8.idle());
 }
 
+// A resume point belongs to one sender session's byte numbering: kept for that sender (the bytes
+// below it are trimmed), dropped for another (which numbers its stream from 0).
+TEST(arq, resume_point_is_bound_to_its_sender_session)
+{
+    std::vector<std::uint8_t> data(4 * 100, 0x3C);
+    for (const std::uint32_t recorded : {7u, 8u}) {
+        arq_sender tx([] {
+            arq_sender::config c;
+            c.session = 7;
+            c.max_payload = 100;
+            return c;
+        }());
+        ASSERT_EQ(tx.submit(0, data), 400u);
+        recording_sink user;
+        arq_receiver::config rc;
+        rc.max_payload = 100;
+        rc.session = 31;
+        arq_receiver rx(rc, user);
+        ASSERT_TRUE(rx.resume(0, 250, recorded));
+        EXPECT_FALSE(rx.resume(rc.max_streams, 1, recorded));
+        for (int k = 0; k < 4; ++k) {
+            rx.on_frame(arq_time{std::chrono::milliseconds(10 + k)}, poll(tx, arq_time{std::chrono::milliseconds(k)}));
+        }
+        EXPECT_EQ(rx.sender_session(), 7u);
+        std::uint64_t got = 0;
+        for (const auto& g : user.got) {
+            got += g.length;
+        }
+        if (recorded == 7) {
+            // Same sender: the user had 250 bytes; only 250..400 are delivered.
+            EXPECT_EQ(rx.counters().resume_discarded, 0u);
+            EXPECT_EQ(rx.counters().resume_trimmed_bytes, 250u);
+            ASSERT_FALSE(user.got.empty());
+            EXPECT_EQ(user.got.front().offset, 250u);
+            EXPECT_EQ(got, 150u);
+        } else {
+            // Another sender: the point says nothing about its bytes; all 400 are delivered.
+            EXPECT_EQ(rx.counters().resume_discarded, 1u);
+            EXPECT_EQ(rx.counters().resume_trimmed_bytes, 0u);
+            ASSERT_FALSE(user.got.empty());
+            EXPECT_EQ(user.got.front().offset, 0u);
+            EXPECT_EQ(got, 400u);
+        }
+        EXPECT_EQ(rx.delivered_offset(0), 400u);
+    }
+}
+
 TEST(arq, acks_of_an_earlier_sender_session_do_not_release_new_data)
 {
     recording_sink user;
