@@ -271,7 +271,7 @@ private:
             bool command = !fast && have && gen != sent_generation;
             if (command || now >= next_probe) {
                 next_probe = now + probe_period;
-                hw::az_el pos;
+                hw::az_el pos{};
                 const hw::mount_result r = device_->get_position(pos);
                 record(r);
                 // The link to rotctld just failed: a P now would wait out a second timeout.
