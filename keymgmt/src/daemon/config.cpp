@@ -310,13 +310,16 @@ qkmd_config parse_qkmd_config(std::string_view text, std::string_view source_nam
         }
     }
 
-    const section inj(sub(root, "inject"), "inject", {"enabled", "socket", "mode", "allowed_uids", "partition"});
+    const section inj(sub(root, "inject"), "inject", {"enabled", "socket", "mode", "allowed_uids", "partition", "lease_s"});
     c.inject_enabled = inj.present() && inj.boolean("enabled", true);
     c.inject.partition = partition(inj);
     if (c.inject_enabled) {
         c.inject.socket_path = inj.required("socket");
         const auto mode = inj.choice("mode", "0600", {"0600", "0660"});
         c.inject.mode = mode == "0600" ? 0600 : 0660;
+        // How long a restarted link daemon can get its decryption key again (docs/keymgmt.md, "Leases"):
+        // long enough for a daemon restart, short enough that a key does not stay re-servable for a pass.
+        c.inject.lease_time = std::chrono::seconds(inj.integer("lease_s", 900, 1, 86400));
         if (const auto* n = inj.node("allowed_uids")) {
             if (!n->is_array()) {
                 throw config_error("key 'inject.allowed_uids' must be an array of integers (user IDs)");

@@ -170,6 +170,24 @@ bool wait_stock(etsi014_client& c, const std::string& slave, int n)
 
 }  // namespace
 
+// [inject] lease_s: how long a decryption key stays re-servable to a restarted link daemon.
+TEST(qkmd_config, inject_lease_time_is_a_validated_key)
+{
+    const std::string base = "[kme]\nid = \"K\"\n[store]\ndb = \"/tmp/x.db\"\nmaster_key = \"/tmp/x.key\"\n"
+                             "[inject]\nsocket = \"/tmp/s\"\n";
+    EXPECT_EQ(parse_qkmd_config(base).inject.lease_time, std::chrono::seconds(900));
+    EXPECT_EQ(parse_qkmd_config(base + "lease_s = 30\n").inject.lease_time, std::chrono::seconds(30));
+    for (const char* bad : {"lease_s = 0\n", "lease_s = 86401\n", "lease_s = \"15m\"\n", "lease_s = 1.5\n"}) {
+        try {
+            parse_qkmd_config(base + bad);
+            ADD_FAILURE() << "accepted: " << bad;
+        } catch (const config_error& e) {
+            EXPECT_NE(std::string(e.what()).find("'inject.lease_s'"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("1..86400"), std::string::npos) << e.what();
+        }
+    }
+}
+
 TEST(qkmd_config, wrong_keys_name_the_key_and_allowed_values)
 {
     const std::string base = "[kme]\nid = \"K\"\n[store]\ndb = \"/tmp/x.db\"\nmaster_key = \"/tmp/x.key\"\n";
