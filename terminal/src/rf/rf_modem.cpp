@@ -137,6 +137,7 @@ struct rf_demodulator::impl {
 
 rf_demodulator::config rf_demodulator::resolved(config c) {
     const bool qpsk = c.waveform.modulation == rf_modulation::qpsk;
+    if (c.timing_bandwidth == 0.0f) c.timing_bandwidth = c.engine == rf_demod_engine::liquid ? 0.01f : 0.003f;
     if (c.carrier_bandwidth_locked == 0.0f) c.carrier_bandwidth_locked = qpsk ? 0.001f : 0.003f;
     if (c.lock_on == 0.0f) c.lock_on = qpsk ? 0.12f : 0.35f;
     if (c.lock_off == 0.0f) c.lock_off = qpsk ? 0.06f : 0.2f;

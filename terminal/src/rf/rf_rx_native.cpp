@@ -99,9 +99,10 @@ private:
     bool agc_primed = false;
     float gain = 1.0f;
 
-    // Timing loop (Gardner, PI filter).
+    // Timing loop (Gardner, PI filter); gains for acquisition and for tracking.
     double strobe;  // position of the next strobe in hist, samples
     double k1, k2, integ = 0.0;
+    double k1_acq, k2_acq, k1_trk, k2_trk;
     cf32 y_prev{0.0f, 0.0f};
     float ted_power = 0.0f;
 
@@ -156,13 +157,22 @@ native_rx::native_rx(const rf_demodulator::config& c)
     }
 
     // Gardner loop, critically damped-ish (zeta = 1/sqrt 2), bandwidth BnT =
-    // timing_bandwidth; the detector gain is about 1.05 per symbol of timing
-    // error for RRC at these roll-offs (normalised by the strobe power).
+    // timing_bandwidth once the Costas loop has locked; the detector gain is
+    // about 1.05 per symbol of timing error for RRC at these roll-offs
+    // (normalised by the strobe power). Gear shift like the carrier's: until
+    // lock BnT max(0.01, timing_bandwidth), which pulls the timing in within the
+    // first frame from any start phase; locked, the narrow default 0.003
+    // (rf_demodulator::resolved), because at 0.01 the loop's jitter slipped a
+    // symbol about once per 2e6 symbols at BPSK 3 dB (issue 7).
     const double zeta = std::numbers::sqrt2 / 2.0, kp = 1.05;
-    const double th = c.timing_bandwidth / (zeta + 0.25 / zeta);
-    const double d = 1.0 + 2.0 * zeta * th + th * th;
-    k1 = 4.0 * zeta * th / d / kp;
-    k2 = 4.0 * th * th / d / kp;
+    auto gains = [&](double bn, double& g1, double& g2) {
+        const double th = bn / (zeta + 0.25 / zeta);
+        const double d = 1.0 + 2.0 * zeta * th + th * th;
+        g1 = 4.0 * zeta * th / d / kp;
+        g2 = 4.0 * th * th / d / kp;
+    };
+    gains(std::max(0.01, double(c.timing_bandwidth)), k1_acq, k2_acq);
+    gains(c.timing_bandwidth, k1_trk, k2_trk);
 
     stage.resize(block);
     hist.resize(block + 2 * (tap_floats / 2) + 4 * std::size_t(k) + 16);
@@ -185,6 +195,8 @@ void native_rx::reset() {
     gain = 1.0f;
     strobe = double(half) + k;
     integ = 0.0;
+    k1 = k1_acq;
+    k2 = k2_acq;
     y_prev = {0.0f, 0.0f};
     ted_power = 0.0f;
     theta = dtheta = 0.0f;
@@ -244,10 +256,14 @@ cf32 native_rx::track(cf32 in) {
         ++st.lock_acquired;
         pll_alpha = cfg.carrier_bandwidth_locked;
         pll_beta = std::sqrt(cfg.carrier_bandwidth_locked);
+        k1 = k1_trk;
+        k2 = k2_trk;
     } else if (d.lock == costas_detector::change::lost) {
         ++st.lock_lost;
         pll_alpha = cfg.carrier_bandwidth;
         pll_beta = std::sqrt(cfg.carrier_bandwidth);
+        k1 = k1_acq;
+        k2 = k2_acq;
     }
     if (!costas.locked) ++st.symbols_unlocked;
 

@@ -88,6 +88,8 @@ struct downlink_report {
     double max_abs_residual_hz = 0.0; ///< largest carrier the Costas loop tracked after lock
     double final_residual_hz = 0.0;   ///< the loop's mean frequency over the last 30 %
     double expected_residual_hz = 0.0;///< what it should be: LO offset + (truth - prediction) at the end
+    double frame_seconds = 0.0;           ///< air time of one frame (all the same length)
+    std::vector<std::uint32_t> lost_frames;  ///< sequence numbers never decoded good (where in the pass)
     double fer() const { return frames_sent ? 1.0 - double(frames_good) / double(frames_sent) : 1.0; }
 };
 
@@ -138,6 +140,7 @@ inline downlink_report run_downlink(const pass_world& w, sim::time_point t0, dou
     std::vector<chain_frame_report> reports(dec.frames_per_push());
     std::mt19937_64 rng(o.seed + 100);
     std::vector<std::vector<std::uint8_t>> sent;
+    std::vector<bool> got;
 
     auto check_frames = [&](const chain_decoder::result& r) {
         for (std::size_t f = 0; f < r.frames; ++f) {
@@ -145,9 +148,10 @@ inline downlink_report run_downlink(const pass_world& w, sim::time_point t0, dou
             const std::uint8_t* d = out.data() + f * db;
             const std::uint32_t seq = (std::uint32_t(d[0]) << 24) | (std::uint32_t(d[1]) << 16) |
                                       (std::uint32_t(d[2]) << 8) | d[3];
-            if (seq < sent.size() && std::equal(d, d + db, sent[seq].begin()))
+            if (seq < sent.size() && std::equal(d, d + db, sent[seq].begin())) {
                 ++rep.frames_good;
-            else
+                got[seq] = true;
+            } else
                 ++rep.frames_bad_data;
         }
     };
@@ -175,7 +179,9 @@ inline downlink_report run_downlink(const pass_world& w, sim::time_point t0, dou
             data[2] = std::uint8_t(seq >> 8);
             data[3] = std::uint8_t(seq);
             sent.push_back(data);
+            got.push_back(false);
             nbits = enc.encode(data, bits).bits;
+            rep.frame_seconds = double(nbits / bps * 4) / fs;
         } else {
             ending = true;
             nbits = enc.finish(bits).bits;
@@ -219,6 +225,8 @@ inline downlink_report run_downlink(const pass_world& w, sim::time_point t0, dou
     const auto fr = dec.finish(out, reports);
     check_frames(fr);
     rep.frames_sent = sent.size();
+    for (std::size_t i = 0; i < got.size(); ++i)
+        if (!got[i]) rep.lost_frames.push_back(static_cast<std::uint32_t>(i));
     rep.seconds = double(n_done) / fs;
     rep.lock_acquired = demod.stats().lock_acquired;
     rep.lock_lost = demod.stats().lock_lost;
