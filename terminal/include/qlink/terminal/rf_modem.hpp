@@ -107,7 +107,7 @@ public:
         /// (0, 0.5]; 0 = per engine: native 0.003, liquid 0.01. The two numbers are not the
         /// same loop: at 0.01 the native PI loop jitters more than symsync does at 0.01 and
         /// slips a symbol about once per 2e6 symbols at BPSK 3 dB (each slip costs a frame or
-        /// two); at 0.003 it has no slip in 2e7 symbols and 0.19 dB less implementation loss.
+        /// two); at 0.003 it has no slip in 2e7 symbols and about 0.15 dB less implementation loss.
         float timing_bandwidth = 0.0f;
         float carrier_bandwidth = 0.01f;          ///< Costas PLL bandwidth while acquiring (liquid nco_crcf units), (0, 0.5]
         /// ... once locked, (0, 0.5]; 0 = per modulation: BPSK 0.003, QPSK 0.001. A narrower

@@ -160,10 +160,11 @@ TEST(rf_pass, full_pass_stays_locked_from_aos_to_los) {
 
 TEST(rf_pass, qpsk_full_pass_stays_locked_from_aos_to_los) {
     const auto rep = run_pass(rf_modulation::qpsk, 7.0);
-    // Measured (seed 99): 20463 of 21024 frames, FER 2.7e-2, lock never lost; 588 carrier
+    // Measured (seed 99): 20532 of 21024 frames, FER 2.3e-2, lock never lost; 522 carrier
     // rotations (cycle slips through the 20 Hz phase noise, each undone by the resolver on
-    // the next marker at the cost of about a frame). Bound: FER <= 4e-2.
-    EXPECT_LE(rep.fer(), 4e-2) << rep;
+    // the next marker at the cost of about a frame). With the native timing loop at 0.01:
+    // 20463, FER 2.7e-2, 588 rotations. Bound: FER <= 3e-2.
+    EXPECT_LE(rep.fer(), 3e-2) << rep;
 }
 
 }  // namespace
