@@ -57,6 +57,16 @@ TEST(qlinkd_config, minimal_has_role_dependent_defaults)
     EXPECT_NE(g.link.tx_profile, g.link.rx_profile);
 }
 
+TEST(qlinkd_config, state_dir_is_off_by_default_and_relative_to_the_config)
+{
+    EXPECT_EQ(parse_qlinkd_config(minimal).link.state_dir, "");  // no delivery record: no resume
+    std::string text = minimal;
+    text.replace(text.find("role = \"ground\"\n"), 16, "role = \"ground\"\nstate_dir = \"state\"\n");
+    EXPECT_EQ(parse_qlinkd_config(text, "t.toml", "/etc/qlink").link.state_dir, "/etc/qlink/state");
+    text.replace(text.find("\"state\""), 7, "\"/var/lib/qlinkd\"");
+    EXPECT_EQ(parse_qlinkd_config(text, "t.toml", "/etc/qlink").link.state_dir, "/var/lib/qlinkd");
+}
+
 TEST(qlinkd_config, full_file_round_trips_into_engine_config)
 {
     const auto c = parse_qlinkd_config(R"(
