@@ -235,7 +235,10 @@ private:
         auto next = steady::now();
         auto next_probe = next;
         std::uint64_t sent_generation = 0;
-        std::optional<hw::az_el> last_sent;
+        // The last command rotctld accepted (have_sent: there is one); a plain pair, not std::optional,
+        // which GCC 12 -O3 reports as maybe-uninitialized.
+        hw::az_el last_sent{};
+        bool have_sent = false;
         for (;;) {
             bool stop = false, park = false, fast = false, have = false, quit = false;
             hw::az_el target{};
@@ -253,10 +256,10 @@ private:
             }
             if (park) {
                 record(device_->park());
-                last_sent.reset();
+                have_sent = false;
             } else if (stop) {
                 record(device_->stop());
-                last_sent.reset();
+                have_sent = false;
             }
             if (quit) return;
             const auto now = steady::now();
@@ -279,8 +282,8 @@ private:
                 if (r) {
                     std::lock_guard lk(mu_);
                     snap_.position = pos;
-                    if (last_sent) {
-                        snap_.error_deg = std::max(std::abs(pos.az_deg - last_sent->az_deg), std::abs(pos.el_deg - last_sent->el_deg));
+                    if (have_sent) {
+                        snap_.error_deg = std::max(std::abs(pos.az_deg - last_sent.az_deg), std::abs(pos.el_deg - last_sent.el_deg));
                         near_ = *snap_.error_deg <= cfg_.settle_deg;
                     } else {
                         snap_.error_deg.reset();
@@ -292,7 +295,10 @@ private:
                 sent_generation = gen;
                 const hw::mount_result r = device_->set_position(target);
                 record(r);
-                if (r) last_sent = target;
+                if (r) {
+                    last_sent = target;
+                    have_sent = true;
+                }
             }
         }
     }
