@@ -86,6 +86,61 @@ unsigned trace_back_one(const std::uint8_t* row, unsigned l, unsigned s) {
 
 }  // namespace
 
+namespace {
+
+// Inserts b into the descending list ev[0, n) unless it is there; returns the new count.
+unsigned insert_desc(std::uint32_t* ev, unsigned n, std::uint32_t b) {
+    unsigned i = 0;
+    while (i < n && ev[i] > b) ++i;
+    if (i < n && ev[i] == b) return n;
+    for (unsigned j = n; j > i; --j) ev[j] = ev[j - 1];
+    ev[i] = b;
+    return n + 1;
+}
+
+// Adds the values v[l] (lanes with use[l]) that lie in (lo, hi] to the descending list.
+unsigned collect(const std::uint32_t* v, const bool* use, std::uint32_t lo, std::uint32_t hi, std::uint32_t* ev,
+                 unsigned n) {
+    for (unsigned l = 0; l < n_lanes; ++l)
+        if (use[l] && v[l] > lo && v[l] <= hi) n = insert_desc(ev, n, v[l]);
+    return n;
+}
+
+}  // namespace
+
+void lanes_tail_events_of(const lanes_trace_plan& plan, lanes_tail_events& e) {
+    bool active[n_lanes];
+    e.hi = 0;
+    e.lo = ~0u;
+    for (unsigned l = 0; l < n_lanes; ++l) {
+        active[l] = plan.tail_hi[l] != plan.tail_lo[l];
+        e.hi_masked[l] = active[l] ? plan.tail_hi[l] : ~0u;
+        e.lo_masked[l] = active[l] ? plan.tail_lo[l] : ~0u;
+        if (!active[l]) continue;
+        e.hi = std::max(e.hi, plan.tail_hi[l]);
+        e.lo = std::min(e.lo, plan.tail_lo[l]);
+    }
+    e.n = 0;
+    if (e.hi == 0) return;
+    // Every boundary where some lane starts or is captured, plus lo itself (below every collected value).
+    e.n = collect(plan.tail_hi, active, e.lo, e.hi, e.ev, 0);
+    e.n = collect(plan.tail_lo, active, e.lo, e.hi, e.ev, e.n);
+    e.ev[e.n++] = e.lo;
+}
+
+void lanes_own_events_of(const lanes_trace_plan& plan, const std::uint8_t* captured, lanes_own_events& e) {
+    e.top = 0;
+    for (unsigned l = 0; l < n_lanes; ++l) e.top = std::max(e.top, plan.own_top[l]);
+    e.n = 0;
+    if (e.top <= plan.bottom) return;
+    for (unsigned l = 0; l < n_lanes; ++l)
+        e.start[l] = plan.own_src[l] < n_lanes ? captured[plan.own_src[l]] : plan.own_state[l];
+    bool all[n_lanes];
+    std::fill(all, all + n_lanes, true);
+    e.n = collect(plan.own_top, all, plan.bottom, e.top, e.ev, 0);
+    e.ev[e.n++] = plan.bottom;
+}
+
 void lanes_traceback_generic(const std::uint8_t* dec, const lanes_trace_plan& plan, std::uint32_t* words) {
     unsigned st[n_lanes] = {};
     unsigned captured[n_lanes] = {};

@@ -78,6 +78,30 @@ using lanes_traceback_kernel = void (*)(const std::uint8_t* dec, const lanes_tra
                                         std::uint32_t* words);
 
 void lanes_traceback_generic(const std::uint8_t* dec, const lanes_trace_plan& plan, std::uint32_t* words);
+
+/// Where the vector tracebacks (SSE4.1, AVX2) stop to blend lane states, worked out once in scalar
+/// code they share. Tail pass: from `hi` down to `lo`, stopping at each ev[i] (descending, ev[n - 1] ==
+/// lo) to start the lanes with tail_hi there (hi_masked) and capture those with tail_lo there
+/// (lo_masked); lanes without a tail carry ~0u in both. hi == 0: no lane has a tail.
+struct lanes_tail_events {
+    std::uint32_t hi = 0, lo = ~0u;
+    unsigned n = 0;
+    std::uint32_t ev[2 * n_lanes + 1];
+    std::uint32_t hi_masked[n_lanes], lo_masked[n_lanes];
+};
+void lanes_tail_events_of(const lanes_trace_plan& plan, lanes_tail_events& e);
+
+/// Own pass: from `top` down to plan.bottom, stopping at each ev[i] (descending, ev[n - 1] ==
+/// bottom) to start the lanes whose own_top is there in start[l] (own_state, or the state captured
+/// by the tail pass in byte lane own_src). top <= plan.bottom: nothing to trace.
+struct lanes_own_events {
+    std::uint32_t top = 0;
+    unsigned n = 0;
+    std::uint32_t ev[n_lanes + 1];
+    std::uint32_t start[n_lanes];
+};
+void lanes_own_events_of(const lanes_trace_plan& plan, const std::uint8_t* captured, lanes_own_events& e);
+
 void lanes_branch_generic(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
 void lanes_transpose_generic(const std::int8_t* const* src, std::size_t c, std::size_t k, std::int8_t* dst);
 void lanes_acs_generic(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,

@@ -436,78 +436,37 @@ void store_words(const std::uint32_t* slots, std::uint32_t* out) {
     }
 }
 
-// Inserts b into the descending list ev[0, n) unless it is there; returns the new count.
-unsigned insert_desc(std::uint32_t* ev, unsigned n, std::uint32_t b) {
-    unsigned i = 0;
-    while (i < n && ev[i] > b) ++i;
-    if (i < n && ev[i] == b) return n;
-    for (unsigned j = n; j > i; --j) ev[j] = ev[j - 1];
-    ev[i] = b;
-    return n + 1;
-}
-
-// Adds the values v[l] (lanes with use[l]) that lie in (lo, hi] to the descending list.
-unsigned collect(const std::uint32_t* v, const bool* use, std::uint32_t lo, std::uint32_t hi, std::uint32_t* ev,
-                 unsigned n) {
-    for (unsigned l = 0; l < n_lanes; ++l)
-        if (use[l] && v[l] > lo && v[l] <= hi) n = insert_desc(ev, n, v[l]);
-    return n;
-}
-
 }  // namespace
 
 void lanes_traceback_avx2(const std::uint8_t* dec, const lanes_trace_plan& plan, std::uint32_t* words) {
     const trace_consts k;
     alignas(32) std::uint8_t captured[n_lanes] = {};
     // Tail pass.
-    bool active[n_lanes];
-    std::uint32_t hi = 0, lo = ~0u;
-    for (unsigned l = 0; l < n_lanes; ++l) {
-        active[l] = plan.tail_hi[l] != plan.tail_lo[l];
-        if (!active[l]) continue;
-        hi = std::max(hi, plan.tail_hi[l]);
-        lo = std::min(lo, plan.tail_lo[l]);
-    }
-    if (hi > 0) {
-        std::uint32_t ev[2 * n_lanes + 1];
-        // Every boundary where some lane starts or is captured, plus lo itself.
-        unsigned n = collect(plan.tail_hi, active, lo, hi, ev, 0);
-        n = collect(plan.tail_lo, active, lo, hi, ev, n);
-        ev[n++] = lo;  // below every collected value
+    lanes_tail_events te;
+    lanes_tail_events_of(plan, te);
+    if (te.hi > 0) {
         const __m256i start = bytes_of(plan.tail_state);
         trace_state t = split_state(_mm256_setzero_si256(), k);
         __m256i cap = _mm256_setzero_si256();
-        std::uint32_t b = hi;
-        std::uint32_t hi_masked[n_lanes], lo_masked[n_lanes];
-        for (unsigned l = 0; l < n_lanes; ++l) {
-            hi_masked[l] = active[l] ? plan.tail_hi[l] : ~0u;
-            lo_masked[l] = active[l] ? plan.tail_lo[l] : ~0u;
-        }
-        for (unsigned e = 0; e < n; ++e) {
-            for (; b > ev[e]; --b) t = trace_row(dec, b - 1, t, k);
-            const __m256i s = _mm256_blendv_epi8(join_state(t, k), start, lanes_at(hi_masked, b));
-            cap = _mm256_blendv_epi8(cap, s, lanes_at(lo_masked, b));
+        std::uint32_t b = te.hi;
+        for (unsigned e = 0; e < te.n; ++e) {
+            for (; b > te.ev[e]; --b) t = trace_row(dec, b - 1, t, k);
+            const __m256i s = _mm256_blendv_epi8(join_state(t, k), start, lanes_at(te.hi_masked, b));
+            cap = _mm256_blendv_epi8(cap, s, lanes_at(te.lo_masked, b));
             t = split_state(s, k);
         }
         _mm256_store_si256(reinterpret_cast<__m256i*>(captured), cap);
     }
     // Own pass.
-    std::uint32_t top = 0;
-    for (unsigned l = 0; l < n_lanes; ++l) top = std::max(top, plan.own_top[l]);
-    if (top <= plan.bottom) return;
-    std::uint32_t own[n_lanes];
-    for (unsigned l = 0; l < n_lanes; ++l) own[l] = plan.own_src[l] < n_lanes ? captured[plan.own_src[l]] : plan.own_state[l];
-    const __m256i start = bytes_of(own);
-    bool all[n_lanes];
-    std::fill(all, all + n_lanes, true);
-    std::uint32_t ev[n_lanes + 1];
-    unsigned n = collect(plan.own_top, all, plan.bottom, top, ev, 0);
-    ev[n++] = plan.bottom;
+    lanes_own_events oe;
+    lanes_own_events_of(plan, captured, oe);
+    if (oe.top <= plan.bottom) return;
+    const __m256i start = bytes_of(oe.start);
     alignas(32) std::uint32_t slots[32] = {};
     trace_state t = split_state(_mm256_setzero_si256(), k);
-    std::uint32_t b = top;
-    for (unsigned e = 0; e < n; ++e) {
-        for (; b > ev[e]; --b) {
+    std::uint32_t b = oe.top;
+    for (unsigned e = 0; e < oe.n; ++e) {
+        for (; b > oe.ev[e]; --b) {
             const std::uint32_t u = b - 1;
             slots[31 - (u & 31)] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(t.base, 7)));
             t = trace_row(dec, u, t, k);
