@@ -11,6 +11,7 @@
 
 #include "support/loopback.hpp"
 #include "unit/terminal/daemon/clean_relay.hpp"
+#include "unit/terminal/daemon/qlinkd_proc.hpp"
 
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -552,88 +553,6 @@ TEST(fallback_keys, link_engines_keep_carrying_data_on_fallback_keys_when_qkd_ke
 
 // ---- two qlinkd processes ----
 
-std::string slurp(const fs::path& p)
-{
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-// One qlinkd; stdout/stderr in files of `dir`, killed (SIGKILL) if the test did not stop it.
-class qlinkd_proc {
-public:
-    qlinkd_proc(const fs::path& dir, const std::string& name, const std::string& config) : dir_(dir), name_(name)
-    {
-        const auto cfg = dir / (name + ".toml");
-        std::ofstream(cfg) << config;
-        ready_ = dir / (name + ".ready");
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            const int out = ::open((dir / (name + ".out")).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            const int err = ::open((dir / (name + ".log")).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            ::dup2(out, 1);
-            ::dup2(err, 2);
-            ::execl(QLINK_QLINKD_BIN, "qlinkd", "--config", cfg.c_str(), "--ready-file", ready_.c_str(), nullptr);
-            ::_exit(127);
-        }
-    }
-    ~qlinkd_proc()
-    {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-    }
-    bool wait_ready()
-    {
-        for (int i = 0; i < 3000; ++i) {
-            if (fs::exists(ready_)) {
-                const auto j = nlohmann::json::parse(slurp(ready_), nullptr, false);
-                if (!j.is_discarded()) {
-                    telemetry = j["telemetry_port"];
-                    tcp = j["user_tcp_port"];
-                    return true;
-                }
-            }
-            if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-                pid_ = -1;
-                return false;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-        return false;
-    }
-    /// SIGTERM, then the exit status (-1: still running after 60 s).
-    int terminate()
-    {
-        if (pid_ <= 0) return -1;
-        ::kill(pid_, SIGTERM);
-        for (int i = 0; i < 3000; ++i) {
-            int st = 0;
-            if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-        return -1;
-    }
-    nlohmann::json status() const
-    {
-        const auto body = sh("curl -sf --max-time 10 http://127.0.0.1:" + std::to_string(telemetry) + "/status");
-        return nlohmann::json::parse(body, nullptr, false);
-    }
-    std::string log() const { return slurp(dir_ / (name_ + ".log")); }
-    int telemetry = 0, tcp = 0;
-
-private:
-    fs::path dir_;
-    std::string name_;
-    fs::path ready_;
-    pid_t pid_ = -1;
-};
-
 std::string sha256_hex(std::span<const std::uint8_t> d)
 {
     std::array<std::uint8_t, 32> md{};
@@ -679,8 +598,8 @@ TEST(fallback_keys, qlinkd_pair_carries_a_file_on_fallback_keys_after_the_test_k
 
     qlink::test::clean_relay::config rc;
     qlink::test::clean_relay relay(rc);
-    qlinkd_proc space(f.dir.path, "space", qlinkd_config("space", relay.port(), f.s, f.g_pub, f.state("s.state")));
-    qlinkd_proc ground(f.dir.path, "ground", qlinkd_config("ground", relay.port(), f.g, f.s_pub, f.state("g.state")));
+    qlink::test::daemon_proc space(f.dir.path, "space", qlinkd_config("space", relay.port(), f.s, f.g_pub, f.state("s.state")));
+    qlink::test::daemon_proc ground(f.dir.path, "ground", qlinkd_config("ground", relay.port(), f.g, f.s_pub, f.state("g.state")));
     ASSERT_TRUE(space.wait_ready()) << space.log();
     ASSERT_TRUE(ground.wait_ready()) << ground.log();
 
