@@ -35,6 +35,18 @@ struct rx_input {
     std::size_t frames = 0;
 };
 
+// Every frame must come through (the input is noiseless); rates of user data and channel LLRs.
+void report_rx(benchmark::State& state, const rx_input& in, std::uint64_t total, std::uint64_t frames_ok)
+{
+    if (frames_ok != state.iterations() * in.frames) {
+        state.SkipWithError("frames lost in a noiseless benchmark");
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(total));
+    state.counters["user_bits/s"] = benchmark::Counter(static_cast<double>(total * 8), benchmark::Counter::kIsRate);
+    state.counters["channel_bits/s"] = benchmark::Counter(
+        static_cast<double>(state.iterations() * in.llr.size()), benchmark::Counter::kIsRate);
+}
+
 rx_input make_input(const std::string& profile, std::size_t frames, std::uint64_t flip_every)
 {
     memory_key_source keys;
@@ -94,13 +106,7 @@ void run_rx(benchmark::State& state, const std::string& profile, std::size_t fra
         rx.reset();
         state.ResumeTiming();
     }
-    if (frames_ok != state.iterations() * in.frames) {
-        state.SkipWithError("frames lost in a noiseless benchmark");
-    }
-    state.SetBytesProcessed(static_cast<std::int64_t>(total));
-    state.counters["user_bits/s"] = benchmark::Counter(static_cast<double>(total * 8), benchmark::Counter::kIsRate);
-    state.counters["channel_bits/s"] = benchmark::Counter(
-        static_cast<double>(state.iterations() * in.llr.size()), benchmark::Counter::kIsRate);
+    report_rx(state, in, total, frames_ok);
 }
 
 // The same receive chain with the Viterbi deciding 32768-bit windows (chain_decoder::config::
@@ -155,13 +161,7 @@ void bm_rx_chain_viterbi_window(benchmark::State& state)
         rx.reset();
         state.ResumeTiming();
     }
-    if (frames_ok != state.iterations() * in.frames) {
-        state.SkipWithError("frames lost in a noiseless benchmark");
-    }
-    state.SetBytesProcessed(static_cast<std::int64_t>(total));
-    state.counters["user_bits/s"] = benchmark::Counter(static_cast<double>(total * 8), benchmark::Counter::kIsRate);
-    state.counters["channel_bits/s"] = benchmark::Counter(
-        static_cast<double>(state.iterations() * in.llr.size()), benchmark::Counter::kIsRate);
+    report_rx(state, in, total, frames_ok);
 }
 
 // sync + derandomize + RS(255,223) I=4 + CRC + AES-256-GCM verify/decrypt + frame/packet parsing.
