@@ -10,6 +10,7 @@
 #include "qlink/terminal/qlinkd_config.hpp"
 
 #include "support/loopback.hpp"
+#include "unit/keymgmt/store/test_keys.hpp"
 #include "unit/terminal/daemon/clean_relay.hpp"
 #include "unit/terminal/daemon/qlinkd_proc.hpp"
 
@@ -68,16 +69,7 @@ std::string sh(const std::string& cmd, int* status = nullptr)
 // Lower-case hex of a command's binary stdout.
 std::string sh_hex(const std::string& cmd) { return sh(cmd + " | od -An -tx1 -v | tr -d ' \\n'"); }
 
-std::string hex(std::span<const std::uint8_t> b)
-{
-    static constexpr char d[] = "0123456789abcdef";
-    std::string s;
-    for (auto x : b) {
-        s += d[x >> 4];
-        s += d[x & 15];
-    }
-    return s;
-}
+using keymgmt::test::to_hex;
 
 // Two X25519 key pairs made by openssl: g (ground) and s (space), PEM private and public files.
 struct key_files {
@@ -118,13 +110,13 @@ TEST(fallback_keys, x25519_shared_secret_equals_openssl_pkeyutl_derive)
     const std::string ref = sh_hex("openssl pkeyutl -derive -inkey " + f.g + " -peerkey " + f.s_pub);
     ASSERT_EQ(ref.size(), 64u) << "openssl pkeyutl -derive gave no 32-byte secret";
     const auto ours = x25519_shared_from_pem(f.g, f.s_pub);
-    EXPECT_EQ(hex(ours.span()), ref);
+    EXPECT_EQ(to_hex(ours.span()), ref);
     // Static-static: the far end gets the same secret from its own private key.
     const auto theirs = x25519_shared_from_pem(f.s, f.g_pub);
-    EXPECT_EQ(hex(theirs.span()), ref);
+    EXPECT_EQ(to_hex(theirs.span()), ref);
     // The public key we read from the private file is the one openssl exports.
     const auto pub = x25519_public_from_private_pem(f.g);
-    EXPECT_EQ(hex(pub), sh_hex("openssl pkey -pubin -in " + f.g_pub + " -outform DER | tail -c 32"));
+    EXPECT_EQ(to_hex(pub), sh_hex("openssl pkey -pubin -in " + f.g_pub + " -outform DER | tail -c 32"));
 }
 
 TEST(fallback_keys, link_key_equals_openssl_hkdf_of_the_documented_inputs)
@@ -141,17 +133,17 @@ TEST(fallback_keys, link_key_equals_openssl_hkdf_of_the_documented_inputs)
     const std::string g_raw = sh_hex("openssl pkey -pubin -in " + f.g_pub + " -outform DER | tail -c 32");
     const std::string s_raw = sh_hex("openssl pkey -pubin -in " + f.s_pub + " -outform DER | tail -c 32");
     const std::string label = "qlink fallback link key v1";
-    std::string info = hex({reinterpret_cast<const std::uint8_t*>(label.data()), label.size()});
+    std::string info = to_hex({reinterpret_cast<const std::uint8_t*>(label.data()), label.size()});
     info += "00" "00ab" "01" "47" "fff00000" + g_raw + s_raw;  // 0x00, SCID, VCID, 'G', key ID, keys
     const std::string salt = "qlink fallback salt v1";
-    const std::string salt_hex = hex({reinterpret_cast<const std::uint8_t*>(salt.data()), salt.size()});
+    const std::string salt_hex = to_hex({reinterpret_cast<const std::uint8_t*>(salt.data()), salt.size()});
     const std::string ref = sh_hex("openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt hexkey:" + shared +
                                    " -kdfopt hexsalt:" + salt_hex + " -kdfopt hexinfo:" + info + " -binary HKDF");
     ASSERT_EQ(ref.size(), 64u) << "openssl kdf failed";
-    EXPECT_EQ(hex(k), ref);
+    EXPECT_EQ(to_hex(k), ref);
     const auto mine = fallback_info(0xAB, 1, link_role::ground, 0xFFF00000u, x25519_public_from_private_pem(f.g),
                                     x25519_public_from_private_pem(f.s));
-    EXPECT_EQ(hex(mine), info);
+    EXPECT_EQ(to_hex(mine), info);
 }
 
 TEST(fallback_keys, both_ends_derive_the_same_key_and_the_directions_never_share_one)
@@ -177,8 +169,8 @@ TEST(fallback_keys, both_ends_derive_the_same_key_and_the_directions_never_share
         // An end never accepts its own direction's IDs for received frames (a reflected frame).
         EXPECT_FALSE(g.key_by_id(*gid, peer));
         EXPECT_FALSE(s.key_by_id(*sid, peer));
-        EXPECT_TRUE(seen.insert(hex(gk)).second);
-        EXPECT_TRUE(seen.insert(hex(sk)).second);
+        EXPECT_TRUE(seen.insert(to_hex(gk)).second);
+        EXPECT_TRUE(seen.insert(to_hex(sk)).second);
     }
     key k{};
     EXPECT_FALSE(g.key_by_id(12345, k)) << "a QKD-range ID is not a fallback key";
@@ -215,7 +207,7 @@ TEST(fallback_keys, the_counter_survives_restarts_and_no_id_or_key_is_used_twice
             const auto id = g.next_key(k);
             ASSERT_TRUE(id.has_value()) << g.last_error();
             EXPECT_TRUE(ids.insert(*id).second) << "key ID " << *id << " handed out twice";
-            EXPECT_TRUE(keys.insert(hex(k)).second);
+            EXPECT_TRUE(keys.insert(to_hex(k)).second);
             highest = *id & (fallback_keys_per_direction - 1);
         }
         // Written ahead: the file already covers what was handed out.
@@ -224,7 +216,7 @@ TEST(fallback_keys, the_counter_survives_restarts_and_no_id_or_key_is_used_twice
         const auto pos = text.find("next_index ");
         ASSERT_NE(pos, std::string::npos) << text;
         EXPECT_GT(std::stoul(text.substr(pos + 11)), highest);
-        EXPECT_EQ(text.find(hex(x25519_shared_from_pem(f.g, f.s_pub).span())), std::string::npos);
+        EXPECT_EQ(text.find(to_hex(x25519_shared_from_pem(f.g, f.s_pub).span())), std::string::npos);
     }
     struct stat st {};
     ASSERT_EQ(::stat(state.c_str(), &st), 0);
@@ -553,14 +545,6 @@ TEST(fallback_keys, link_engines_keep_carrying_data_on_fallback_keys_when_qkd_ke
 
 // ---- two qlinkd processes ----
 
-std::string sha256_hex(std::span<const std::uint8_t> d)
-{
-    std::array<std::uint8_t, 32> md{};
-    unsigned len = 0;
-    EVP_Digest(d.data(), d.size(), md.data(), &len, EVP_sha256(), nullptr);
-    return hex(md);
-}
-
 // A daemon whose test keys (memory_keys per direction, 32 frames each) run out within seconds.
 std::string qlinkd_config(const std::string& role, std::uint16_t air_port, const std::string& priv, const std::string& pub,
                           const std::string& state)
@@ -626,7 +610,7 @@ TEST(fallback_keys, qlinkd_pair_carries_a_file_on_fallback_keys_after_the_test_k
     }
     writer.join();
     ASSERT_EQ(got.size(), file.size()) << space.log() << ground.log();
-    EXPECT_EQ(sha256_hex(got), sha256_hex(file));
+    EXPECT_EQ(qlink::test::sha256_hex(got), qlink::test::sha256_hex(file));
 
     // The space end (the file's sender) ran out of test keys and went on with fallback keys: loud in
     // its log, its transmit key ID in the fallback range, the ground end derived every one of them.
@@ -645,7 +629,7 @@ TEST(fallback_keys, qlinkd_pair_carries_a_file_on_fallback_keys_after_the_test_k
     }
     EXPECT_NE(slog.find("level=warn chan=keys role=space event=fallback_key"), std::string::npos) << slog;
     EXPECT_NE(slog.find("source=fallback"), std::string::npos) << slog;
-    EXPECT_EQ(slog.find(hex(x25519_shared_from_pem(f.g, f.s_pub).span())), std::string::npos) << "secret in the log";
+    EXPECT_EQ(slog.find(to_hex(x25519_shared_from_pem(f.g, f.s_pub).span())), std::string::npos) << "secret in the log";
     const auto glog = ground.log();
     // (The return link's few ack frames stay on its test keys here: the ground end only derives.)
     EXPECT_EQ(glog.find("event=key_source_error"), std::string::npos) << glog;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -11,9 +12,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -140,5 +143,20 @@ private:
 }  // namespace qlinkd_proc_detail
 
 using qlinkd_proc_detail::daemon_proc;
+
+/// Lower-case hex SHA-256 of what a user sent or got (short test failure messages).
+inline std::string sha256_hex(std::span<const std::uint8_t> d)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_Digest(d.data(), d.size(), md, &len, EVP_sha256(), nullptr);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string s;
+    for (unsigned i = 0; i < len; ++i) {
+        s += hex[md[i] >> 4];
+        s += hex[md[i] & 15];
+    }
+    return s;
+}
 
 }  // namespace qlink::test

@@ -48,19 +48,6 @@ std::string config(const std::string& role, std::uint16_t air_port, const std::s
            "[security]\nrotate_every_frames = 64\n" + extra;
 }
 
-std::string sha256(std::span<const std::uint8_t> d)
-{
-    unsigned char md[32];
-    unsigned len = 0;
-    EVP_Digest(d.data(), d.size(), md, &len, EVP_sha256(), nullptr);
-    static const char* hex = "0123456789abcdef";
-    std::string s;
-    for (unsigned i = 0; i < len; ++i) {
-        s += hex[md[i] >> 4];
-        s += hex[md[i] & 15];
-    }
-    return s;
-}
 
 std::vector<std::uint8_t> random_bytes(std::size_t n, std::uint64_t seed)
 {
@@ -166,10 +153,10 @@ TEST(qlinkd_process, file_and_datagrams_cross_the_link_intact_through_an_outage)
     const auto got = pull(ground_conn, down.size());
     writer.join();
     ASSERT_EQ(got.size(), down.size()) << ground.log();
-    EXPECT_EQ(sha256(got), sha256(down));
+    EXPECT_EQ(qlink::test::sha256_hex(got), qlink::test::sha256_hex(down));
     const auto up_got = pull(space_conn, up.size(), 30);
     EXPECT_EQ(up_got.size(), up.size());
-    EXPECT_EQ(sha256(up_got), sha256(up));
+    EXPECT_EQ(qlink::test::sha256_hex(up_got), qlink::test::sha256_hex(up));
 
     // Datagrams are best effort (no ARQ): the one sent during the transfer may fall into the outage
     // or a lost frame, so once the link is quiet it is sent again until one crosses (3 s per try).

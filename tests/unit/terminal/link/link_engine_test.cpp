@@ -4,6 +4,7 @@
 #include "qlink/sim/awgn.hpp"
 #include "qlink/sim/fading.hpp"
 #include "qlink/terminal/link_engine.hpp"
+#include "unit/terminal/link/link_test_util.hpp"
 
 #include <gtest/gtest.h>
 
@@ -27,15 +28,6 @@ using terminal::link_engine;
 using terminal::link_engine_config;
 using terminal::link_role;
 
-std::array<std::uint8_t, 32> key_bytes(std::uint32_t id)
-{
-    std::array<std::uint8_t, 32> k{};
-    std::mt19937_64 g(id * 7919u + 13u);
-    for (auto& b : k) {
-        b = static_cast<std::uint8_t>(g());
-    }
-    return k;
-}
 
 // memory_key_source behind a mutex: the test thread adds keys while an engine worker takes them.
 class locked_keys final : public modem::link_key_source {
@@ -66,26 +58,12 @@ private:
     modem::memory_key_source inner_;
 };
 
-// The same keys under the same IDs at both ends of one direction.
-struct key_pair {
-    locked_keys tx, rx;
-    void add(std::uint32_t first, std::uint32_t n)
-    {
-        for (std::uint32_t id = first; id < first + n; ++id) {
-            const auto k = key_bytes(id);
-            tx.add(id, k);
-            rx.add(id, k);
-        }
-    }
-};
+using key_pair = qlink::test::link_key_pair<locked_keys>;
 
 // Byte `off` of stream `s` of the direction `dir`: content the receiver can check without a copy.
 std::uint8_t content(int dir, int s, std::uint64_t off)
 {
-    std::uint64_t x = (off + 1) * 0x9E3779B97F4A7C15ull ^ (static_cast<std::uint64_t>(dir * 16 + s) << 56);
-    x ^= x >> 29;
-    x *= 0xBF58476D1CE4E5B9ull;
-    return static_cast<std::uint8_t>(x >> 32);
+    return qlink::test::stream_byte(static_cast<std::uint64_t>(dir * 16 + s), off);
 }
 
 // One direction of the air: the sender's bits -> BPSK over AWGN (sim::bpsk_awgn_channel) with

@@ -2,6 +2,7 @@
 #include "qlink/modem/key_source.hpp"
 #include "qlink/modem/profile.hpp"
 #include "qlink/terminal/link_engine.hpp"
+#include "unit/terminal/link/link_test_util.hpp"
 
 #include <gtest/gtest.h>
 
@@ -49,38 +50,11 @@ struct temp_dir {
     }
 };
 
-std::array<std::uint8_t, 32> key_bytes(std::uint32_t id)
-{
-    std::array<std::uint8_t, 32> k{};
-    std::mt19937_64 g(id * 7919u + 13u);
-    for (auto& b : k) {
-        b = static_cast<std::uint8_t>(g());
-    }
-    return k;
-}
 
-// The same keys under the same IDs at both ends of one direction.
-struct key_pair {
-    modem::memory_key_source tx, rx;
-    void add(std::uint32_t first, std::uint32_t n)
-    {
-        for (std::uint32_t id = first; id < first + n; ++id) {
-            const auto k = key_bytes(id);
-            tx.add(id, k);
-            rx.add(id, k);
-        }
-    }
-};
+using key_pair = test::link_key_pair<modem::memory_key_source>;
 
-// Byte `off` of stream `s`: the user checks each byte where it lands, so a lost or repeated byte
-// shows as a mismatch from there on.
-std::uint8_t content(int s, std::uint64_t off)
-{
-    std::uint64_t x = (off + 1) * 0x9E3779B97F4A7C15ull ^ (static_cast<std::uint64_t>(s + 1) << 56);
-    x ^= x >> 29;
-    x *= 0xBF58476D1CE4E5B9ull;
-    return static_cast<std::uint8_t>(x >> 32);
-}
+// Byte `off` of stream `s`: the user checks each byte where it lands.
+std::uint8_t content(int s, std::uint64_t off) { return test::stream_byte(static_cast<std::uint64_t>(s + 1), off); }
 
 // One direction of the air: coded bits as clean LLRs (+-64), whole steps erased in seeded fades,
 // delivered after a fixed delay. What is in the delay line when the receiver dies is "in the air":
