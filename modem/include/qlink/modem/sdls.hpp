@@ -75,6 +75,10 @@ public:
         std::function<std::int64_t()> clock_ms;
         /// The next SA is announced in this many frames before the switch.
         std::uint16_t announce_frames = 16;
+        /// A rotation that found no key asks the key source again only after this many frames (>= 1):
+        /// a key source may be a round trip to qkmd, and a rotation can stay due for up to
+        /// max_frames_per_key frames while QKD keys are out.
+        std::uint32_t key_retry_frames = 64;
         key_exhaustion_policy policy = key_exhaustion_policy::stop;
         link_key_source* fallback = nullptr;
         /// Called with a human-readable message when keys run out or a fallback key is used.
@@ -98,6 +102,7 @@ private:
     std::unique_ptr<security_association> next_;
     std::uint16_t frames_to_switch_ = 0;
     std::int64_t key_started_ms_ = 0;
+    std::uint64_t next_key_try_ = 0;  ///< frame count (c_.frames) before which a due rotation does not ask again
     std::uint16_t spi_;
     std::unordered_set<std::uint32_t> used_keys_;
     sdls_counters c_;

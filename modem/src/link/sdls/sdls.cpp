@@ -191,9 +191,12 @@ security_status sdls_transmitter::protect(std::span<std::uint8_t> frame)
         cur_->next_counter = cfg_.first_counter;
         key_started_ms_ = cfg_.clock_ms ? cfg_.clock_ms() : 0;
     }
-    if (!next_ && rotation_due()) {
+    if (!next_ && c_.frames >= next_key_try_ && rotation_due()) {
         next_ = make_sa(false);
         frames_to_switch_ = cfg_.announce_frames;
+        if (!next_) {
+            next_key_try_ = c_.frames + std::max<std::uint32_t>(cfg_.key_retry_frames, 1);
+        }
     }
     if (next_ && (frames_to_switch_ == 0 || cur_->invocations >= cfg_.max_frames_per_key)) {
         switch_to_next();

@@ -449,6 +449,47 @@ TEST(sdls_rotation, time_based_with_injected_clock)
     EXPECT_EQ(rx.state_of(1), sa_state::deactivated);
 }
 
+TEST(sdls_rotation, a_due_rotation_without_keys_asks_the_source_every_key_retry_frames)
+{
+    // A key source that counts its calls (qkmd: one socket round trip each) and has one key.
+    struct counting_source final : link_key_source {
+        memory_key_source inner;
+        std::size_t calls = 0;
+        std::optional<std::uint32_t> next_key(std::span<std::uint8_t, 32> k) override
+        {
+            ++calls;
+            return inner.next_key(k);
+        }
+        bool key_by_id(std::uint32_t id, std::span<std::uint8_t, 32> k) override { return inner.key_by_id(id, k); }
+    } src;
+    fill_keys(src.inner, 1, 1);
+    const aos_layout layout = sdls_layout(aos_layout{64, 0, 0, 0, true});
+    std::int64_t now = 0;
+    sdls_transmitter::config tc;
+    tc.layout = layout;
+    tc.rotation_period_ms = 10;  // due from frame 10 on, and no second key
+    tc.clock_ms = [&] { return now; };
+    tc.key_retry_frames = 64;
+    sdls_transmitter tx(tc, src);
+    std::vector<std::uint8_t> f(64, 0);
+    for (int i = 0; i < 1000; ++i) {
+        now = i;
+        write_aos_header(aos_header{}, f);
+        ASSERT_EQ(tx.protect(f), security_status::ok);  // the first key carries on (below the GCM limit)
+    }
+    // 1 first key + a try at frame 10 and every 64 frames after: 1 + ceil(990 / 64) = 17, not ~990.
+    EXPECT_EQ(src.calls, 17u);
+    // A key that arrives is taken at the next try and the rotation goes through.
+    fill_keys(src.inner, 2, 1);
+    for (int i = 1000; i < 1100; ++i) {
+        now = i;
+        write_aos_header(aos_header{}, f);
+        ASSERT_EQ(tx.protect(f), security_status::ok);
+    }
+    EXPECT_EQ(tx.current_key_id(), 2u);
+    EXPECT_EQ(tx.counters().rotations, 1u);
+}
+
 TEST(sdls_link, full_pipeline_with_rotation_loss_and_crc_errors)
 {
     const aos_layout layout = sdls_layout(aos_layout{256, 0, 0, 0, true});
