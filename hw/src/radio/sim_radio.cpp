@@ -39,6 +39,12 @@ public:
         return {};
     }
 
+    radio_result set_time(std::int64_t ns, bool) override {
+        // The simulated clock only runs forward (other parts of the simulation read it).
+        if (!clock_.set(sim::time_point(sim::duration(ns))))
+            return {radio_errc::bad_config, "the simulated clock cannot be set back in time"};
+        return {};
+    }
     radio_result start_rx(std::optional<std::int64_t>) override {
         streaming_ = true;
         return {};
@@ -56,7 +62,12 @@ public:
             return 0;
         }
         md.has_time = true;
-        md.time_ns = clock_.now().time_since_epoch().count();
+        const sim::time_point t = clock_.now();
+        md.time_ns = t.time_since_epoch().count();
+        if (cfg_.doppler) {
+            const auto [offset_hz, rate_hz_s] = cfg_.doppler(t);
+            channel_->set_doppler(offset_hz, rate_hz_s);
+        }
         cfg_.source(buf);
         channel_->process(buf, buf);
         counters_.rx_samples += buf.size();

@@ -79,6 +79,10 @@ public:
         usrp_->set_rx_bandwidth(hz);
         return usrp_->get_rx_bandwidth();
     }
+    void set_time(std::int64_t ns, bool at_next_pps) override {
+        if (at_next_pps) usrp_->set_time_next_pps(to_time_spec(ns));
+        else usrp_->set_time_now(to_time_spec(ns));
+    }
     void start_stream(std::optional<std::int64_t> at_ns) override {
         uhd::stream_cmd_t cmd(uhd::stream_cmd_t::STREAM_MODE_START_CONTINUOUS);
         cmd.stream_now = !at_ns.has_value();
@@ -141,6 +145,10 @@ public:
     radio_result tune(double hz, std::optional<std::int64_t> at_ns) override {
         if (!(hz > 0)) return {radio_errc::bad_config, "center frequency must be > 0"};
         return guarded("tuning the USRP", [&] { actual_.center_freq_hz = port_->set_center(hz, at_ns); });
+    }
+
+    radio_result set_time(std::int64_t ns, bool at_next_pps) override {
+        return guarded("setting the USRP time", [&] { port_->set_time(ns, at_next_pps); });
     }
 
     radio_result start_rx(std::optional<std::int64_t> at_ns) override {

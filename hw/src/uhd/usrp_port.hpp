@@ -20,6 +20,7 @@ public:
     virtual double set_rx_gain(double db) = 0;
     virtual double set_tx_gain(double db) = 0;
     virtual double set_bandwidth(double hz) = 0;
+    virtual void set_time(std::int64_t ns, bool at_next_pps) = 0;
     virtual void start_stream(std::optional<std::int64_t> at_ns) = 0;
     virtual void stop_stream() = 0;
     virtual std::size_t recv(cf32* buf, std::size_t n, uhd::rx_metadata_t& md, double timeout_s) = 0;

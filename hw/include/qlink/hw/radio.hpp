@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace qlink::hw {
@@ -78,6 +79,10 @@ public:
     virtual radio_settings actual() const = 0;
     /// Retunes now, or at the given device time (timed command).
     virtual radio_result tune(double center_freq_hz, std::optional<std::int64_t> at_time_ns = std::nullopt) = 0;
+    /// Sets the device clock that stamps samples and times commands, in ns since the Unix epoch
+    /// (UTC): now, or at the next PPS edge. The Doppler predictions read sample timestamps as UTC,
+    /// so a station sets this once at start-up (to the host's NTP/GPS time, or a GPSDO's at PPS).
+    virtual radio_result set_time(std::int64_t ns_since_epoch, bool at_next_pps = false) = 0;
     virtual radio_result start_rx(std::optional<std::int64_t> at_time_ns = std::nullopt) = 0;
     virtual radio_result stop_rx() = 0;
     /// Receives up to buf.size() samples into the caller's buffer; returns how many.
@@ -100,6 +105,10 @@ struct sim_radio_config {
     /// Advance the clock by the duration of the samples delivered (simulated
     /// time follows the stream); otherwise the clock is driven elsewhere.
     bool drive_clock = false;
+    /// The channel's Doppler truth (offset Hz, rate Hz/s) at a time, e.g. from the pass geometry;
+    /// read at the timestamp of every recv() buffer (linear within it). Empty: the channel's fixed
+    /// frequency_offset_hz / frequency_rate_hz_s.
+    std::function<std::pair<double, double>(sim::time_point)> doppler;
 };
 
 std::unique_ptr<radio> create_sim_radio(const sim_radio_config& cfg, sim::sim_clock& clock);

@@ -45,6 +45,31 @@ TEST(sim_radio, receives_the_doppler_shifted_carrier_in_simulated_time) {
     EXPECT_EQ(r->counters().rx_samples, 20000u);
 }
 
+TEST(sim_radio, doppler_truth_is_read_at_each_buffer_and_the_clock_can_be_set_forward) {
+    const double fs = 1e6;
+    sim::sim_clock clock(sim::time_point{});
+    sim_radio_config cfg = tone_radio(0.0, fs);
+    std::vector<std::int64_t> asked;
+    // A Doppler that grows 1 kHz per simulated millisecond, so each buffer sees another carrier.
+    cfg.doppler = [&](sim::time_point t) {
+        asked.push_back(t.time_since_epoch().count());
+        return std::pair{1e3 * double(t.time_since_epoch().count()) / 1e6, 0.0};
+    };
+    auto r = create_sim_radio(cfg, clock);
+    ASSERT_TRUE(r->set_time(5'000'000));  // 5 ms
+    EXPECT_FALSE(r->set_time(1'000'000));  // not back
+    ASSERT_TRUE(r->start_rx());
+    std::vector<cf32> buf(2000);
+    rx_metadata md;
+    for (const double expect_hz : {5e3, 7e3}) {
+        ASSERT_EQ(r->recv(buf, md, 0.1), buf.size());
+        double phase = 0;
+        for (std::size_t i = 1; i < buf.size(); ++i) phase += std::arg(buf[i] * std::conj(buf[i - 1]));
+        EXPECT_NEAR(phase / double(buf.size() - 1) * fs / (2 * std::numbers::pi), expect_hz, 1.0);
+    }
+    EXPECT_EQ(asked, (std::vector<std::int64_t>{5'000'000, 7'000'000}));
+}
+
 TEST(sim_radio, reports_problems_as_data) {
     sim::sim_clock clock(sim::time_point{});
     auto r = create_sim_radio(tone_radio(0, 1e6), clock);

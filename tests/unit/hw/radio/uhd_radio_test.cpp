@@ -17,6 +17,8 @@ public:
     std::deque<uhd::async_metadata_t::event_code_t> async_events;
     std::optional<std::int64_t> last_tune_time;
     bool throw_on_rate = false;
+    bool throw_on_time = false;
+    std::optional<std::pair<std::int64_t, bool>> last_time;
 
     double set_rate(double hz) override {
         if (throw_on_rate) throw uhd::value_error("rate out of range");
@@ -29,6 +31,10 @@ public:
     double set_rx_gain(double db) override { return db; }
     double set_tx_gain(double db) override { return db; }
     double set_bandwidth(double hz) override { return hz; }
+    void set_time(std::int64_t ns, bool at_next_pps) override {
+        if (throw_on_time) throw uhd::runtime_error("no PPS signal");
+        last_time = {ns, at_next_pps};
+    }
     void start_stream(std::optional<std::int64_t>) override {}
     void stop_stream() override {}
     std::size_t recv(cf32*, std::size_t n, uhd::rx_metadata_t& md, double) override {
@@ -104,6 +110,22 @@ TEST(uhd_radio_seam, uhd_exceptions_become_results_and_actual_values_are_kept) {
     EXPECT_EQ(bad.code, radio_errc::device_error);
     EXPECT_NE(bad.message.find("rate out of range"), std::string::npos);
     EXPECT_DOUBLE_EQ(r->actual().sample_rate_hz, 2e6 * 0.999);  // unchanged after a failure
+}
+
+TEST(uhd_radio_seam, set_time_reaches_the_device_and_its_failure_is_a_result) {
+    auto port = std::make_unique<scripted_port>();
+    auto* p = port.get();
+    auto r = make_uhd_radio(std::move(port));
+    ASSERT_TRUE(r->set_time(1'764'000'000'123'456'789, false));
+    ASSERT_TRUE(p->last_time);
+    EXPECT_EQ(p->last_time->first, 1'764'000'000'123'456'789);
+    EXPECT_FALSE(p->last_time->second);
+    ASSERT_TRUE(r->set_time(1'764'000'001'000'000'000, true));
+    EXPECT_TRUE(p->last_time->second);
+    p->throw_on_time = true;
+    const radio_result bad = r->set_time(0, true);
+    EXPECT_EQ(bad.code, radio_errc::device_error);
+    EXPECT_NE(bad.message.find("no PPS signal"), std::string::npos) << bad.message;
 }
 
 TEST(uhd_radio_seam, time_specs_round_trip) {

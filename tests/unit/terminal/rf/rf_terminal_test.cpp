@@ -292,6 +292,7 @@ public:
     hw::radio_result configure(const hw::radio_settings& s) override { return inner_.configure(s); }
     hw::radio_settings actual() const override { return inner_.actual(); }
     hw::radio_result tune(double f, std::optional<std::int64_t> t) override { return inner_.tune(f, t); }
+    hw::radio_result set_time(std::int64_t ns, bool pps) override { return inner_.set_time(ns, pps); }
     hw::radio_result start_rx(std::optional<std::int64_t> t) override { return inner_.start_rx(t); }
     hw::radio_result stop_rx() override { return inner_.stop_rx(); }
     std::size_t recv(std::span<hw::cf32> buf, hw::rx_metadata& md, double timeout_s) override {
@@ -423,6 +424,7 @@ public:
     hw::radio_result configure(const hw::radio_settings& s) override { return inner_.configure(s); }
     hw::radio_settings actual() const override { return inner_.actual(); }
     hw::radio_result tune(double f, std::optional<std::int64_t> t) override { return inner_.tune(f, t); }
+    hw::radio_result set_time(std::int64_t ns, bool pps) override { return inner_.set_time(ns, pps); }
     hw::radio_result start_rx(std::optional<std::int64_t> t) override { return inner_.start_rx(t); }
     hw::radio_result stop_rx() override { return inner_.stop_rx(); }
     std::size_t recv(std::span<hw::cf32> buf, hw::rx_metadata& md, double timeout_s) override {
