@@ -1,4 +1,4 @@
-// Program track (pass -> mount axes, failure handling) and the Doppler-corrected radio receiver.
+// Program track (pass -> mount axes, failure handling), the Doppler-corrected radio receiver and the pre-compensating transmitter.
 #include "qlink/terminal/rf_terminal.hpp"
 
 #include <algorithm>
@@ -226,6 +226,135 @@ rf_receiver::step_result rf_receiver::receive(std::span<modem::llr_t> llrs) {
         counters_.phase_words = ps.words_found;
         counters_.phase_words_missed = ps.words_missed;
     }
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// transmitter
+
+namespace {
+
+std::size_t tx_buffer_samples(const rf_transmitter::config& cfg) {
+    // Whole symbols, and room for the modulator's filter tail in one buffer.
+    const std::size_t sps = cfg.mod.waveform.samples_per_symbol;
+    const std::size_t tail = std::size_t{cfg.mod.waveform.filter_delay} * sps;
+    return std::max(cfg.buffer_samples / std::max<std::size_t>(sps, 1) * sps, tail);
+}
+
+}  // namespace
+
+rf_transmitter::rf_transmitter(hw::radio& radio, const doppler_predictor* predictor, const config& cfg)
+    : radio_(radio), predictor_(predictor), cfg_(cfg), mod_(cfg.mod), bps_(bits_per_symbol(cfg.mod.waveform.modulation)) {
+    check(cfg.buffer_samples >= 64 && cfg.buffer_samples <= (std::size_t{1} << 22),
+          "rf_transmitter: buffer_samples not in [64, 4194304]");
+    check(cfg.send_timeout_s > 0.0 && cfg.send_timeout_s <= 60.0, "rf_transmitter: send_timeout_s not in (0, 60]");
+    check(cfg.preamble_s >= 0.0 && cfg.preamble_s <= 60.0, "rf_transmitter: preamble_s not in [0, 60]");
+    buffer_.resize(tx_buffer_samples(cfg));
+    carry_.reserve(buffer_.size() / cfg.mod.waveform.samples_per_symbol * bps_ + bps_);
+}
+
+std::int64_t rf_transmitter::air_time_ns() const {
+    return t0_ns_ + static_cast<std::int64_t>(std::llround(double(burst_samples_) / cfg_.mod.waveform.sample_rate_hz * 1e9));
+}
+
+void rf_transmitter::refresh() {
+    if (!predictor_ || !cfg_.precompensate_doppler) return;
+    const auto d = predictor_->uplink(sim::time_point{} + sim::duration{air_time_ns()});
+    if (!d.ok) {
+        ++counters_.prediction_errors;
+        return;
+    }
+    applied_hz_ = -d.offset_hz;
+    mod_.set_carrier_offset(-d.offset_hz, -d.rate_hz_s);
+}
+
+rf_transmitter::step_result rf_transmitter::start_burst(std::int64_t t_ns) {
+    step_result r;
+    if (in_burst_) r = end_burst();
+    in_burst_ = first_send_ = true;
+    t0_ns_ = t_ns;
+    burst_samples_ = 0;
+    ++counters_.bursts;
+    // The preamble: random symbols (no sync marker in them), staged through carry_ (empty here).
+    const auto& w = cfg_.mod.waveform;
+    std::uint64_t left = static_cast<std::uint64_t>(cfg_.preamble_s * w.sample_rate_hz / w.samples_per_symbol) * bps_;
+    std::uint64_t x = 0x9E3779B97F4A7C15ull ^ counters_.bursts;
+    const std::size_t per_buffer = buffer_.size() / w.samples_per_symbol * bps_;
+    while (left > 0) {
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, per_buffer));
+        for (std::size_t i = 0; i < n; ++i) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            carry_.push_back(static_cast<std::uint8_t>(x & 1));
+        }
+        r.samples += modulate_and_send(n);
+        left -= n;
+    }
+    return r;
+}
+
+std::size_t rf_transmitter::modulate_and_send(std::size_t n_bits) {
+    refresh();
+    const auto m = mod_.modulate(std::span<const std::uint8_t>(carry_).first(n_bits), buffer_);
+    carry_.erase(carry_.begin(), carry_.begin() + static_cast<std::ptrdiff_t>(n_bits));
+    if (!m.ok) return 0;
+    counters_.bits += n_bits;
+    return send(m.samples, false).samples;
+}
+
+rf_transmitter::step_result rf_transmitter::send(std::size_t n, bool end) {
+    hw::tx_metadata md;
+    md.start_of_burst = md.has_time = first_send_;
+    md.time_ns = t0_ns_;
+    md.end_of_burst = end;
+    std::size_t off = 0;
+    do {
+        const auto t = radio_.send(std::span<const cf32>(buffer_.data() + off, n - off), md, cfg_.send_timeout_s);
+        counters_.underflows += t.underflow;
+        counters_.late += t.late;
+        off += std::min(t.sent, n - off);
+        if (off >= n) break;
+        ++counters_.short_sends;
+        if (t.sent == 0) {
+            counters_.samples_dropped += n - off;
+            break;
+        }
+        md.start_of_burst = md.has_time = false;
+    } while (true);
+    first_send_ = false;
+    ++counters_.buffers;
+    counters_.samples += off;
+    burst_samples_ += off;
+    return {0, off, true, nullptr};
+}
+
+rf_transmitter::step_result rf_transmitter::transmit(std::span<const std::uint8_t> bits) {
+    step_result r;
+    if (!in_burst_) return {0, 0, false, "rf_transmitter::transmit: no burst started (call start_burst)"};
+    const std::size_t per_buffer = buffer_.size() / cfg_.mod.waveform.samples_per_symbol * bps_;
+    for (std::size_t pos = 0; pos < bits.size();) {
+        // carry_ holds what a previous call left (< bps_ bits) and stages this buffer's bits.
+        const std::size_t take = std::min(per_buffer - carry_.size(), bits.size() - pos);
+        carry_.insert(carry_.end(), bits.begin() + static_cast<std::ptrdiff_t>(pos),
+                      bits.begin() + static_cast<std::ptrdiff_t>(pos + take));
+        pos += take;
+        const std::size_t whole = carry_.size() / bps_ * bps_;
+        if (whole > 0) r.samples += modulate_and_send(whole);
+    }
+    r.bits = bits.size();
+    return r;
+}
+
+rf_transmitter::step_result rf_transmitter::end_burst() {
+    step_result r;
+    if (!in_burst_) return r;
+    if (!carry_.empty()) {
+        carry_.resize(bps_, 0);
+        r.samples += modulate_and_send(bps_);
+    }
+    refresh();
+    const auto f = mod_.flush(buffer_);
+    r.samples += send(f.ok ? f.samples : 0, true).samples;
+    in_burst_ = false;
     return r;
 }
 

@@ -166,4 +166,77 @@ private:
     counters counters_;
 };
 
+/// The station's transmit chain on hw::radio: coded bits (one per byte, e.g. what
+/// modem::chain_encoder writes) are modulated, pre-compensated for the uplink
+/// Doppler predicted at each buffer's air time (so the satellite receives its
+/// nominal carrier, doppler_predictor::uplink), and sent as one timed burst.
+/// Buffers are at most buffer_samples long, so the correction is refreshed at
+/// least that often and is linear (offset + rate * t) within each. Radio events
+/// (underflow, late, short sends) are counted, never thrown.
+class rf_transmitter {
+public:
+    struct config {
+        rf_modulator::config mod{};
+        bool precompensate_doppler = true;
+        std::size_t buffer_samples = 16384;  ///< per send(), [64, 1 << 22]
+        double send_timeout_s = 0.1;         ///< (0, 60]
+        /// Random symbols sent at the start of each burst, [0, 60] s: the far receiver's loops
+        /// and frame synchroniser lock on them, so the burst's first frame is not lost.
+        double preamble_s = 0.25;
+    };
+    struct counters {
+        std::uint64_t bursts = 0;
+        std::uint64_t buffers = 0;
+        std::uint64_t samples = 0;            ///< accepted by the radio
+        std::uint64_t bits = 0;               ///< modulated
+        std::uint64_t underflows = 0;
+        std::uint64_t late = 0;               ///< the radio missed a timed burst start
+        std::uint64_t short_sends = 0;        ///< sends that took only part of a buffer (the rest retried)
+        std::uint64_t samples_dropped = 0;    ///< not taken within the timeout: dropped, burst goes on
+        std::uint64_t prediction_errors = 0;  ///< SGP4 failed; the last pre-compensation is kept
+    };
+    struct step_result {
+        std::size_t bits = 0;     ///< bits taken (all, unless !ok)
+        std::size_t samples = 0;  ///< samples the radio accepted
+        bool ok = true;
+        const char* error = nullptr;
+    };
+
+    /// `predictor` may be null (no pre-compensation). Throws std::invalid_argument on a bad configuration.
+    rf_transmitter(hw::radio& radio, const doppler_predictor* predictor, const config& cfg);
+
+    /// Starts a burst whose first sample goes on air at device time t_ns (ns since the epoch, UTC:
+    /// see hw::radio::set_time), with the preamble. A burst still open is ended first.
+    step_result start_burst(std::int64_t t_ns);
+    /// Modulates and sends `bits`. With QPSK an odd count leaves one bit waiting for the next call.
+    step_result transmit(std::span<const std::uint8_t> bits);
+    /// Sends the waiting bit (padded with 0), the filter tail, and the end-of-burst flag.
+    step_result end_burst();
+
+    bool in_burst() const { return in_burst_; }
+    /// Device time of the next sample to go on air.
+    std::int64_t air_time_ns() const;
+    /// Carrier offset applied at the last refresh, Hz (minus the predicted uplink Doppler).
+    double applied_offset_hz() const { return applied_hz_; }
+    const counters& stats() const { return counters_; }
+
+private:
+    step_result send(std::size_t n, bool end);
+    void refresh();
+    std::size_t modulate_and_send(std::size_t n_bits);
+
+    hw::radio& radio_;
+    const doppler_predictor* predictor_;
+    config cfg_;
+    rf_modulator mod_;
+    unsigned bps_;
+    std::vector<cf32> buffer_;
+    std::vector<std::uint8_t> carry_;
+    bool in_burst_ = false, first_send_ = false;
+    std::int64_t t0_ns_ = 0;
+    std::uint64_t burst_samples_ = 0;
+    double applied_hz_ = 0.0;
+    counters counters_;
+};
+
 }  // namespace qlink::terminal
