@@ -1,6 +1,8 @@
-// The qlink subcommands: demo (the full pass), chain-demo (chain over BPSK/AWGN), profiles, encode and decode (files).
+// The qlink subcommands: demo (the full pass), chain-demo (chain over BPSK/AWGN), profiles, encode and decode (files); rf-rx/rf-tx in rf_cli.cpp.
 #include "cli/cli.hpp"
 
+#include "cli/options.hpp"
+#include "cli/rf_cli.hpp"
 #include "cli/stream_file.hpp"
 #include "qlink/modem/coding_chain.hpp"
 #include "qlink/modem/profile.hpp"
@@ -30,138 +32,6 @@ using modem::chain_encoder;
 using modem::chain_frame_report;
 using modem::chain_profile;
 
-struct option_spec {
-    std::string_view name;  // without the leading --
-    std::string_view value_hint;
-    std::string_view help;
-};
-
-// A parsed command line: --name value, --name=value, or a bare --flag.
-struct parsed_options {
-    std::vector<std::pair<std::string, std::string>> values;
-    bool help = false;
-    const std::string* get(std::string_view name) const {
-        for (const auto& [k, v] : values)
-            if (k == name) return &v;
-        return nullptr;
-    }
-};
-
-struct usage_error {
-    std::string message;
-};
-
-std::string allowed_list(std::span<const option_spec> specs) {
-    std::string s;
-    for (const auto& o : specs) {
-        if (!s.empty()) s += ", ";
-        s += "--";
-        s += o.name;
-    }
-    return s.empty() ? "--help" : s + ", --help";
-}
-
-parsed_options parse(std::string_view cmd, std::span<const std::string_view> args, std::span<const option_spec> specs) {
-    parsed_options p;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string_view a = args[i];
-        if (a == "--help" || a == "-h") {
-            p.help = true;
-            continue;
-        }
-        if (a.size() < 3 || a.substr(0, 2) != "--")
-            throw usage_error{"qlink " + std::string(cmd) + ": unexpected argument '" + std::string(a) +
-                              "' (allowed options: " + allowed_list(specs) + ")"};
-        a.remove_prefix(2);
-        std::string value;
-        bool has_value = false;
-        if (const auto eq = a.find('='); eq != std::string_view::npos) {
-            value = std::string(a.substr(eq + 1));
-            a = a.substr(0, eq);
-            has_value = true;
-        }
-        const option_spec* spec = nullptr;
-        for (const auto& o : specs)
-            if (o.name == a) spec = &o;
-        if (!spec)
-            throw usage_error{"qlink " + std::string(cmd) + ": unknown option '--" + std::string(a) +
-                              "' (allowed options: " + allowed_list(specs) + ")"};
-        if (!has_value) {
-            if (i + 1 >= args.size())
-                throw usage_error{"qlink " + std::string(cmd) + ": option --" + std::string(a) + " needs a value (" +
-                                  std::string(spec->value_hint) + ")"};
-            value = std::string(args[++i]);
-        }
-        if (p.get(a))
-            throw usage_error{"qlink " + std::string(cmd) + ": option --" + std::string(a) + " given twice"};
-        p.values.emplace_back(std::string(a), std::move(value));
-    }
-    return p;
-}
-
-double number_option(std::string_view cmd, const parsed_options& p, std::string_view name, double def, double lo,
-                     double hi) {
-    const std::string* v = p.get(name);
-    if (!v) return def;
-    double x = 0;
-    const auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), x);
-    if (ec != std::errc{} || ptr != v->data() + v->size() || !(x >= lo && x <= hi)) {
-        std::ostringstream m;
-        m << "qlink " << cmd << ": --" << name << " must be a number in [" << lo << ", " << hi << "], got '" << *v
-          << "'";
-        throw usage_error{m.str()};
-    }
-    return x;
-}
-
-std::uint64_t integer_option(std::string_view cmd, const parsed_options& p, std::string_view name, std::uint64_t def,
-                             std::uint64_t lo, std::uint64_t hi) {
-    const std::string* v = p.get(name);
-    if (!v) return def;
-    std::uint64_t x = 0;
-    const auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), x);
-    if (ec != std::errc{} || ptr != v->data() + v->size() || x < lo || x > hi)
-        throw usage_error{"qlink " + std::string(cmd) + ": --" + std::string(name) + " must be an integer in [" +
-                          std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + *v + "'"};
-    return x;
-}
-
-const chain_profile& profile_option(std::string_view cmd, const parsed_options& p, std::string_view def) {
-    const std::string* v = p.get("profile");
-    const std::string_view name = v ? std::string_view(*v) : def;
-    const chain_profile* prof = modem::find_profile(name);
-    if (!prof)
-        throw usage_error{"qlink " + std::string(cmd) + ": --profile '" + std::string(name) +
-                          "' is not a profile (allowed: " + modem::profile_names() + ")"};
-    return *prof;
-}
-
-stream_format format_option(std::string_view cmd, const parsed_options& p) {
-    const std::string* v = p.get("format");
-    if (!v) return stream_format::bits;
-    const auto f = parse_stream_format(*v);
-    if (!f)
-        throw usage_error{"qlink " + std::string(cmd) + ": --format '" + *v + "' is not a format (allowed: bits, f32, i8)"};
-    return *f;
-}
-
-const std::string& required(std::string_view cmd, const parsed_options& p, std::string_view name) {
-    const std::string* v = p.get(name);
-    if (!v || v->empty())
-        throw usage_error{"qlink " + std::string(cmd) + ": option --" + std::string(name) + " is required"};
-    return *v;
-}
-
-void print_help(std::ostream& out, std::string_view cmd, std::string_view synopsis, std::string_view what,
-                std::span<const option_spec> specs) {
-    out << "usage: qlink " << cmd << ' ' << synopsis << "\n\n" << what << "\n\noptions:\n";
-    for (const auto& o : specs) {
-        std::string left = "  --" + std::string(o.name) + (o.value_hint.empty() ? "" : " " + std::string(o.value_hint));
-        out << std::left << std::setw(26) << left << ' ' << o.help << '\n';
-    }
-    out << std::left << std::setw(26) << "  --help" << " this text\n";
-}
-
 void print_top_help(std::ostream& out) {
     out << "usage: qlink <command> [options]\n\n"
            "commands:\n"
@@ -169,7 +39,9 @@ void print_top_help(std::ostream& out) {
            "  demo        a full quantum-secured satellite pass: simulator, qkmd x2, qlinkd x2 on loopback\n"
            "  chain-demo  run generated frames through the coding chain over BPSK/AWGN and report\n"
            "  encode      encode a payload file into a channel stream (hard bits or soft symbols)\n"
-           "  decode      decode a channel stream back into the payload\n\n"
+           "  decode      decode a channel stream back into the payload\n"
+           "  rf-rx       receive a coded RF downlink on a radio (simulated, or a USRP) with Doppler from the TLE\n"
+           "  rf-tx       send a file as a coded RF uplink burst, Doppler pre-compensated (simulated, or a USRP)\n\n"
            "`qlink <command> --help` describes a command's options.\n";
 }
 
@@ -557,7 +429,9 @@ int run(std::span<const std::string_view> args, std::ostream& out, std::ostream&
         if (cmd == "chain-demo") return cmd_chain_demo(rest, out);
         if (cmd == "encode") return cmd_encode(rest, out, err);
         if (cmd == "decode") return cmd_decode(rest, out, err);
-        err << "qlink: unknown command '" << cmd << "' (allowed: profiles, demo, chain-demo, encode, decode)\n";
+        if (cmd == "rf-rx") return cmd_rf_rx(rest, out, err);
+        if (cmd == "rf-tx") return cmd_rf_tx(rest, out, err);
+        err << "qlink: unknown command '" << cmd << "' (allowed: profiles, demo, chain-demo, encode, decode, rf-rx, rf-tx)\n";
         return exit_usage;
     } catch (const usage_error& e) {
         err << e.message << '\n';

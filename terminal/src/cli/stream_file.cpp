@@ -77,20 +77,6 @@ private:
     int n_ = 0;
 };
 
-bool read_all(const std::string& path, std::vector<std::uint8_t>& data, std::string& error) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) {
-        error = "cannot open '" + path + "' for reading";
-        return false;
-    }
-    data.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    if (f.bad()) {
-        error = "error reading '" + path + "'";
-        return false;
-    }
-    return true;
-}
-
 // Hard bits carry no reliability; any fixed magnitude serves the Viterbi decoder.
 constexpr modem::llr_t hard_llr = 32;
 
@@ -118,14 +104,79 @@ void to_llr(const std::vector<std::uint8_t>& raw, stream_format fmt, std::size_t
 
 }  // namespace
 
+bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& data, std::string& error) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) {
+        error = "cannot open '" + path + "' for reading";
+        return false;
+    }
+    data.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    if (f.bad()) {
+        error = "error reading '" + path + "'";
+        return false;
+    }
+    return true;
+}
+
+bool write_file_bytes(const std::string& path, std::span<const std::uint8_t> data, std::string& error) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    if (f) f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+    f.close();
+    if (!f) {
+        error = "cannot write '" + path + "'";
+        return false;
+    }
+    return true;
+}
+
+std::uint64_t file_frame_count(std::size_t payload_bytes, std::size_t data_bytes) {
+    const std::size_t per_frame = std::min<std::size_t>(data_bytes - file_frame_header, 0xFFFF);
+    return std::max<std::uint64_t>(1, (payload_bytes + per_frame - 1) / per_frame);
+}
+
+void fill_file_frame(std::span<const std::uint8_t> payload, std::uint64_t f, std::span<std::uint8_t> data) {
+    const std::size_t per_frame = std::min<std::size_t>(data.size() - file_frame_header, 0xFFFF);
+    const std::size_t off = static_cast<std::size_t>(f) * per_frame;
+    const std::size_t len = std::min(per_frame, payload.size() - std::min(off, payload.size()));
+    std::fill(data.begin(), data.end(), std::uint8_t{0});
+    for (int k = 0; k < 4; ++k) data[static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(f >> (24 - 8 * k));
+    data[4] = static_cast<std::uint8_t>(len >> 8);
+    data[5] = static_cast<std::uint8_t>(len);
+    if (len) std::copy_n(payload.begin() + static_cast<std::ptrdiff_t>(off), len, data.begin() + file_frame_header);
+}
+
+void file_assembler::take(std::span<const std::uint8_t> d, bool ok) {
+    if (!ok || d.size() < file_frame_header) {
+        ++frames_failed;
+        return;
+    }
+    const std::uint32_t seq = (std::uint32_t{d[0]} << 24) | (std::uint32_t{d[1]} << 16) | (std::uint32_t{d[2]} << 8) | d[3];
+    const std::size_t len = (std::size_t{d[4]} << 8) | d[5];
+    if (len > d.size() - file_frame_header) {
+        last_frame_short = true;
+        ++frames_failed;
+        return;
+    }
+    if (frames_ok > 0 && seq <= last_seq) {
+        ++duplicates;
+        return;
+    }
+    if (frames_ok == 0)
+        first_seq = seq;
+    else
+        missing += seq - last_seq - 1;
+    last_seq = seq;
+    ++frames_ok;
+    payload.insert(payload.end(), d.begin() + file_frame_header, d.begin() + static_cast<std::ptrdiff_t>(file_frame_header + len));
+}
+
 std::optional<encode_summary> encode_file(const modem::chain_profile& profile, const std::string& in,
                                           const std::string& out, stream_format fmt, std::string& error) {
     std::vector<std::uint8_t> payload;
-    if (!read_all(in, payload, error)) return std::nullopt;
+    if (!read_file_bytes(in, payload, error)) return std::nullopt;
     modem::chain_encoder enc(profile);
     const std::size_t db = enc.data_bytes();
-    const std::size_t per_frame = std::min<std::size_t>(db - file_frame_header, 0xFFFF);
-    const std::size_t frames = std::max<std::size_t>(1, (payload.size() + per_frame - 1) / per_frame);
+    const std::uint64_t frames = file_frame_count(payload.size(), db);
     if (frames > 0xFFFFFFFFull) {
         error = "payload too large for 32-bit frame sequence numbers";
         return std::nullopt;
@@ -139,14 +190,8 @@ std::optional<encode_summary> encode_file(const modem::chain_profile& profile, c
     s.payload_bytes = payload.size();
     s.frames = frames;
     std::vector<std::uint8_t> data(db), bits(std::max(enc.max_frame_bits(), enc.max_finish_bits()));
-    for (std::size_t f = 0; f < frames; ++f) {
-        const std::size_t off = f * per_frame;
-        const std::size_t len = std::min(per_frame, payload.size() - std::min(off, payload.size()));
-        std::fill(data.begin(), data.end(), std::uint8_t{0});
-        for (int k = 0; k < 4; ++k) data[static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(f >> (24 - 8 * k));
-        data[4] = static_cast<std::uint8_t>(len >> 8);
-        data[5] = static_cast<std::uint8_t>(len);
-        std::copy_n(payload.begin() + static_cast<std::ptrdiff_t>(off), len, data.begin() + file_frame_header);
+    for (std::uint64_t f = 0; f < frames; ++f) {
+        fill_file_frame(payload, f, data);
         const auto r = enc.encode(data, bits);
         if (!r.ok) {
             error = r.error;
@@ -168,7 +213,7 @@ std::optional<encode_summary> encode_file(const modem::chain_profile& profile, c
 std::optional<decode_summary> decode_file(const modem::chain_profile& profile, const std::string& in,
                                           const std::string& out, stream_format fmt, std::string& error) {
     std::vector<std::uint8_t> raw;
-    if (!read_all(in, raw, error)) return std::nullopt;
+    if (!read_file_bytes(in, raw, error)) return std::nullopt;
     std::size_t symbols = 0;
     switch (fmt) {
     case stream_format::bits: symbols = raw.size() * 8; break;
@@ -206,39 +251,9 @@ std::optional<decode_summary> decode_file(const modem::chain_profile& profile, c
     std::vector<std::uint8_t> frames(cap * db);
     std::vector<modem::chain_frame_report> reps(cap);
     std::vector<modem::llr_t> soft(65536);
-    std::vector<std::uint8_t> payload;
-    decode_summary s;
-    bool any = false;
-
+    file_assembler fa;
     auto take = [&](const modem::chain_decoder::result& r) {
-        for (std::size_t f = 0; f < r.frames; ++f) {
-            const std::uint8_t* d = frames.data() + f * db;
-            if (!reps[f].ok) {
-                ++s.frames_failed;
-                continue;
-            }
-            const std::uint32_t seq = (std::uint32_t{d[0]} << 24) | (std::uint32_t{d[1]} << 16) |
-                                      (std::uint32_t{d[2]} << 8) | d[3];
-            std::size_t len = (std::size_t{d[4]} << 8) | d[5];
-            if (len > db - file_frame_header) {
-                s.last_frame_short = true;
-                ++s.frames_failed;
-                continue;
-            }
-            if (any && seq <= s.last_seq) {
-                ++s.duplicates;
-                continue;
-            }
-            if (!any) {
-                s.first_seq = seq;
-            } else {
-                s.missing += seq - s.last_seq - 1;
-            }
-            any = true;
-            s.last_seq = seq;
-            ++s.frames_ok;
-            payload.insert(payload.end(), d + file_frame_header, d + file_frame_header + len);
-        }
+        for (std::size_t f = 0; f < r.frames; ++f) fa.take(std::span<const std::uint8_t>(frames).subspan(f * db, db), reps[f].ok);
     };
 
     for (std::size_t pos = 0; pos < symbols;) {
@@ -257,15 +272,23 @@ std::optional<decode_summary> decode_file(const modem::chain_profile& profile, c
         pos += n;
     }
     take(dec.finish(frames, reps));
+    decode_summary s;
     s.counters = dec.counters();
-    s.payload_bytes = payload.size();
+    s.payload_bytes = fa.payload.size();
+    s.frames_ok = fa.frames_ok;
+    s.frames_failed = fa.frames_failed;
+    s.missing = fa.missing;
+    s.duplicates = fa.duplicates;
+    s.first_seq = fa.first_seq;
+    s.last_seq = fa.last_seq;
+    s.last_frame_short = fa.last_frame_short;
 
     std::ofstream f(out, std::ios::binary | std::ios::trunc);
     if (!f) {
         error = "cannot open '" + out + "' for writing";
         return std::nullopt;
     }
-    f.write(reinterpret_cast<const char*>(payload.data()), static_cast<std::streamsize>(payload.size()));
+    f.write(reinterpret_cast<const char*>(fa.payload.data()), static_cast<std::streamsize>(fa.payload.size()));
     f.close();
     if (f.fail()) {
         error = "error writing '" + out + "'";

@@ -6,8 +6,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace qlink::terminal::cli {
 
@@ -22,6 +24,29 @@ std::string_view to_string(stream_format f);
 /// (big endian, from 0) and 2-byte count of payload bytes that follow; the
 /// rest of the data field is filled with 0x00.
 inline constexpr std::size_t file_frame_header = 6;
+
+/// Whole files in and out; false with `error` naming the file.
+bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& data, std::string& error);
+bool write_file_bytes(const std::string& path, std::span<const std::uint8_t> data, std::string& error);
+
+/// Frames the payload takes in the file framing (at least one, for an empty payload).
+std::uint64_t file_frame_count(std::size_t payload_bytes, std::size_t data_bytes);
+/// Writes frame f of `payload` (header, bytes, zero fill) into `data` (a frame's data field).
+void fill_file_frame(std::span<const std::uint8_t> payload, std::uint64_t f, std::span<std::uint8_t> data);
+
+/// Puts the payload back together from decoded frames in the file framing: in sequence order,
+/// repeats ignored, gaps counted. Frames that failed decoding or carry a bad length are counted.
+struct file_assembler {
+    std::vector<std::uint8_t> payload;
+    std::uint64_t frames_ok = 0;
+    std::uint64_t frames_failed = 0;
+    std::uint64_t missing = 0;
+    std::uint64_t duplicates = 0;
+    std::uint32_t first_seq = 0;
+    std::uint32_t last_seq = 0;
+    bool last_frame_short = false;
+    void take(std::span<const std::uint8_t> data, bool ok);
+};
 
 struct encode_summary {
     std::uint64_t payload_bytes = 0;
