@@ -81,9 +81,9 @@ void rf_sim_satellite::source(std::span<cf32> out) {
                 const std::size_t symbols = std::min<std::uint64_t>(preamble_symbols_, bits_.size() / bps_);
                 nbits = symbols * bps_;
                 std::uint64_t x = 0x9E3779B97F4A7C15ull ^ cfg_.seed;
-                for (std::size_t i = 0; i < nbits; ++i) {
+                for (std::size_t k = 0; k < nbits; ++k) {
                     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-                    bits_[i] = static_cast<std::uint8_t>(x & 1);
+                    bits_[k] = static_cast<std::uint8_t>(x & 1);
                 }
                 preamble_symbols_ -= symbols;
             } else if (!done_ && cfg_.next_frame && cfg_.next_frame(frame_)) {
