@@ -120,10 +120,14 @@ bool read_file_bytes(const std::string& path, std::vector<std::uint8_t>& data, s
 
 bool write_file_bytes(const std::string& path, std::span<const std::uint8_t> data, std::string& error) {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    if (f) f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-    f.close();
     if (!f) {
-        error = "cannot write '" + path + "'";
+        error = "cannot open '" + path + "' for writing";
+        return false;
+    }
+    f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+    f.close();
+    if (f.fail()) {
+        error = "error writing '" + path + "'";
         return false;
     }
     return true;
@@ -283,17 +287,7 @@ std::optional<decode_summary> decode_file(const modem::chain_profile& profile, c
     s.last_seq = fa.last_seq;
     s.last_frame_short = fa.last_frame_short;
 
-    std::ofstream f(out, std::ios::binary | std::ios::trunc);
-    if (!f) {
-        error = "cannot open '" + out + "' for writing";
-        return std::nullopt;
-    }
-    f.write(reinterpret_cast<const char*>(fa.payload.data()), static_cast<std::streamsize>(fa.payload.size()));
-    f.close();
-    if (f.fail()) {
-        error = "error writing '" + out + "'";
-        return std::nullopt;
-    }
+    if (!write_file_bytes(out, fa.payload, error)) return std::nullopt;
     return s;
 }
 
