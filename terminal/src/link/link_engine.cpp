@@ -26,8 +26,9 @@ namespace {
 
 using namespace qlink::modem;
 
-// First byte of every encapsulation packet we send: the ARQ types, or a datagram.
-constexpr std::uint8_t tag_datagram = 0xD1;
+// First byte of every encapsulation packet we send: the ARQ types, or a datagram of one channel
+// (index: datagram_channel).
+constexpr std::array<std::uint8_t, link_datagram_channels> tag_datagram{0xD1, 0xD2};
 
 // LLRs per chunk handed from the transport to the RX worker.
 constexpr std::size_t rx_chunk_llrs = 65536;
@@ -195,7 +196,8 @@ private:
 class link_engine_impl final : public link_engine, private arq_receiver::sink {
 public:
     link_engine_impl(const link_engine_config& cfg, link_key_source& tx_keys, link_key_source& rx_keys)
-        : cfg_(cfg), tx_keys_(tx_keys), dg_tx_(cfg.datagram_queue_bytes), dg_rx_(cfg.datagram_queue_bytes)
+        : cfg_(cfg), tx_keys_(tx_keys), dg_tx_{datagram_fifo(cfg.datagram_queue_bytes), datagram_fifo(cfg.datagram_queue_bytes)},
+          dg_rx_{datagram_fifo(cfg.datagram_queue_bytes), datagram_fifo(cfg.datagram_queue_bytes)}
     {
         validate();
         const chain_profile& txp = profile_or_throw(cfg.tx_profile, "tx_profile");
@@ -324,8 +326,10 @@ public:
         for (auto& s : rx_streams_) {
             s.wipe();
         }
-        dg_tx_.wipe();
-        dg_rx_.wipe();
+        for (std::size_t c = 0; c < link_datagram_channels; ++c) {
+            dg_tx_[c].wipe();
+            dg_rx_[c].wipe();
+        }
         OPENSSL_cleanse(dg_scratch_.data(), dg_scratch_.size());
         OPENSSL_cleanse(seg_.data(), seg_.size());
     }
@@ -341,16 +345,17 @@ public:
         return n;
     }
 
-    bool send_datagram(std::span<const std::uint8_t> d) override
+    bool send_datagram(std::span<const std::uint8_t> d, datagram_channel channel) override
     {
+        const auto c = static_cast<std::size_t>(channel);
         std::lock_guard lk(mu_);
-        if (finished_ || d.size() > cfg_.max_datagram_bytes) {
+        if (finished_ || d.size() > cfg_.max_datagram_bytes || c >= link_datagram_channels) {
             return false;
         }
-        if (!dg_tx_.push(d)) {
+        if (!dg_tx_[c].push(d)) {
             return false;
         }
-        ++dg_in_;
+        ++dg_in_[c];
         return true;
     }
 
@@ -409,20 +414,25 @@ public:
         return p;
     }
 
-    std::size_t receive_datagram(std::span<std::uint8_t> out) override
+    std::size_t receive_datagram(std::span<std::uint8_t> out, datagram_channel channel) override
     {
+        const auto c = static_cast<std::size_t>(channel);
+        if (c >= link_datagram_channels) {
+            return 0;
+        }
         std::lock_guard lk(mu_);
-        while (!dg_rx_.empty()) {
-            const auto d = dg_rx_.front();
+        auto& q = dg_rx_[c];
+        while (!q.empty()) {
+            const auto d = q.front();
             if (d.size() > out.size()) {
-                ++dg_dropped_;
-                dg_rx_.pop();
+                ++dg_dropped_[c];
+                q.pop();
                 continue;
             }
             std::copy(d.begin(), d.end(), out.begin());
             const std::size_t n = d.size();
-            dg_rx_.pop();
-            ++dg_out_;
+            q.pop();
+            ++dg_out_[c];
             return n;
         }
         return 0;
@@ -534,9 +544,12 @@ public:
         s.traffic_stopped = tx_held_;
         s.user_bytes_in = user_in_;
         s.user_bytes_out = user_out_;
-        s.datagrams_in = dg_in_;
-        s.datagrams_out = dg_out_;
-        s.datagrams_dropped = dg_dropped_;
+        s.datagrams_in = dg_in_[0];
+        s.datagrams_out = dg_out_[0];
+        s.datagrams_dropped = dg_dropped_[0];
+        s.ip_packets_in = dg_in_[1];
+        s.ip_packets_out = dg_out_[1];
+        s.ip_packets_dropped = dg_dropped_[1];
         s.rx_flow_drops = flow_drops_;
         s.bytes_consumed = user_taken_;
         s.resume_trimmed_bytes = rcv_->counters().resume_trimmed_bytes;
@@ -651,12 +664,17 @@ private:
                 ack_pending_ = false;
             }
         }
-        while (!dg_tx_.empty() && room() > 0) {
-            const auto d = dg_tx_.front();
-            dg_scratch_[0] = tag_datagram;
-            std::copy(d.begin(), d.end(), dg_scratch_.begin() + 1);
-            pk->push_datagram(std::span(dg_scratch_).first(d.size() + 1));
-            dg_tx_.pop();
+        // The channels take turns, one datagram each, so a flood on one cannot starve the other.
+        while (room() > 0 && !(dg_tx_[0].empty() && dg_tx_[1].empty())) {
+            auto& q = dg_tx_[dg_turn_];
+            if (!q.empty()) {
+                const auto d = q.front();
+                dg_scratch_[0] = tag_datagram[dg_turn_];
+                std::copy(d.begin(), d.end(), dg_scratch_.begin() + 1);
+                pk->push_datagram(std::span(dg_scratch_).first(d.size() + 1));
+                q.pop();
+            }
+            dg_turn_ = (dg_turn_ + 1) % link_datagram_channels;
         }
         const std::size_t full_segment = encap_header_length(seg_.size()) + seg_.size();
         while (room() >= full_segment) {
@@ -818,11 +836,14 @@ private:
         case arq_type_ack:
             snd_->on_ack(t, body);
             break;
-        case tag_datagram:
-            if (!dg_rx_.push(body.subspan(1))) {
-                ++dg_dropped_;
+        case tag_datagram[0]:
+        case tag_datagram[1]: {
+            const std::size_t c = body[0] == tag_datagram[0] ? 0 : 1;
+            if (!dg_rx_[c].push(body.subspan(1))) {
+                ++dg_dropped_[c];
             }
             break;
+        }
         default:
             ++unknown_packets_;
         }
@@ -910,7 +931,8 @@ private:
     std::atomic<bool> stop_{false};
     std::thread tx_thread_, rx_thread_;
     std::vector<std::uint8_t> seg_, ack_, dg_scratch_;
-    datagram_fifo dg_tx_, dg_rx_;
+    std::array<datagram_fifo, link_datagram_channels> dg_tx_, dg_rx_;
+    std::size_t dg_turn_ = 0;  // channel whose datagram fill_frame takes next
     std::vector<byte_fifo> rx_streams_;
     std::vector<std::deque<run>> runs_;     // per stream, from the user's position on
     std::vector<stream_position> pos_;      // per stream: the user's position (resume point at start)
@@ -920,7 +942,8 @@ private:
     bool ack_pending_ = false;
     bool tx_held_ = false;
     bool finished_ = false;
-    std::uint64_t user_in_ = 0, user_out_ = 0, dg_in_ = 0, dg_out_ = 0, dg_dropped_ = 0;
+    std::uint64_t user_in_ = 0, user_out_ = 0, dg_in_[link_datagram_channels] = {}, dg_out_[link_datagram_channels] = {},
+                  dg_dropped_[link_datagram_channels] = {};
     std::uint64_t flow_drops_ = 0, unknown_packets_ = 0, rx_errors_ = 0, tx_errors_ = 0;
 };
 

@@ -33,6 +33,12 @@ struct stream_position {
 /// Streams of one engine (the stream number is a u8 on the user side, 0..7).
 inline constexpr std::size_t link_max_streams = 8;
 
+/// What a datagram carries, kept apart end to end (its own tag on the air, its own queues), so IP
+/// packets from a TUN interface and the UDP port's payloads never reach each other's receiver and
+/// neither can fill the other's queue.
+enum class datagram_channel : std::uint8_t { user = 0, ip = 1 };
+inline constexpr std::size_t link_datagram_channels = 2;
+
 struct link_engine_config {
     link_role role = link_role::ground;
     /// Modem chain profile names (modem/profile.hpp) per direction: tx_profile is what this engine
@@ -80,7 +86,7 @@ struct link_engine_config {
 
     // Queues
     std::size_t rx_stream_buffer_bytes = 4u << 20;  ///< per stream; above it incoming data waits (ARQ resends)
-    std::size_t datagram_queue_bytes = 1u << 20;    ///< per direction; full: send_datagram refuses, rx drops
+    std::size_t datagram_queue_bytes = 1u << 20;    ///< per direction and channel; full: send_datagram refuses, rx drops
     std::size_t max_datagram_bytes = 65535;
     std::size_t queue_depth_frames = 8;  ///< blocks queued between each worker and the transport (power of two)
     /// true: encode and decode run on two worker threads fed through bounded SPSC queues (pull_tx_bits
@@ -129,7 +135,8 @@ struct link_stats {
     // user
     std::uint64_t user_bytes_in = 0;     ///< stream bytes accepted by send()
     std::uint64_t user_bytes_out = 0;    ///< stream bytes handed out by receive()
-    std::uint64_t datagrams_in = 0, datagrams_out = 0, datagrams_dropped = 0;
+    std::uint64_t datagrams_in = 0, datagrams_out = 0, datagrams_dropped = 0;  ///< datagram_channel::user
+    std::uint64_t ip_packets_in = 0, ip_packets_out = 0, ip_packets_dropped = 0;  ///< datagram_channel::ip
     // time per stage (ns, wall clock of this process)
     std::uint64_t ns_frame_build = 0, ns_protect = 0, ns_encode = 0;
     std::uint64_t ns_decode = 0, ns_verify_parse = 0;
@@ -151,12 +158,14 @@ public:
 
     // user side: non-blocking; returns bytes accepted (0 = full, backpressure). Ordered byte streams.
     virtual std::size_t send(std::uint8_t stream, std::span<const std::uint8_t> data) = 0;
-    /// UDP-style, whole or nothing, not retransmitted. False when too big or the queue is full.
-    virtual bool send_datagram(std::span<const std::uint8_t> datagram) = 0;
+    /// UDP-style, whole or nothing, not retransmitted. False when too big or the channel's queue is full.
+    virtual bool send_datagram(std::span<const std::uint8_t> datagram, datagram_channel channel) = 0;
+    bool send_datagram(std::span<const std::uint8_t> datagram) { return send_datagram(datagram, datagram_channel::user); }
     /// Delivered bytes, in order, each once.
     virtual std::size_t receive(std::uint8_t stream, std::span<std::uint8_t> out) = 0;
-    /// One datagram into `out` (0 if none; a datagram larger than `out` is dropped and counted).
-    virtual std::size_t receive_datagram(std::span<std::uint8_t> out) = 0;
+    /// One datagram of `channel` into `out` (0 if none; a datagram larger than `out` is dropped and counted).
+    virtual std::size_t receive_datagram(std::span<std::uint8_t> out, datagram_channel channel) = 0;
+    std::size_t receive_datagram(std::span<std::uint8_t> out) { return receive_datagram(out, datagram_channel::user); }
     /// With ack_consumed_only: the user has taken `bytes` more of what receive() handed out on `stream`
     /// (qlinkd: written to the user's socket). Only then may the peer release them. More than was
     /// handed out is clamped (and counted as a misuse). Without ack_consumed_only: ignored.

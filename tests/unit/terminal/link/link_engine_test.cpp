@@ -295,6 +295,72 @@ TEST_P(link_engine_modes, streams_and_datagrams_cross_awgn_fade_and_key_rotation
     EXPECT_GT(ss.frames_tx, ss.idle_frames_tx);
 }
 
+// The UDP port's datagrams and TUN IP packets share the air but not their queues: each arrives on
+// its own channel only, in order, and a channel whose queue is full refuses while the other accepts.
+TEST(link_engine, datagram_channels_stay_apart)
+{
+    pair_fixture f;
+    f.scfg.datagram_queue_bytes = 8192;  // per channel
+    f.scfg.max_datagram_bytes = 4096;
+    f.create();
+    using terminal::datagram_channel;
+    const double rate_down = modem::information_rate(*modem::find_profile(f.scfg.tx_profile));
+    const double rate_up = modem::information_rate(*modem::find_profile(f.gcfg.tx_profile));
+    air_direction down(8.0, rate_down, 21, 2, 2e6), up(8.0, rate_up, 22, 2, 320e3);
+    std::mt19937_64 rng(5);
+    auto make = [&](std::uint8_t first, std::size_t n) {
+        std::vector<std::uint8_t> d(n);
+        for (auto& b : d) {
+            b = static_cast<std::uint8_t>(rng());
+        }
+        d[0] = first;  // 0x45: looks like IPv4, 0x55: user payload; only the channel may tell them apart
+        return d;
+    };
+    std::vector<std::vector<std::uint8_t>> ip_got, user_got;
+    std::vector<std::uint8_t> buf(4096);
+    double t = 0.0;
+    auto run = [&](int steps) {
+        for (int step = 0; step < steps; ++step, t += step_s) {
+            down.carry(*f.space, *f.ground, down_bytes_per_step, t, false, false);
+            up.carry(*f.ground, *f.space, up_bytes_per_step, t, false, false);
+            for (std::size_t n; (n = f.ground->receive_datagram(buf, datagram_channel::ip)) > 0;) {
+                ip_got.emplace_back(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+            }
+            for (std::size_t n; (n = f.ground->receive_datagram(buf)) > 0;) {
+                user_got.emplace_back(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+            }
+        }
+    };
+    run(200);  // both receivers locked before anything is sent (datagrams are not retransmitted)
+    // Fill the IP channel's queue until it refuses: the user channel still takes datagrams.
+    std::vector<std::vector<std::uint8_t>> ip_sent, user_sent;
+    for (int i = 0; i < 100; ++i) {
+        auto d = make(0x45, 1000);
+        if (!f.space->send_datagram(d, datagram_channel::ip)) {
+            break;
+        }
+        ip_sent.push_back(std::move(d));
+    }
+    ASSERT_EQ(ip_sent.size(), 8u) << "8192-byte queue, 1000-byte packets";
+    for (int i = 0; i < 5; ++i) {
+        user_sent.push_back(make(0x55, 700 + static_cast<std::size_t>(i)));
+        ASSERT_TRUE(f.space->send_datagram(user_sent.back()));
+    }
+    EXPECT_FALSE(f.space->send_datagram(make(0x45, 1000), datagram_channel::ip));
+    EXPECT_FALSE(f.space->send_datagram(make(0x45, 10), static_cast<datagram_channel>(7)));
+    run(400);
+    EXPECT_EQ(ip_got, ip_sent);
+    EXPECT_EQ(user_got, user_sent);
+    const auto ss = f.space->stats();
+    const auto gs = f.ground->stats();
+    EXPECT_EQ(ss.ip_packets_in, 8u);
+    EXPECT_EQ(ss.datagrams_in, 5u);
+    EXPECT_EQ(gs.ip_packets_out, 8u);
+    EXPECT_EQ(gs.datagrams_out, 5u);
+    EXPECT_EQ(gs.ip_packets_dropped + gs.datagrams_dropped, 0u);
+    EXPECT_EQ(f.ground->receive_datagram(buf, static_cast<datagram_channel>(9)), 0u);
+}
+
 TEST(link_engine, pass_cut_short_reports_exactly_what_the_peer_lacks)
 {
     pair_fixture f;
