@@ -204,6 +204,37 @@ std::string_view to_string(security_mode m)
 
 std::string_view to_string(exhaustion_policy p) { return p == exhaustion_policy::stop ? "stop" : "fallback"; }
 
+std::optional<ipv4_prefix> parse_ipv4_prefix(std::string_view text)
+{
+    ipv4_prefix p;
+    // Four decimal octets separated by '.', then '/' and the length; each number 1..3 digits,
+    // no leading zero (0127 is octal to inet_aton: refuse the ambiguity).
+    auto number = [&text](unsigned max) -> std::optional<unsigned> {
+        std::size_t i = 0;
+        unsigned v = 0;
+        while (i < text.size() && i < 3 && text[i] >= '0' && text[i] <= '9') {
+            v = v * 10 + static_cast<unsigned>(text[i] - '0');
+            ++i;
+        }
+        if (i == 0 || (i > 1 && text[0] == '0') || v > max) return std::nullopt;
+        text.remove_prefix(i);
+        return v;
+    };
+    for (int k = 0; k < 4; ++k) {
+        const auto v = number(255);
+        if (!v) return std::nullopt;
+        p.address[static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(*v);
+        const char sep = k < 3 ? '.' : '/';
+        if (text.empty() || text.front() != sep) return std::nullopt;
+        text.remove_prefix(1);
+    }
+    const auto len = number(32);
+    if (!len || *len == 0 || !text.empty()) return std::nullopt;
+    p.length = static_cast<std::uint8_t>(*len);
+    if (p.address == std::array<std::uint8_t, 4>{}) return std::nullopt;  // 0.0.0.0 is not an interface address
+    return p;
+}
+
 std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view text)
 {
     const auto colon = text.rfind(':');
@@ -430,7 +461,8 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     }
     c.arq.ack_interval_ms = arq.real("ack_interval_ms", 20.0, 0.1, 10000.0);
 
-    const section usr(sub(root, "user"), "user", {"address", "tcp_port", "udp_port", "udp", "udp_deliver"});
+    const section usr(sub(root, "user"), "user",
+                      {"address", "tcp_port", "udp_port", "udp", "udp_deliver", "tun", "tun_address", "tun_mtu"});
     c.user.address = usr.str("address", "127.0.0.1");
     check_address(usr, "address", c.user.address);
     c.user.tcp_port = static_cast<std::uint16_t>(usr.integer("tcp_port", 0, 0, 65535));
@@ -439,6 +471,32 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     c.user.udp_deliver = usr.str("udp_deliver", "");
     if (!c.user.udp_deliver.empty() && !split_host_port(c.user.udp_deliver)) {
         throw err("key 'user.udp_deliver' = \"" + c.user.udp_deliver + "\" must be host:port (e.g. 127.0.0.1:5000)");
+    }
+    c.user.tun = usr.str("tun", "");
+    if (!c.user.tun.empty()) {
+        const auto& n = c.user.tun;
+        // The kernel's rule (dev_valid_name) narrowed to what a configuration needs: no '%' template,
+        // nothing a shell or a log line would trip over.
+        const bool chars_ok = std::all_of(n.begin(), n.end(), [](char ch) {
+            return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_' || ch == '.';
+        });
+        if (n.size() > tun_name_max || !chars_ok || n == "." || n == "..") {
+            throw err("key 'user.tun' = \"" + n + "\" is not an interface name; allowed: 1.." + std::to_string(tun_name_max) +
+                      " characters of A-Z a-z 0-9 - _ . (e.g. \"qlink0\"), or \"\" for no TUN interface");
+        }
+        if (usr.has("tun_address")) {
+            const auto a = usr.str("tun_address", "");
+            c.user.tun_address = parse_ipv4_prefix(a);
+            if (!c.user.tun_address) {
+                throw err("key 'user.tun_address' = \"" + a + "\" must be an IPv4 address with a prefix length 1..32 "
+                          "(e.g. 10.77.0.1/30); leave it out to configure the interface with ip(8)");
+            }
+        }
+        c.user.tun_mtu = static_cast<std::uint32_t>(usr.integer("tun_mtu", 1400, 576, 9000));
+    } else {
+        for (const char* k : {"tun_address", "tun_mtu"}) {
+            if (usr.has(k)) throw err(std::string("key 'user.") + k + "' is only used with user.tun (an interface name)");
+        }
     }
 
     const section tel(sub(root, "telemetry"), "telemetry", {"address", "port"});

@@ -1,4 +1,4 @@
-// qlinkd main loop: air transport threads, user TCP/UDP ports, telemetry HTTP, qkmd scrape, SIGTERM drain.
+// qlinkd main loop: air transport threads, user TCP/UDP ports and TUN interface, telemetry HTTP, qkmd scrape, SIGTERM drain.
 #include "qlink/terminal/qlinkd.hpp"
 
 #include "qlink/keymgmt/https_server.hpp"
@@ -10,6 +10,7 @@
 
 #include "daemon_log.hpp"
 #include "pat_runner.hpp"
+#include "tun.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -157,6 +158,8 @@ private:
     void user_loop();
     void user_stream_io();
     void user_datagram_io();
+    bool open_tun();
+    void user_tun_io();
     // telemetry
     link_status status();
     void scrape_qkmd();
@@ -215,6 +218,13 @@ private:
     bool udp_dest_known_ = false;
     std::thread user_thread_;
     std::vector<std::uint8_t> io_buf_ = std::vector<std::uint8_t>(64 * 1024);
+
+    // user.tun: IP packets on the engine's IP datagram channel. Its own buffer (a packet up to the
+    // 64 KiB IP limit, so nothing the kernel hands over is cut), allocated once.
+    std::unique_ptr<tun_device> tun_;
+    bool tun_dead_ = false;  // a read failed for good (interface deleted under us): no longer polled
+    std::vector<std::uint8_t> tun_buf_;
+    std::atomic<std::uint64_t> tun_in_{0}, tun_out_{0}, tun_malformed_{0}, tun_link_full_{0}, tun_write_failed_{0};
 
     // qkmd scrape (guarded by scrape_mu_)
     std::mutex scrape_mu_;
@@ -621,6 +631,72 @@ void daemon::user_datagram_io()
     }
 }
 
+// user.tun: the interface exists for as long as this process holds its fd (not persistent).
+bool daemon::open_tun()
+{
+    if (cfg_.user.tun.empty()) return true;
+    tun_device::config tc;
+    tc.name = cfg_.user.tun;
+    tc.address = cfg_.user.tun_address;
+    tc.mtu = cfg_.user.tun_mtu;
+    std::string error;
+    tun_ = tun_device::open(tc, error);
+    if (!tun_) {
+        log_.error("user", "tun_failed", {{"tun", cfg_.user.tun}, {"error", error}});
+        return false;
+    }
+    tun_buf_.resize(65536);
+    std::string address = "unset";
+    if (const auto& a = cfg_.user.tun_address) {
+        address = std::to_string(a->address[0]) + "." + std::to_string(a->address[1]) + "." + std::to_string(a->address[2]) +
+                  "." + std::to_string(a->address[3]) + "/" + std::to_string(a->length);
+    }
+    log_.info("user", "tun_ready", {{"tun", tun_->name()}, {"address", address}, {"mtu", std::to_string(cfg_.user.tun_mtu)}});
+    return true;
+}
+
+// IP expects loss, not delay: a packet the link cannot take now (its IP queue full) is dropped and
+// counted, never held, so the loop never blocks on the link. Packets that are not whole IPv4/IPv6
+// packets are dropped in both directions (the far end's are authenticated, but a peer bug must not
+// reach the kernel).
+void daemon::user_tun_io()
+{
+    if (!tun_ || tun_dead_) return;
+    for (int i = 0; i < 64 && !draining_.load(); ++i) {
+        const auto r = tun_->read(tun_buf_);
+        if (r.status == tun_device::io_status::would_block) break;
+        if (r.status == tun_device::io_status::failed) {
+            log_.error("user", "tun_read_failed", {{"tun", tun_->name()}, {"error", std::strerror(r.error)},
+                                                   {"note", "no more IP traffic through the link until restart"}});
+            tun_dead_ = true;
+            return;
+        }
+        const auto packet = std::span<const std::uint8_t>(tun_buf_.data(), r.bytes);
+        if (check_ip_packet(packet) != ip_packet_check::ok) {
+            ++tun_malformed_;
+        } else if (engine_->send_datagram(packet, datagram_channel::ip)) {
+            ++tun_in_;
+        } else {
+            ++tun_link_full_;
+        }
+    }
+    for (int i = 0; i < 64; ++i) {
+        const std::size_t n = engine_->receive_datagram(tun_buf_, datagram_channel::ip);
+        if (n == 0) break;
+        const auto packet = std::span<const std::uint8_t>(tun_buf_.data(), n);
+        if (check_ip_packet(packet) != ip_packet_check::ok) {
+            ++tun_malformed_;
+            continue;
+        }
+        // A full or down interface refuses (EAGAIN, EIO): IP's loss, counted.
+        if (tun_->write(packet).status == tun_device::io_status::ok) {
+            ++tun_out_;
+        } else {
+            ++tun_write_failed_;
+        }
+    }
+}
+
 void daemon::user_loop()
 {
     std::vector<pollfd> fds;
@@ -628,6 +704,7 @@ void daemon::user_loop()
         fds.clear();
         fds.push_back({tcp_fd_, POLLIN, 0});
         if (udp_fd_ >= 0) fds.push_back({udp_fd_, POLLIN, 0});
+        if (tun_ && !tun_dead_) fds.push_back({tun_->fd(), POLLIN, 0});
         bool busy = false;
         for (const auto& c : conns_) {
             short ev = 0;
@@ -640,6 +717,7 @@ void daemon::user_loop()
         ::poll(fds.data(), fds.size(), busy ? 1 : 4);
         user_stream_io();
         user_datagram_io();
+        user_tun_io();
     }
 }
 
@@ -764,6 +842,15 @@ link_status daemon::status()
     s.extra.user_datagrams_out = dgram_out_.load();
     s.extra.user_datagrams_dropped = dgram_dropped_.load();
     s.extra.key_errors = tx_keys_->failures() + rx_keys_->failures();
+    if (tun_) {
+        s.tun.interface = tun_->name();
+        s.tun.packets_in = tun_in_.load();
+        s.tun.packets_out = tun_out_.load();
+        s.tun.malformed = tun_malformed_.load();
+        s.tun.link_full = tun_link_full_.load();
+        // Every loss of an IP packet at this end: refused here, or by the engine's receive queue.
+        s.tun.packets_dropped = s.tun.malformed + s.tun.link_full + tun_write_failed_.load() + st.ip_packets_dropped;
+    }
     return s;
 }
 
@@ -808,6 +895,12 @@ int daemon::finish(bool drained)
         log_.warn("link", "record_sync_failed", {{"record", record_->path()}, {"error", std::strerror(errno)}});
     }
     const auto st = engine_->stats();
+    if (tun_) {
+        log_.info("user", "tun_closed", {{"tun", tun_->name()}, {"packets_in", std::to_string(tun_in_.load())},
+                                         {"packets_out", std::to_string(tun_out_.load())},
+                                         {"malformed", std::to_string(tun_malformed_.load())},
+                                         {"link_full", std::to_string(tun_link_full_.load())}});
+    }
     log_.info("link", "stopped",
               {{"drained", drained ? "true" : "false"}, {"undelivered_bytes", std::to_string(total)},
                {"bytes_acked", std::to_string(st.bytes_acked)}, {"bytes_delivered", std::to_string(st.bytes_delivered)},
@@ -826,6 +919,8 @@ int daemon::run()
                {"keys", cfg_.keys.source == key_source_kind::qkmd ? "qkmd" : "memory"},
                {"security", std::string(to_string(cfg_.security.mode))}});
     if (!make_keys_and_engine()) return qlinkd_exit_config;
+    // Before anything starts: without the capability the daemon stops here, with one line.
+    if (!open_tun()) return qlinkd_exit_failure;
     if (cfg_.terminal.pat_simulated) {
         try {
             pat_ = std::make_unique<pat_runner>(cfg_, [this](const pat_transition& t, double sim_time, double el) {
@@ -1074,7 +1169,8 @@ int qlinkd_main(int argc, char** argv)
         std::cout << "configuration ok: role " << role_name(cfg.link.role) << ", tx " << cfg.link.tx_profile << ", rx "
                   << cfg.link.rx_profile << ", air " << cfg.air.host << ":" << cfg.air.port << ", keys "
                   << (cfg.keys.source == key_source_kind::qkmd ? "qkmd " + cfg.keys.socket : std::string("memory (TEST ONLY)"))
-                  << ", pat " << (cfg.terminal.pat_simulated ? "simulated" : "off") << '\n';
+                  << ", pat " << (cfg.terminal.pat_simulated ? "simulated" : "off") << ", tun "
+                  << (cfg.user.tun.empty() ? std::string("off") : cfg.user.tun) << '\n';
         return qlinkd_exit_ok;
     }
     return run_qlinkd(cfg, {ready_file, true, nullptr});

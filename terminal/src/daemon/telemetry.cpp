@@ -94,7 +94,14 @@ std::string render_status_json(const link_status& s)
       << ",\"pool_level\":" << jnum(s.keys.pool_level) << ",\"fallback_keys\":" << jnum(s.keys.fallback_keys)
       << ",\"source\":" << jstr(s.keys.source) << "},\"qkd\":{\"qber\":" << jnum(s.qkd.qber)
       << ",\"secret_key_rate_bps\":" << jnum(s.qkd.secret_key_rate_bps) << "},\"user\":{\"bytes_in\":" << s.user.bytes_in
-      << ",\"bytes_out\":" << s.user.bytes_out << "}}";
+      << ",\"bytes_out\":" << s.user.bytes_out << "},\"tun\":";
+    if (s.tun.interface.empty()) {
+        o << "null}";
+    } else {
+        o << "{\"interface\":" << jstr(s.tun.interface) << ",\"packets_in\":" << s.tun.packets_in << ",\"packets_out\":"
+          << s.tun.packets_out << ",\"packets_dropped\":" << s.tun.packets_dropped << ",\"malformed\":" << s.tun.malformed
+          << ",\"link_full\":" << s.tun.link_full << "}}";
+    }
     return o.str();
 }
 
@@ -177,6 +184,18 @@ std::string render_metrics(const link_status& s)
     p.counter("qlinkd_user_datagrams_out_total", "Datagrams delivered to local users.", u64{s.extra.user_datagrams_out});
     p.counter("qlinkd_user_datagrams_dropped_total", "User datagrams refused (link queue full or no receiver).",
               u64{s.extra.user_datagrams_dropped});
+    // Without a TUN interface: HELP and TYPE only, no sample (like the other counters of absent parts).
+    const bool tun = !s.tun.interface.empty();
+    p.counter("qlinkd_tun_packets_in_total", "IP packets read from the TUN interface and sent over the link.",
+              tun ? u64{s.tun.packets_in} : u64{});
+    p.counter("qlinkd_tun_packets_out_total", "IP packets from the far end written to the TUN interface.",
+              tun ? u64{s.tun.packets_out} : u64{});
+    p.counter("qlinkd_tun_packets_dropped_total", "IP packets dropped at this end (malformed, link full, write failed).",
+              tun ? u64{s.tun.packets_dropped} : u64{});
+    p.counter("qlinkd_tun_malformed_total", "Packets that were not whole IPv4/IPv6 packets (either direction), dropped.",
+              tun ? u64{s.tun.malformed} : u64{});
+    p.counter("qlinkd_tun_link_full_total", "IP packets dropped because the link's IP queue was full.",
+              tun ? u64{s.tun.link_full} : u64{});
     p.counter("qlinkd_key_errors_total", "Key source failures (qkmd unreachable, unknown key ID, no key).",
               u64{s.extra.key_errors});
     p.gauge("qlinkd_downlink_bps", "Simulated downlink line rate (coded bits per simulated second).", s.extra.downlink_bps);

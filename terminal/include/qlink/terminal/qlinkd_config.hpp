@@ -6,6 +6,7 @@
 #include "qlink/terminal/link_engine.hpp"
 #include "qlink/terminal/pat.hpp"
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -25,6 +26,16 @@ enum class security_mode { auth_enc, auth_only, enc_only };
 enum class exhaustion_policy { stop, fallback };
 /// The mount the PAT commands: the simulated gimbal only, or also a real one through Hamlib rotctld.
 enum class mount_kind { simulated, rotctld };
+
+/// An IPv4 address with its prefix length, "10.77.0.1/30".
+struct ipv4_prefix {
+    std::array<std::uint8_t, 4> address{};
+    std::uint8_t length = 0;  ///< 1..32
+    bool operator==(const ipv4_prefix&) const = default;
+};
+
+/// Longest TUN interface name the kernel takes (IFNAMSIZ - 1).
+inline constexpr std::size_t tun_name_max = 15;
 
 struct qlinkd_config {
     struct link_section {
@@ -136,6 +147,14 @@ struct qlinkd_config {
         bool udp_enabled = true;
         /// Where received datagrams go: "host:port"; empty = the last local sender.
         std::string udp_deliver;
+        /// TUN interface carrying IP packets across the link (its own datagram channel, never mixed
+        /// with the UDP port's); empty = none. Needs CAP_NET_ADMIN and /dev/net/tun.
+        std::string tun;
+        /// Set on the interface, which is then brought up; nullopt = the operator configures it.
+        std::optional<ipv4_prefix> tun_address;
+        /// 1400 by default: a packet spans several frames and is lost whole with any of them (no ARQ),
+        /// so bigger packets cost more on a fading link; 576..9000.
+        std::uint32_t tun_mtu = 1400;
     } user;
 
     struct telemetry_section {
@@ -167,6 +186,9 @@ pat_config make_pat_config(const qlinkd_config& c);
 qlinkd_config parse_qlinkd_config(std::string_view toml_text, std::string_view source_name = "config",
                                   const std::string& base_dir = {});
 qlinkd_config load_qlinkd_config(const std::string& path);
+
+/// Parses "a.b.c.d/len" (len 1..32, no leading zeros, no spaces); nullopt when malformed.
+std::optional<ipv4_prefix> parse_ipv4_prefix(std::string_view text);
 
 /// Splits "host:port"; nullopt when malformed.
 std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view text);

@@ -60,6 +60,15 @@ struct link_status {
     struct {
         std::uint64_t bytes_in = 0, bytes_out = 0;
     } user;
+    /// user.tun: IP packets through the link. /status "tun": null without a TUN interface.
+    struct {
+        std::string interface;  ///< empty: no TUN interface
+        std::uint64_t packets_in = 0;       ///< read from the interface and queued on the link
+        std::uint64_t packets_out = 0;      ///< from the far end, written to the interface
+        std::uint64_t packets_dropped = 0;  ///< every drop at this end (the next two, write failures, receive queue full)
+        std::uint64_t malformed = 0;        ///< not a whole IPv4/IPv6 packet (either direction)
+        std::uint64_t link_full = 0;        ///< the link's IP queue was full (backpressure: dropped, never waited for)
+    } tun;
 
     /// Not in /status (kept out of the agreed schema) but in /metrics.
     struct {
