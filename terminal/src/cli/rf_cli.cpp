@@ -165,6 +165,17 @@ std::unique_ptr<hw::radio> open_radio(const rf_setup& s, rf_sim_satellite* sat, 
     return radio;
 }
 
+/// The simulated satellite of --radio sim: the command's waveform, profile, channel and seed.
+rf_sim_satellite::config sim_satellite_config(const rf_setup& s) {
+    rf_sim_satellite::config c;
+    c.waveform = s.waveform;
+    c.profile = s.profile;
+    c.es_n0_db = s.es_n0_db;
+    c.seed = s.seed;
+    c.oscillator_error_hz = 800.0;  // neither end's oscillator is perfect: the carrier loop takes the rest
+    return c;
+}
+
 std::vector<std::uint8_t> generated_payload(std::size_t n, std::uint64_t seed) {
     std::vector<std::uint8_t> v(n);
     std::mt19937_64 rng(seed);
@@ -223,12 +234,7 @@ int cmd_rf_rx(std::span<const std::string_view> args, std::ostream& out, std::os
     }
     std::uint64_t next = 0;
     const std::uint64_t frames_to_send = file_frame_count(sent.size(), modem::frame_data_bytes(*s.profile));
-    rf_sim_satellite::config sc;
-    sc.waveform = s.waveform;
-    sc.profile = s.profile;
-    sc.es_n0_db = s.es_n0_db;
-    sc.seed = s.seed;
-    sc.oscillator_error_hz = 800.0;  // neither end's oscillator is perfect: the carrier loop takes the rest
+    rf_sim_satellite::config sc = sim_satellite_config(s);
     sc.next_frame = [&](std::span<std::uint8_t> data) {
         if (next >= frames_to_send) return false;
         fill_file_frame(sent, next++, data);
@@ -355,12 +361,7 @@ int cmd_rf_tx(std::span<const std::string_view> args, std::ostream& out, std::os
     }
     const doppler_predictor predictor(*s.sat, *s.station, {s.freq_hz, s.freq_hz, 0.0});
     file_assembler got;
-    rf_sim_satellite::config sc;
-    sc.waveform = s.waveform;
-    sc.profile = s.profile;
-    sc.es_n0_db = s.es_n0_db;
-    sc.seed = s.seed;
-    sc.oscillator_error_hz = 800.0;
+    rf_sim_satellite::config sc = sim_satellite_config(s);
     sc.on_frame = [&](std::span<const std::uint8_t> d) { got.take(d, true); };
     std::unique_ptr<rf_sim_satellite> sat;
     if (!s.uhd) sat = std::make_unique<rf_sim_satellite>(predictor, sc);

@@ -7,10 +7,7 @@
 namespace qlink::terminal {
 namespace {
 
-const test::pass_world& world() {
-    static const test::pass_world w;  // SGP4 pass search once per binary
-    return w;
-}
+const test::pass_world& world() { return test::shared_world(); }
 
 TEST(rf_doppler, predictor_matches_the_station_geometry) {
     const auto& w = world();

@@ -56,6 +56,12 @@ struct pass_world {
     }
 };
 
+/// One pass_world for a test binary (SGP4 pass search once).
+inline const pass_world& shared_world() {
+    static const pass_world w;
+    return w;
+}
+
 struct downlink_options {
     rf_modulation modulation = rf_modulation::bpsk;
     double es_n0_db = 3.0;

@@ -15,10 +15,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const test::pass_world& world() {
-    static const test::pass_world w;
-    return w;
-}
+const test::pass_world& world() { return test::shared_world(); }
 
 double separation_deg(hw::az_el a, hw::az_el b) {
     const double d = std::numbers::pi / 180.0;

@@ -13,10 +13,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const test::pass_world& world() {
-    static const test::pass_world w;
-    return w;
-}
+const test::pass_world& world() { return test::shared_world(); }
 
 struct uplink_run {
     std::size_t frames_sent = 0;
