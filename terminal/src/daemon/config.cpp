@@ -462,7 +462,7 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     c.arq.ack_interval_ms = arq.real("ack_interval_ms", 20.0, 0.1, 10000.0);
 
     const section usr(sub(root, "user"), "user",
-                      {"address", "tcp_port", "udp_port", "udp", "udp_deliver", "tun", "tun_address", "tun_mtu"});
+                      {"address", "tcp_port", "udp_port", "udp", "udp_deliver", "tun", "tun_address", "tun_mtu", "tun_queue_bytes"});
     c.user.address = usr.str("address", "127.0.0.1");
     check_address(usr, "address", c.user.address);
     c.user.tcp_port = static_cast<std::uint16_t>(usr.integer("tcp_port", 0, 0, 65535));
@@ -493,8 +493,13 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
             }
         }
         c.user.tun_mtu = static_cast<std::uint32_t>(usr.integer("tun_mtu", 1400, 576, 9000));
+        c.user.tun_queue_bytes = static_cast<std::uint32_t>(usr.integer("tun_queue_bytes", 64 << 10, 4096, 16 << 20));
+        if (c.user.tun_queue_bytes < c.user.tun_mtu) {
+            throw err("key 'user.tun_queue_bytes' = " + std::to_string(c.user.tun_queue_bytes) +
+                      " must be >= user.tun_mtu (" + std::to_string(c.user.tun_mtu) + "): a full-size packet must fit");
+        }
     } else {
-        for (const char* k : {"tun_address", "tun_mtu"}) {
+        for (const char* k : {"tun_address", "tun_mtu", "tun_queue_bytes"}) {
             if (usr.has(k)) throw err(std::string("key 'user.") + k + "' is only used with user.tun (an interface name)");
         }
     }
@@ -548,6 +553,7 @@ link_engine_config make_engine_config(const qlinkd_config& c)
     e.rto_min_s = c.arq.rto_min_ms / 1000.0;
     e.rto_max_s = c.arq.rto_max_ms / 1000.0;
     e.ack_interval_s = c.arq.ack_interval_ms / 1000.0;
+    e.ip_queue_bytes = c.user.tun_queue_bytes;
     return e;
 }
 

@@ -196,8 +196,8 @@ private:
 class link_engine_impl final : public link_engine, private arq_receiver::sink {
 public:
     link_engine_impl(const link_engine_config& cfg, link_key_source& tx_keys, link_key_source& rx_keys)
-        : cfg_(cfg), tx_keys_(tx_keys), dg_tx_{datagram_fifo(cfg.datagram_queue_bytes), datagram_fifo(cfg.datagram_queue_bytes)},
-          dg_rx_{datagram_fifo(cfg.datagram_queue_bytes), datagram_fifo(cfg.datagram_queue_bytes)}
+        : cfg_(cfg), tx_keys_(tx_keys), dg_tx_{datagram_fifo(cfg.datagram_queue_bytes), datagram_fifo(cfg.ip_queue_bytes)},
+          dg_rx_{datagram_fifo(cfg.datagram_queue_bytes), datagram_fifo(cfg.ip_queue_bytes)}
     {
         validate();
         const chain_profile& txp = profile_or_throw(cfg.tx_profile, "tx_profile");
@@ -614,6 +614,9 @@ private:
         }
         if (cfg_.max_datagram_bytes == 0 || cfg_.max_datagram_bytes > cfg_.datagram_queue_bytes) {
             bad("max_datagram_bytes", "must be 1..datagram_queue_bytes");
+        }
+        if (cfg_.ip_queue_bytes == 0) {
+            bad("ip_queue_bytes", "must be at least 1 (packets larger than it are refused)");
         }
         if (cfg_.queue_depth_frames < 2 || cfg_.queue_depth_frames > 4096 ||
             (cfg_.queue_depth_frames & (cfg_.queue_depth_frames - 1)) != 0) {

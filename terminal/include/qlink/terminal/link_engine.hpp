@@ -86,7 +86,10 @@ struct link_engine_config {
 
     // Queues
     std::size_t rx_stream_buffer_bytes = 4u << 20;  ///< per stream; above it incoming data waits (ARQ resends)
-    std::size_t datagram_queue_bytes = 1u << 20;    ///< per direction and channel; full: send_datagram refuses, rx drops
+    std::size_t datagram_queue_bytes = 1u << 20;    ///< user channel, per direction; full: send_datagram refuses, rx drops
+    /// IP channel, per direction. Small on purpose: a queue is delay, and IP's congestion control
+    /// wants loss early rather than seconds of queued packets (64 KiB: 5 s at 100 kbit/s).
+    std::size_t ip_queue_bytes = 64u << 10;
     std::size_t max_datagram_bytes = 65535;
     std::size_t queue_depth_frames = 8;  ///< blocks queued between each worker and the transport (power of two)
     /// true: encode and decode run on two worker threads fed through bounded SPSC queues (pull_tx_bits

@@ -155,6 +155,9 @@ struct qlinkd_config {
         /// 1400 by default: a packet spans several frames and is lost whole with any of them (no ARQ),
         /// so bigger packets cost more on a fading link; 576..9000.
         std::uint32_t tun_mtu = 1400;
+        /// The link's IP queue per direction (link_engine_config::ip_queue_bytes): what does not fit is
+        /// dropped (IP's congestion signal). Bigger = more delay before the first loss.
+        std::uint32_t tun_queue_bytes = 64u << 10;
     } user;
 
     struct telemetry_section {

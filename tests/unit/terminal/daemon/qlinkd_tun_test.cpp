@@ -220,7 +220,8 @@ TEST(qlinkd_tun_process, ip_packets_cross_between_two_tun_interfaces_beside_the_
                               "tun = \"" + if_a + "\"\ntun_address = \"10.77." + xs + ".1/24\"\nudp_deliver = \"127.0.0.1:" +
                                   std::to_string(ntohs(sa.sin_port)) + "\"\n"));
     daemon_proc space(dir.path, "space",
-                      config("space", relay.port(), "tun = \"" + if_b + "\"\ntun_address = \"10.79." + xs + ".1/24\"\ntun_mtu = 1300\n"));
+                      config("space", relay.port(),
+                             "tun = \"" + if_b + "\"\ntun_address = \"10.79." + xs + ".1/24\"\ntun_mtu = 1300\ntun_queue_bytes = 16384\n"));
     ASSERT_TRUE(ground.wait_ready()) << ground.log();
     ASSERT_TRUE(space.wait_ready()) << space.log();
     EXPECT_NE(ground.log().find("event=tun_ready tun=" + if_a + " address=10.77." + xs + ".1/24 mtu=1400"), std::string::npos)
@@ -263,6 +264,24 @@ TEST(qlinkd_tun_process, ip_packets_cross_between_two_tun_interfaces_beside_the_
     };
     ASSERT_TRUE(cross(net_a, cap_a, cap_b, "ground -> space")) << ground.log() << space.log();
     EXPECT_TRUE(cross(net_b, cap_b, cap_a, "space -> ground (return link)")) << space.log() << ground.log();
+
+    // Backpressure: a burst far above the downlink's rate into space's TUN. qlinkd takes what the IP
+    // queue (user.tun_queue_bytes, 16 KiB here) holds and drops the rest, counted; the UDP port
+    // below must still get through while the IP queue is full.
+    const int flood = udp_socket_bound(net_b | 1);
+    ASSERT_GE(flood, 0);
+    const bytes chunk(1200, 0xF1);
+    int flooded = 0;
+    for (int i = 0; i < 400; ++i) {
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_port = htons(7778);
+        to.sin_addr.s_addr = htonl(net_b | 9);
+        if (::sendto(flood, chunk.data(), chunk.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), sizeof to) > 0) ++flooded;
+        if (i % 50 == 49) std::this_thread::sleep_for(5ms);  // let the kernel's TUN queue (500) empty into qlinkd
+    }
+    ::close(flood);
+    EXPECT_GT(flooded, 200);
 
     // Malformed packets handed to ground's TUN reader: counted, never sent.
     bytes bad_version = ipv4_lookalike(x);
@@ -323,6 +342,12 @@ TEST(qlinkd_tun_process, ip_packets_cross_between_two_tun_interfaces_beside_the_
     EXPECT_EQ(num(gs["tun"]["malformed"]), 2u) << gs.dump();
     EXPECT_GE(num(gs["tun"]["packets_dropped"]), 2u);
     EXPECT_EQ(num(ss["tun"]["malformed"]), 0u);
+    // The burst: most of it dropped at once for lack of room (not queued for seconds), what was taken
+    // went out, and every loss is in packets_dropped.
+    EXPECT_GT(num(ss["tun"]["link_full"]), 100u) << ss.dump();
+    EXPECT_LT(num(ss["tun"]["packets_in"]), static_cast<std::uint64_t>(flooded)) << ss.dump();
+    EXPECT_GE(num(ss["tun"]["packets_dropped"]), num(ss["tun"]["link_full"]));
+    EXPECT_GT(num(gs["tun"]["packets_out"]), 10u) << "some of the burst must have crossed: " << gs.dump();
     const auto m = ground.metrics();
     EXPECT_NE(m.find("\nqlinkd_tun_malformed_total 2\n"), std::string::npos) << m;
     EXPECT_NE(m.find("\nqlinkd_tun_packets_in_total "), std::string::npos) << m;

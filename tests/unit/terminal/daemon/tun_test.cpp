@@ -1,9 +1,11 @@
 // Tests terminal/src/daemon/tun.cpp and the [user] tun keys: the IP packet check, config validation, and a real
 // kernel TUN interface (address, netmask, MTU, up; a routed UDP packet read from it and one written into it).
 #include "qlink/terminal/qlinkd_config.hpp"
+#include "qlink/terminal/telemetry.hpp"
 #include "tun.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -112,6 +114,10 @@ TEST(qlinkd_tun, config_defaults_and_values)
     EXPECT_EQ(c.user.tun_address->address, (std::array<std::uint8_t, 4>{10, 77, 0, 1}));
     EXPECT_EQ(c.user.tun_address->length, 30);
     EXPECT_EQ(c.user.tun_mtu, 1280u);
+    EXPECT_EQ(c.user.tun_queue_bytes, 65536u);
+    EXPECT_EQ(make_engine_config(c).ip_queue_bytes, 65536u);
+    const auto q = parse_qlinkd_config(minimal + "[user]\ntun = \"qlink0\"\ntun_queue_bytes = 4096\n");
+    EXPECT_EQ(make_engine_config(q).ip_queue_bytes, 4096u);
     const auto d = parse_qlinkd_config(minimal + "[user]\ntun = \"a-b_c.15chars_x\"\n");
     EXPECT_EQ(d.user.tun, "a-b_c.15chars_x");
     EXPECT_FALSE(d.user.tun_address.has_value());
@@ -143,6 +149,9 @@ TEST(qlinkd_tun, bad_values_name_the_key_and_what_is_allowed)
         {"tun = \"qlink0\"\ntun_mtu = 65535\n", {"user.tun_mtu", "576..9000"}},
         {"tun_address = \"10.77.0.1/30\"\n", {"user.tun_address", "only used with user.tun"}},
         {"tun_mtu = 1400\n", {"user.tun_mtu", "only used with user.tun"}},
+        {"tun_queue_bytes = 8192\n", {"user.tun_queue_bytes", "only used with user.tun"}},
+        {"tun = \"qlink0\"\ntun_queue_bytes = 100\n", {"user.tun_queue_bytes", "4096..16777216"}},
+        {"tun = \"qlink0\"\ntun_mtu = 9000\ntun_queue_bytes = 8192\n", {"user.tun_queue_bytes", ">= user.tun_mtu (9000)"}},
         {"tunnel = \"qlink0\"\n", {"user.tunnel", "tun_address"}},
     };
     for (const auto& [keys, want] : cases) {
@@ -151,6 +160,39 @@ TEST(qlinkd_tun, bad_values_name_the_key_and_what_is_allowed)
         EXPECT_EQ(e.find('\n'), std::string::npos) << e;
         for (const auto& w : want) EXPECT_NE(e.find(w), std::string::npos) << keys << " -> " << e << " (want '" << w << "')";
     }
+}
+
+TEST(qlinkd_tun, status_and_metrics_show_the_tun_counters_only_with_a_tun)
+{
+    link_status off;
+    const auto j0 = nlohmann::json::parse(render_status_json(off));
+    ASSERT_TRUE(j0.contains("tun"));
+    EXPECT_TRUE(j0["tun"].is_null());
+    const auto m0 = render_metrics(off);
+    EXPECT_FALSE(prometheus_value(m0, "qlinkd_tun_packets_in_total").has_value());
+    EXPECT_NE(m0.find("# TYPE qlinkd_tun_packets_in_total counter"), std::string::npos);
+
+    link_status on;
+    on.tun.interface = "qlink\"0";
+    on.tun.packets_in = 11;
+    on.tun.packets_out = 22;
+    on.tun.packets_dropped = 9;
+    on.tun.malformed = 3;
+    on.tun.link_full = 5;
+    const auto j = nlohmann::json::parse(render_status_json(on));
+    EXPECT_EQ(j["tun"]["interface"], "qlink\"0");
+    EXPECT_EQ(j["tun"]["packets_in"], 11);
+    EXPECT_EQ(j["tun"]["packets_out"], 22);
+    EXPECT_EQ(j["tun"]["packets_dropped"], 9);
+    EXPECT_EQ(j["tun"]["malformed"], 3);
+    EXPECT_EQ(j["tun"]["link_full"], 5);
+    EXPECT_EQ(j["user"]["bytes_in"], 0);  // the objects around it are intact
+    const auto m = render_metrics(on);
+    EXPECT_EQ(prometheus_value(m, "qlinkd_tun_packets_in_total"), 11.0);
+    EXPECT_EQ(prometheus_value(m, "qlinkd_tun_packets_out_total"), 22.0);
+    EXPECT_EQ(prometheus_value(m, "qlinkd_tun_packets_dropped_total"), 9.0);
+    EXPECT_EQ(prometheus_value(m, "qlinkd_tun_malformed_total"), 3.0);
+    EXPECT_EQ(prometheus_value(m, "qlinkd_tun_link_full_total"), 5.0);
 }
 
 TEST(qlinkd_tun, missing_clone_device_is_one_clear_line)

@@ -300,8 +300,9 @@ TEST_P(link_engine_modes, streams_and_datagrams_cross_awgn_fade_and_key_rotation
 TEST(link_engine, datagram_channels_stay_apart)
 {
     pair_fixture f;
-    f.scfg.datagram_queue_bytes = 8192;  // per channel
+    f.scfg.datagram_queue_bytes = 8192;
     f.scfg.max_datagram_bytes = 4096;
+    f.scfg.ip_queue_bytes = 8192;
     f.create();
     using terminal::datagram_channel;
     const double rate_down = modem::information_rate(*modem::find_profile(f.scfg.tx_profile));
