@@ -7,6 +7,7 @@
 #include "cli/cli.hpp"
 #include "cli/options.hpp"
 #include "cli/stream_file.hpp"
+#include "qlink/hw/mount.hpp"
 #include "qlink/hw/radio.hpp"
 #include "qlink/modem/coding_chain.hpp"
 #include "qlink/sim/pass.hpp"
@@ -16,6 +17,7 @@
 #include "qlink/terminal/rf_terminal.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -51,6 +53,9 @@ constexpr option_spec radio_specs[] = {
     {"doppler", "on|off", "Doppler from the TLE: removed on receive, pre-compensated on transmit (default on)"},
     {"es-n0", "DB", "sim: channel Es/N0, [-5, 40] (default 6)"},
     {"seed", "S", "sim: channel and generated-data seed (default 1)"},
+    {"mount", "none|sim|rotctld", "antenna program track during the run: none (default), the simulated mount, or Hamlib rotctld"},
+    {"mount-address", "HOST:PORT", "rotctld's address (default 127.0.0.1:4533)"},
+    {"mount-limits", "AZ0,AZ1,EL0,EL1", "mount axis limits in degrees (default 0,450,0,90; EL1 180 for a flip mount)"},
 };
 
 struct rf_setup {
@@ -66,7 +71,25 @@ struct rf_setup {
     std::optional<sim::ground_station> station;
     std::optional<sim::pass_info> pass;
     sim::time_point start{};
+    enum class mount_kind { none, sim, rotctld } mount = mount_kind::none;
+    hw::rotctld_config rotctld;
 };
+
+hw::mount_limits parse_limits(std::string_view cmd, const std::string& text) {
+    double v[4];
+    std::size_t pos = 0;
+    for (int i = 0; i < 4; ++i) {
+        const std::size_t end = i < 3 ? text.find(',', pos) : text.size();
+        const auto [ptr, ec] = std::from_chars(text.data() + pos, text.data() + std::min(end, text.size()), v[i]);
+        if (end == std::string::npos || ec != std::errc{} || ptr != text.data() + end)
+            throw usage_error{"qlink " + std::string(cmd) + ": --mount-limits '" + text + "' must be AZ0,AZ1,EL0,EL1 in degrees (e.g. 0,450,0,90)"};
+        pos = end + 1;
+    }
+    if (!(v[0] < v[1] && v[1] - v[0] >= 360.0 && v[1] - v[0] <= 540.0 && v[2] < v[3] && v[2] >= -5.0 && v[3] <= 180.0))
+        throw usage_error{"qlink " + std::string(cmd) + ": --mount-limits '" + text +
+                          "': azimuth must span 360..540 deg, elevation lie in [-5, 180] with EL0 < EL1"};
+    return {v[0], v[1], v[2], v[3]};
+}
 
 std::string read_text(const std::string& path) {
     std::ifstream f(path);
@@ -97,6 +120,23 @@ rf_setup parse_setup(std::string_view cmd, const parsed_options& p, bool transmi
     s.doppler = choice_option(cmd, p, "doppler", "on", {"on", "off"}) == "on";
     s.es_n0_db = number_option(cmd, p, "es-n0", 6.0, -5.0, 40.0);
     s.seed = integer_option(cmd, p, "seed", 1, 0, UINT64_MAX);
+    const std::string mount = choice_option(cmd, p, "mount", "none", {"none", "sim", "rotctld"});
+    s.mount = mount == "sim" ? rf_setup::mount_kind::sim : mount == "rotctld" ? rf_setup::mount_kind::rotctld : rf_setup::mount_kind::none;
+    if (s.mount != rf_setup::mount_kind::rotctld && p.get("mount-address"))
+        throw usage_error{"qlink " + s.cmd + ": --mount-address is for --mount rotctld"};
+    if (s.mount == rf_setup::mount_kind::none && p.get("mount-limits"))
+        throw usage_error{"qlink " + s.cmd + ": --mount-limits needs --mount sim|rotctld"};
+    if (const auto* v = p.get("mount-limits")) s.rotctld.limits = parse_limits(cmd, *v);
+    if (const auto* v = p.get("mount-address")) {
+        const auto colon = v->rfind(':');
+        unsigned port = 0;
+        const char* end = v->data() + v->size();
+        const bool ok = colon != std::string::npos && colon > 0 &&
+                        std::from_chars(v->data() + colon + 1, end, port).ptr == end && port > 0 && port < 65536;
+        if (!ok) throw usage_error{"qlink " + s.cmd + ": --mount-address '" + *v + "' must be HOST:PORT of rotctld (e.g. 127.0.0.1:4533)"};
+        s.rotctld.host = v->substr(0, colon);
+        s.rotctld.port = static_cast<unsigned short>(port);
+    }
 
     std::string tle_path;
     if (const auto* v = p.get("tle")) {
@@ -115,11 +155,17 @@ rf_setup parse_setup(std::string_view cmd, const parsed_options& p, bool transmi
     const auto st = sim::parse_station(station_text, why);
     if (!st) throw usage_error{"qlink " + s.cmd + ": --station '" + station_text + "': " + why};
     s.station.emplace(*st);
+    std::optional<sim::time_point> start;
     if (s.uhd) {
+        // Real time: the pass in progress now, or the next one (the program track needs it).
         s.start = sim::time_point{} + std::chrono::duration_cast<sim::duration>(std::chrono::system_clock::now().time_since_epoch());
+        auto now_pass = sim::find_next_pass(*s.sat, *s.station, s.start - std::chrono::hours(1));
+        while (now_pass.pass && now_pass.pass->los < s.start) now_pass = sim::find_next_pass(*s.sat, *s.station, now_pass.pass->los);
+        s.pass = now_pass.pass;
+        if (!s.pass && s.mount != rf_setup::mount_kind::none)
+            throw usage_error{"qlink " + s.cmd + ": no pass over " + station_text + " within 7 days: nothing for --mount to track"};
         return s;
     }
-    std::optional<sim::time_point> start;
     if (const auto* v = p.get("start")) {
         start = sim::parse_iso8601_utc(*v, &why);
         if (!start) throw usage_error{"qlink " + s.cmd + ": --start '" + *v + "': " + why + " (e.g. 2026-03-01T12:00:00Z)"};
@@ -174,6 +220,48 @@ rf_sim_satellite::config sim_satellite_config(const rf_setup& s) {
     c.seed = s.seed;
     c.oscillator_error_hz = 800.0;  // neither end's oscillator is perfect: the carrier loop takes the rest
     return c;
+}
+
+/// The antenna program track of --mount, ticked by the command's loop on its clock.
+struct station_mount {
+    std::unique_ptr<hw::mount> mount;
+    std::optional<rf_program_track> track;
+    std::string name;
+    hw::az_el last_sky{};
+
+    void tick() {
+        if (!track) return;
+        const auto r = track->tick();
+        if (r.commanded) last_sky = r.sky;
+    }
+    /// Safe state at the end of a run that ends mid-pass: the mount stops where it is.
+    void finish() {
+        if (track && track->state() == track_state::tracking) mount->stop();
+    }
+    void print(std::ostream& out) const {
+        if (!track) return;
+        const auto& c = track->stats();
+        out << std::fixed << std::setprecision(1) << "  mount               " << name << ": " << c.commands_ok
+            << " commands ok, " << c.timeouts << " timeouts, " << c.disconnects << " disconnects, " << c.rejected
+            << " rejected, state " << to_string(track->state()) << ", last az " << last_sky.az_deg << " el "
+            << last_sky.el_deg << " deg" << (track->flip() ? " (flip)" : "") << '\n' << std::defaultfloat;
+    }
+};
+
+station_mount open_mount(const rf_setup& s, const sim::clock& clock) {
+    station_mount m;
+    if (s.mount == rf_setup::mount_kind::none) return m;
+    if (s.mount == rf_setup::mount_kind::rotctld) {
+        m.mount = hw::create_rotctld_mount(s.rotctld);
+        m.name = "rotctld " + s.rotctld.host + ":" + std::to_string(s.rotctld.port);
+    } else {
+        hw::sim_mount_config mc;
+        mc.limits = s.rotctld.limits;
+        m.mount = hw::create_sim_mount(mc, clock);
+        m.name = "simulated";
+    }
+    m.track.emplace(*m.mount, *s.sat, *s.station, clock, *s.pass, rf_program_track::config{});
+    return m;
 }
 
 std::vector<std::uint8_t> generated_payload(std::size_t n, std::uint64_t seed) {
@@ -246,6 +334,9 @@ int cmd_rf_rx(std::span<const std::string_view> args, std::ostream& out, std::os
     const auto radio = open_radio(s, sat.get(), clock, err);
     if (!radio) return exit_failed;
 
+    sim::real_clock wall_clock;
+    station_mount mount = open_mount(s, s.uhd ? static_cast<const sim::clock&>(wall_clock) : clock);
+
     rf_receiver::config rc;
     rc.demod.waveform = s.waveform;
     rc.demod.waveform.sample_rate_hz = radio->actual().sample_rate_hz;
@@ -281,6 +372,7 @@ int cmd_rf_rx(std::span<const std::string_view> args, std::ostream& out, std::os
             err << "qlink rf-rx: " << r.error << '\n';
             return exit_failed;
         }
+        mount.tick();
         const double corr = rx.demodulator().carrier_correction_hz();
         min_doppler = any ? std::min(min_doppler, corr) : corr;
         max_doppler = any ? std::max(max_doppler, corr) : corr;
@@ -303,6 +395,7 @@ int cmd_rf_rx(std::span<const std::string_view> args, std::ostream& out, std::os
     }
     take(dec.finish(frames, reps));
     radio->stop_rx();
+    mount.finish();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
     if (const auto* o = p.get("out"); o && !write_file_bytes(*o, fa.payload, why)) {
         err << "qlink rf-rx: " << why << '\n';
@@ -324,6 +417,7 @@ int cmd_rf_rx(std::span<const std::string_view> args, std::ostream& out, std::os
         << " missing (gaps)\n"
         << "  radio events        " << st.overflows << " overflows, " << st.timeouts << " timeouts, " << st.other_errors << " other\n";
     if (rc.phase) out << "  phase rotations     " << st.phase_rotations << " undone\n";
+    mount.print(out);
     if (sat) {
         const bool intact = fa.payload == sent;
         out << "  satellite sent      " << sat->frames_sent() << " frames, " << sent.size() << " bytes: "
@@ -369,6 +463,9 @@ int cmd_rf_tx(std::span<const std::string_view> args, std::ostream& out, std::os
     const auto radio = open_radio(s, sat.get(), clock, err);
     if (!radio) return exit_failed;
 
+    sim::real_clock wall_clock;
+    station_mount mount = open_mount(s, s.uhd ? static_cast<const sim::clock&>(wall_clock) : clock);
+
     rf_transmitter::config tc;
     tc.mod.waveform = s.waveform;
     tc.mod.waveform.sample_rate_hz = radio->actual().sample_rate_hz;
@@ -390,10 +487,14 @@ int cmd_rf_tx(std::span<const std::string_view> args, std::ostream& out, std::os
             return exit_failed;
         }
         if (f == 0) first_applied = tx.applied_offset_hz();
+        // Simulated time follows the burst's air time (the sim radio does not drive it on transmit).
+        if (!s.uhd) clock.set(sim::time_point{} + sim::duration{tx.air_time_ns()});
+        mount.tick();
     }
     const auto fin = enc.finish(bits);
     tx.transmit(std::span<const std::uint8_t>(bits).first(fin.bits));
     tx.end_burst();
+    mount.finish();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
     const auto& st = tx.stats();
     const double fs = tc.mod.waveform.sample_rate_hz;
@@ -406,6 +507,7 @@ int cmd_rf_tx(std::span<const std::string_view> args, std::ostream& out, std::os
         << " kHz at the end" << (s.doppler ? "" : " (off)") << "\n" << std::defaultfloat
         << "  radio events        " << st.underflows << " underflows, " << st.late << " late, " << st.short_sends
         << " short sends, " << st.samples_dropped << " samples dropped\n";
+    mount.print(out);
     if (!sat) return st.samples_dropped == 0 && st.late == 0 ? exit_ok : exit_failed;
     sat->finish_uplink();
     const auto& up = sat->uplink();

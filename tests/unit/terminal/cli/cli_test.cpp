@@ -1,10 +1,18 @@
 // Tests the qlink tool: profiles, chain-demo, encode/decode round trips and damaged streams, option errors, rf-rx/rf-tx.
 #include "cli/cli.hpp"
 #include "cli/stream_file.hpp"
+#include "qlink/sim/ground_station.hpp"
+#include "qlink/sim/sgp4.hpp"
+#include "qlink/sim/tle.hpp"
+#include "qlink/terminal/demo.hpp"
+#include "support/child_process.hpp"
+#include "support/loopback.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -365,9 +373,9 @@ TEST_F(cli_files, rf_rx_receives_the_satellites_file_with_doppler_removed) {
 TEST_F(cli_files, rf_rx_qpsk_through_closest_approach) {
     const auto sent = payload(30000, 9);
     write(path("sat.bin"), sent);
-    // Around the highest point: the Doppler rate is largest.
+    // Closest approach (69.7 deg near 22:02:00 UTC): the Doppler crosses zero at its largest rate.
     const auto r = qlink({"rf-rx", "--modulation", "qpsk", "--es-n0", "10", "--sim-file", path("sat.bin"), "--out",
-                          path("got.bin"), "--start", "2026-11-28T22:01:00Z"});
+                          path("got.bin"), "--start", "2026-11-28T22:01:59Z"});
     EXPECT_EQ(r.code, exit_ok) << r.out << r.err;
     EXPECT_EQ(read(path("got.bin")), sent);
 }
@@ -383,6 +391,51 @@ TEST_F(cli_files, rf_tx_precompensated_uplink_reaches_the_satellite_intact) {
     const auto off = qlink({"rf-tx", "--in", path("up.bin"), "--doppler", "off"});
     EXPECT_EQ(off.code, exit_failed) << off.out << off.err;
     EXPECT_NE(off.out.find("decoded 0 of"), std::string::npos) << off.out;
+}
+
+TEST_F(cli_files, rf_rx_points_a_real_rotctld_through_the_pass) {
+    const unsigned short port = qlink::test::free_tcp_port();
+    qlink::test::child_process rotctld({"rotctld", "-m", "1", "-T", "127.0.0.1", "-t", std::to_string(port)});
+    ASSERT_TRUE(qlink::test::wait_for_tcp(port)) << "rotctld did not start (is libhamlib-utils installed?)";
+    const auto sent = payload(20000, 12);
+    write(path("sat.bin"), sent);
+    // Near the top of the default pass (69.7 deg near 22:02:00 UTC): the antenna points high.
+    const auto r = qlink({"rf-rx", "--sim-file", path("sat.bin"), "--out", path("got.bin"), "--start",
+                          "2026-11-28T22:01:50Z", "--mount", "rotctld", "--mount-address",
+                          "127.0.0.1:" + std::to_string(port)});
+    EXPECT_EQ(r.code, exit_ok) << r.out << r.err;
+    EXPECT_EQ(read(path("got.bin")), sent);
+    // About 10 commands per simulated second, every one accepted by rotctld.
+    const auto at = r.out.find("  mount               rotctld 127.0.0.1:" + std::to_string(port) + ": ");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    const std::string line = r.out.substr(at, r.out.find('\n', at) - at);
+    unsigned ok = 0;
+    ASSERT_EQ(std::sscanf(line.c_str() + line.find(": ") + 2, "%u commands ok", &ok), 1) << line;
+    EXPECT_GE(ok, 8u) << line;
+    EXPECT_NE(line.find(", 0 timeouts, 0 disconnects, 0 rejected, state tracking"), std::string::npos) << line;
+    float az = 0, el = 0;
+    ASSERT_EQ(std::sscanf(line.c_str() + line.find("last az"), "last az %f el %f", &az, &el), 2) << line;
+    // The last command is the ephemeris direction ~1.4 s after the start (SGP4 from the bundled TLE over Delft).
+    const auto tle_path = find_bundled_tle();
+    ASSERT_TRUE(tle_path);
+    const auto tle_bytes = read(tle_path->string());
+    const auto tle = sim::parse_tle_text(std::string(tle_bytes.begin(), tle_bytes.end()));
+    ASSERT_TRUE(tle.ok() && !tle.sets.empty());
+    const auto sat = sim::create_sgp4_propagator(tle.sets.front());
+    const sim::ground_station delft({"delft", 52.0116, 4.3571, 0.0});
+    const auto want = delft.observe(*sat, *sim::parse_iso8601_utc("2026-11-28T22:01:51Z"));
+    EXPECT_NEAR(el, want.look.elevation_deg, 1.0) << line;
+    EXPECT_NEAR(az, want.look.azimuth_deg, 5.0) << line;  // near zenith the azimuth moves ~2 deg/s
+    EXPECT_GT(el, 60.0f) << line;
+
+    // rotctld gone: the reception goes on, the track reports the failures (and no command got through).
+    rotctld.kill(SIGKILL);
+    const auto gone = qlink({"rf-rx", "--sim-file", path("sat.bin"), "--out", path("got2.bin"), "--mount", "rotctld",
+                             "--mount-address", "127.0.0.1:" + std::to_string(port)});
+    EXPECT_EQ(gone.code, exit_ok) << gone.out << gone.err;
+    EXPECT_EQ(read(path("got2.bin")), sent);
+    EXPECT_NE(gone.out.find(": 0 commands ok"), std::string::npos) << gone.out;
+    EXPECT_NE(gone.out.find("state fault"), std::string::npos) << gone.out;
 }
 
 TEST_F(cli_files, rf_commands_on_a_usrp_that_is_not_there_fail_with_one_clear_line) {
@@ -419,6 +472,15 @@ TEST_F(cli_files, rf_option_errors_name_the_option) {
     r = qlink({"rf-tx", "--in", path("missing.bin")});
     EXPECT_EQ(r.code, exit_failed);
     EXPECT_NE(r.err.find("cannot open"), std::string::npos) << r.err;
+    r = qlink({"rf-rx", "--mount-address", "127.0.0.1:4533"});
+    EXPECT_EQ(r.code, exit_usage);
+    EXPECT_NE(r.err.find("--mount-address is for --mount rotctld"), std::string::npos) << r.err;
+    r = qlink({"rf-rx", "--mount", "rotctld", "--mount-address", "localhost"});
+    EXPECT_EQ(r.code, exit_usage);
+    EXPECT_NE(r.err.find("must be HOST:PORT"), std::string::npos) << r.err;
+    r = qlink({"rf-rx", "--mount", "sim", "--mount-limits", "0,360,0"});
+    EXPECT_EQ(r.code, exit_usage);
+    EXPECT_NE(r.err.find("must be AZ0,AZ1,EL0,EL1"), std::string::npos) << r.err;
     r = qlink({"rf-rx", "--help"});
     EXPECT_EQ(r.code, exit_ok);
     EXPECT_NE(r.out.find("--radio sim|uhd"), std::string::npos);
