@@ -299,3 +299,35 @@ TEST(qlinkd_tun, real_interface_is_configured_and_carries_packets)
     dev.reset();
     EXPECT_EQ(::if_nametoindex(tc.name.c_str()), 0u);
 }
+
+// Without tun_address the interface is left to the operator: it exists with the MTU, but down; a
+// second daemon asking for the same name gets one line saying it is taken.
+TEST(qlinkd_tun, without_address_it_stays_down_and_a_taken_name_is_refused)
+{
+    tun_device::config tc;
+    tc.name = "qlv" + std::to_string(::getpid());
+    tc.mtu = 576;
+    std::string error;
+    auto dev = tun_device::open(tc, error);
+    if (!dev) GTEST_SKIP() << "cannot create a TUN interface here (needs CAP_NET_ADMIN and /dev/net/tun): " << error;
+    const int s = ::socket(AF_INET, SOCK_DGRAM, 0);
+    ASSERT_GE(s, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, tc.name.c_str(), IFNAMSIZ - 1);
+    ASSERT_EQ(::ioctl(s, SIOCGIFMTU, &ifr), 0);
+    EXPECT_EQ(ifr.ifr_mtu, 576);
+    ASSERT_EQ(::ioctl(s, SIOCGIFFLAGS, &ifr), 0);
+    EXPECT_EQ(ifr.ifr_flags & IFF_UP, 0);
+    EXPECT_NE(::ioctl(s, SIOCGIFADDR, &ifr), 0) << "no address was asked for";
+    ::close(s);
+    // A down interface refuses writes: the daemon counts that as a failed write, nothing more.
+    const auto pkt = udp4({10, 1, 1, 1}, {10, 1, 1, 2}, 1, 2, std::vector<std::uint8_t>(10, 1));
+    EXPECT_EQ(dev->write(pkt).status, tun_device::io_status::failed);
+
+    std::string taken;
+    EXPECT_EQ(tun_device::open(tc, taken), nullptr);
+    EXPECT_NE(taken.find(tc.name), std::string::npos) << taken;
+    EXPECT_NE(taken.find("another process holds it"), std::string::npos) << taken;
+    EXPECT_EQ(taken.find('\n'), std::string::npos) << taken;
+    EXPECT_NE(::if_nametoindex(tc.name.c_str()), 0u) << "the refused open must not take the first one's interface away";
+}
