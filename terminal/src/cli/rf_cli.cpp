@@ -202,7 +202,11 @@ std::unique_ptr<hw::radio> open_radio(const rf_setup& s, rf_sim_satellite* sat, 
         return nullptr;
     }
     if (s.uhd) {
-        const auto r = radio->set_time(s.start.time_since_epoch().count() + (s.time_at_pps ? 1'000'000'000 : 0), s.time_at_pps);
+        // UTC now, or the whole second the next PPS edge marks.
+        const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch()).count();
+        const std::int64_t at_ns = s.time_at_pps ? (now_ns / 1'000'000'000 + 1) * 1'000'000'000 : now_ns;
+        const auto r = radio->set_time(at_ns, s.time_at_pps);
         if (!r) {
             err << "qlink " << s.cmd << ": " << r.message << '\n';
             return nullptr;
@@ -392,6 +396,12 @@ int cmd_rf_rx(std::span<const std::string_view> args, std::ostream& out, std::os
         if (sat && sat->downlink_done()) tail += r.samples;
         if (sat && !s.duration_given && tail > static_cast<std::uint64_t>(0.2 * fs)) break;
         if ((s.duration_given || !sat) && n >= limit) break;
+        // A radio that stopped delivering (timeouts) must not hold the command forever.
+        if (s.uhd && std::chrono::steady_clock::now() - wall0 > std::chrono::duration<double>(s.duration_s + 5.0)) {
+            err << "qlink rf-rx: the radio delivered " << double(n) / fs << " s of samples in " << s.duration_s + 5.0
+                << " s (" << rx.stats().timeouts << " timeouts); stopping\n";
+            break;
+        }
     }
     take(dec.finish(frames, reps));
     radio->stop_rx();
