@@ -480,7 +480,12 @@ TEST(qkd_source, two_qkmd_store_identical_keys)
     EXPECT_GT(st["qkd"]["qber"].get<double>(), 0.005);
     EXPECT_LT(st["qkd"]["qber"].get<double>(), 0.05);
     EXPECT_GT(st["qkd"]["secret_key_rate_bps"].get<double>(), 0.0);
-    EXPECT_GT(st["qkd"]["reconciliation_efficiency"].get<double>(), 1.0);
+    // f = leaked / (n h(qber_z)) is taken against the SAMPLED QBER (all Alice knows): Cascade leaks
+    // ~1.1-1.2 n h(e) of the true error rate e, and the sample's error moves f by several percent
+    // either way, so f below 1 is a sampling effect, not a broken bound (seen: 0.992). Cascade's
+    // efficiency against the true error rate is checked in cascade_test.
+    EXPECT_GT(st["qkd"]["reconciliation_efficiency"].get<double>(), 0.8);
+    EXPECT_LT(st["qkd"]["reconciliation_efficiency"].get<double>(), 2.0);
     EXPECT_GT(st["qkd"]["event_blocks"].get<std::uint64_t>(), 4u);
     EXPECT_EQ(st["source"], "qkd");
     const auto metrics = p.b->get("/metrics");
