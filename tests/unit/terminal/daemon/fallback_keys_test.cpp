@@ -5,11 +5,12 @@
 #include "qlink/keymgmt/inject.hpp"
 #include "qlink/modem/key_source.hpp"
 #include "qlink/terminal/fallback_keys.hpp"
-#include "qlink/terminal/link_keys.hpp"
 #include "qlink/terminal/link_engine.hpp"
+#include "qlink/terminal/link_keys.hpp"
 #include "qlink/terminal/qlinkd_config.hpp"
 
 #include "support/loopback.hpp"
+#include "support/temp_dir.hpp"
 #include "unit/keymgmt/store/test_keys.hpp"
 #include "unit/terminal/daemon/clean_relay.hpp"
 #include "unit/terminal/daemon/qlinkd_proc.hpp"
@@ -42,15 +43,7 @@ namespace {
 
 using key = std::array<std::uint8_t, modem::link_key_length>;
 
-struct temp_dir {
-    temp_dir()
-    {
-        char tmpl[] = "/tmp/qlinkd_fbk_XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~temp_dir() { fs::remove_all(path); }
-    fs::path path;
-};
+using qlink::test::temp_dir;
 
 // Runs a shell command; its stdout, and the exit status in *status.
 std::string sh(const std::string& cmd, int* status = nullptr)

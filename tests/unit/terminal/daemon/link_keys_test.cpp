@@ -2,6 +2,7 @@
 // and injection servers (both ends hold the same keys), and the seeded test keys against openssl.
 #include "qlink/keymgmt/inject.hpp"
 #include "qlink/terminal/link_keys.hpp"
+#include "support/temp_dir.hpp"
 #include "unit/keymgmt/etsi014/test_pki.hpp"
 #include "unit/keymgmt/store/test_keys.hpp"
 
@@ -21,15 +22,7 @@ namespace {
 
 constexpr std::uint64_t seed = 4242;
 
-struct temp_dir {
-    temp_dir()
-    {
-        char tmpl[] = "/tmp/qlinkd_keys_XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~temp_dir() { std::filesystem::remove_all(path); }
-    std::filesystem::path path;
-};
+using qlink::test::temp_dir;
 
 // One end's qkmd: a key store holding keys 0..n-1 of `seed` and its injection socket.
 struct kme {

@@ -2,6 +2,7 @@
 // carry a file (SHA-256), datagrams, survive an outage, report /status and /metrics (read with curl),
 // end the pass, drain on SIGTERM, and refuse bad configurations with exit 2 naming the key.
 #include "support/loopback.hpp"
+#include "support/temp_dir.hpp"
 #include "unit/terminal/daemon/clean_relay.hpp"
 #include "unit/terminal/daemon/qlinkd_proc.hpp"
 
@@ -31,15 +32,7 @@ using qlink::test::daemon_proc;
 using qlink::test::qlinkd_proc_detail::run;
 using qlink::test::qlinkd_proc_detail::slurp;
 
-struct temp_dir {
-    temp_dir()
-    {
-        char tmpl[] = "/tmp/qlinkd_proc_XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~temp_dir() { fs::remove_all(path); }
-    fs::path path;
-};
+using qlink::test::temp_dir;
 
 std::string config(const std::string& role, std::uint16_t air_port, const std::string& extra = "")
 {

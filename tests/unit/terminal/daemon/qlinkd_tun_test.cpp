@@ -4,6 +4,7 @@
 // /status and /metrics, and without CAP_NET_ADMIN qlinkd exits 1 with one line saying so.
 #include "qlink/terminal/qlinkd_config.hpp"
 #include "support/loopback.hpp"
+#include "support/temp_dir.hpp"
 #include "tun.hpp"
 #include "unit/terminal/daemon/clean_relay.hpp"
 #include "unit/terminal/daemon/qlinkd_proc.hpp"
@@ -46,15 +47,7 @@ using qlink::test::daemon_proc;
 using qlink::test::qlinkd_proc_detail::slurp;
 using bytes = std::vector<std::uint8_t>;
 
-struct temp_dir {
-    temp_dir()
-    {
-        char tmpl[] = "/tmp/qlinkd_tun_XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~temp_dir() { fs::remove_all(path); }
-    fs::path path;
-};
+using qlink::test::temp_dir;
 
 std::string config(const std::string& role, std::uint16_t air_port, const std::string& user)
 {

@@ -4,6 +4,7 @@
 #include "demo/pki.hpp"
 #include "demo/process.hpp"
 #include "qlink/terminal/demo.hpp"
+#include "support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
@@ -38,14 +39,7 @@ int run_cmd(const std::string& cmd, std::string& out) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        char t[] = "/tmp/qlink_demo_parts_XXXXXX";
-        path = ::mkdtemp(t);
-    }
-    ~temp_dir() { fs::remove_all(path); }
-};
+using qlink::test::temp_dir;
 
 TEST(demo_pki, openssl_verifies_the_chain_names_and_usage) {
     temp_dir d;

@@ -1,6 +1,7 @@
 // Tests the pass report writer on a synthetic pass: every plot present, XML well formed (python3's
 // expat parser as the oracle), CSV/JSON consistent with the series, rotations and fades marked.
 #include "qlink/terminal/report.hpp"
+#include "support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
@@ -31,14 +32,7 @@ int run_cmd(const std::string& cmd, std::string& out) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        char t[] = "/tmp/qlink_report_XXXXXX";
-        path = ::mkdtemp(t);
-    }
-    ~temp_dir() { fs::remove_all(path); }
-};
+using qlink::test::temp_dir;
 
 // A 10-minute pass polled every 2 s: elevation arc, a cloud block at 200-240 s and a fade at
 // 400 s, counters growing, one rotation every 100 s, QBER only while keys are distilled.

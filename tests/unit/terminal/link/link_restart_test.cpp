@@ -2,6 +2,7 @@
 #include "qlink/modem/key_source.hpp"
 #include "qlink/modem/profile.hpp"
 #include "qlink/terminal/link_engine.hpp"
+#include "support/temp_dir.hpp"
 #include "unit/terminal/link/link_test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -36,19 +37,7 @@ using terminal::link_role;
 using terminal::stream_position;
 namespace fs = std::filesystem;
 
-struct temp_dir {
-    fs::path path;
-    temp_dir()
-    {
-        std::string tmpl = (fs::temp_directory_path() / "qlink_restart_XXXXXX").string();
-        path = ::mkdtemp(tmpl.data());
-    }
-    ~temp_dir()
-    {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
+using qlink::test::temp_dir;
 
 
 using key_pair = test::link_key_pair<modem::memory_key_source>;
