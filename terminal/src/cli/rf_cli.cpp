@@ -252,9 +252,8 @@ struct station_mount {
     }
 };
 
-station_mount open_mount(const rf_setup& s, const sim::clock& clock) {
-    station_mount m;
-    if (s.mount == rf_setup::mount_kind::none) return m;
+void open_mount(station_mount& m, const rf_setup& s, const sim::clock& clock) {
+    if (s.mount == rf_setup::mount_kind::none) return;
     if (s.mount == rf_setup::mount_kind::rotctld) {
         m.mount = hw::create_rotctld_mount(s.rotctld);
         m.name = "rotctld " + s.rotctld.host + ":" + std::to_string(s.rotctld.port);
@@ -265,8 +264,27 @@ station_mount open_mount(const rf_setup& s, const sim::clock& clock) {
         m.name = "simulated";
     }
     m.track.emplace(*m.mount, *s.sat, *s.station, clock, *s.pass, rf_program_track::config{});
-    return m;
 }
+
+/// What both commands run on: the radio (with the simulated satellite behind the sim radio), the
+/// simulated clock it drives, and the mount on the command's clock (wall time with a USRP).
+struct station_rig {
+    explicit station_rig(sim::time_point start) : clock(start) {}
+    std::unique_ptr<rf_sim_satellite> sat;
+    sim::sim_clock clock;
+    sim::real_clock wall;
+    std::unique_ptr<hw::radio> radio;
+    station_mount mount;
+
+    /// False (error printed) when the radio cannot be opened.
+    bool open(const rf_setup& s, const doppler_predictor& truth, const rf_sim_satellite::config& sc, std::ostream& err) {
+        if (!s.uhd) sat = std::make_unique<rf_sim_satellite>(truth, sc);
+        radio = open_radio(s, sat.get(), clock, err);
+        if (!radio) return false;
+        open_mount(mount, s, s.uhd ? static_cast<const sim::clock&>(wall) : clock);
+        return true;
+    }
+};
 
 std::vector<std::uint8_t> generated_payload(std::size_t n, std::uint64_t seed) {
     std::vector<std::uint8_t> v(n);
@@ -332,14 +350,11 @@ int cmd_rf_rx(std::span<const std::string_view> args, std::ostream& out, std::os
         fill_file_frame(sent, next++, data);
         return true;
     };
-    std::unique_ptr<rf_sim_satellite> sat;
-    if (!s.uhd) sat = std::make_unique<rf_sim_satellite>(predictor, sc);
-    sim::sim_clock clock(s.start);
-    const auto radio = open_radio(s, sat.get(), clock, err);
-    if (!radio) return exit_failed;
-
-    sim::real_clock wall_clock;
-    station_mount mount = open_mount(s, s.uhd ? static_cast<const sim::clock&>(wall_clock) : clock);
+    station_rig rig(s.start);
+    if (!rig.open(s, predictor, sc, err)) return exit_failed;
+    rf_sim_satellite* const sat = rig.sat.get();
+    hw::radio* const radio = rig.radio.get();
+    station_mount& mount = rig.mount;
 
     rf_receiver::config rc;
     rc.demod.waveform = s.waveform;
@@ -467,14 +482,12 @@ int cmd_rf_tx(std::span<const std::string_view> args, std::ostream& out, std::os
     file_assembler got;
     rf_sim_satellite::config sc = sim_satellite_config(s);
     sc.on_frame = [&](std::span<const std::uint8_t> d) { got.take(d, true); };
-    std::unique_ptr<rf_sim_satellite> sat;
-    if (!s.uhd) sat = std::make_unique<rf_sim_satellite>(predictor, sc);
-    sim::sim_clock clock(s.start);
-    const auto radio = open_radio(s, sat.get(), clock, err);
-    if (!radio) return exit_failed;
-
-    sim::real_clock wall_clock;
-    station_mount mount = open_mount(s, s.uhd ? static_cast<const sim::clock&>(wall_clock) : clock);
+    station_rig rig(s.start);
+    if (!rig.open(s, predictor, sc, err)) return exit_failed;
+    rf_sim_satellite* const sat = rig.sat.get();
+    hw::radio* const radio = rig.radio.get();
+    station_mount& mount = rig.mount;
+    sim::sim_clock& clock = rig.clock;
 
     rf_transmitter::config tc;
     tc.mod.waveform = s.waveform;
