@@ -401,12 +401,7 @@ int cmd_rf_rx(std::span<const std::string_view> args, std::ostream& out, std::os
             es_n0_db = rx.demodulator().es_n0_estimate_db();
             locked_s += double(r.samples) / fs;
         }
-        for (std::size_t pos = 0; pos < r.llrs;) {
-            const auto d = dec.push(std::span<const modem::llr_t>(llrs).subspan(pos, r.llrs - pos), frames, reps);
-            take(d);
-            if (d.consumed == 0 && !d.output_full) break;
-            pos += d.consumed;
-        }
+        dec.push_all(std::span<const modem::llr_t>(llrs).first(r.llrs), frames, reps, take);
         const std::uint64_t n = rx.stats().samples;
         if (sat && sat->downlink_done()) tail += r.samples;
         if (sat && !s.duration_given && tail > static_cast<std::uint64_t>(0.2 * fs)) break;

@@ -263,15 +263,9 @@ std::optional<decode_summary> decode_file(const modem::chain_profile& profile, c
     for (std::size_t pos = 0; pos < symbols;) {
         const std::size_t n = std::min(soft.size(), symbols - pos);
         to_llr(raw, fmt, pos, std::span(soft).first(n), scale);
-        std::size_t used = 0;
-        while (used < n) {
-            const auto r = dec.push(std::span<const modem::llr_t>(soft).subspan(used, n - used), frames, reps);
-            take(r);
-            if (!r.ok) {
-                error = r.error ? r.error : "decoder error";
-                return std::nullopt;
-            }
-            used += r.consumed;
+        if (const auto r = dec.push_all(std::span<const modem::llr_t>(soft).first(n), frames, reps, take); !r.ok) {
+            error = r.error ? r.error : "decoder error";
+            return std::nullopt;
         }
         pos += n;
     }

@@ -1,6 +1,8 @@
 // The simulated satellite behind the sim radio: coded downlink out, uplink through its own channel into an uncorrected receiver.
 #include "qlink/terminal/rf_sim.hpp"
 
+#include "rf_preamble.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -45,6 +47,7 @@ rf_sim_satellite::rf_sim_satellite(const doppler_predictor& truth, const config&
     up_channel_ = sim::create_rf_channel(ch);
     if (cfg.waveform.modulation == rf_modulation::qpsk) resolver_.emplace(rf_phase_resolver::for_profile(*cfg.profile, cfg.waveform.modulation));
     if (!(cfg.preamble_s >= 0.0 && cfg.preamble_s <= 60.0)) throw std::invalid_argument("rf_sim_satellite: preamble_s not in [0, 60]");
+    preamble_state_ = detail::preamble_state(cfg.seed);
     preamble_symbols_ = static_cast<std::uint64_t>(cfg.preamble_s * cfg.waveform.sample_rate_hz / cfg.waveform.samples_per_symbol);
     up_buf_.resize(chunk_samples);
     llrs_.resize(demod_.max_llrs(chunk_samples));
@@ -80,11 +83,7 @@ void rf_sim_satellite::source(std::span<cf32> out) {
                 // Random symbols: no marker for the synchroniser, a modulated carrier for the loops.
                 const std::size_t symbols = std::min<std::uint64_t>(preamble_symbols_, bits_.size() / bps_);
                 nbits = symbols * bps_;
-                std::uint64_t x = 0x9E3779B97F4A7C15ull ^ cfg_.seed;
-                for (std::size_t k = 0; k < nbits; ++k) {
-                    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-                    bits_[k] = static_cast<std::uint8_t>(x & 1);
-                }
+                for (std::size_t k = 0; k < nbits; ++k) bits_[k] = detail::next_preamble_bit(preamble_state_);
                 preamble_symbols_ -= symbols;
             } else if (!done_ && cfg_.next_frame && cfg_.next_frame(frame_)) {
                 nbits = enc_.encode(frame_, bits_).bits;
@@ -152,12 +151,7 @@ void rf_sim_satellite::take(const modem::chain_decoder::result& r) {
 }
 
 void rf_sim_satellite::decode(std::span<const modem::llr_t> llrs) {
-    for (std::size_t pos = 0; pos < llrs.size();) {
-        const auto r = dec_.push(llrs.subspan(pos), out_, reports_);
-        take(r);
-        if (r.consumed == 0 && !r.output_full) break;
-        pos += r.consumed;
-    }
+    dec_.push_all(llrs, out_, reports_, [this](const modem::chain_decoder::result& r) { take(r); });
 }
 
 void rf_sim_satellite::finish_uplink() {

@@ -1,6 +1,8 @@
 // Program track (pass -> mount axes, failure handling), the Doppler-corrected radio receiver and the pre-compensating transmitter.
 #include "qlink/terminal/rf_terminal.hpp"
 
+#include "rf_preamble.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -278,14 +280,11 @@ rf_transmitter::step_result rf_transmitter::start_burst(std::int64_t t_ns) {
     // The preamble: random symbols (no sync marker in them), staged through carry_ (empty here).
     const auto& w = cfg_.mod.waveform;
     std::uint64_t left = static_cast<std::uint64_t>(cfg_.preamble_s * w.sample_rate_hz / w.samples_per_symbol) * bps_;
-    std::uint64_t x = 0x9E3779B97F4A7C15ull ^ counters_.bursts;
+    std::uint64_t x = detail::preamble_state(counters_.bursts);
     const std::size_t per_buffer = buffer_.size() / w.samples_per_symbol * bps_;
     while (left > 0) {
         const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, per_buffer));
-        for (std::size_t i = 0; i < n; ++i) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            carry_.push_back(static_cast<std::uint8_t>(x & 1));
-        }
+        for (std::size_t i = 0; i < n; ++i) carry_.push_back(detail::next_preamble_bit(x));
         r.samples += modulate_and_send(n);
         left -= n;
     }

@@ -154,6 +154,20 @@ public:
     /// out (data_bytes() each, corrected where RS could, as received where not)
     /// with its report. Allocation-free.
     result push(std::span<const llr_t> soft, std::span<std::uint8_t> data_out, std::span<chain_frame_report> reports);
+    /// All of `soft` through push(), slice after slice; `take(result)` is called after each push
+    /// while its frames are in `data_out`/`reports`. Returns the first result that consumed
+    /// nothing without being full (an error: !ok), else the last one.
+    template <typename Take>
+    result push_all(std::span<const llr_t> soft, std::span<std::uint8_t> data_out,
+                    std::span<chain_frame_report> reports, Take&& take) {
+        result r;
+        for (std::size_t pos = 0; pos < soft.size(); pos += r.consumed) {
+            r = push(soft.subspan(pos), data_out, reports);
+            take(r);
+            if (r.consumed == 0 && !r.output_full) break;
+        }
+        return r;
+    }
     /// End of stream: drains the Viterbi traceback.
     result finish(std::span<std::uint8_t> data_out, std::span<chain_frame_report> reports);
 

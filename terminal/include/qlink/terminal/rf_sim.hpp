@@ -87,6 +87,7 @@ private:
     std::vector<cf32> pending_;
     std::size_t pending_pos_ = 0;
     std::uint64_t preamble_symbols_ = 0;
+    std::uint64_t preamble_state_ = 0;
     std::uint64_t frames_sent_ = 0;
     bool done_ = false;
     // uplink

@@ -161,14 +161,7 @@ inline downlink_report run_downlink(const pass_world& w, sim::time_point t0, dou
                 ++rep.frames_bad_data;
         }
     };
-    auto decode = [&](std::span<const llr_t> soft) {
-        for (std::size_t pos = 0; pos < soft.size();) {
-            const auto r = dec.push(soft.subspan(pos), out, reports);
-            check_frames(r);
-            if (r.consumed == 0 && !r.output_full) break;
-            pos += r.consumed;
-        }
-    };
+    auto decode = [&](std::span<const llr_t> soft) { dec.push_all(soft, out, reports, check_frames); };
 
     const std::size_t update_samples = static_cast<std::size_t>(o.update_interval_s * fs);
     const std::size_t total = static_cast<std::size_t>(seconds * fs);

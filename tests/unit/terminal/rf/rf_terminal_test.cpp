@@ -280,6 +280,23 @@ TEST(rf_program_track, drives_real_rotctld_and_survives_it_stalling_and_dying) {
     EXPECT_GE(m->counters().reconnects, 1u);
 }
 
+/// Decodes `soft` and compares every good frame with what was sent (its sequence number in bytes 0..1).
+void check_frames(modem::chain_decoder& dec, std::span<const modem::llr_t> soft, std::span<std::uint8_t> out,
+                  std::span<modem::chain_frame_report> reports, const std::vector<std::vector<std::uint8_t>>& sent,
+                  std::size_t& good, std::size_t& bad_data) {
+    dec.push_all(soft, out, reports, [&](const modem::chain_decoder::result& d) {
+        for (std::size_t f = 0; f < d.frames; ++f) {
+            if (!reports[f].ok) continue;
+            const std::uint8_t* p = out.data() + f * dec.data_bytes();
+            const std::size_t seq = (std::size_t(p[0]) << 8) | p[1];
+            if (seq < sent.size() && std::equal(p, p + dec.data_bytes(), sent[seq].begin()))
+                ++good;
+            else
+                ++bad_data;
+        }
+    });
+}
+
 /// A radio that loses a buffer now and then and says so (overflow), in front of the sim radio.
 class overflowing_radio final : public hw::radio {
 public:
@@ -380,20 +397,7 @@ TEST(rf_receiver, sim_radio_with_doppler_and_overflows_keeps_decoding) {
     for (int i = 0; i < 122; ++i) {  // 122 x 16384 samples = 2 s
         const auto r = rx.receive(llrs);
         ASSERT_TRUE(r.ok);
-        for (std::size_t pos = 0; pos < r.llrs;) {
-            const auto d = dec.push(std::span<const llr_t>(llrs).subspan(pos, r.llrs - pos), out, reports);
-            for (std::size_t f = 0; f < d.frames; ++f) {
-                if (!reports[f].ok) continue;
-                const std::uint8_t* p = out.data() + f * dec.data_bytes();
-                const std::size_t seq = (std::size_t(p[0]) << 8) | p[1];
-                if (seq < sent.size() && std::equal(p, p + dec.data_bytes(), sent[seq].begin()))
-                    ++good;
-                else
-                    ++bad_data;
-            }
-            if (d.consumed == 0 && !d.output_full) break;
-            pos += d.consumed;
-        }
+        check_frames(dec, std::span<const llr_t>(llrs).first(r.llrs), out, reports, sent, good, bad_data);
     }
     EXPECT_EQ(rx.stats().overflows, radio.injected);
     EXPECT_EQ(radio.injected, 3u);
@@ -523,20 +527,7 @@ receiver_run run_receiver(rf_modulation m, double es_n0_db, std::vector<slipping
     for (std::size_t i = 0; i < buffers; ++i) {
         const auto r = rx.receive(llrs);
         EXPECT_TRUE(r.ok);
-        for (std::size_t pos = 0; pos < r.llrs;) {
-            const auto d = dec.push(std::span<const llr_t>(llrs).subspan(pos, r.llrs - pos), out, reports);
-            for (std::size_t f = 0; f < d.frames; ++f) {
-                if (!reports[f].ok) continue;
-                const std::uint8_t* p = out.data() + f * dec.data_bytes();
-                const std::size_t seq = (std::size_t(p[0]) << 8) | p[1];
-                if (seq < sent.size() && std::equal(p, p + dec.data_bytes(), sent[seq].begin()))
-                    ++run.good;
-                else
-                    ++run.bad_data;
-            }
-            if (d.consumed == 0 && !d.output_full) break;
-            pos += d.consumed;
-        }
+        check_frames(dec, std::span<const llr_t>(llrs).first(r.llrs), out, reports, sent, run.good, run.bad_data);
     }
     run.sent = sent.size();
     run.rx = rx.stats();
