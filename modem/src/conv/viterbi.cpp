@@ -181,6 +181,12 @@ struct lane_job {
     unsigned tail_lane = 0;
     unsigned probe_lane = 0;
     std::size_t probe_row = 0;
+    // Rows before the trellis starts (at row `lead`, in state 0 when
+    // known_start): a window that starts at the block start keeps its bits at
+    // the top of its rows like every other lane, so no lane needs decisions
+    // under the run-in. Rows and row numbers above (skip, top, probe_row,
+    // delta) count these rows; `first` and `src` are the step at row lead.
+    std::size_t lead = 0;
 };
 
 // For each of the 32 lanes, the first state with the smallest metric (the
@@ -256,22 +262,33 @@ public:
         reserve(steps);
         const std::int8_t* src[n_lanes];
         alignas(32) std::uint8_t known_row[n_lanes];  // metric of states != 0 at the start
+        std::size_t staged = 0;
         for (std::size_t l = 0; l < n_lanes; ++l) {
-            // Idle lanes repeat lane 0's input; they are never traced back.
-            src[l] = jobs[l < nj ? l : 0].src;
-            known_row[l] = static_cast<std::uint8_t>(l < nj && jobs[l].known_start ? 255 : 0);
+            src[l] = l < nj ? jobs[l].src : src[0];  // idle lanes repeat lane 0's input, never traced back
+            if (l < nj && jobs[l].lead > 0) {
+                // Zero pairs under the lead, then the window's own pairs.
+                const std::size_t lead = std::min(jobs[l].lead, steps);
+                if (stage_.size() < 2 * steps * (staged + 1)) stage_.resize(2 * steps * (staged + 1));
+                std::int8_t* st = stage_.data() + 2 * steps * staged++;
+                std::memset(st, 0, 2 * lead);
+                std::memcpy(st + 2 * lead, jobs[l].src, 2 * (steps - lead));
+                src[l] = st;
+            }
+            known_row[l] = static_cast<std::uint8_t>(l < nj && jobs[l].known_start && jobs[l].lead == 0 ? 255 : 0);
             st_.pending_min[l] = 0;
         }
         std::memset(st_.metric, 0, n_lanes);
         for (unsigned s = 1; s < 64; ++s) std::memcpy(st_.metric + s * n_lanes, known_row, n_lanes);
         st_.step = 0;
-        // Rows after which some lane's best state is needed, ascending.
-        std::size_t probes[n_lanes];
+        // Rows after which some lane's best state is needed or a lane's trellis starts, ascending.
+        std::size_t probes[2 * n_lanes];
         std::size_t np = 0;
-        for (std::size_t l = 0; l < nj; ++l) {
-            if (jobs[l].end_state >= 0) continue;
-            const std::size_t p = jobs[l].probe_row;
+        auto add_row = [&](std::size_t p) {
             if (std::find(probes, probes + np, p) == probes + np) probes[np++] = p;
+        };
+        for (std::size_t l = 0; l < nj; ++l) {
+            if (jobs[l].end_state < 0) add_row(jobs[l].probe_row);
+            if (jobs[l].lead > 0 && jobs[l].lead < steps) add_row(jobs[l].lead);
         }
         std::sort(probes, probes + np);
         std::size_t next = 0;
@@ -279,6 +296,16 @@ public:
         unsigned start[n_lanes] = {};  // each job's traceback start state
         unsigned best[n_lanes];
         auto take_probe = [&](std::size_t row) {
+            bool probe = false;
+            for (std::size_t l = 0; l < nj; ++l) {
+                probe = probe || (jobs[l].end_state < 0 && jobs[l].probe_row == row);
+                if (jobs[l].lead != row) continue;
+                // The lane's trellis starts here (same metrics as a lane starting at row 0).
+                for (unsigned s = 0; s < 64; ++s)
+                    st_.metric[s * n_lanes + l] = static_cast<std::uint8_t>(s > 0 && jobs[l].known_start ? 255 : 0);
+                st_.pending_min[l] = 0;
+            }
+            if (!probe) return;
             lanes_best_states(st_, best);
             for (std::size_t l = 0; l < nj; ++l)
                 if (jobs[l].end_state < 0 && jobs[l].probe_row == row) start[l] = best[jobs[l].probe_lane];
@@ -347,6 +374,7 @@ private:
     std::vector<std::uint8_t> bm_;      // [chunk step][4][lane]
     std::vector<std::uint8_t> dec_;     // [step][group][lane] decision bits (see viterbi_lanes.hpp)
     std::vector<std::uint32_t> words_;  // [step / 32][lane] traced-back bits, MSB first
+    std::vector<std::int8_t> stage_;    // pairs of lanes with a lead, zeros under it
 };
 
 // One trellis being decoded: path metrics, buffered decisions and where its bits go.
@@ -695,22 +723,32 @@ private:
                                 start < out_hi ? kept_end - start : 0,
                                 out + (std::min(start, out_hi) - out_lo) / 8};
         }
+        // A first window starting in a known state keeps its bits in its top
+        // rows (lead = the rows under them), as the others do after their
+        // run-in: the decisions under every lane's first kept bit are then
+        // never read, and the ACS skips them (for a terminated 8192-bit block
+        // 40 of 304 rows; the own traceback pass is as many rows shorter).
+        // Lane 0's traceback tail then comes from lane 1 like every lane's.
+        if (jobs_[0].known_start) jobs_[0].lead = rows - (jobs_[0].skip + jobs_[0].limit);
+        jobs_[0].skip += jobs_[0].lead;
         for (std::size_t k = 0; k < count; ++k) {
             lane_job& j = jobs_[k];
-            const std::size_t kept_end = j.first + j.skip + j.limit;
-            const std::size_t e = k + 1 < count ? std::min(kept_end + depth_, hi) : j.first + rows;
-            j.top = e - j.first;
+            // Row r of lane k holds step first - lead + r.
+            const std::size_t kept_end = j.first + (j.skip - j.lead) + j.limit;
+            const std::size_t wend = j.first + (rows - j.lead);  // step after the lane's last row
+            const std::size_t e = k + 1 < count ? std::min(kept_end + depth_, hi) : wend;
+            j.top = e - j.first + j.lead;
             j.cross = rows;
-            if (e > j.first + rows) {
+            if (e > wend) {
                 j.tail_lane = static_cast<unsigned>(k + 1);
-                j.delta = jobs_[k + 1].first - j.first;
+                j.delta = jobs_[k + 1].first - jobs_[k + 1].lead + j.lead - j.first;
             }
             if (e == hi && end_state >= 0) {
                 j.end_state = end_state;
             } else {
-                const std::size_t pl = e > j.first + rows ? k + 1 : k;
+                const std::size_t pl = e > wend ? k + 1 : k;
                 j.probe_lane = static_cast<unsigned>(pl);
-                j.probe_row = e - jobs_[pl].first;
+                j.probe_row = e - jobs_[pl].first + jobs_[pl].lead;
             }
         }
         return rows;

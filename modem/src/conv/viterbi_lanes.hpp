@@ -31,6 +31,12 @@ struct lanes_state {
     alignas(32) std::uint8_t metric[64 * n_lanes];  // [state][lane]
     alignas(32) std::uint8_t pending_min[n_lanes];
     std::uint64_t step = 0;
+    // A kernel's own digest of the last idx it was given (the AVX2 kernel's
+    // branch-label map, which took ~3 % of a stream window to work out per
+    // call): valid for these idx bytes only, 0 = nothing cached.
+    alignas(32) std::uint8_t cache_idx[32] = {};
+    std::uint8_t cache_map[4] = {};
+    std::uint8_t cache = 0;
 };
 
 using lanes_branch_kernel = void (*)(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);

@@ -207,10 +207,9 @@ struct dec_acc {
     __m256i p, r, uv;  // see two_steps
 };
 
-template <int mode, bool keep, unsigned q>
+template <bool keep, unsigned q>
 __attribute__((always_inline)) inline void quad_fast(const __m256i* cur, __m256i* nxt, const step_bm& b0,
-                                                    const step_bm& b1, __m256i* d0, __m256i* d1, __m256i& mn,
-                                                    __m256i pend, dec_acc& acc) {
+                                                    const step_bm& b1, __m256i* d0, __m256i* d1, dec_acc& acc) {
     __m256i p_lo, p_hi, r_lo, r_hi, u_lo, u_hi, v_lo, v_hi;
     if constexpr (q % 4 == 0) acc.p = acc.r = _mm256_setzero_si256();
     if constexpr (q % 2 == 0) acc.uv = _mm256_setzero_si256();
@@ -223,36 +222,45 @@ __attribute__((always_inline)) inline void quad_fast(const __m256i* cur, __m256i
     fly<2 * q, keep>(p_lo, r_lo, b1, u_lo, u_hi, acc.uv);
     fly<2 * q + 1, keep>(p_hi, r_hi, b1, v_lo, v_hi, acc.uv);
     if constexpr (keep && q % 2 == 1) store_dec(d1, q / 2, acc.uv);
-    if constexpr (mode == 1) {
-        mn = _mm256_min_epu8(mn, _mm256_min_epu8(_mm256_min_epu8(u_lo, u_hi), _mm256_min_epu8(v_lo, v_hi)));
-    } else if constexpr (mode == 2) {
-        u_lo = _mm256_subs_epu8(u_lo, pend);
-        u_hi = _mm256_subs_epu8(u_hi, pend);
-        v_lo = _mm256_subs_epu8(v_lo, pend);
-        v_hi = _mm256_subs_epu8(v_hi, pend);
-    }
     _mm256_store_si256(nxt + 4 * q, u_lo);
     _mm256_store_si256(nxt + 4 * q + 1, u_hi);
     _mm256_store_si256(nxt + 4 * q + 2, v_lo);
     _mm256_store_si256(nxt + 4 * q + 3, v_hi);
 }
 
-template <int mode, bool keep, unsigned... q>
+template <bool keep, unsigned... q>
 __attribute__((always_inline)) inline void two_steps_fast_impl(const __m256i* cur, __m256i* nxt, const step_bm& b0,
                                                               const step_bm& b1, __m256i* d0, __m256i* d1,
-                                                              __m256i& pend, std::integer_sequence<unsigned, q...>) {
-    __m256i mn = _mm256_set1_epi8(-1);
+                                                              std::integer_sequence<unsigned, q...>) {
     dec_acc acc;
-    (quad_fast<mode, keep, q>(cur, nxt, b0, b1, d0, d1, mn, pend, acc), ...);
-    if constexpr (mode == 1) pend = mn;
+    (quad_fast<keep, q>(cur, nxt, b0, b1, d0, d1, acc), ...);
 }
 
-// keep = false: the same metrics, no decisions computed or stored (rows no traceback reads).
-template <int mode, bool keep>
-void two_steps_fast(const __m256i* cur, __m256i* nxt, const __m256i* b, const unsigned* m, __m256i* d0,
-                    __m256i& pend) {
+// Two steps without renormalisation; keep = false: the same metrics, no
+// decisions computed or stored (rows no traceback reads). The renormalisation
+// pairs (phase 3 and 7 after the second step) run this too and then one of
+// the passes below over the new metrics: one unrolled variant of ~800
+// instructions per keep instead of three (A/B against the folded form: within
+// the noise of this shared machine, so the smaller code is kept).
+template <bool keep>
+void two_steps_fast(const __m256i* cur, __m256i* nxt, const __m256i* b, const unsigned* m, __m256i* d0) {
     const step_bm b0 = load_bm(b, m), b1 = load_bm(b + 4, m);
-    two_steps_fast_impl<mode, keep>(cur, nxt, b0, b1, d0, d0 + 8, pend, std::make_integer_sequence<unsigned, 16>{});
+    two_steps_fast_impl<keep>(cur, nxt, b0, b1, d0, d0 + 8, std::make_integer_sequence<unsigned, 16>{});
+}
+
+// Phase 3 of the renormalisation: the smallest of the 64 metrics, per lane.
+__m256i min_pass(const __m256i* v) {
+    __m256i a = _mm256_min_epu8(v[0], v[1]), c = _mm256_min_epu8(v[2], v[3]);
+    for (unsigned s = 4; s < 64; s += 4) {
+        a = _mm256_min_epu8(a, _mm256_min_epu8(v[s], v[s + 1]));
+        c = _mm256_min_epu8(c, _mm256_min_epu8(v[s + 2], v[s + 3]));
+    }
+    return _mm256_min_epu8(a, c);
+}
+
+// Phase 7: every metric less the pending minimum.
+void sub_pass(__m256i* v, __m256i pend) {
+    for (unsigned s = 0; s < 64; ++s) v[s] = _mm256_subs_epu8(v[s], pend);
 }
 
 constexpr auto can_labels = [] {
@@ -274,6 +282,21 @@ bool canonical_map(const std::uint8_t* idx, unsigned* m) {
     for (unsigned c = 0; c < 4; ++c)
         if (!seen[c] || m[c ^ 3u] != (m[c] ^ 3u)) return false;
     return true;
+}
+
+// canonical_map through the state's cache (1: fast path with map, 2: none).
+bool canonical_map_cached(lanes_state& st, const std::uint8_t* idx, unsigned* m) {
+    const __m256i key = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx));
+    const __m256i old = _mm256_load_si256(reinterpret_cast<const __m256i*>(st.cache_idx));
+    if (st.cache == 0 || _mm256_movemask_epi8(_mm256_cmpeq_epi8(key, old)) != -1) {
+        const bool ok = canonical_map(idx, m);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(st.cache_idx), key);
+        for (unsigned c = 0; c < 4; ++c) st.cache_map[c] = static_cast<std::uint8_t>(ok ? m[c] : 0);
+        st.cache = ok ? 1 : 2;
+        return ok;
+    }
+    for (unsigned c = 0; c < 4; ++c) m[c] = st.cache_map[c];
+    return st.cache == 1;
 }
 
 }  // namespace
@@ -309,19 +332,14 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
         swap();
     }
     unsigned m[4];
-    if (canonical_map(idx, m)) {
+    if (canonical_map_cached(st, idx, m)) {
         for (; t + 2 <= steps; t += 2, step += 2) {
-            const unsigned phase1 = static_cast<unsigned>((step + 1) & 7u);
             __m256i* d0 = drow(t);
-            if (keep) {
-                if (phase1 == 3) two_steps_fast<1, true>(cur, nxt, b + 4 * t, m, d0, pend);
-                else if (phase1 == 7) two_steps_fast<2, true>(cur, nxt, b + 4 * t, m, d0, pend);
-                else two_steps_fast<0, true>(cur, nxt, b + 4 * t, m, d0, pend);
-            } else {
-                if (phase1 == 3) two_steps_fast<1, false>(cur, nxt, b + 4 * t, m, d0, pend);
-                else if (phase1 == 7) two_steps_fast<2, false>(cur, nxt, b + 4 * t, m, d0, pend);
-                else two_steps_fast<0, false>(cur, nxt, b + 4 * t, m, d0, pend);
-            }
+            if (keep) two_steps_fast<true>(cur, nxt, b + 4 * t, m, d0);
+            else two_steps_fast<false>(cur, nxt, b + 4 * t, m, d0);
+            const unsigned phase1 = static_cast<unsigned>((step + 1) & 7u);
+            if (phase1 == 3) pend = min_pass(nxt);
+            else if (phase1 == 7) sub_pass(nxt, pend);
             swap();
         }
     }
