@@ -365,53 +365,64 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
 namespace {
 
 // One traceback step of all 32 lanes (one per byte) over one decision row.
-// A lane's state s (0..63) is carried split: base = s & 31 and a flag byte f
-// whose bit 7 is set when s & 32 is clear. Each lane's group byte is
-// selected by state bits 3, 4 (blends on masks from base) and 5 (a blend on
-// f), and its bit by bits 0..2; the new flag (bit set: the predecessor
-// without the high bit) is the only value the next step's last blend waits
-// for. Bits 0..4 of the next state are s >> 1 and do not wait for this
-// step's decision, so the loop-carried chain is ~3 single-cycle operations
-// per row instead of the whole select. No gathers.
+// A lane's state s (0..63) is carried split: idx = s & 7 and three flag
+// bytes f5, f4, f3 whose bit 7 is set when state bit 5, 4, 3 is clear. Each
+// lane's group byte is selected by bits 3, 4, 5 (three levels of blends on
+// the flags) and its bit by idx (a byte shuffle). A step shifts the state
+// right by one and puts the decision on top, so the next step's f4 and f3 are
+// this step's f5 and f4, and its f5 is the decision just read: the flags need
+// no shifts to form blend masks, and the loop-carried chain is ~3
+// single-cycle operations per row. No gathers. (Blends, shifts and shuffles
+// share two of Zen 3's four vector pipes; this form needs 9 of them per row
+// instead of 12.)
 struct trace_consts {
     __m256i pow2 = _mm256_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32,
                                     64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-    __m256i low4 = _mm256_set1_epi8(0x0f);
-    __m256i low5 = _mm256_set1_epi8(0x1f);
+    __m256i low2 = _mm256_set1_epi8(3);
+    __m256i low3 = _mm256_set1_epi8(7);
+    __m256i c4 = _mm256_set1_epi8(4);
+    __m256i c8 = _mm256_set1_epi8(8);
     __m256i c16 = _mm256_set1_epi8(16);
     __m256i c32 = _mm256_set1_epi8(32);
     __m256i c127 = _mm256_set1_epi8(127);
 };
 
 struct trace_state {
-    __m256i base, f;
+    __m256i idx, f5, f4, f3;
 };
 
 __attribute__((always_inline)) inline trace_state split_state(__m256i s, const trace_consts& k) {
-    return {_mm256_and_si256(s, k.low5), _mm256_cmpeq_epi8(_mm256_and_si256(s, k.c32), _mm256_setzero_si256())};
+    const __m256i zero = _mm256_setzero_si256();
+    return {_mm256_and_si256(s, k.low3), _mm256_cmpeq_epi8(_mm256_and_si256(s, k.c32), zero),
+            _mm256_cmpeq_epi8(_mm256_and_si256(s, k.c16), zero), _mm256_cmpeq_epi8(_mm256_and_si256(s, k.c8), zero)};
 }
 
 __attribute__((always_inline)) inline __m256i join_state(trace_state t, const trace_consts& k) {
-    return _mm256_blendv_epi8(_mm256_or_si256(t.base, k.c32), t.base, t.f);
+    // A flag byte is 0x00 or has bit 7 set; only bit 7 counts, so test it with a blend.
+    const __m256i hi = _mm256_or_si256(
+        _mm256_blendv_epi8(k.c32, _mm256_setzero_si256(), t.f5),
+        _mm256_or_si256(_mm256_blendv_epi8(k.c16, _mm256_setzero_si256(), t.f4),
+                        _mm256_blendv_epi8(k.c8, _mm256_setzero_si256(), t.f3)));
+    return _mm256_or_si256(t.idx, hi);
 }
 
 __attribute__((always_inline)) inline trace_state trace_row(const std::uint8_t* dec, std::size_t u, trace_state t,
                                                            const trace_consts& k) {
     const auto* row = reinterpret_cast<const __m256i*>(dec + dec_row_bytes * u);
-    // 16-bit shifts: each byte's bit 7 comes from its own byte (base < 32).
-    const __m256i m3 = _mm256_slli_epi16(t.base, 4), m4 = _mm256_slli_epi16(t.base, 3);
-    const __m256i a0 = _mm256_blendv_epi8(_mm256_loadu_si256(row + 0), _mm256_loadu_si256(row + 1), m3);
-    const __m256i a1 = _mm256_blendv_epi8(_mm256_loadu_si256(row + 2), _mm256_loadu_si256(row + 3), m3);
-    const __m256i a2 = _mm256_blendv_epi8(_mm256_loadu_si256(row + 4), _mm256_loadu_si256(row + 5), m3);
-    const __m256i a3 = _mm256_blendv_epi8(_mm256_loadu_si256(row + 6), _mm256_loadu_si256(row + 7), m3);
-    const __m256i b0 = _mm256_blendv_epi8(a0, a1, m4), b1 = _mm256_blendv_epi8(a2, a3, m4);
-    const __m256i g = _mm256_blendv_epi8(b1, b0, t.f);  // f set: bit 5 clear, groups 0..3
-    const __m256i bit = _mm256_shuffle_epi8(k.pow2, t.base);  // 1 << (s & 7); base < 32 keeps bit 7 clear
-    // Nonzero (bit set) -> >= 128: bit 7 is the decision.
+    // f3 set: state bit 3 clear, the even group of each pair.
+    const __m256i a0 = _mm256_blendv_epi8(_mm256_loadu_si256(row + 1), _mm256_loadu_si256(row + 0), t.f3);
+    const __m256i a1 = _mm256_blendv_epi8(_mm256_loadu_si256(row + 3), _mm256_loadu_si256(row + 2), t.f3);
+    const __m256i a2 = _mm256_blendv_epi8(_mm256_loadu_si256(row + 5), _mm256_loadu_si256(row + 4), t.f3);
+    const __m256i a3 = _mm256_blendv_epi8(_mm256_loadu_si256(row + 7), _mm256_loadu_si256(row + 6), t.f3);
+    const __m256i b0 = _mm256_blendv_epi8(a1, a0, t.f4), b1 = _mm256_blendv_epi8(a3, a2, t.f4);
+    const __m256i g = _mm256_blendv_epi8(b1, b0, t.f5);  // f5 set: bit 5 clear, groups 0..3
+    const __m256i bit = _mm256_shuffle_epi8(k.pow2, t.idx);  // 1 << (s & 7)
+    // Nonzero (bit set) -> >= 128: bit 7 is the decision (set: the predecessor without the high bit).
     const __m256i f = _mm256_adds_epu8(_mm256_and_si256(g, bit), k.c127);
-    // s >> 1: bits 1..4 of base, and bit 5 of s (f clear) into bit 4.
-    const __m256i half = _mm256_and_si256(_mm256_srli_epi16(t.base, 1), k.low4);
-    return {_mm256_blendv_epi8(_mm256_or_si256(half, k.c16), half, t.f), f};
+    // (s >> 1) & 7: bits 1, 2 of idx and state bit 3 (f3 clear) into bit 2. 16-bit shift: idx < 8 leaks nothing.
+    const __m256i half = _mm256_and_si256(_mm256_srli_epi16(t.idx, 1), k.low2);
+    return {_mm256_or_si256(half, _mm256_andnot_si256(_mm256_cmpgt_epi8(_mm256_setzero_si256(), t.f3), k.c4)), f,
+            t.f5, t.f4};
 }
 
 // Byte lanes whose value in `v` equals b, as a blend mask.
@@ -486,7 +497,7 @@ void lanes_traceback_avx2(const std::uint8_t* dec, const lanes_trace_plan& plan,
     for (unsigned e = 0; e < oe.n; ++e) {
         for (; b > oe.ev[e]; --b) {
             const std::uint32_t u = b - 1;
-            slots[31 - (u & 31)] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(t.base, 7)));
+            slots[31 - (u & 31)] = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_slli_epi16(t.idx, 7)));
             t = trace_row(dec, u, t, k);
             if ((u & 31) == 0) {
                 store_words(slots, words + n_lanes * static_cast<std::size_t>(u >> 5));
