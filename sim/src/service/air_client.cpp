@@ -97,7 +97,7 @@ bool decode_air_header(std::span<const std::uint8_t, air_header_size> in, air_he
         return false;
     }
     const std::uint16_t type = get_u16(&in[4]);
-    if (type < 1 || type > 3) {
+    if (type < 1 || type > 4) {
         error = "unknown QAIR message type";
         return false;
     }
@@ -120,13 +120,14 @@ void encode_air_trailer(const air_link_info& info, std::span<std::uint8_t, air_t
     put_f32(&out[0], info.elevation_deg);
     put_f32(&out[4], info.rx_power_dbm);
     put_f32(&out[8], info.esn0_db);
-    put_u32(&out[12], 0);
+    put_f32(&out[12], info.return_esn0_db);
 }
 
 void decode_air_trailer(std::span<const std::uint8_t, air_trailer_size> in, air_link_info& info) {
     info.elevation_deg = get_f32(&in[0]);
     info.rx_power_dbm = get_f32(&in[4]);
     info.esn0_db = get_f32(&in[8]);
+    info.return_esn0_db = get_f32(&in[12]);
 }
 
 bool pack_bits_msb(std::span<const std::uint8_t> bits, std::span<std::uint8_t> out) {
@@ -325,6 +326,17 @@ air_io_result air_client::send_bits(std::span<const std::uint8_t> bits, double s
     return send_packed(tx_buf_, bits.size(), sim_time);
 }
 
+air_io_result air_client::send_llrs(std::span<const std::int8_t> llrs, double sim_time) {
+    if (fd_ < 0 || broken_) return fail(air_status::closed, "air client connection is closed");
+    if (llrs.empty() || llrs.size() > cfg_.max_message_bits)
+        return fail(air_status::bad_argument, "send: LLR count must be in [1, max_message_bits]");
+    std::array<std::uint8_t, air_header_size> h;
+    encode_air_header({air_msg_type::tx_llr, 0, static_cast<std::uint32_t>(llrs.size()), sim_time}, h);
+    auto r = write_all(h.data(), h.size(), reinterpret_cast<const std::uint8_t*>(llrs.data()), llrs.size());
+    if (r.ok()) r.count = llrs.size();
+    return r;
+}
+
 air_io_result air_client::receive(air_message& msg) {
     if (fd_ < 0 || broken_) return fail(air_status::closed, "air client connection is closed");
     std::array<std::uint8_t, air_header_size> h;
@@ -348,7 +360,7 @@ air_io_result air_client::receive(air_message& msg) {
     if (hd.type == air_msg_type::end_of_pass) return {air_status::end_of_pass, 0, ""};
     if (hd.type != air_msg_type::rx_llr) {
         broken_ = true;
-        return fail(air_status::protocol_error, "server sent a TX_BITS message");
+        return fail(air_status::protocol_error, "server sent a client message (TX_BITS/TX_LLR)");
     }
     if (hd.count > rx_buf_.size()) {
         broken_ = true;

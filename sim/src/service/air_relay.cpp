@@ -74,7 +74,7 @@ air_channel_result air_downlink_channel::process(double t0, double bps, std::spa
     r.llrs = nbits;
     const auto s0 = world_.at(t0);
     r.info = {s0.link_up, t0, static_cast<float>(s0.elevation_deg), static_cast<float>(s0.rx_power_dbm),
-              static_cast<float>(s0.photons_per_slot)};
+              static_cast<float>(s0.photons_per_slot), static_cast<float>(s0.return_esn0_db)};
     if (nbits == 0) return r;
     if (bits_.size() < nbits) bits_.resize(nbits), counts_.resize(nbits);
     const std::span<std::uint8_t> bits(bits_.data(), nbits);
@@ -112,7 +112,7 @@ air_channel_result air_return_channel::process(double t0, double bps, std::span<
     r.llrs = nbits;
     const auto s0 = world_.at(t0);
     r.info = {s0.return_up, t0, static_cast<float>(s0.elevation_deg), std::numeric_limits<float>::quiet_NaN(),
-              static_cast<float>(s0.return_esn0_db)};
+              static_cast<float>(s0.return_esn0_db), static_cast<float>(s0.return_esn0_db)};
     const double rate = world_.settings().sample_rate_hz;
     for (std::size_t i = 0; i < nbits;) {
         const std::size_t n = chunk_len(t0, bps, i, nbits, rate);
@@ -136,6 +136,32 @@ air_channel_result air_return_channel::process(double t0, double bps, std::span<
         i += n;
     }
     r.hard_errors += r.erased;
+    return r;
+}
+
+air_channel_result air_gate_llrs(const pass_world& world, bool downlink, double t0, double bps,
+                                 std::span<const std::int8_t> in, std::span<std::int8_t> out) {
+    if (!(bps > 0.0) || !std::isfinite(bps)) return bad("air channel: bit rate must be > 0");
+    if (out.size() < in.size()) return bad("air channel: LLR output shorter than the input");
+    air_channel_result r;
+    r.llrs = in.size();
+    const auto s0 = world.at(t0);
+    auto up = [downlink](const world_sample& s) { return downlink ? s.link_up : s.return_up; };
+    r.info = {up(s0), t0, static_cast<float>(s0.elevation_deg),
+              downlink ? static_cast<float>(s0.rx_power_dbm) : std::numeric_limits<float>::quiet_NaN(),
+              static_cast<float>(downlink ? s0.photons_per_slot : s0.return_esn0_db), static_cast<float>(s0.return_esn0_db)};
+    const double rate = world.settings().sample_rate_hz;
+    for (std::size_t i = 0; i < in.size();) {
+        const std::size_t n = chunk_len(t0, bps, i, in.size(), rate);
+        const auto s = i == 0 ? s0 : world.at(t0 + static_cast<double>(i) / bps);
+        if (up(s)) {
+            std::copy_n(in.begin() + static_cast<std::ptrdiff_t>(i), n, out.begin() + static_cast<std::ptrdiff_t>(i));
+        } else {
+            std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(i), n, std::int8_t{0});
+            r.erased += n;
+        }
+        i += n;
+    }
     return r;
 }
 
@@ -266,8 +292,9 @@ public:
     }
 
     /// Runs the sender's bits through its channel and queues the LLRs for the other side.
-    void forward(int sender, const air_header& h, std::span<const std::uint8_t> packed) {
-        stats_.bits_in[sender] += h.count;
+    void forward(int sender, const air_header& h, std::span<const std::uint8_t> payload) {
+        const bool soft = h.type == air_msg_type::tx_llr;
+        (soft ? stats_.llrs_in : stats_.bits_in)[sender] += h.count;
         if (eop_done_ || h.count == 0) return;
         auto dest = peer_of(sender);
         if (!dest) {
@@ -277,8 +304,12 @@ public:
         const double t0 = clock_.sim_time();
         auto buf = get_buffer(air_header_size + h.count + air_trailer_size);
         const std::span<std::int8_t> llr(reinterpret_cast<std::int8_t*>(buf.data() + air_header_size), h.count);
-        const air_channel_result r = sender == 1 ? down_.process(t0, cfg_.downlink_bps, packed, h.count, llr)
-                                                 : ret_.process(t0, cfg_.return_bps, packed, h.count, llr);
+        const double bps = sender == 1 ? cfg_.downlink_bps : cfg_.return_bps;
+        const air_channel_result r =
+            soft ? air_gate_llrs(world_, sender == 1, t0, bps,
+                                 std::span(reinterpret_cast<const std::int8_t*>(payload.data()), h.count), llr)
+            : sender == 1 ? down_.process(t0, bps, payload, h.count, llr)
+                          : ret_.process(t0, bps, payload, h.count, llr);
         const int receiver = 1 - sender;
         stats_.llrs_out[receiver] += r.llrs;
         stats_.erased[receiver] += r.erased;
@@ -423,7 +454,8 @@ void air_session::read_header() {
             return close();
         }
         const char* err = "";
-        if (!decode_air_header(hdr_, header_, err) || header_.type != air_msg_type::tx_bits) {
+        if (!decode_air_header(hdr_, header_, err) ||
+            (header_.type != air_msg_type::tx_bits && header_.type != air_msg_type::tx_llr)) {
             ++relay_.stats_mut().protocol_errors;
             return close();
         }
@@ -432,7 +464,7 @@ void air_session::read_header() {
 }
 
 void air_session::read_payload() {
-    payload_.resize(air_packed_size(header_.count));
+    payload_.resize(header_.type == air_msg_type::tx_llr ? header_.count : air_packed_size(header_.count));
     auto self = shared_from_this();
     asio::async_read(socket_, asio::buffer(payload_), [this, self](boost::system::error_code ec, std::size_t) {
         if (!open_) return;

@@ -19,8 +19,11 @@ namespace qlink::sim {
 //     u32 magic 0x52494151 ("QAIR") | u16 type | u16 flags | u32 count | u32 reserved 0 |
 //     f64 sim_time (s since the pass start) | f64 reserved 0
 //   TX_BITS (client -> server): count coded bits packed MSB first, ceil(count / 8) bytes
+//   TX_LLR (client -> server): count int8 LLRs the client's own RF chain demodulated (the relay
+//     adds no channel: it gates them by the link state and forwards them as RX_LLR)
 //   RX_LLR (server -> client): count int8 LLRs (negative = 1, 0 = erasure), then a 16-byte trailer
-//     f32 elevation_deg | f32 rx_power_dbm | f32 esn0_db (photons/slot on the optical downlink) | f32 0
+//     f32 elevation_deg | f32 rx_power_dbm | f32 esn0_db (photons/slot on the optical downlink) |
+//     f32 return_esn0_db (the RF return link's Es/N0 at the message's time, both directions)
 //     flags bit0: link up (above the mask, not blocked by cloud)
 //   END_OF_PASS (server -> client): count 0, no payload
 // ---------------------------------------------------------------------------------------------
@@ -35,7 +38,7 @@ inline constexpr std::uint32_t air_max_count = 1u << 24;
 enum class air_role : std::uint8_t { ground, space };
 std::string_view to_string(air_role r);
 
-enum class air_msg_type : std::uint16_t { tx_bits = 1, rx_llr = 2, end_of_pass = 3 };
+enum class air_msg_type : std::uint16_t { tx_bits = 1, rx_llr = 2, end_of_pass = 3, tx_llr = 4 };
 
 struct air_header {
     air_msg_type type = air_msg_type::tx_bits;
@@ -51,6 +54,10 @@ struct air_link_info {
     float elevation_deg = 0.0f;
     float rx_power_dbm = 0.0f;
     float esn0_db = 0.0f;        ///< RF return link: Es/N0 in dB; optical downlink: detected photons per on-slot
+    /// The RF return link's Es/N0 (dB, -100 while it is down) at sim_time, in messages of both
+    /// directions: a ground station that runs the return link's RF chain itself (TX_LLR) takes
+    /// its channel's noise level from here.
+    float return_esn0_db = -100.0f;
 };
 
 void encode_air_header(const air_header& h, std::span<std::uint8_t, air_header_size> out);
@@ -129,6 +136,9 @@ public:
     air_io_result send_packed(std::span<const std::uint8_t> packed, std::size_t nbits, double sim_time = 0.0);
     /// Sends one bit per byte (non-zero = 1).
     air_io_result send_bits(std::span<const std::uint8_t> bits, double sim_time = 0.0);
+    /// Sends LLRs the client demodulated itself (TX_LLR: the relay only gates them by the link
+    /// state), 1 <= llrs.size() <= max_message_bits.
+    air_io_result send_llrs(std::span<const std::int8_t> llrs, double sim_time = 0.0);
 
     /// Blocks for the next message. RX_LLR: status ok, msg.llrs holds `count` LLRs.
     /// END_OF_PASS: status end_of_pass. After protocol_error / closed / io_error the

@@ -61,6 +61,12 @@ private:
     channel_rng rng_;
 };
 
+/// TX_LLR: LLRs a client demodulated with its own RF chain (the channel it ran itself) cross
+/// unchanged while the sender's link is up (downlink: optical up; return: above the RF mask) and
+/// become erasures while it is down. `downlink` picks which link's state applies.
+air_channel_result air_gate_llrs(const pass_world& world, bool downlink, double t0, double bps,
+                                 std::span<const std::int8_t> in, std::span<std::int8_t> out);
+
 class air_relay {
 public:
     struct config {
@@ -88,6 +94,7 @@ public:
         std::atomic<std::uint64_t> protocol_errors{0}; ///< clients dropped for garbage after the hello
         std::atomic<std::uint64_t> disconnects{0};     ///< clients that went away
         std::atomic<std::uint64_t> bits_in[2]{};       ///< by sender role (0 ground, 1 space)
+        std::atomic<std::uint64_t> llrs_in[2]{};       ///< TX_LLR, by sender role
         std::atomic<std::uint64_t> llrs_out[2]{};      ///< by receiver role
         std::atomic<std::uint64_t> erased[2]{};        ///< by receiver role
         std::atomic<std::uint64_t> dropped_bits{0};    ///< bits whose receiver was not connected

@@ -101,6 +101,11 @@ TEST(air_codec, rejects_bad_magic_type_and_count) {
     encode_air_header({air_msg_type::tx_bits, 0, 8, 0.0}, b);
     b[4] = 9;
     EXPECT_FALSE(decode_air_header(b, h, err));
+    b[4] = 5;  // one past TX_LLR
+    EXPECT_FALSE(decode_air_header(b, h, err));
+    encode_air_header({air_msg_type::tx_llr, 0, 8, 0.0}, b);
+    EXPECT_TRUE(decode_air_header(b, h, err));
+    EXPECT_EQ(h.type, air_msg_type::tx_llr);
     encode_air_header({air_msg_type::tx_bits, 0, air_max_count + 1, 0.0}, b);
     EXPECT_FALSE(decode_air_header(b, h, err));
     encode_air_header({air_msg_type::end_of_pass, 0, 3, 0.0}, b);

@@ -272,6 +272,55 @@ TEST(air_relay, bits_sent_while_the_link_is_down_arrive_as_erasures) {
     EXPECT_EQ(f.relay->stats().erased[0].load(), bits.size());
 }
 
+TEST(air_relay, tx_llr_crosses_unchanged_and_trailers_carry_the_return_es_n0) {
+    // A ground station that runs its RF chain itself sends the LLRs its simulated satellite
+    // demodulated: the relay adds no channel (they arrive byte for byte) but keeps the link state.
+    relay_fixture f(-20.0, 100.0, 2);  // near the top of the pass: the RF return link is up
+    auto ground = f.client(air_role::ground);
+    auto space = f.client(air_role::space);
+    ASSERT_TRUE(ground && space);
+    std::vector<std::int8_t> llrs(4000);
+    std::mt19937 rng(3);
+    for (auto& v : llrs) v = static_cast<std::int8_t>(static_cast<int>(rng() % 255) - 127);
+    ASSERT_TRUE(ground->send_llrs(llrs).ok());
+    air_message m;
+    const auto r = space->receive(m);
+    ASSERT_TRUE(r.ok()) << r.error;
+    ASSERT_EQ(m.llrs.size(), llrs.size());
+    EXPECT_TRUE(std::equal(llrs.begin(), llrs.end(), m.llrs.begin()));
+    EXPECT_TRUE(m.info.link_up);
+    const auto ws = f.world->at(m.info.sim_time);
+    EXPECT_NEAR(m.info.esn0_db, ws.return_esn0_db, 1e-3);
+    EXPECT_NEAR(m.info.return_esn0_db, ws.return_esn0_db, 1e-3);
+    EXPECT_EQ(f.relay->stats().llrs_in[0].load(), llrs.size());
+    EXPECT_EQ(f.relay->stats().bits_in[0].load(), 0u);
+    // The ground's own messages carry the return link's Es/N0 too (its RF chain's noise level).
+    std::vector<std::uint8_t> bits(800, 1);
+    ASSERT_TRUE(space->send_bits(bits).ok());
+    ASSERT_TRUE(ground->receive(m).ok());
+    EXPECT_NEAR(m.info.return_esn0_db, f.world->at(m.info.sim_time).return_esn0_db, 1e-3);
+    EXPECT_GT(m.info.return_esn0_db, 0.0f);
+    EXPECT_FALSE(air_gate_llrs(*f.world, false, 0.0, 0.0, llrs, std::span(llrs)).ok);
+}
+
+TEST(air_relay, tx_llr_while_the_return_link_is_down_arrives_as_erasures) {
+    const auto& dw = default_world();
+    // 10 s before LOS: below the RF mask (5 deg) as well.
+    relay_fixture f(std::chrono::duration<double>(dw.pass().los - dw.pass().max_elevation_time).count() - 10.0, 10.0, 2);
+    ASSERT_FALSE(f.world->at(0.0).return_up);
+    auto ground = f.client(air_role::ground);
+    auto space = f.client(air_role::space);
+    ASSERT_TRUE(ground && space);
+    const std::vector<std::int8_t> llrs(1500, -90);
+    ASSERT_TRUE(ground->send_llrs(llrs).ok());
+    air_message m;
+    ASSERT_TRUE(space->receive(m).ok());
+    ASSERT_EQ(m.llrs.size(), llrs.size());
+    EXPECT_FALSE(m.info.link_up);
+    for (auto v : m.llrs) ASSERT_EQ(v, 0);
+    EXPECT_EQ(f.relay->stats().erased[1].load(), llrs.size());
+}
+
 int raw_connect(std::uint16_t port) { return qlink::test::connect_loopback(port, 5); }
 
 std::string raw_line(int fd) {
