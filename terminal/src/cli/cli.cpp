@@ -263,6 +263,7 @@ int cmd_demo(std::span<const std::string_view> args, std::ostream& out, std::ost
         {"downlink-profile", "NAME", "optical downlink modem profile, e.g. ldpc-c2 or ar4ja-4096-r12; list: qlink profiles (default ccsds-tm-rs223i4-conv12)"},
         {"qkd-block", "N", "detections per QKD post-processing block (default 1000000)"},
         {"cloud", "S", "a cloud of S simulated seconds once a third of the file arrived, [0, 600], 0: none (default 8)"},
+        {"rf-return", "samples|bits", "RF return link through the station's RF chain at sample level (default) or the relay's per-bit BPSK channel"},
         {"progress", "on|off", "live progress line (default on)"},
         {"link-keys", "qkmd|test", "link keys from qkmd (QKD, default) or qlinkd's TEST-ONLY seeded keys"},
         {"key-source", "qkd|sim", "qkmd's keys from QKD post-processing (default) or its TEST-ONLY seeded source"},
@@ -299,6 +300,7 @@ int cmd_demo(std::span<const std::string_view> args, std::ostream& out, std::ost
     c.qkd_block_detections = integer_option("demo", p, "qkd-block", c.qkd_block_detections, 100, 4000000);
     c.cloud_s = number_option("demo", p, "cloud", c.cloud_s, 0.0, 600.0);
     c.wall_timeout_s = number_option("demo", p, "timeout", c.wall_timeout_s, 10.0, 86400.0);
+    c.rf_samples = choice_option("demo", p, "rf-return", "samples", {"samples", "bits"}) == "samples";
     if (const auto* v = p.get("progress")) {
         if (*v != "on" && *v != "off")
             throw usage_error{"qlink demo: --progress must be on or off, got '" + *v + "'"};

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <vector>
 
@@ -249,6 +250,30 @@ std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string
     return std::make_pair(std::string(text.substr(0, colon)), static_cast<std::uint16_t>(port));
 }
 
+sim::tle load_tle(const qlinkd_config& cfg) {
+    std::ifstream in(cfg.satellite.tle_file);
+    if (!in) throw qlinkd_config_error("key 'satellite.tle': cannot read file " + cfg.satellite.tle_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const auto r = sim::parse_tle_text(ss.str());
+    if (!r.ok()) throw qlinkd_config_error("key 'satellite.tle': " + cfg.satellite.tle_file + ": " + r.error);
+    if (cfg.satellite.tle_name.empty()) return r.sets.front();
+    for (const auto& t : r.sets) {
+        if (t.name == cfg.satellite.tle_name) return t;
+    }
+    throw qlinkd_config_error("key 'satellite.name' = \"" + cfg.satellite.tle_name + "\" is not in " + cfg.satellite.tle_file);
+}
+
+sim::ground_station::config station_config(const qlinkd_config& cfg) {
+    sim::ground_station::config g;
+    g.name = "qlinkd";
+    g.latitude_deg = cfg.station.lat_deg;
+    g.longitude_deg = cfg.station.lon_deg;
+    g.altitude_m = cfg.station.alt_m;
+    if (const auto e = sim::ground_station::validate(g); !e.empty()) throw qlinkd_config_error("[station]: " + e);
+    return g;
+}
+
 qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source_name, const std::string& base_dir)
 {
     toml::table root;
@@ -260,7 +285,7 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
         throw err(os.str());
     }
     const section top(&root, "",
-                      {"link", "station", "satellite", "air", "terminal", "keys", "security", "arq", "user", "telemetry", "log"});
+                      {"link", "station", "satellite", "air", "terminal", "rf", "keys", "security", "arq", "user", "telemetry", "log"});
     qlinkd_config c;
 
     const section ln(sub(root, "link"), "link",
@@ -404,6 +429,30 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     if (std::string e = validate(make_pat_config(c)); !e.empty()) {
         if (e.rfind("pat.", 0) == 0) e.replace(0, 4, "terminal.");
         throw err("[terminal]: " + e);
+    }
+
+    const section rf(sub(root, "rf"), "rf",
+                     {"radio", "modulation", "samples_per_symbol", "uplink_hz", "precompensate_doppler",
+                      "oscillator_error_hz", "phase_noise_linewidth_hz", "seed"});
+    c.rf.radio_sim = rf.choice("radio", "relay", {"relay", "sim"}) == "sim";
+    c.rf.modulation = rf.choice("modulation", "bpsk", {"bpsk", "qpsk"}) == "qpsk" ? rf_modulation::qpsk : rf_modulation::bpsk;
+    c.rf.samples_per_symbol = static_cast<unsigned>(rf.integer("samples_per_symbol", 4, 2, 16));
+    c.rf.uplink_hz = rf.real("uplink_hz", c.rf.uplink_hz, 1e6, 1e12);
+    c.rf.precompensate_doppler = rf.boolean("precompensate_doppler", true);
+    c.rf.oscillator_error_hz = rf.real("oscillator_error_hz", c.rf.oscillator_error_hz, -1e4, 1e4);
+    c.rf.phase_noise_linewidth_hz = rf.real("phase_noise_linewidth_hz", c.rf.phase_noise_linewidth_hz, 0.0, 1e3);
+    c.rf.seed = static_cast<std::uint64_t>(rf.integer("seed", 1, 0, std::numeric_limits<std::int64_t>::max()));
+    if (!c.rf.radio_sim) {
+        for (const char* k : {"modulation", "samples_per_symbol", "uplink_hz", "precompensate_doppler",
+                              "oscillator_error_hz", "phase_noise_linewidth_hz", "seed"})
+            if (rf.has(k)) throw err(std::string("key 'rf.") + k + "' is only used with rf.radio = \"sim\"");
+    } else {
+        if (c.link.role != link_role::ground)
+            throw err("key 'rf.radio' = \"sim\" needs link.role = \"ground\" (the station transmits the RF return link)");
+        if (!c.station.present) throw err("key 'rf.radio' = \"sim\" needs [station] (lat_deg, lon_deg, alt_m): the uplink Doppler");
+        if (c.satellite.tle_file.empty()) throw err("key 'rf.radio' = \"sim\" needs satellite.tle (a TLE file): the uplink Doppler");
+        if (!c.air.sim_epoch)
+            throw err("key 'rf.radio' = \"sim\" needs air.sim_epoch (the UTC instant the relay's sim_time counts from)");
     }
 
     const section keys(sub(root, "keys"), "keys", {"source", "socket", "qkmd_metrics", "memory_seed", "memory_keys"});

@@ -10,6 +10,7 @@
 
 #include "daemon_log.hpp"
 #include "pat_runner.hpp"
+#include "rf_return.hpp"
 #include "tun.hpp"
 
 #include <arpa/inet.h>
@@ -25,6 +26,7 @@
 #include <random>
 #include <cerrno>
 #include <chrono>
+#include <deque>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -154,6 +156,10 @@ private:
     void air_loop();
     void air_tx_loop(sim::air_client* client, std::size_t block_bits);
     void stop_air();
+    // PAT gating of the downlink (terminal.pat = "simulated"): messages wait here until the PAT
+    // has stepped through their time, then lose what fell where the terminal did not point.
+    void hold_for_pat(std::span<const std::int8_t> llrs, double t0, double t_end);
+    void release_held(double bps, bool all);
     // user ports
     void user_loop();
     void user_stream_io();
@@ -177,6 +183,18 @@ private:
     std::unique_ptr<fallback_id_router> rx_route_;   // fallback IDs never go to qkmd
     std::unique_ptr<link_engine> engine_;
     std::unique_ptr<pat_runner> pat_;  // terminal.pat = "simulated"
+    // rf.radio = "sim": made at the first connection (it needs the relay's return line rate), used
+    // by the air sender, read by telemetry; rf_mu_ guards it.
+    std::mutex rf_mu_;
+    std::unique_ptr<rf_return_link> rf_;
+    std::atomic<double> return_esn0_db_{-100.0};
+    struct held_message {
+        std::vector<std::int8_t> llrs;
+        double t0 = 0.0, t_end = 0.0;
+    };
+    std::deque<held_message> held_;                 // air receive thread only
+    std::vector<std::vector<std::int8_t>> spare_;   // their buffers, reused
+    std::atomic<std::uint64_t> pat_gated_llrs_{0};  // downlink LLRs erased because the PAT did not point
 
     // air state (guarded by air_mu_ unless atomic)
     std::mutex air_mu_;
@@ -364,10 +382,48 @@ void daemon::air_tx_loop(sim::air_client* client, std::size_t block_bits)
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
             continue;
         }
-        const auto r = client->send_packed(packed, bits, t);
+        sim::air_io_result r;
+        if (cfg_.rf.radio_sim) {
+            // The return link's RF chain runs here; the relay forwards what the satellite demodulated.
+            // Only this thread transmits, so the LLR span stays valid after the lock (which
+            // telemetry takes) is released for the possibly long send.
+            std::span<const std::int8_t> llrs;
+            {
+                std::lock_guard lk(rf_mu_);
+                llrs = rf_->transmit(packed, bits, t, return_esn0_db_.load());
+            }
+            if (!llrs.empty()) r = client->send_llrs(llrs, t);
+        } else {
+            r = client->send_packed(packed, bits, t);
+        }
         if (!r.ok()) break;  // the receive side sees the same failure and reports it
         ++air_tx_msgs_;
         air_tx_bits_ += bits;
+    }
+}
+
+void daemon::hold_for_pat(std::span<const std::int8_t> llrs, double t0, double t_end)
+{
+    held_message m;
+    if (!spare_.empty()) {
+        m.llrs = std::move(spare_.back());
+        spare_.pop_back();
+    }
+    m.llrs.assign(llrs.begin(), llrs.end());
+    m.t0 = t0;
+    m.t_end = t_end;
+    held_.push_back(std::move(m));
+}
+
+void daemon::release_held(double bps, bool all)
+{
+    const double covered = pat_->covered_until();
+    while (!held_.empty() && (all || held_.front().t_end <= covered + 1e-9)) {
+        held_message& m = held_.front();
+        pat_gated_llrs_ += pat_->gate(m.t0, bps, m.llrs);
+        engine_->push_rx_llrs(m.llrs, m.t0);
+        if (spare_.size() < 64) spare_.push_back(std::move(m.llrs));
+        held_.pop_front();
     }
 }
 
@@ -426,6 +482,21 @@ void daemon::air_loop()
             air_fd_ = -1;
             break;
         }
+        if (cfg_.rf.radio_sim) {
+            std::lock_guard lk(rf_mu_);
+            if (!rf_) {
+                try {
+                    rf_ = std::make_unique<rf_return_link>(cfg_, client->return_bps());
+                } catch (const std::exception& e) {
+                    log_.error("rf", "rf_chain_failed", {{"error", e.what()}});
+                    air_fatal_ = true;
+                    std::lock_guard fl(fd_mu_);
+                    air_fd_ = -1;
+                    return;
+                }
+                log_.info("rf", "rf_chain_ready", {{"waveform", rf_->describe()}});
+            }
+        }
         log_.info("air", "relay_connected",
                   {{"downlink_bps", daemon_log::num(client->downlink_bps())}, {"return_bps", daemon_log::num(client->return_bps())},
                    {"block_bits", std::to_string(block_bits)}});
@@ -445,10 +516,19 @@ void daemon::air_loop()
                 why = std::string(sim::to_string(r.status)) + ": " + r.error;
                 break;
             }
-            engine_->push_rx_llrs(msg.llrs, msg.info.sim_time);
-            sim_time_ = msg.info.sim_time + (ground ? msg.llrs.size() / client->downlink_bps() : msg.llrs.size() / client->return_bps());
-            // The PAT runs on its own thread; this only queues the channel state up to the message's end.
-            if (pat_) pat_->advance_to(sim_time_.load(), msg.info.link_up);
+            return_esn0_db_ = msg.info.return_esn0_db;
+            const double rx_bps = ground ? client->downlink_bps() : client->return_bps();
+            sim_time_ = msg.info.sim_time + msg.llrs.size() / rx_bps;
+            if (pat_) {
+                // The PAT runs on its own thread; this only queues the channel state up to the
+                // message's end. The downlink waits until the PAT has stepped through it, so only
+                // what arrived while the terminal pointed reaches the decoder.
+                pat_->advance_to(sim_time_.load(), msg.info.link_up);
+                hold_for_pat(msg.llrs, msg.info.sim_time, sim_time_.load());
+                release_held(rx_bps, false);
+            } else {
+                engine_->push_rx_llrs(msg.llrs, msg.info.sim_time);
+            }
             have_sim_time_ = true;
             ++air_rx_msgs_;
             air_rx_llrs_ += msg.llrs.size();
@@ -472,6 +552,7 @@ void daemon::air_loop()
                           {{"sim_time", daemon_log::num(msg.info.sim_time)}, {"elevation_deg", daemon_log::num(msg.info.elevation_deg)}});
             }
         }
+        if (pat_) release_held(ground ? client->downlink_bps() : client->return_bps(), true);
         ::shutdown(client->fd(), SHUT_RDWR);  // wakes the sender
         tx.join();
         {
@@ -842,6 +923,7 @@ link_status daemon::status()
     s.extra.user_datagrams_out = dgram_out_.load();
     s.extra.user_datagrams_dropped = dgram_dropped_.load();
     s.extra.key_errors = tx_keys_->failures() + rx_keys_->failures();
+    if (pat_) s.extra.pat_gated_llrs = pat_gated_llrs_.load();
     if (tun_) {
         s.tun.interface = tun_->name();
         s.tun.packets_in = tun_in_.load();
@@ -850,6 +932,24 @@ link_status daemon::status()
         s.tun.link_full = tun_link_full_.load();
         // Every loss of an IP packet at this end: refused here, or by the engine's receive queue.
         s.tun.packets_dropped = s.tun.malformed + s.tun.link_full + tun_write_failed_.load() + st.ip_packets_dropped;
+    }
+    {
+        std::lock_guard lk(rf_mu_);
+        if (rf_) {
+            const auto r = rf_->snapshot();
+            s.rf.active = true;
+            s.rf.waveform = rf_->describe();
+            s.rf.bits = r.bits;
+            s.rf.samples = r.samples;
+            s.rf.llrs = r.llrs;
+            s.rf.doppler_precomp_hz = r.applied_offset_hz;
+            s.rf.max_uplink_doppler_hz = r.max_abs_doppler_hz;
+            s.rf.satellite_residual_hz = r.residual_hz;
+            s.rf.es_n0_db = r.es_n0_db;
+            s.rf.satellite_locked = r.locked;
+            s.rf.lock_acquired = r.lock_acquired;
+            s.rf.radio_errors = r.radio_errors;
+        }
     }
     return s;
 }
@@ -865,7 +965,8 @@ int daemon::finish(bool drained)
         log_.info("pat", "stopped",
                   {{"state", p.state}, {"acquisitions", std::to_string(p.counters.acquisitions)},
                    {"reacquisitions", std::to_string(p.counters.reacquisitions)},
-                   {"transitions", std::to_string(p.transitions)}, {"skipped_s", daemon_log::num(p.skipped_s)}});
+                   {"transitions", std::to_string(p.transitions)}, {"skipped_s", daemon_log::num(p.skipped_s)},
+                   {"rx_erased_bits", std::to_string(pat_gated_llrs_.load())}});
     }
     user_stop_ = true;
     if (user_thread_.joinable()) user_thread_.join();

@@ -390,30 +390,6 @@ private:
     sim::time_point epoch_;
 };
 
-sim::tle load_tle(const qlinkd_config& cfg) {
-    std::ifstream in(cfg.satellite.tle_file);
-    if (!in) throw qlinkd_config_error("key 'satellite.tle': cannot read file " + cfg.satellite.tle_file);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const auto r = sim::parse_tle_text(ss.str());
-    if (!r.ok()) throw qlinkd_config_error("key 'satellite.tle': " + cfg.satellite.tle_file + ": " + r.error);
-    if (cfg.satellite.tle_name.empty()) return r.sets.front();
-    for (const auto& t : r.sets) {
-        if (t.name == cfg.satellite.tle_name) return t;
-    }
-    throw qlinkd_config_error("key 'satellite.name' = \"" + cfg.satellite.tle_name + "\" is not in " + cfg.satellite.tle_file);
-}
-
-sim::ground_station::config station_config(const qlinkd_config& cfg) {
-    sim::ground_station::config g;
-    g.name = "qlinkd";
-    g.latitude_deg = cfg.station.lat_deg;
-    g.longitude_deg = cfg.station.lon_deg;
-    g.altitude_m = cfg.station.alt_m;
-    if (const auto e = sim::ground_station::validate(g); !e.empty()) throw qlinkd_config_error("[station]: " + e);
-    return g;
-}
-
 }  // namespace
 
 struct pat_runner::impl {
@@ -574,9 +550,53 @@ void pat_runner::run_to(double t_s, bool up) {
         ++ticks_;
         impl_->clock.set(tick_time(ticks_));
         const pat_step_result r = impl_->pat->step();
-        // A pass ended while the real mount is down: hold before the next tick starts another.
-        if (r.transitioned && r.state == pat_state::idle) hold_if_mount_down();
+        if (r.transitioned) {
+            // A pass ended while the real mount is down: hold before the next tick starts another.
+            if (r.state == pat_state::idle) hold_if_mount_down();
+            const bool pointing = r.state == pat_state::fine_track || r.state == pat_state::communication;
+            if (pointing != pointing_now_) {
+                pointing_now_ = pointing;
+                std::lock_guard lk(mu_);
+                pointing_.emplace_back(static_cast<double>(ticks_) * period_s_, pointing);
+            }
+        }
     }
+}
+
+double pat_runner::covered_until() const {
+    std::lock_guard lk(mu_);
+    return covered_s_;
+}
+
+std::size_t pat_runner::gate(double t0, double bps, std::span<std::int8_t> llrs) {
+    if (!(bps > 0.0) || llrs.empty()) return 0;
+    std::lock_guard lk(mu_);
+    // The state at t0: the last change at or before it (none: not pointing yet).
+    std::size_t k = 0;
+    while (k < pointing_.size() && pointing_[k].first <= t0) ++k;
+    bool pointing = k > 0 && pointing_[k - 1].second;
+    // Forget what is older than t0 (keep the change that sets the state at t0).
+    if (k > 1) {
+        pointing_.erase(pointing_.begin(), pointing_.begin() + static_cast<std::ptrdiff_t>(k - 1));
+        k = 1;
+    }
+    std::size_t erased = 0, i = 0;
+    const std::size_t n = llrs.size();
+    while (i < n) {
+        // Bits up to the next change: those with t0 + j / bps < change time.
+        std::size_t end = n;
+        if (k < pointing_.size()) {
+            const double e = std::ceil((pointing_[k].first - t0) * bps);
+            end = std::min(n, static_cast<std::size_t>(std::max(e, static_cast<double>(i))));
+        }
+        if (!pointing) {
+            std::fill(llrs.begin() + static_cast<std::ptrdiff_t>(i), llrs.begin() + static_cast<std::ptrdiff_t>(end), std::int8_t{0});
+            erased += end - i;
+        }
+        i = end;
+        if (k < pointing_.size()) pointing = pointing_[k++].second;
+    }
+    return erased;
 }
 
 void pat_runner::worker() {
@@ -664,6 +684,7 @@ void pat_runner::publish(double target_s) {
         s.mount.device = impl_->gimbal->counters();
     }
     std::lock_guard lk(mu_);
+    covered_s_ = s.sim_time;
     snap_ = std::move(s);
 }
 

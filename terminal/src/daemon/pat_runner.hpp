@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -75,6 +76,14 @@ public:
 
     pat_snapshot snapshot() const;
 
+    /// Receiver gating: the ground terminal receives the downlink only while it points well enough
+    /// (FINE_TRACK or COMMUNICATION). covered_until(): simulated time the controller has stepped to
+    /// (what gate() can answer for). gate(): erases the LLRs of bits (bit i at t0 + i / bps) that fall
+    /// where the terminal did not point and returns how many; calls come in time order (the record
+    /// before t0 is dropped). Thread safe; cheap (one lock, one pass per pointing change).
+    double covered_until() const;
+    std::size_t gate(double t0, double bps, std::span<std::int8_t> llrs);
+
 private:
     struct impl;
     void worker();
@@ -92,6 +101,10 @@ private:
     double latest_s_ = 0.0;
     bool stop_ = false;
     pat_snapshot snap_;
+    double covered_s_ = 0.0;
+    // Pointing changes (time, pointing) in time order, guarded by mu_; before the first: not pointing.
+    std::vector<std::pair<double, bool>> pointing_;
+    bool pointing_now_ = false;  // worker only
     std::thread thread_;
 
     void check_mount(double latest_s);

@@ -96,11 +96,22 @@ std::string render_status_json(const link_status& s)
       << ",\"secret_key_rate_bps\":" << jnum(s.qkd.secret_key_rate_bps) << "},\"user\":{\"bytes_in\":" << s.user.bytes_in
       << ",\"bytes_out\":" << s.user.bytes_out << "},\"tun\":";
     if (s.tun.interface.empty()) {
-        o << "null}";
+        o << "null";
     } else {
         o << "{\"interface\":" << jstr(s.tun.interface) << ",\"packets_in\":" << s.tun.packets_in << ",\"packets_out\":"
           << s.tun.packets_out << ",\"packets_dropped\":" << s.tun.packets_dropped << ",\"malformed\":" << s.tun.malformed
-          << ",\"link_full\":" << s.tun.link_full << "}}";
+          << ",\"link_full\":" << s.tun.link_full << "}";
+    }
+    o << ",\"rf\":";
+    if (!s.rf.active) {
+        o << "null}";
+    } else {
+        o << "{\"waveform\":" << jstr(s.rf.waveform) << ",\"bits\":" << s.rf.bits << ",\"samples\":" << s.rf.samples
+          << ",\"llrs\":" << s.rf.llrs << ",\"doppler_precomp_hz\":" << jnum(std::optional<double>(s.rf.doppler_precomp_hz))
+          << ",\"max_uplink_doppler_hz\":" << jnum(std::optional<double>(s.rf.max_uplink_doppler_hz))
+          << ",\"satellite_residual_hz\":" << jnum(std::optional<double>(s.rf.satellite_residual_hz)) << ",\"es_n0_db\":" << jnum(std::optional<double>(s.rf.es_n0_db))
+          << ",\"satellite_locked\":" << (s.rf.satellite_locked ? "true" : "false")
+          << ",\"lock_acquired\":" << s.rf.lock_acquired << ",\"radio_errors\":" << s.rf.radio_errors << "}}";
     }
     return o.str();
 }
@@ -196,8 +207,23 @@ std::string render_metrics(const link_status& s)
               tun ? u64{s.tun.malformed} : u64{});
     p.counter("qlinkd_tun_link_full_total", "IP packets dropped because the link's IP queue was full.",
               tun ? u64{s.tun.link_full} : u64{});
+    // rf.radio = "sim": the station's sample-level RF return chain (absent otherwise).
+    const bool rf = s.rf.active;
+    auto rf_num = [rf](double v) { return rf ? std::optional<double>(v) : std::nullopt; };
+    p.counter("qlinkd_rf_samples_total", "Samples the station's RF return chain sent to the radio.", rf ? u64{s.rf.samples} : u64{});
+    p.counter("qlinkd_rf_radio_errors_total", "RF transmit trouble: late bursts, underflows, dropped samples, failed predictions.",
+              rf ? u64{s.rf.radio_errors} : u64{});
+    p.gauge("qlinkd_rf_doppler_precomp_hz", "Uplink Doppler pre-compensation applied now (Hz).", rf_num(s.rf.doppler_precomp_hz));
+    p.gauge("qlinkd_rf_satellite_residual_hz", "Carrier offset the simulated satellite's loop tracks (what pre-compensation left).",
+            rf_num(s.rf.satellite_residual_hz));
+    p.gauge("qlinkd_rf_satellite_locked", "1 while the simulated satellite's carrier loop is locked.",
+            rf_num(s.rf.satellite_locked ? 1.0 : 0.0));
+    p.gauge("qlinkd_rf_es_n0_db", "Es/N0 of the simulated RF return channel (the relay's link budget), dB.", rf_num(s.rf.es_n0_db));
     p.counter("qlinkd_key_errors_total", "Key source failures (qkmd unreachable, unknown key ID, no key).",
               u64{s.extra.key_errors});
+    p.counter("qlinkd_pat_rx_erased_bits_total",
+              "Downlink LLRs erased because the terminal was not pointing (not FINE_TRACK or COMMUNICATION).",
+              s.extra.pat_gated_llrs);
     p.gauge("qlinkd_downlink_bps", "Simulated downlink line rate (coded bits per simulated second).", s.extra.downlink_bps);
     p.gauge("qlinkd_return_bps", "Simulated return line rate (coded bits per simulated second).", s.extra.return_bps);
     return p.str();

@@ -712,6 +712,8 @@ void demo_run::start_qlinkd() {
             t << "\n[station]\nlat_deg = " << fmt(st->latitude_deg, 6) << "\nlon_deg = " << fmt(st->longitude_deg, 6)
               << "\nalt_m = " << fmt(st->altitude_m, 1) << "\n\n[satellite]\ntle = " << toml_str(tle_.string())
               << "\n\n[terminal]\npat = \"simulated\"\n";
+            if (cfg_.rf_samples)
+                t << "\n[rf]\nradio = \"sim\"   # the return link through the station's RF chain at sample level\n";
         }
         const fs::path f = d / "qlinkd.toml";
         write_file(f, t.str());
@@ -1028,7 +1030,7 @@ void demo_run::summarise(demo_result& r) {
               {"pass", pass_ ? sim::format_iso8601_utc(pass_->aos) + " to " + sim::format_iso8601_utc(pass_->los) + ", max elevation " +
                                    fmt(pass_->max_elevation_deg, 1) + " deg"
                              : "-"},
-              {"line rates (simulated)", "downlink " + human_rate(downlink_bps_) + " (optical OOK, " + cfg_.downlink_profile + "), return " + human_rate(return_bps_) + " (RF BPSK)"},
+              {"line rates (simulated)", "downlink " + human_rate(downlink_bps_) + " (optical OOK, " + cfg_.downlink_profile + "), return " + human_rate(return_bps_) + (cfg_.rf_samples ? " (RF BPSK, sample level)" : " (RF BPSK, per bit)")},
               {"simulated / wall time", fmt(r.sim_seconds, 1) + " s / " + fmt(r.wall_seconds, 1) + " s (ratio " +
                                             fmt(r.wall_seconds > 0 ? r.sim_seconds / r.wall_seconds : no_value, 1) + ")"},
               {"user file", human_bytes(static_cast<double>(r.file_bytes)) + ", SHA-256 " + r.sha256},

@@ -151,6 +151,10 @@ void rf_sim_satellite::take(const modem::chain_decoder::result& r) {
 }
 
 void rf_sim_satellite::decode(std::span<const modem::llr_t> llrs) {
+    if (cfg_.on_llrs) {
+        if (!llrs.empty()) cfg_.on_llrs(llrs);
+        return;
+    }
     dec_.push_all(llrs, out_, reports_, [this](const modem::chain_decoder::result& r) { take(r); });
 }
 

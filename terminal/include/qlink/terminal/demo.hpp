@@ -48,6 +48,10 @@ struct demo_config {
     /// where it tests the link: once a third of the file has arrived (the random clouds of the
     /// pass may miss the transfer). 0: none, only the random clouds.
     double cloud_s = 8.0;
+    /// The RF return link at sample level: the ground qlinkd runs the station's RF transmit chain
+    /// (RRC BPSK, uplink Doppler pre-compensation) into the simulated satellite's receiver
+    /// ([rf] radio = "sim"). false: the relay's per-bit BPSK + AWGN channel.
+    bool rf_samples = true;
 
     /// Hook for fault tests: called once per poll with the demo's view of the pass; may kill and
     /// restart daemons through the control (see demo_control).

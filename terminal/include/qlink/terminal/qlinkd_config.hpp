@@ -2,9 +2,12 @@
 #pragma once
 
 #include "qlink/sim/clock.hpp"
+#include "qlink/sim/ground_station.hpp"
+#include "qlink/sim/tle.hpp"
 #include "qlink/terminal/fallback_keys.hpp"
 #include "qlink/terminal/link_engine.hpp"
 #include "qlink/terminal/pat.hpp"
+#include "qlink/terminal/rf_modem.hpp"
 
 #include <array>
 #include <cstdint>
@@ -112,6 +115,23 @@ struct qlinkd_config {
         std::uint64_t seed = 1;
     } terminal;
 
+    /// The RF return link's transmit side (ground role).
+    struct rf_section {
+        /// false ("relay"): coded bits go to the relay, whose return channel is BPSK + AWGN per bit;
+        /// true ("sim"): the station's RF transmit chain at sample level (rf_transmitter on the sim
+        /// radio, uplink Doppler pre-compensated from satellite.tle) into the simulated satellite's
+        /// uncorrected receiver; its LLRs go to the relay (TX_LLR). Needs [station], satellite.tle
+        /// and air.sim_epoch.
+        bool radio_sim = false;
+        rf_modulation modulation = rf_modulation::bpsk;
+        unsigned samples_per_symbol = 4;
+        double uplink_hz = 7.2e9;                ///< carrier the Doppler scales with
+        bool precompensate_doppler = true;       ///< false: the satellite sees the whole uplink Doppler
+        double oscillator_error_hz = 800.0;      ///< the satellite's carrier error (its loop takes it)
+        double phase_noise_linewidth_hz = 20.0;
+        std::uint64_t seed = 1;
+    } rf;
+
     struct keys_section {
         key_source_kind source = key_source_kind::qkmd;
         std::string socket;           ///< qkmd injection socket (source = qkmd)
@@ -189,6 +209,11 @@ pat_config make_pat_config(const qlinkd_config& c);
 qlinkd_config parse_qlinkd_config(std::string_view toml_text, std::string_view source_name = "config",
                                   const std::string& base_dir = {});
 qlinkd_config load_qlinkd_config(const std::string& path);
+
+/// satellite.tle's element set (the one named satellite.name, else the first); throws qlinkd_config_error.
+sim::tle load_tle(const qlinkd_config& c);
+/// [station] as a ground station; throws qlinkd_config_error.
+sim::ground_station::config station_config(const qlinkd_config& c);
 
 /// Parses "a.b.c.d/len" (len 1..32, no leading zeros, no spaces); nullopt when malformed.
 std::optional<ipv4_prefix> parse_ipv4_prefix(std::string_view text);

@@ -44,6 +44,10 @@ public:
         std::function<bool(std::span<std::uint8_t> data)> next_frame;
         /// Uplink frames the satellite decoded (good CRC/RS only).
         std::function<void(std::span<const std::uint8_t> data)> on_frame;
+        /// When set, the uplink's demodulated (and, for QPSK, phase-resolved) LLRs go here instead
+        /// of the satellite's decoder: a modem elsewhere decodes them (qlinkd hands them to the
+        /// relay, so the space end decodes what this RF chain demodulated).
+        std::function<void(std::span<const modem::llr_t> llrs)> on_llrs;
     };
     struct uplink_stats {
         std::uint64_t samples = 0;
@@ -70,6 +74,8 @@ public:
     /// Listens 50 ms past the end of the station's last burst and decodes what the uplink receiver still holds.
     void finish_uplink();
     const uplink_stats& uplink() const { return up_; }
+    /// The uplink channel's Es/N0 from now on (the pass's link budget as the elevation changes).
+    void set_uplink_es_n0_db(double es_n0_db) { up_channel_->set_es_n0_db(es_n0_db); }
 
 private:
     void source(std::span<cf32> out);

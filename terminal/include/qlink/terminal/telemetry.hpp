@@ -70,6 +70,22 @@ struct link_status {
         std::uint64_t link_full = 0;        ///< the link's IP queue was full (backpressure: dropped, never waited for)
     } tun;
 
+    /// rf.radio = "sim": the station's RF return chain at sample level. /status "rf": null otherwise.
+    struct {
+        bool active = false;
+        std::string waveform;               ///< modulation, rate, carrier, pre-compensation on/off
+        std::uint64_t bits = 0;             ///< coded bits modulated
+        std::uint64_t samples = 0;          ///< samples the radio took
+        std::uint64_t llrs = 0;             ///< LLRs the simulated satellite demodulated (sent to the relay)
+        double doppler_precomp_hz = 0.0;    ///< last pre-compensation applied (minus the predicted uplink Doppler)
+        double max_uplink_doppler_hz = 0.0; ///< largest true uplink Doppler so far
+        double satellite_residual_hz = 0.0; ///< what the satellite's carrier loop tracks
+        double es_n0_db = 0.0;              ///< the channel's Es/N0 (the relay's return link budget)
+        bool satellite_locked = false;
+        std::uint64_t lock_acquired = 0;
+        std::uint64_t radio_errors = 0;     ///< late, underflows, dropped samples, prediction errors
+    } rf;
+
     /// Not in /status (kept out of the agreed schema) but in /metrics.
     struct {
         std::uint64_t air_messages_rx = 0, air_messages_tx = 0, air_bits_tx = 0, air_llrs_rx = 0;
@@ -77,6 +93,9 @@ struct link_status {
         std::uint64_t user_connections = 0, user_datagrams_in = 0, user_datagrams_out = 0, user_datagrams_dropped = 0;
         std::uint64_t key_errors = 0;
         std::optional<double> downlink_bps, return_bps;
+        /// terminal.pat = "simulated": downlink LLRs erased because the terminal was not pointing
+        /// (not in FINE_TRACK or COMMUNICATION); absent with PAT off.
+        std::optional<std::uint64_t> pat_gated_llrs;
     } extra;
 };
 
