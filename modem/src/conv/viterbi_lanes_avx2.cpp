@@ -207,9 +207,10 @@ struct dec_acc {
     __m256i p, r, uv;  // see two_steps
 };
 
-template <bool keep, unsigned q>
+template <int mode, bool keep, unsigned q>
 __attribute__((always_inline)) inline void quad_fast(const __m256i* cur, __m256i* nxt, const step_bm& b0,
-                                                    const step_bm& b1, __m256i* d0, __m256i* d1, dec_acc& acc) {
+                                                    const step_bm& b1, __m256i* d0, __m256i* d1, __m256i pend,
+                                                    dec_acc& acc) {
     __m256i p_lo, p_hi, r_lo, r_hi, u_lo, u_hi, v_lo, v_hi;
     if constexpr (q % 4 == 0) acc.p = acc.r = _mm256_setzero_si256();
     if constexpr (q % 2 == 0) acc.uv = _mm256_setzero_si256();
@@ -222,34 +223,36 @@ __attribute__((always_inline)) inline void quad_fast(const __m256i* cur, __m256i
     fly<2 * q, keep>(p_lo, r_lo, b1, u_lo, u_hi, acc.uv);
     fly<2 * q + 1, keep>(p_hi, r_hi, b1, v_lo, v_hi, acc.uv);
     if constexpr (keep && q % 2 == 1) store_dec(d1, q / 2, acc.uv);
+    if constexpr (mode == 2) {
+        u_lo = _mm256_subs_epu8(u_lo, pend);
+        u_hi = _mm256_subs_epu8(u_hi, pend);
+        v_lo = _mm256_subs_epu8(v_lo, pend);
+        v_hi = _mm256_subs_epu8(v_hi, pend);
+    }
     _mm256_store_si256(nxt + 4 * q, u_lo);
     _mm256_store_si256(nxt + 4 * q + 1, u_hi);
     _mm256_store_si256(nxt + 4 * q + 2, v_lo);
     _mm256_store_si256(nxt + 4 * q + 3, v_hi);
 }
 
-template <bool keep, unsigned... q>
+template <int mode, bool keep, unsigned... q>
 __attribute__((always_inline)) inline void two_steps_fast_impl(const __m256i* cur, __m256i* nxt, const step_bm& b0,
                                                               const step_bm& b1, __m256i* d0, __m256i* d1,
-                                                              std::integer_sequence<unsigned, q...>) {
+                                                              __m256i pend, std::integer_sequence<unsigned, q...>) {
     dec_acc acc;
-    (quad_fast<keep, q>(cur, nxt, b0, b1, d0, d1, acc), ...);
+    (quad_fast<mode, keep, q>(cur, nxt, b0, b1, d0, d1, pend, acc), ...);
 }
 
-// Two steps without renormalisation; keep = false: the same metrics, no
-// decisions computed or stored (rows no traceback reads). The renormalisation
-// pairs (phase 3 and 7 after the second step) run this too and then one of
-// the passes below over the new metrics: one unrolled variant of ~800
-// instructions per keep instead of three (A/B against the folded form: within
-// the noise of this shared machine, so the smaller code is kept). Not inlined
-// and 64-byte aligned: inlined into lanes_acs_avx2, its speed moved by ~12 %
-// with where the linker happened to place that function (same code, only
-// other objects changed); on its own boundary it stays at the fast end.
-template <bool keep>
+// Two steps; mode 2: less the pending minimum after the second (phase 7),
+// mode 0: nothing (the phase 3 minimum is min_pass). keep = false: the same metrics, no decisions computed or stored
+// (rows no traceback reads). Not inlined and 64-byte aligned: inlined into
+// lanes_acs_avx2, the speed of identical code moved by ~12 % with where the
+// linker happened to place that function after unrelated changes elsewhere.
+template <int mode, bool keep>
 __attribute__((noinline, aligned(64))) void two_steps_fast(const __m256i* cur, __m256i* nxt, const __m256i* b,
-                                                           const unsigned* m, __m256i* d0) {
+                                                           const unsigned* m, __m256i* d0, __m256i pend) {
     const step_bm b0 = load_bm(b, m), b1 = load_bm(b + 4, m);
-    two_steps_fast_impl<keep>(cur, nxt, b0, b1, d0, d0 + 8, std::make_integer_sequence<unsigned, 16>{});
+    two_steps_fast_impl<mode, keep>(cur, nxt, b0, b1, d0, d0 + 8, pend, std::make_integer_sequence<unsigned, 16>{});
 }
 
 // Phase 3 of the renormalisation: the smallest of the 64 metrics, per lane.
@@ -262,10 +265,6 @@ __m256i min_pass(const __m256i* v) {
     return _mm256_min_epu8(a, c);
 }
 
-// Phase 7: every metric less the pending minimum.
-void sub_pass(__m256i* v, __m256i pend) {
-    for (unsigned s = 0; s < 64; ++s) v[s] = _mm256_subs_epu8(v[s], pend);
-}
 
 constexpr auto can_labels = [] {
     std::array<std::uint8_t, 32> t{};
@@ -339,11 +338,21 @@ void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t
     if (canonical_map_cached(st, idx, m)) {
         for (; t + 2 <= steps; t += 2, step += 2) {
             __m256i* d0 = drow(t);
-            if (keep) two_steps_fast<true>(cur, nxt, b + 4 * t, m, d0);
-            else two_steps_fast<false>(cur, nxt, b + 4 * t, m, d0);
             const unsigned phase1 = static_cast<unsigned>((step + 1) & 7u);
+            // The subtraction (phase 7) is folded into the 2-step, before its
+            // stores; the minimum (phase 3) is a pass that only loads. Both
+            // folded (three variants per keep) took ~4 % more ACS time (code
+            // size is the suspect, not proven), both as passes also ~4 % (the
+            // subtraction pass stores all 64 metrics again). Microbenchmark
+            // of this kernel, best of 3000 runs, alternating builds.
+            if (keep) {
+                if (phase1 == 7) two_steps_fast<2, true>(cur, nxt, b + 4 * t, m, d0, pend);
+                else two_steps_fast<0, true>(cur, nxt, b + 4 * t, m, d0, pend);
+            } else {
+                if (phase1 == 7) two_steps_fast<2, false>(cur, nxt, b + 4 * t, m, d0, pend);
+                else two_steps_fast<0, false>(cur, nxt, b + 4 * t, m, d0, pend);
+            }
             if (phase1 == 3) pend = min_pass(nxt);
-            else if (phase1 == 7) sub_pass(nxt, pend);
             swap();
         }
     }
