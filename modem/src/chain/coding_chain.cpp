@@ -283,13 +283,14 @@ struct chain_decoder::impl {
             // bits more for the decoder's cold start at the window's edge.
             acq_len = conv_coded_bits(prof.conv, 2 * period + prof.marker.bits + 64) + phases;
             acq_step = conv_coded_bits(prof.conv, period);
-            // Twice what is kept, so the kept symbols move down once per hist_keep symbols
-            // instead of once per slice (that memmove was ~10 bytes per symbol). The
+            // Four times what is kept, so the kept symbols move down once per 3 x hist_keep
+            // symbols instead of once per slice (that memmove was ~10 bytes per symbol; at
+            // twice, 1 byte per symbol, with the copy in ~5 % of bm_rx_chain_viterbi). The
             // decoder holds up to a window + traceback of symbols back: a search reaches
             // as far back as if it had none.
             hist_keep = acq_len + chunk_symbols + conv_coded_bits(prof.conv, cfg.viterbi_window + cfg.viterbi_traceback) +
                         phases;
-            hist.resize(2 * hist_keep);
+            hist.resize(4 * hist_keep);
             acq_bytes.resize(vit->max_stream_output_bytes(acq_len) + vit->max_flush_bytes());
             // A replay decodes up to the whole history in one slice.
             max_bits += hist_keep;
