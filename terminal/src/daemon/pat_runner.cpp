@@ -590,8 +590,11 @@ std::size_t pat_runner::gate(double t0, double bps, std::span<std::int8_t> llrs)
             end = std::min(n, static_cast<std::size_t>(std::max(e, static_cast<double>(i))));
         }
         if (!pointing) {
-            std::fill(llrs.begin() + static_cast<std::ptrdiff_t>(i), llrs.begin() + static_cast<std::ptrdiff_t>(end), std::int8_t{0});
-            erased += end - i;
+            // Counted: what the gate took (LLRs the relay already erased, link down, are not).
+            for (std::size_t j = i; j < end; ++j) {
+                erased += llrs[j] != 0;
+                llrs[j] = 0;
+            }
         }
         i = end;
         if (k < pointing_.size()) pointing = pointing_[k++].second;

@@ -79,8 +79,8 @@ public:
     /// Receiver gating: the ground terminal receives the downlink only while it points well enough
     /// (FINE_TRACK or COMMUNICATION). covered_until(): simulated time the controller has stepped to
     /// (what gate() can answer for). gate(): erases the LLRs of bits (bit i at t0 + i / bps) that fall
-    /// where the terminal did not point and returns how many; calls come in time order (the record
-    /// before t0 is dropped). Thread safe; cheap (one lock, one pass per pointing change).
+    /// where the terminal did not point and returns how many were not erasures already; calls come
+    /// in time order (the record before t0 is dropped). Thread safe; one lock, one pass.
     double covered_until() const;
     std::size_t gate(double t0, double bps, std::span<std::int8_t> llrs);
 

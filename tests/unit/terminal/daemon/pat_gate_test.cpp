@@ -121,6 +121,12 @@ TEST(pat_gate, downlink_passes_only_while_the_terminal_points)
     EXPECT_EQ(after.front(), 0);
     r.stop();
 
+    // LLRs that were erasures already (the relay's link-down) are not counted as the gate's.
+    std::vector<std::int8_t> mixed(100, 0);
+    mixed[10] = 5;
+    EXPECT_EQ(r.gate(90.0, 1e9, mixed), 0u);  // 90 s: pointing
+    EXPECT_EQ(mixed[10], 5);
+
     // Bad calls do nothing.
     std::vector<std::int8_t> none;
     EXPECT_EQ(r.gate(90.0, bps, none), 0u);
