@@ -228,6 +228,15 @@ void copy_bits(const std::uint32_t* w, std::size_t from, std::size_t n, std::uin
         return v;
     };
     std::size_t o = 0;
+    // 64 bits per store while whole: words k .. k + 2 hold them (k + 2 only when shifted, and
+    // then it holds a bit below from + n).
+    for (; o + 64 <= n; o += 64) {
+        const std::size_t k = (from + o) >> 5;
+        std::uint64_t v = (std::uint64_t{w[k * n_lanes]} << 32) | w[(k + 1) * n_lanes];
+        if (sh) v = (v << sh) | (w[(k + 2) * n_lanes] >> (32 - sh));
+        if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+        std::memcpy(out + o / 8, &v, 8);  // MSB first
+    }
     for (; o + 32 <= n; o += 32) {
         const std::uint32_t v = bits_at(from + o);
         const std::uint8_t b[4] = {static_cast<std::uint8_t>(v >> 24), static_cast<std::uint8_t>(v >> 16),
