@@ -109,8 +109,9 @@ void run_rx(benchmark::State& state, const std::string& profile, std::size_t fra
     report_rx(state, in, total, frames_ok);
 }
 
-// The same receive chain with the Viterbi deciding 32768-bit windows (chain_decoder::config::
-// viterbi_window; rx_link_pipeline keeps the default 8192): the chain decoder runs here and
+// The same receive chain with the Viterbi deciding wider windows (chain_decoder::config::
+// viterbi_window, 8192 .. 65536; rx_link_pipeline keeps the default 8192; a window holds up to
+// window + traceback decoded bits, ~1 frame of this profile per 8192): the chain decoder runs here and
 // hands its good frames to the pipeline's frame layer (on_frame), which is what push() does.
 void bm_rx_chain_viterbi_window(benchmark::State& state)
 {
@@ -281,7 +282,9 @@ BENCHMARK(bm_rx_chain_viterbi)->Arg(0)->Arg(4000)->Unit(benchmark::kMillisecond)
 // Args: flip rate as above, Viterbi window (decoded bits).
 BENCHMARK(bm_rx_chain_viterbi_window)
     ->Args({0, 8192})
+    ->Args({0, 16384})
     ->Args({0, 32768})
+    ->Args({0, 65536})
     ->Args({4000, 32768})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_rx_frames_sdls)->Unit(benchmark::kMillisecond);
