@@ -432,10 +432,9 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     }
 
     const section rf(sub(root, "rf"), "rf",
-                     {"radio", "modulation", "samples_per_symbol", "uplink_hz", "precompensate_doppler",
-                      "oscillator_error_hz", "phase_noise_linewidth_hz", "seed"});
+                     {"radio", "samples_per_symbol", "uplink_hz", "precompensate_doppler", "oscillator_error_hz",
+                      "phase_noise_linewidth_hz", "seed"});
     c.rf.radio_sim = rf.choice("radio", "relay", {"relay", "sim"}) == "sim";
-    c.rf.modulation = rf.choice("modulation", "bpsk", {"bpsk", "qpsk"}) == "qpsk" ? rf_modulation::qpsk : rf_modulation::bpsk;
     c.rf.samples_per_symbol = static_cast<unsigned>(rf.integer("samples_per_symbol", 4, 2, 16));
     c.rf.uplink_hz = rf.real("uplink_hz", c.rf.uplink_hz, 1e6, 1e12);
     c.rf.precompensate_doppler = rf.boolean("precompensate_doppler", true);
@@ -443,8 +442,8 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     c.rf.phase_noise_linewidth_hz = rf.real("phase_noise_linewidth_hz", c.rf.phase_noise_linewidth_hz, 0.0, 1e3);
     c.rf.seed = static_cast<std::uint64_t>(rf.integer("seed", 1, 0, std::numeric_limits<std::int64_t>::max()));
     if (!c.rf.radio_sim) {
-        for (const char* k : {"modulation", "samples_per_symbol", "uplink_hz", "precompensate_doppler",
-                              "oscillator_error_hz", "phase_noise_linewidth_hz", "seed"})
+        for (const char* k : {"samples_per_symbol", "uplink_hz", "precompensate_doppler", "oscillator_error_hz",
+                              "phase_noise_linewidth_hz", "seed"})
             if (rf.has(k)) throw err(std::string("key 'rf.") + k + "' is only used with rf.radio = \"sim\"");
     } else {
         if (c.link.role != link_role::ground)

@@ -282,10 +282,10 @@ TEST(qlinkd_config, rf_radio_sim_reads_its_keys_and_names_what_it_needs)
     const auto def = parse_qlinkd_config(minimal);
     EXPECT_FALSE(def.rf.radio_sim);
     const auto c = parse_qlinkd_config(pat_ground("", "sim_epoch = \"2026-11-28T13:00:00Z\"\n") +
-                                       "[rf]\nradio = \"sim\"\nmodulation = \"qpsk\"\nsamples_per_symbol = 8\n"
+                                       "[rf]\nradio = \"sim\"\nsamples_per_symbol = 8\n"
                                        "uplink_hz = 2.05e9\nprecompensate_doppler = false\noscillator_error_hz = -300\nseed = 4\n");
     EXPECT_TRUE(c.rf.radio_sim);
-    EXPECT_EQ(c.rf.modulation, rf_modulation::qpsk);
+    EXPECT_EQ(c.rf.modulation, rf_modulation::bpsk);
     EXPECT_EQ(c.rf.samples_per_symbol, 8u);
     EXPECT_EQ(c.rf.uplink_hz, 2.05e9);
     EXPECT_FALSE(c.rf.precompensate_doppler);
@@ -296,14 +296,14 @@ TEST(qlinkd_config, rf_radio_sim_reads_its_keys_and_names_what_it_needs)
     const std::string air = "[air]\nport = 4000\nsim_epoch = \"2026-11-28T13:00:00Z\"\n";
     const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
         {minimal + "[rf]\nradio = \"usrp\"\n", {"rf.radio", "\"usrp\"", "relay, sim"}},
-        {minimal + "[rf]\nmodulation = \"qpsk\"\n", {"rf.modulation", "only used with rf.radio = \"sim\""}},
+        {minimal + "[rf]\nuplink_hz = 2e9\n", {"rf.uplink_hz", "only used with rf.radio = \"sim\""}},
         {"[link]\nrole = \"space\"\n" + air + keys + "[rf]\nradio = \"sim\"\n", {"rf.radio", "link.role = \"ground\""}},
         {"[link]\nrole = \"ground\"\n" + air + keys + "[rf]\nradio = \"sim\"\n", {"rf.radio", "[station]"}},
         {"[link]\nrole = \"ground\"\n" + air + keys + "[station]\nlat_deg = 52\nlon_deg = 4\n[rf]\nradio = \"sim\"\n",
          {"rf.radio", "satellite.tle"}},
         {pat_ground("", "") + "[rf]\nradio = \"sim\"\n", {"air.sim_epoch"}},
         {pat_ground() + "[rf]\nradio = \"sim\"\nsamples_per_symbol = 1\n", {"rf.samples_per_symbol", "2..16"}},
-        {pat_ground() + "[rf]\nradio = \"sim\"\nmodulation = \"8psk\"\n", {"rf.modulation", "bpsk, qpsk"}},
+        {pat_ground() + "[rf]\nradio = \"sim\"\nmodulation = \"qpsk\"\n", {"rf.modulation", "allowed keys"}},
     };
     for (const auto& [text, must] : cases) {
         const auto e = error_of(text);
