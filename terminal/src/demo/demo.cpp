@@ -478,6 +478,8 @@ private:
     std::string space_state_;
     bool stopped_all_ = false;
     bool cloud_sent_ = false;
+    double rf_max_precomp_hz_ = 0.0, rf_residual_hz_ = no_value;
+    bool rf_locked_ = false;
 };
 
 void demo_run::prepare() {
@@ -823,6 +825,12 @@ pass_sample demo_run::poll() {
     s.link_state = jstr(jg, "link_state");
     space_state_ = jstr(js, "link_state");
     s.pat_state = jstr(jg, "pat_state");
+    // The ground's RF return chain (rf.radio = "sim"): pre-compensation and the satellite's loop.
+    if (const double pc = jnum(jg, {"rf", "doppler_precomp_hz"}); std::isfinite(pc)) {
+        rf_max_precomp_hz_ = std::max(rf_max_precomp_hz_, std::abs(pc));
+        rf_residual_hz_ = jnum(jg, {"rf", "satellite_residual_hz"});
+        rf_locked_ = jg.is_object() && jg.contains("rf") && jg["rf"].is_object() && jg["rf"].value("satellite_locked", false);
+    }
     s.frames_rx_ok = jnum(jg, {"frames", "rx_ok"});
     s.frames_crc_fail = jnum(jg, {"frames", "rx_crc_fail"});
     s.decode_fail = jnum(jg, {"frames", "decode_fail"});
@@ -1031,6 +1039,12 @@ void demo_run::summarise(demo_result& r) {
                                    fmt(pass_->max_elevation_deg, 1) + " deg"
                              : "-"},
               {"line rates (simulated)", "downlink " + human_rate(downlink_bps_) + " (optical OOK, " + cfg_.downlink_profile + "), return " + human_rate(return_bps_) + (cfg_.rf_samples ? " (RF BPSK, sample level)" : " (RF BPSK, per bit)")},
+              {"RF return link", !cfg_.rf_samples ? "the relay's per-bit BPSK channel"
+                                 : std::isfinite(rf_residual_hz_)
+                                     ? "uplink Doppler pre-compensated up to " + fmt(rf_max_precomp_hz_ / 1e3, 1) +
+                                           " kHz; the satellite's loop " + (rf_locked_ ? "locked" : "NOT locked") + " at " +
+                                           fmt(rf_residual_hz_, 0) + " Hz residual"
+                                     : "no status from the ground's RF chain"},
               {"simulated / wall time", fmt(r.sim_seconds, 1) + " s / " + fmt(r.wall_seconds, 1) + " s (ratio " +
                                             fmt(r.wall_seconds > 0 ? r.sim_seconds / r.wall_seconds : no_value, 1) + ")"},
               {"user file", human_bytes(static_cast<double>(r.file_bytes)) + ", SHA-256 " + r.sha256},
