@@ -1260,6 +1260,8 @@ int qlinkd_main(int argc, char** argv)
             engine->finish();
             // Builds the ephemeris, devices and controller (not started): TLE and station checked too.
             if (cfg.terminal.pat_simulated) pat_runner(cfg, nullptr);
+            // The RF chain at a nominal return line rate (the relay announces the real one).
+            if (cfg.rf.radio_sim) rf_return_link(cfg, 10e3);
         } catch (const std::invalid_argument& e) {
             std::cerr << "qlinkd: configuration: " << e.what() << '\n';
             return qlinkd_exit_config;
@@ -1270,8 +1272,9 @@ int qlinkd_main(int argc, char** argv)
         std::cout << "configuration ok: role " << role_name(cfg.link.role) << ", tx " << cfg.link.tx_profile << ", rx "
                   << cfg.link.rx_profile << ", air " << cfg.air.host << ":" << cfg.air.port << ", keys "
                   << (cfg.keys.source == key_source_kind::qkmd ? "qkmd " + cfg.keys.socket : std::string("memory (TEST ONLY)"))
-                  << ", pat " << (cfg.terminal.pat_simulated ? "simulated" : "off") << ", tun "
-                  << (cfg.user.tun.empty() ? std::string("off") : cfg.user.tun) << '\n';
+                  << ", pat " << (cfg.terminal.pat_simulated ? "simulated" : "off") << ", rf "
+                  << (cfg.rf.radio_sim ? "sim" : "relay") << ", tun " << (cfg.user.tun.empty() ? std::string("off") : cfg.user.tun)
+                  << '\n';
         return qlinkd_exit_ok;
     }
     return run_qlinkd(cfg, {ready_file, true, nullptr});

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <string>
@@ -172,6 +173,26 @@ TEST(qlinkd_rf, without_doppler_precompensation_the_satellite_decodes_nothing)
     EXPECT_GT(rf["samples"].get<double>(), 1e5);
     EXPECT_EQ(rf["doppler_precomp_hz"].get<double>(), 0.0);
     EXPECT_EQ(r.space_status["frames"]["rx_ok"].get<double>(), 0.0) << r.space_status.dump();
+}
+
+TEST(qlinkd_rf, check_config_builds_the_rf_chain)
+{
+    qlink::test::temp_dir dir("qlinkd-rf-check");
+    const fs::path cfg = dir.path / "ground.toml";
+    std::ofstream(cfg) << qlinkd_config("ground", 4000, ground_extra("2026-11-28T21:55:43Z", true));
+    int st = 0;
+    const std::string out = qlink::test::qlinkd_proc_detail::run(std::string(QLINK_QLINKD_BIN) + " --config " + cfg.string() +
+                                                                     " --check-config 2>&1", &st);
+    EXPECT_EQ(st, 0) << out;
+    EXPECT_NE(out.find("rf sim"), std::string::npos) << out;
+    // A TLE that is not there is found by the check, not at the first connection.
+    std::ofstream(cfg) << qlinkd_config("ground", 4000, "sim_epoch = \"2026-11-28T21:55:43Z\"\n[station]\nlat_deg = 52\n"
+                                                       "lon_deg = 4\nalt_m = 0\n[satellite]\ntle = \"/nonexistent.tle\"\n"
+                                                       "[rf]\nradio = \"sim\"\n");
+    const std::string bad = qlink::test::qlinkd_proc_detail::run(std::string(QLINK_QLINKD_BIN) + " --config " + cfg.string() +
+                                                                     " --check-config 2>&1", &st);
+    EXPECT_EQ(st, 2) << bad;
+    EXPECT_NE(bad.find("satellite.tle"), std::string::npos) << bad;
 }
 
 }  // namespace
