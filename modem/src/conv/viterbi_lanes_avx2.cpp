@@ -266,10 +266,11 @@ __attribute__((always_inline)) inline void two_steps_fast_impl(const __m256i* cu
 }
 
 // Two steps; mode 2: less the pending minimum after the second (phase 7),
-// mode 0: nothing (the phase 3 minimum is min_pass). keep = false: the same metrics, no decisions computed or stored
-// (rows no traceback reads). Not inlined and 64-byte aligned: inlined into
-// lanes_acs_avx2, the speed of identical code moved by ~12 % with where the
-// linker happened to place that function after unrelated changes elsewhere.
+// mode 0: nothing (the phase 3 minimum is min_pass). keep = false: the same
+// metrics, no decisions computed or stored (rows no traceback reads). Not
+// inlined and 64-byte aligned: inlined into lanes_acs_avx2, the speed of
+// identical code moved by ~12 % with where the linker happened to place that
+// function after unrelated changes elsewhere.
 template <int mode, bool keep>
 __attribute__((noinline, aligned(64))) void two_steps_fast(const __m256i* cur, __m256i* nxt, const __m256i* b,
                                                            const unsigned* m, __m256i* d0, __m256i pend) {
