@@ -255,8 +255,12 @@ TEST(qlinkd_tun_process, ip_packets_cross_between_two_tun_interfaces_beside_the_
         ::close(s);
         return false;
     };
-    ASSERT_TRUE(cross(net_a, cap_a, cap_b, "ground -> space")) << ground.log() << space.log();
-    EXPECT_TRUE(cross(net_b, cap_b, cap_a, "space -> ground (return link)")) << space.log() << ground.log();
+    // On failure both ends' /status (frames decoded, TUN counters) say where the packets stopped.
+    ASSERT_TRUE(cross(net_a, cap_a, cap_b, "ground -> space")) << ground.log() << space.log() << "\nground /status "
+                                                              << ground.status().dump() << "\nspace /status " << space.status().dump();
+    EXPECT_TRUE(cross(net_b, cap_b, cap_a, "space -> ground (return link)")) << space.log() << ground.log() << "\nground /status "
+                                                                            << ground.status().dump() << "\nspace /status "
+                                                                            << space.status().dump();
 
     // Backpressure: a burst far above the downlink's rate into space's TUN. qlinkd takes what the IP
     // queue (user.tun_queue_bytes, 16 KiB here) holds and drops the rest, counted; the UDP port
