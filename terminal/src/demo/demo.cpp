@@ -1079,8 +1079,12 @@ demo_result demo_run::run() {
         r.sha256 = file_sha_;
         out_ << "  downlink " << human_rate(downlink_bps_) << " (" << cfg_.downlink_profile << "), return " << human_rate(return_bps_) << ", user file "
              << human_bytes(static_cast<double>(file_bytes_)) << " (sha256 " << file_sha_.substr(0, 16) << "...)\n";
+        // The file goes in once the ground link is first up (its terminal points and frames decode),
+        // as an operator would start traffic: handed in earlier, ARQ's timers back off through the
+        // whole acquisition (up to half a minute when the mount slews from its park) and the repair
+        // of those losses dominates a short pass.
         traffic_ = std::make_unique<user_traffic>(user_file_, dir_ / "received.bin", file_bytes_);
-        traffic_->start(p_.space_user, p_.ground_user);
+        bool traffic_started = false;
 
         const auto period = std::chrono::duration<double>(1.0 / cfg_.poll_hz);
         auto next = steady::now();
@@ -1093,6 +1097,11 @@ demo_result demo_run::run() {
             if (std::isfinite(s.sim_time_s) || !s.link_state.empty()) {
                 ts_.samples.push_back(s);
                 last_ = s;
+            }
+            if (!traffic_started && s.link_state == "up") {
+                traffic_->start(p_.space_user, p_.ground_user);
+                traffic_started = true;
+                log_event("link up at sim " + fmt(s.sim_time_s, 1) + " s: user file transfer started");
             }
             progress(last_, false);
             maybe_cloud(s);
