@@ -106,10 +106,12 @@ std::string render_status_json(const link_status& s)
     if (!s.rf.active) {
         o << "null}";
     } else {
+        using opt = std::optional<double>;
         o << "{\"waveform\":" << jstr(s.rf.waveform) << ",\"bits\":" << s.rf.bits << ",\"samples\":" << s.rf.samples
-          << ",\"llrs\":" << s.rf.llrs << ",\"doppler_precomp_hz\":" << jnum(std::optional<double>(s.rf.doppler_precomp_hz))
-          << ",\"max_uplink_doppler_hz\":" << jnum(std::optional<double>(s.rf.max_uplink_doppler_hz))
-          << ",\"satellite_residual_hz\":" << jnum(std::optional<double>(s.rf.satellite_residual_hz)) << ",\"es_n0_db\":" << jnum(std::optional<double>(s.rf.es_n0_db))
+          << ",\"llrs\":" << s.rf.llrs << ",\"doppler_precomp_hz\":" << jnum(opt(s.rf.doppler_precomp_hz))
+          << ",\"max_uplink_doppler_hz\":" << jnum(opt(s.rf.max_uplink_doppler_hz))
+          << ",\"satellite_residual_hz\":" << jnum(opt(s.rf.satellite_residual_hz))
+          << ",\"es_n0_db\":" << jnum(opt(s.rf.es_n0_db))
           << ",\"satellite_locked\":" << (s.rf.satellite_locked ? "true" : "false")
           << ",\"lock_acquired\":" << s.rf.lock_acquired << ",\"radio_errors\":" << s.rf.radio_errors << "}}";
     }
