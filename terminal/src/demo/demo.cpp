@@ -479,7 +479,7 @@ private:
     bool stopped_all_ = false;
     bool cloud_sent_ = false;
     double rf_max_precomp_hz_ = 0.0, rf_residual_hz_ = no_value;
-    bool rf_locked_ = false;
+    std::uint64_t rf_samples_up_ = 0, rf_samples_locked_ = 0;
 };
 
 void demo_run::prepare() {
@@ -829,7 +829,12 @@ pass_sample demo_run::poll() {
     if (const double pc = jnum(jg, {"rf", "doppler_precomp_hz"}); std::isfinite(pc)) {
         rf_max_precomp_hz_ = std::max(rf_max_precomp_hz_, std::abs(pc));
         rf_residual_hz_ = jnum(jg, {"rf", "satellite_residual_hz"});
-        rf_locked_ = jg.is_object() && jg.contains("rf") && jg["rf"].is_object() && jg["rf"].value("satellite_locked", false);
+        const bool locked = jg.is_object() && jg.contains("rf") && jg["rf"].is_object() && jg["rf"].value("satellite_locked", false);
+        // Above the relay's 5 degree RF mask the return link is up: how often the satellite's loop held it.
+        if (std::isfinite(s.elevation_deg) && s.elevation_deg >= 5.0) {
+            ++rf_samples_up_;
+            rf_samples_locked_ += locked;
+        }
     }
     s.frames_rx_ok = jnum(jg, {"frames", "rx_ok"});
     s.frames_crc_fail = jnum(jg, {"frames", "rx_crc_fail"});
@@ -1042,8 +1047,10 @@ void demo_run::summarise(demo_result& r) {
               {"RF return link", !cfg_.rf_samples ? "the relay's per-bit BPSK channel"
                                  : std::isfinite(rf_residual_hz_)
                                      ? "uplink Doppler pre-compensated up to " + fmt(rf_max_precomp_hz_ / 1e3, 1) +
-                                           " kHz; the satellite's loop " + (rf_locked_ ? "locked" : "NOT locked") + " at " +
-                                           fmt(rf_residual_hz_, 0) + " Hz residual"
+                                           " kHz; the satellite's loop locked in " +
+                                           fmt(rf_samples_up_ ? 100.0 * double(rf_samples_locked_) / double(rf_samples_up_) : 0.0, 0) +
+                                           " % of the samples above the 5 deg RF mask, " + fmt(rf_residual_hz_, 0) +
+                                           " Hz residual at the end"
                                      : "no status from the ground's RF chain"},
               {"simulated / wall time", fmt(r.sim_seconds, 1) + " s / " + fmt(r.wall_seconds, 1) + " s (ratio " +
                                             fmt(r.wall_seconds > 0 ? r.sim_seconds / r.wall_seconds : no_value, 1) + ")"},
