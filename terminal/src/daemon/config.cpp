@@ -316,19 +316,7 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     const section sat(sub(root, "satellite"), "satellite", {"tle", "name"});
     c.satellite.tle_file = resolve(base_dir, sat.str("tle", ""));
     c.satellite.tle_name = sat.str("name", "");
-    if (!c.satellite.tle_file.empty()) {
-        std::ifstream in(c.satellite.tle_file);
-        if (!in) throw err("key 'satellite.tle': cannot read file " + c.satellite.tle_file);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        const auto r = sim::parse_tle_text(ss.str());
-        if (!r.ok()) throw err("key 'satellite.tle': " + c.satellite.tle_file + ": " + r.error);
-        if (!c.satellite.tle_name.empty()) {
-            const bool found = std::any_of(r.sets.begin(), r.sets.end(),
-                                           [&](const sim::tle& t) { return t.name == c.satellite.tle_name; });
-            if (!found) throw err("key 'satellite.name' = \"" + c.satellite.tle_name + "\" is not in " + c.satellite.tle_file);
-        }
-    }
+    if (!c.satellite.tle_file.empty()) load_tle(c);  // checked here: readable, checksums, the named set present
 
     const section air(sub(root, "air"), "air",
                       {"host", "port", "connect_timeout_s", "block_bits", "send_buffer_bytes", "sim_epoch"});

@@ -32,9 +32,11 @@ rf_return_link::rf_return_link(const qlinkd_config& cfg, double bits_per_s)
       predictor_(*sat_, station_, {cfg.rf.uplink_hz, cfg.rf.uplink_hz, 0.0}), clock_(*cfg.air.sim_epoch),
       es_n0_db_(6.0) {
     if (!(bits_per_s > 0.0)) throw std::invalid_argument("rf: the relay's return line rate must be > 0");
-    waveform_.modulation = cfg.rf.modulation;
+    // BPSK only: QPSK's decision-directed carrier loop slips at the return link's low symbol rates
+    // through the simulated phase noise (docs/qlinkd.md).
+    waveform_.modulation = rf_modulation::bpsk;
     waveform_.samples_per_symbol = cfg.rf.samples_per_symbol;
-    waveform_.sample_rate_hz = bits_per_s / bits_per_symbol(cfg.rf.modulation) * cfg.rf.samples_per_symbol;
+    waveform_.sample_rate_hz = bits_per_s * cfg.rf.samples_per_symbol;
     if (const auto e = validate(waveform_); !e.empty()) throw qlinkd_config_error("[rf]: " + e);
 
     rf_sim_satellite::config sc;
@@ -78,7 +80,6 @@ std::span<const modem::llr_t> rf_return_link::transmit(std::span<const std::uint
     tx_->transmit(bits_);
     // The sim radio does not drive the clock on transmit: it follows the burst's air time.
     clock_.set(sim::time_point{} + sim::duration{tx_->air_time_ns()});
-    ++st_.blocks;
     st_.bits += nbits;
     st_.llrs += llrs_.size();
     return llrs_;

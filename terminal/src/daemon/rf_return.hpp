@@ -29,7 +29,6 @@ namespace qlink::terminal {
 class rf_return_link {
 public:
     struct stats {
-        std::uint64_t blocks = 0;
         std::uint64_t bits = 0;
         std::uint64_t samples = 0;
         std::uint64_t llrs = 0;

@@ -7,7 +7,6 @@
 #include "qlink/terminal/fallback_keys.hpp"
 #include "qlink/terminal/link_engine.hpp"
 #include "qlink/terminal/pat.hpp"
-#include "qlink/terminal/rf_modem.hpp"
 
 #include <array>
 #include <cstdint>
@@ -123,9 +122,6 @@ struct qlinkd_config {
         /// uncorrected receiver; its LLRs go to the relay (TX_LLR). Needs [station], satellite.tle
         /// and air.sim_epoch.
         bool radio_sim = false;
-        /// BPSK only: QPSK's decision-directed carrier loop slips at the return link's low symbol
-        /// rates through the simulated phase noise (docs/qlinkd.md).
-        rf_modulation modulation = rf_modulation::bpsk;
         unsigned samples_per_symbol = 4;
         double uplink_hz = 7.2e9;                ///< carrier the Doppler scales with
         bool precompensate_doppler = true;       ///< false: the satellite sees the whole uplink Doppler

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "qlink/sim/pass.hpp"
+#include "support/source_path.hpp"
 
 namespace {
 
@@ -19,10 +20,7 @@ std::string data_path(const std::string& rel) {
     return std::string(dir ? dir : "tests/data") + "/" + rel;
 }
 
-std::string source_path(const std::string& rel) {
-    const char* dir = std::getenv("QLINK_SOURCE_DIR");
-    return std::string(dir ? dir : ".") + "/" + rel;
-}
+using qlink::test::source_path;
 
 std::unique_ptr<sgp4_propagator> sample_sat() {
     std::ifstream in(source_path("sim/data/qlinksat-1.tle"));

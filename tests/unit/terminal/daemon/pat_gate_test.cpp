@@ -6,6 +6,7 @@
 #include "qlink/sim/sgp4.hpp"
 #include "qlink/sim/tle.hpp"
 #include "qlink/terminal/qlinkd_config.hpp"
+#include "support/source_path.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,11 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string sample_tle_path()
-{
-    const char* src = std::getenv("QLINK_SOURCE_DIR");
-    return std::string(src ? src : ".") + "/sim/data/qlinksat-1.tle";
-}
+using qlink::test::sample_tle_path;
 
 constexpr double delft_lat = 52.0116, delft_lon = 4.3571;
 

@@ -8,6 +8,7 @@
 #include "qlink/sim/tle.hpp"
 #include "qlink/terminal/qlinkd_config.hpp"
 #include "support/child_process.hpp"
+#include "support/source_path.hpp"
 
 #include <gtest/gtest.h>
 
@@ -28,11 +29,7 @@ namespace {
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
-std::string sample_tle_path()
-{
-    const char* src = std::getenv("QLINK_SOURCE_DIR");
-    return std::string(src ? src : ".") + "/sim/data/qlinksat-1.tle";
-}
+using qlink::test::sample_tle_path;
 
 // Delft, as the demo's station.
 constexpr double delft_lat = 52.0116, delft_lon = 4.3571;

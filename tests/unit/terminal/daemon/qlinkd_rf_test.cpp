@@ -2,6 +2,7 @@
 // (`qlink-sim serve --pass`, TX_LLR), two qlinkd processes, user data from ground to space.
 #include "support/child_process.hpp"
 #include "support/loopback.hpp"
+#include "support/source_path.hpp"
 #include "support/temp_dir.hpp"
 #include "unit/terminal/daemon/qlinkd_proc.hpp"
 
@@ -27,11 +28,7 @@ using nlohmann::json;
 using qlink::test::daemon_proc;
 using qlink::test::qlinkd_proc_detail::slurp;
 
-std::string sample_tle_path()
-{
-    const char* src = std::getenv("QLINK_SOURCE_DIR");
-    return std::string(src ? src : ".") + "/sim/data/qlinksat-1.tle";
-}
+using qlink::test::sample_tle_path;
 
 // `qlink-sim serve --pass` over Delft with the bundled TLE; its announced air port and pass start.
 struct pass_relay {

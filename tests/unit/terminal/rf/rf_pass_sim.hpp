@@ -8,6 +8,7 @@
 #include "qlink/terminal/rf_doppler.hpp"
 #include "qlink/terminal/rf_modem.hpp"
 #include "qlink/terminal/rf_phase.hpp"
+#include "support/source_path.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,10 +24,7 @@
 
 namespace qlink::terminal::test {
 
-inline std::string source_path(const std::string& rel) {
-    const char* dir = std::getenv("QLINK_SOURCE_DIR");
-    return std::string(dir ? dir : ".") + "/" + rel;
-}
+using qlink::test::source_path;
 
 /// QLINKSAT-1 (the repository's synthetic 500 km SSO element set) over a station,
 /// and its highest pass in the day after the epoch: the one with the largest
