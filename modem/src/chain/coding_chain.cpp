@@ -213,6 +213,7 @@ struct chain_decoder::impl {
     std::unique_ptr<ldpc_decoder> ldpc;
     std::vector<llr_t> ldpc_llr;
     std::size_t sync_capacity;
+    std::size_t decide_capacity = 0;   // frames one viterbi decide() can complete
     std::size_t branch_sync_bits;
     std::vector<llr_t> soft_buf;
     std::vector<std::uint8_t> vit_bytes;
@@ -326,6 +327,7 @@ struct chain_decoder::impl {
         }
         // One slice of decoded bits completes at most this many frames.
         sync_capacity = max_bits / sync_period_bits(prof) + 3;
+        if (prof.inner_conv) decide_capacity = 8 * vit->max_flush_bytes() / sync_period_bits(prof) + 3;
         branch_sync_bits = cfg.branch_sync_bits ? cfg.branch_sync_bits
                                                 : sync_period_bits(prof) + sync_period_bits(prof) / 4;
         if (!passthrough) soft_buf.resize(slice_symbols);
@@ -521,6 +523,23 @@ struct chain_decoder::impl {
         }
     }
 
+    // End of a push: the bits the Viterbi can decide now go to the synchroniser,
+    // so the frames they complete leave with this push instead of a window later.
+    void decide_pending(std::span<std::uint8_t> out, std::span<chain_frame_report> reports, std::size_t capacity,
+                        result& r) {
+        if (!cfg.viterbi_decide_on_push || !prof.inner_conv || acquiring || !r.ok) return;
+        if (capacity - r.frames < decide_capacity) return;
+        const auto vr = vit->decide(vit_bytes);
+        if (!vr.ok) {
+            r.ok = false;
+            r.error = vr.error;
+            return;
+        }
+        if (vr.bits_out == 0) return;
+        unpack_decided(vit_bytes, std::span(bit_llr).first(vr.bits_out));
+        feed_sync(std::span<const llr_t>(bit_llr).first(vr.bits_out), out, reports, r);
+    }
+
     // The phase (symbols to skip) at which `window` decodes to a marker pair, or -1.
     int find_phase(std::span<const llr_t> window, bool single) {
         const std::size_t period = sync_period_bits(prof);
@@ -587,6 +606,7 @@ chain_decoder::~chain_decoder() = default;
 
 std::size_t chain_decoder::data_bytes() const { return frame_data_bytes(p_->prof); }
 std::size_t chain_decoder::frames_per_push() const { return p_->sync_capacity; }
+std::size_t chain_decoder::decide_frames() const { return p_->decide_capacity; }
 const chain_decoder_counters& chain_decoder::counters() const {
     p_->counters.sync = p_->sync->counters();
     return p_->counters;
@@ -619,6 +639,7 @@ chain_decoder::result chain_decoder::push(std::span<const llr_t> soft, std::span
         s.decode_slice(slice.subspan(skip), data_out, reports, r);
         if (!r.ok) break;
     }
+    if (r.consumed == soft.size()) s.decide_pending(data_out, reports, capacity, r);
     return r;
 }
 

@@ -548,6 +548,11 @@ public:
         return {0, false, "unknown mode"};
     }
 
+    result decide(std::span<std::uint8_t> out) override {
+        if (cfg_.mode != viterbi_mode::streaming) return {0, false, "viterbi decide: streaming mode only"};
+        return decide_stream(out);
+    }
+
     result flush(std::span<std::uint8_t> out) override {
         if (cfg_.mode != viterbi_mode::streaming) return {};
         if (out.size() < max_flush_bytes()) return {0, false, "viterbi flush: output span too small"};
@@ -555,7 +560,7 @@ public:
         std::size_t bits = 0;
         if (hi > out_base_) {
             // The rest, traced back from the best state at the end of the stream.
-            plan_and_run(hist_base_, hi, out_base_, hi, out_base_ == 0, -1, out.data());
+            plan_and_run(hist_base_, hi, out_base_, hi, hist_base_ == 0, -1, out.data());
             bits = hi - out_base_;
         }
         reset();
@@ -868,18 +873,41 @@ private:
             if (hist_base_ + hist_n_ == out_base_ + window_ + depth_) {
                 // A full window: window_ bits decided as 32 segments, each
                 // with run-in before it and `depth` steps of traceback after it.
-                plan_and_run(hist_base_, hist_base_ + hist_n_, out_base_, out_base_ + window_, out_base_ == 0, -1,
+                plan_and_run(hist_base_, hist_base_ + hist_n_, out_base_, out_base_ + window_, hist_base_ == 0, -1,
                              out.data() + bytes);
                 bytes += window_ / 8;
-                out_base_ += window_;
-                const std::size_t keep_from = out_base_ - acq_;
-                const std::size_t drop = keep_from - hist_base_;
-                std::memmove(hist_.data(), hist_.data() + 2 * drop, 2 * (hist_n_ - drop));
-                hist_n_ -= drop;
-                hist_base_ = keep_from;
+                advance(window_);
             }
         }
         return {bytes * 8, true, nullptr};
+    }
+
+    result decide_stream(std::span<std::uint8_t> out) {
+        if (out.size() < max_flush_bytes())
+            return {0, false, "viterbi decide: output span too small (see max_flush_bytes)"};
+        const std::size_t hi = hist_base_ + hist_n_;
+        // Every step with `depth` steps after it, in whole bytes. Fewer than a
+        // window (a window is decided as soon as it is complete), so the
+        // output fits max_flush_bytes() and the lanes engine, sized for a
+        // window, needs no allocation.
+        if (hi < out_base_ + depth_ + 8) return {0, true, nullptr};
+        const std::size_t n = (hi - depth_ - out_base_) & ~std::size_t{7};
+        plan_and_run(hist_base_, hi, out_base_, out_base_ + n, hist_base_ == 0, -1, out.data());
+        advance(n);
+        return {n, true, nullptr};
+    }
+
+    // The output is decided up to out_base_ + n: the history keeps the
+    // run-in before it (or everything, back to the stream start while that
+    // is nearer: the known start state is worth more than a run-in).
+    void advance(std::size_t n) {
+        out_base_ += n;
+        if (out_base_ < hist_base_ + acq_) return;
+        const std::size_t keep_from = out_base_ - acq_;
+        const std::size_t drop = keep_from - hist_base_;
+        std::memmove(hist_.data(), hist_.data() + 2 * drop, 2 * (hist_n_ - drop));
+        hist_n_ -= drop;
+        hist_base_ = keep_from;
     }
 
     // Soft pairs the stream keeps: run-in, one window, traceback depth.

@@ -108,13 +108,23 @@ public:
         unsigned false_lock_frames = 8;
         unsigned viterbi_traceback = 96;
         /// Decoded bits the streaming Viterbi decides at a time (viterbi_decoder::config::
-        /// stream_window): frames come out up to this many bits (+ traceback) after
-        /// their symbols went in. 32768 runs the decoder ~1.2-1.4x faster than 8192 (less
-        /// run-in, traceback tail and setup per bit) but holds up to ~3 more frames back
-        /// (at 1 Mbit/s of decoded data, up to ~33 ms); callers that never call finish()
-        /// see those frames later. Throughput-bound callers (file decoding, the benchmarks)
-        /// set 32768.
-        std::size_t viterbi_window = 8192;
+        /// stream_window) while a push still has symbols to go. With viterbi_decide_on_push
+        /// this sets throughput and memory only (32768 runs the decoder ~1.2-1.4x faster
+        /// than 8192: less run-in, traceback tail and setup per bit; ~0.7 MB of decisions
+        /// and symbol history). Without it frames also come out up to this many bits
+        /// (+ traceback) after their symbols went in (32768 at 5 kbit/s: ~6.6 s).
+        std::size_t viterbi_window = 32768;
+        /// At the end of a push that consumed all its symbols (not while the alignment is
+        /// being searched, and with room for decide_frames() more frames in the output),
+        /// the Viterbi decides every bit it can (viterbi_decoder::decide: all but the last
+        /// traceback + 0..7 steps) and the frames they complete come out of this push, so a
+        /// frame is delayed by the traceback, not by the window (on a 5 kbit/s link: 20 ms
+        /// instead of up to 1.6 s at 8192). A caller that pushes small slices at a high
+        /// rate pays some throughput for that (each decide is a short stretch with its own
+        /// run-in and tail); pushing whole buffers costs nothing. false: frames wait for
+        /// whole windows (or finish()), and the output does not depend on how the symbols
+        /// are cut into pushes.
+        bool viterbi_decide_on_push = true;
         /// Synchroniser tolerances (marker bit errors) after the inner decoder.
         unsigned search_tolerance = 3;
         unsigned lock_tolerance = 6;
@@ -149,6 +159,9 @@ public:
     /// `reports` have room for this many more frames; give at least this much
     /// (data_bytes() each) and call again with what was not consumed.
     std::size_t frames_per_push() const;
+    /// Room (frames) a push must have left at its end for the Viterbi decision of
+    /// config::viterbi_decide_on_push (<= frames_per_push(); 0 without an inner code).
+    std::size_t decide_frames() const;
 
     /// Soft channel symbols in; every frame the synchroniser delivers comes
     /// out (data_bytes() each, corrected where RS could, as received where not)

@@ -93,9 +93,11 @@ public:
         /// streaming: decoded bits decided at a time, cut into up to 32 segments
         /// run side by side (each with a run-in and a traceback tail). Larger
         /// windows spend less on run-ins, tails and per-window setup (32768:
-        /// ~1.2-1.4x the throughput of 8192) at the price of output delay and
-        /// ~8 x window bytes of decision memory. A multiple of 256 in
-        /// [min_stream_window, max_stream_window].
+        /// ~1.2-1.4x the throughput of 8192) and take ~8 x window bytes of
+        /// decision memory. decode() alone holds up to a window (+ traceback)
+        /// of output back; a caller that needs its bits sooner calls decide(),
+        /// so the window sets throughput and memory, not latency. A multiple
+        /// of 256 in [min_stream_window, max_stream_window].
         std::size_t stream_window = 8192;
     };
     static constexpr std::size_t min_stream_window = 8192;
@@ -112,7 +114,8 @@ public:
     /// streaming: consumes any number of coded LLRs (the puncturing phase and
     ///   a split pair are carried over), emits decided bits in windows of
     ///   config::stream_window (delay at most window + traceback steps), in
-    ///   whole bytes only;
+    ///   whole bytes only; without decide() calls the output does not depend
+    ///   on how the input is cut into calls;
     ///   `out` needs room for max_stream_output_bytes(soft.size()) bytes.
     /// block_terminated: `soft` is one whole block including the 6 tail bits;
     ///   writes the info bits (tail dropped), ceil(n/8) bytes.
@@ -134,6 +137,20 @@ public:
         return {0, false, "viterbi: decode_batch not supported by this decoder"};
     }
 
+    /// streaming only: decides now every buffered step that has at least
+    /// `traceback` steps of input after it (rounded down to whole bytes),
+    /// traced back from the best state at the newest step, like the end of a
+    /// window; the stream then goes on as after a window, and later decode(),
+    /// decide() and flush() calls continue it with no bit lost or repeated.
+    /// Bounds the output delay to traceback + 7 steps whenever it is called,
+    /// at some throughput per call (a short stretch has relatively more run-in
+    /// and tail). The decisions depend on where decide() cut the stream, so
+    /// the output is no longer independent of the call sizes (it stays a
+    /// function of the call sequence, the same on every ISA). `out` needs
+    /// max_flush_bytes(); nothing buffered gives 0 bits, ok. Other modes (or a
+    /// short `out`): an error result, state unchanged.
+    virtual result decide(std::span<std::uint8_t> out) = 0;
+
     /// streaming: traces back from the best state and emits every remaining
     /// bit (the last byte zero-padded; bits_out says how many are real), then
     /// resets. Block modes: returns 0 bits.
@@ -146,7 +163,7 @@ public:
 
     /// Upper bound of bytes one streaming decode() of `soft_count` LLRs writes.
     virtual std::size_t max_stream_output_bytes(std::size_t soft_count) const = 0;
-    /// Bytes flush() may write at most.
+    /// Bytes flush() or decide() may write at most.
     virtual std::size_t max_flush_bytes() const = 0;
 };
 
