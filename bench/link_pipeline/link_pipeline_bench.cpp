@@ -8,6 +8,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <random>
@@ -109,11 +110,10 @@ void run_rx(benchmark::State& state, const std::string& profile, std::size_t fra
     report_rx(state, in, total, frames_ok);
 }
 
-// The same receive chain with the Viterbi deciding wider windows (chain_decoder::config::
-// viterbi_window, 8192 .. 65536; rx_link_pipeline keeps the default 8192; a window holds up to
-// window + traceback decoded bits, ~1 frame of this profile per 8192): the chain decoder runs here and
-// hands its good frames to the pipeline's frame layer (on_frame), which is what push() does.
-void bm_rx_chain_viterbi_window(benchmark::State& state)
+// The receive chain behind the Viterbi run here with its own decoder config, handing its good frames
+// to the pipeline's frame layer (on_frame), which is what rx_link_pipeline::push() does; the input is
+// pushed `push_symbols` at a time (0: all at once, as rx_link_pipeline gets it in bm_rx_chain_viterbi).
+void run_rx_chain(benchmark::State& state, const chain_decoder::config& dc, std::size_t push_symbols)
 {
     const std::string profile = "ccsds-tm-rs223i4-conv12";
     const rx_input in = make_input(profile, 128, static_cast<std::uint64_t>(state.range(0)));
@@ -121,9 +121,6 @@ void bm_rx_chain_viterbi_window(benchmark::State& state)
     rx_link_pipeline::config c;
     c.profile = *find_profile(profile);
     c.spacecraft_id = 0xAB;
-    chain_decoder::config dc;
-    dc.profile = c.profile;
-    dc.viterbi_window = static_cast<std::size_t>(state.range(1));
     for (auto _ : state) {
         state.PauseTiming();
         memory_key_source keys;
@@ -147,7 +144,8 @@ void bm_rx_chain_viterbi_window(benchmark::State& state)
             }
         };
         for (std::size_t pos = 0; pos < in.llr.size();) {
-            const auto r = dec->push(std::span<const llr_t>(in.llr).subspan(pos), data, reports);
+            const std::size_t end = push_symbols == 0 ? in.llr.size() : std::min(in.llr.size(), pos + push_symbols);
+            const auto r = dec->push(std::span<const llr_t>(in.llr).subspan(pos, end - pos), data, reports);
             deliver(r);
             if (!r.ok || (r.consumed == 0 && r.frames == 0)) {
                 state.SkipWithError("chain decoder stalled");
@@ -163,6 +161,28 @@ void bm_rx_chain_viterbi_window(benchmark::State& state)
         state.ResumeTiming();
     }
     report_rx(state, in, total, frames_ok);
+}
+
+// Wider or narrower Viterbi windows (chain_decoder::config::viterbi_window, 8192 .. 65536; the
+// default, which rx_link_pipeline uses, is 32768; a window holds up to window + traceback decoded
+// bits, ~1 frame of this profile per 8192), the input in one push.
+void bm_rx_chain_viterbi_window(benchmark::State& state)
+{
+    chain_decoder::config dc;
+    dc.profile = *find_profile("ccsds-tm-rs223i4-conv12");
+    dc.viterbi_window = static_cast<std::size_t>(state.range(1));
+    run_rx_chain(state, dc, 0);
+}
+
+// The default chain decoder fed `range(1)` symbols per push, with (range(2) = 1) or without the
+// Viterbi decision at the end of each push (viterbi_decide_on_push): what deciding every push costs a
+// caller that pushes small slices at full rate.
+void bm_rx_chain_viterbi_push(benchmark::State& state)
+{
+    chain_decoder::config dc;
+    dc.profile = *find_profile("ccsds-tm-rs223i4-conv12");
+    dc.viterbi_decide_on_push = state.range(2) != 0;
+    run_rx_chain(state, dc, static_cast<std::size_t>(state.range(1)));
 }
 
 // sync + derandomize + RS(255,223) I=4 + CRC + AES-256-GCM verify/decrypt + frame/packet parsing.
@@ -286,6 +306,13 @@ BENCHMARK(bm_rx_chain_viterbi_window)
     ->Args({0, 32768})
     ->Args({0, 65536})
     ->Args({4000, 32768})
+    ->Unit(benchmark::kMillisecond);
+// Args: flip rate as above, symbols per push, decide at the end of each push (0/1).
+BENCHMARK(bm_rx_chain_viterbi_push)
+    ->Args({0, 4096, 0})
+    ->Args({0, 4096, 1})
+    ->Args({0, 65536, 0})
+    ->Args({0, 65536, 1})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_rx_frames_sdls)->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_tx_chain_no_conv);

@@ -214,6 +214,8 @@ struct chain_decoder::impl {
     std::vector<llr_t> ldpc_llr;
     std::size_t sync_capacity;
     std::size_t decide_capacity = 0;   // frames one viterbi decide() can complete
+    std::uint64_t next_frame_end = 0;  // locked: synchroniser input bit after the next frame
+    bool frame_seen = false;           // next_frame_end follows a frame of the current lock
     std::size_t branch_sync_bits;
     std::vector<llr_t> soft_buf;
     std::vector<std::uint8_t> vit_bytes;
@@ -451,6 +453,8 @@ struct chain_decoder::impl {
             const auto sr = ldpc ? sync->push(bits.subspan(pos), frames_llr, infos)
                                  : sync->push_packed(bits.subspan(pos), frames_packed, infos);
             for (std::size_t f = 0; f < sr.frames; ++f) {
+                next_frame_end = infos[f].stream_bit + sync_period_bits(prof) + fbits;
+                frame_seen = true;
                 // push() only runs while the caller has room for sync_capacity frames; never write past it.
                 if (r.frames >= reports.size() || (r.frames + 1) * db > out.size()) {
                     ++counters.frames_no_room;
@@ -529,6 +533,19 @@ struct chain_decoder::impl {
                         result& r) {
         if (!cfg.viterbi_decide_on_push || !prof.inner_conv || acquiring || !r.ok) return;
         if (capacity - r.frames < decide_capacity) return;
+        const std::uint64_t bits_in = sync->counters().bits_in;
+        if (sync->state() == sync_state::lock && frame_seen && next_frame_end > bits_in &&
+            next_frame_end <= bits_in + sync_period_bits(prof)) {
+            // Locked, the next frame's end is known (and not stale: a slip moved it): a
+            // decision that cannot reach it would only cost (a short stretch through the
+            // lanes); leave those bits to a later push, which then decides a longer stretch.
+            // Upper bound of the trellis steps the decoder has (every symbol since it
+            // started was fed to it), less the traceback.
+            const unsigned q = phases;                    // symbols per puncturing period
+            const std::uint64_t p = q == 2 ? 1 : q - 1;  // trellis steps per period
+            const std::uint64_t steps = (hist_end - vit_origin + q - 1) / q * p;
+            if (sync_origin + steps < next_frame_end + cfg.viterbi_traceback) return;
+        }
         const auto vr = vit->decide(vit_bytes);
         if (!vr.ok) {
             r.ok = false;
@@ -582,6 +599,7 @@ struct chain_decoder::impl {
             bad_run = 0;
             next_from = acq_from + acq_step;
             sync->reset();
+            frame_seen = false;
             vit_origin = acq_from + static_cast<std::uint64_t>(k);
             sync_origin = sync->counters().bits_in;
             run_viterbi(history().subspan(from + static_cast<std::size_t>(k)),

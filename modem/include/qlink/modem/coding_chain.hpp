@@ -119,11 +119,12 @@ public:
         /// the Viterbi decides every bit it can (viterbi_decoder::decide: all but the last
         /// traceback + 0..7 steps) and the frames they complete come out of this push, so a
         /// frame is delayed by the traceback, not by the window (on a 5 kbit/s link: 20 ms
-        /// instead of up to 1.6 s at 8192). A caller that pushes small slices at a high
-        /// rate pays some throughput for that (each decide is a short stretch with its own
-        /// run-in and tail); pushing whole buffers costs nothing. false: frames wait for
-        /// whole windows (or finish()), and the output does not depend on how the symbols
-        /// are cut into pushes.
+        /// instead of up to 1.6 s at 8192). While locked, a push whose decidable bits
+        /// cannot complete the next frame skips the decision (it would only cost: a short
+        /// stretch has its own run-in and tail), so a caller pushing small slices at a high
+        /// rate pays about one decision per frame; pushing whole buffers costs nothing.
+        /// false: frames wait for whole windows (or finish()), and the output does not
+        /// depend on how the symbols are cut into pushes.
         bool viterbi_decide_on_push = true;
         /// Synchroniser tolerances (marker bit errors) after the inner decoder.
         unsigned search_tolerance = 3;
