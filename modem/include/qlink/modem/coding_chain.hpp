@@ -110,9 +110,10 @@ public:
         /// Decoded bits the streaming Viterbi decides at a time (viterbi_decoder::config::
         /// stream_window) while a push still has symbols to go. With viterbi_decide_on_push
         /// this sets throughput and memory only (32768 runs the decoder ~1.2-1.4x faster
-        /// than 8192: less run-in, traceback tail and setup per bit; ~0.7 MB of decisions
-        /// and symbol history). Without it frames also come out up to this many bits
-        /// (+ traceback) after their symbols went in (32768 at 5 kbit/s: ~6.6 s).
+        /// than 8192 (the chain behind it ~1.14x): less run-in, traceback tail and setup per
+        /// bit; ~0.8 MB of decisions and symbol history, 8192: ~0.35 MB). Without it frames
+        /// also come out up to this many bits (+ traceback) after their symbols went in
+        /// (32768 at 5 kbit/s: ~6.6 s).
         std::size_t viterbi_window = 32768;
         /// At the end of a push that consumed all its symbols (not while the alignment is
         /// being searched, and with room for decide_frames() more frames in the output),
