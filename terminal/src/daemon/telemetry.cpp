@@ -89,7 +89,7 @@ std::string render_status_json(const link_status& s)
       << ",\"decode_fail\":" << jnum(s.frames.decode_fail) << "},\"bits\":{\"rx_channel_errors_est\":"
       << jnum(s.bits.rx_channel_errors_est) << "},\"arq\":{\"retransmissions\":" << jnum(s.arq.retransmissions)
       << ",\"in_flight\":" << jnum(s.arq.in_flight) << ",\"bytes_delivered\":" << jnum(s.arq.bytes_delivered)
-      << ",\"bytes_acked\":" << jnum(s.arq.bytes_acked) << "},\"keys\":{\"active_key_id\":" << jnum(s.keys.active_key_id)
+      << ",\"bytes_acked\":" << jnum(s.arq.bytes_acked) << ",\"srtt_s\":" << jnum(s.arq.srtt_s) << "},\"keys\":{\"active_key_id\":" << jnum(s.keys.active_key_id)
       << ",\"rotations\":" << jnum(s.keys.rotations) << ",\"keys_consumed\":" << jnum(s.keys.keys_consumed)
       << ",\"pool_level\":" << jnum(s.keys.pool_level) << ",\"fallback_keys\":" << jnum(s.keys.fallback_keys)
       << ",\"source\":" << jstr(s.keys.source) << "},\"qkd\":{\"qber\":" << jnum(s.qkd.qber)
@@ -175,6 +175,7 @@ std::string render_metrics(const link_status& s)
     p.gauge("qlinkd_arq_in_flight", "ARQ segments sent and not yet acknowledged.", s.arq.in_flight);
     p.counter("qlinkd_arq_bytes_delivered_total", "User bytes delivered in order to this end's users.", s.arq.bytes_delivered);
     p.counter("qlinkd_arq_bytes_acked_total", "User bytes the far end acknowledged.", s.arq.bytes_acked);
+    p.gauge("qlinkd_arq_srtt_seconds", "Smoothed ARQ round trip (sim seconds).", s.arq.srtt_s);
     p.gauge("qlinkd_active_key_id", "Link key ID protecting transmitted frames now.", s.keys.active_key_id);
     p.counter("qlinkd_key_rotations_total", "Key rotations of the transmitter.", s.keys.rotations);
     p.counter("qlinkd_keys_consumed_total", "Keys taken from the key source (both directions).", s.keys.keys_consumed);

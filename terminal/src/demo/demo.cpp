@@ -845,6 +845,7 @@ pass_sample demo_run::poll() {
     s.frames_tx = jnum(js, {"frames", "tx"});
     s.arq_retransmissions = jnum(js, {"arq", "retransmissions"});
     s.arq_in_flight = jnum(js, {"arq", "in_flight"});
+    s.arq_srtt_s = jnum(js, {"arq", "srtt_s"});
     s.bytes_delivered = jnum(jg, {"user", "bytes_out"});
     s.bytes_sent = jnum(js, {"user", "bytes_in"});
     s.qber = jnum(jg, {"qkd", "qber"});

@@ -41,6 +41,7 @@ const std::vector<column_def>& columns() {
         {"frames_tx", &pass_sample::frames_tx},
         {"arq_retransmissions", &pass_sample::arq_retransmissions},
         {"arq_in_flight", &pass_sample::arq_in_flight},
+        {"arq_srtt_s", &pass_sample::arq_srtt_s},
         {"bytes_delivered", &pass_sample::bytes_delivered},
         {"bytes_sent", &pass_sample::bytes_sent},
         {"qber", &pass_sample::qber},

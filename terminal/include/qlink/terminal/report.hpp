@@ -34,6 +34,7 @@ struct pass_sample {
     double frames_tx = no_value;
     double arq_retransmissions = no_value;
     double arq_in_flight = no_value;
+    double arq_srtt_s = no_value;  ///< the sender's smoothed ARQ round trip, sim seconds
     double bytes_delivered = no_value;  ///< user bytes out of ground qlinkd's user port
     double bytes_sent = no_value;       ///< user bytes into space qlinkd's user port
     // Keys and QKD.

@@ -46,6 +46,8 @@ struct link_status {
     } bits;
     struct {
         std::optional<std::uint64_t> retransmissions, in_flight, bytes_delivered, bytes_acked;
+        /// Smoothed round trip of the ARQ (data out, acknowledgement back), sim seconds; null before a sample.
+        std::optional<double> srtt_s;
     } arq;
     struct {
         std::optional<std::uint64_t> active_key_id, rotations, keys_consumed, pool_level;

@@ -33,6 +33,7 @@ link_status sample()
     s.arq.in_flight = 4;
     s.arq.bytes_delivered = 1 << 20;
     s.arq.bytes_acked = 1 << 19;
+    s.arq.srtt_s = 0.375;
     s.keys.active_key_id = 7;
     s.keys.rotations = 3;
     s.keys.keys_consumed = 8;
@@ -56,7 +57,9 @@ TEST(qlinkd_telemetry, status_json_has_every_spec_field)
         EXPECT_TRUE(j["frames"].contains(k)) << k;
     }
     EXPECT_TRUE(j["bits"].contains("rx_channel_errors_est"));
-    for (const char* k : {"retransmissions", "in_flight", "bytes_delivered", "bytes_acked"}) EXPECT_TRUE(j["arq"].contains(k)) << k;
+    for (const char* k : {"retransmissions", "in_flight", "bytes_delivered", "bytes_acked", "srtt_s"}) {
+        EXPECT_TRUE(j["arq"].contains(k)) << k;
+    }
     for (const char* k : {"active_key_id", "rotations", "keys_consumed", "pool_level"}) EXPECT_TRUE(j["keys"].contains(k)) << k;
     for (const char* k : {"qber", "secret_key_rate_bps"}) EXPECT_TRUE(j["qkd"].contains(k)) << k;
     for (const char* k : {"bytes_in", "bytes_out"}) EXPECT_TRUE(j["user"].contains(k)) << k;
@@ -70,6 +73,7 @@ TEST(qlinkd_telemetry, status_json_has_every_spec_field)
     EXPECT_TRUE(j["qkd"]["qber"].is_null());
     EXPECT_EQ(j["frames"]["rx_ok"], 990);
     EXPECT_EQ(j["arq"]["bytes_delivered"], 1 << 20);
+    EXPECT_DOUBLE_EQ(j["arq"]["srtt_s"].get<double>(), 0.375);
     EXPECT_EQ(j["keys"]["active_key_id"], 7);
     EXPECT_EQ(j["user"]["bytes_out"], 444);
 }
@@ -82,6 +86,7 @@ TEST(qlinkd_telemetry, fresh_status_is_idle_with_nulls)
     EXPECT_TRUE(j["sim_time"].is_null());
     EXPECT_TRUE(j["frames"]["tx"].is_null());
     EXPECT_TRUE(j["keys"]["pool_level"].is_null());
+    EXPECT_TRUE(j["arq"]["srtt_s"].is_null());  // no round trip measured yet
     EXPECT_EQ(j["user"]["bytes_in"], 0);
 }
 
@@ -99,6 +104,7 @@ TEST(qlinkd_telemetry, metrics_text_matches_snapshot)
     const auto text = render_metrics(s);
     EXPECT_EQ(prometheus_value(text, "qlinkd_frames_rx_ok_total"), 990.0);
     EXPECT_EQ(prometheus_value(text, "qlinkd_arq_retransmissions_total"), 12.0);
+    EXPECT_EQ(prometheus_value(text, "qlinkd_arq_srtt_seconds"), 0.375);
     EXPECT_EQ(prometheus_value(text, "qlinkd_key_rotations_total"), 3.0);
     EXPECT_EQ(prometheus_value(text, "qlinkd_elevation_degrees"), 41.25);
     EXPECT_EQ(prometheus_value(text, "qlinkd_link_state{state=\"up\"}"), 1.0);
