@@ -319,7 +319,7 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     if (!c.satellite.tle_file.empty()) load_tle(c);  // checked here: readable, checksums, the named set present
 
     const section air(sub(root, "air"), "air",
-                      {"host", "port", "connect_timeout_s", "block_bits", "send_buffer_bytes", "sim_epoch"});
+                      {"host", "port", "connect_timeout_s", "block_bits", "send_buffer_bytes", "tx_lead_s", "sim_epoch"});
     c.air.host = air.str("host", "127.0.0.1");
     check_address(air, "host", c.air.host);
     c.air.port = static_cast<std::uint16_t>(air.integer("port", 0, 1, 65535));
@@ -328,6 +328,7 @@ qlinkd_config parse_qlinkd_config(std::string_view text, std::string_view source
     c.air.block_bits = static_cast<std::uint32_t>(air.integer("block_bits", 0, 0, 1 << 24));
     if (c.air.block_bits % 8 != 0) throw err("key 'air.block_bits' must be a multiple of 8 (0 = automatic)");
     c.air.send_buffer_bytes = static_cast<std::uint32_t>(air.integer("send_buffer_bytes", 4096, 1024, 16 << 20));
+    c.air.tx_lead_s = air.real("tx_lead_s", 0.05, 0.005, 60.0);
     if (air.has("sim_epoch")) {
         const auto epoch_text = air.str("sim_epoch", "");
         std::string why;

@@ -10,6 +10,7 @@
 
 #include "daemon_log.hpp"
 #include "pat_runner.hpp"
+#include "relay_clock.hpp"
 #include "rf_return.hpp"
 #include "tun.hpp"
 
@@ -154,7 +155,7 @@ private:
     bool open_delivery_record(link_engine_config& ec);
     // air
     void air_loop();
-    void air_tx_loop(sim::air_client* client, std::size_t block_bits);
+    void air_tx_loop(sim::air_client* client, std::size_t block_bits, double tx_bps);
     void stop_air();
     // PAT gating of the downlink (terminal.pat = "simulated"): messages wait here until the PAT
     // has stepped through their time, then lose what fell where the terminal did not point.
@@ -202,6 +203,7 @@ private:
     std::uint64_t rx_ok_at_link_up_ = 0;
     std::optional<double> elevation_, rx_power_, esn0_, downlink_bps_, return_bps_;
     std::atomic<double> sim_time_{0.0};
+    relay_clock relay_clock_;  // the relay's clock between messages: paces the transmitter
     std::atomic<bool> have_sim_time_{false};
     std::atomic<bool> ended_{false}, air_stop_{false}, air_fatal_{false};
     std::mutex fd_mu_;  // air_fd_ is shut down only while its connection cannot be closed
@@ -372,10 +374,22 @@ bool daemon::open_delivery_record(link_engine_config& ec)
 // ------------------------------------------------------------------------------------------
 // Air transport: one thread receives (and owns the connection), one sends while connected.
 
-void daemon::air_tx_loop(sim::air_client* client, std::size_t block_bits)
+void daemon::air_tx_loop(sim::air_client* client, std::size_t block_bits, double tx_bps)
 {
     std::vector<std::uint8_t> packed(block_bits / 8);
+    // The air time of the next bit handed to the relay if the line stays busy: the transmitter
+    // runs at most air.tx_lead_s ahead of the simulated clock (the far end's messages), so bits
+    // leave the link layer as the line takes them instead of waiting in socket buffers.
+    // Until the relay's clock rate is known (its first 0.2 s), the socket buffers alone hold it back.
+    double air_clock = 0.0;
     while (!air_stop_.load() && !ended_.load()) {
+        if (const auto now = relay_clock_.now(steady::now())) {
+            air_clock = std::max(air_clock, *now);  // an idle or starved line: the next bit goes out now
+            if (air_clock - *now > cfg_.air.tx_lead_s) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                continue;
+            }
+        }
         const double t = sim_time_.load();
         const std::size_t bits = engine_->pull_tx_bits(packed, t);
         if (bits == 0) {
@@ -399,6 +413,7 @@ void daemon::air_tx_loop(sim::air_client* client, std::size_t block_bits)
         if (!r.ok()) break;  // the receive side sees the same failure and reports it
         ++air_tx_msgs_;
         air_tx_bits_ += bits;
+        air_clock += static_cast<double>(bits) / tx_bps;
     }
 }
 
@@ -456,6 +471,7 @@ void daemon::air_loop()
             continue;
         }
         logged_waiting = false;
+        relay_clock_.reset();
         const int sndbuf = static_cast<int>(cfg_.air.send_buffer_bytes);
         ::setsockopt(client->fd(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         const double tx_bps = ground ? client->return_bps() : client->downlink_bps();
@@ -500,7 +516,7 @@ void daemon::air_loop()
         log_.info("air", "relay_connected",
                   {{"downlink_bps", daemon_log::num(client->downlink_bps())}, {"return_bps", daemon_log::num(client->return_bps())},
                    {"block_bits", std::to_string(block_bits)}});
-        std::thread tx([this, c = client.get(), block_bits] { air_tx_loop(c, block_bits); });
+        std::thread tx([this, c = client.get(), block_bits, tx_bps] { air_tx_loop(c, block_bits, tx_bps); });
 
         sim::air_message msg;
         std::string why;
@@ -519,6 +535,7 @@ void daemon::air_loop()
             return_esn0_db_ = msg.info.return_esn0_db;
             const double rx_bps = ground ? client->downlink_bps() : client->return_bps();
             sim_time_ = msg.info.sim_time + msg.llrs.size() / rx_bps;
+            relay_clock_.observe(msg.info.sim_time, steady::now());
             if (pat_) {
                 // The PAT runs on its own thread; this only queues the channel state up to the
                 // message's end. The downlink waits until the PAT has stepped through it, so only
@@ -891,6 +908,7 @@ link_status daemon::status()
     s.arq.in_flight = st.arq_in_flight;
     s.arq.bytes_delivered = st.bytes_delivered;
     s.arq.bytes_acked = st.bytes_acked;
+    if (st.arq_srtt_s > 0.0) s.arq.srtt_s = st.arq_srtt_s;
     if (st.active_key_id != 0) s.keys.active_key_id = st.active_key_id;
     s.keys.rotations = st.rotations;
     s.keys.keys_consumed = tx_keys_->taken() + rx_keys_->taken();
@@ -1006,7 +1024,8 @@ int daemon::finish(bool drained)
               {{"drained", drained ? "true" : "false"}, {"undelivered_bytes", std::to_string(total)},
                {"bytes_acked", std::to_string(st.bytes_acked)}, {"bytes_delivered", std::to_string(st.bytes_delivered)},
                {"rotations", std::to_string(st.rotations)}, {"retransmissions", std::to_string(st.arq_retransmissions)},
-               {"resume_trimmed_bytes", std::to_string(st.resume_trimmed_bytes)}, {"resume_gaps", std::to_string(st.resume_gaps)}});
+               {"srtt_s", std::to_string(st.arq_srtt_s)}, {"resume_trimmed_bytes", std::to_string(st.resume_trimmed_bytes)},
+               {"resume_gaps", std::to_string(st.resume_gaps)}});
     if (http_) http_->stop();
     if (tcp_fd_ >= 0) ::close(tcp_fd_);
     if (udp_fd_ >= 0) ::close(udp_fd_);

@@ -304,7 +304,7 @@ public:
         threads_ = cfg.worker_threads;
         if (threads_) {
             const std::size_t depth = cfg.queue_depth_frames;
-            tx_blocks_.resize(depth);
+            tx_blocks_.resize(cfg.tx_queue_frames);
             for (auto& b : tx_blocks_) {
                 b.bits.resize(tx_->max_block_bits());
             }
@@ -312,8 +312,8 @@ public:
             for (auto& c : rx_chunks_) {
                 c.llr.resize(rx_chunk_llrs);
             }
-            tx_full_ = std::make_unique<spsc_queue<std::uint32_t>>(depth);
-            tx_free_ = std::make_unique<spsc_queue<std::uint32_t>>(depth);
+            tx_full_ = std::make_unique<spsc_queue<std::uint32_t>>(cfg.tx_queue_frames);
+            tx_free_ = std::make_unique<spsc_queue<std::uint32_t>>(cfg.tx_queue_frames);
             rx_full_ = std::make_unique<spsc_queue<std::uint32_t>>(depth);
             rx_free_ = std::make_unique<spsc_queue<std::uint32_t>>(depth);
             start_workers();
@@ -621,6 +621,9 @@ private:
         if (cfg_.queue_depth_frames < 2 || cfg_.queue_depth_frames > 4096 ||
             (cfg_.queue_depth_frames & (cfg_.queue_depth_frames - 1)) != 0) {
             bad("queue_depth_frames", "must be a power of two in 2..4096");
+        }
+        if (cfg_.tx_queue_frames < 2 || cfg_.tx_queue_frames > 4096 || (cfg_.tx_queue_frames & (cfg_.tx_queue_frames - 1)) != 0) {
+            bad("tx_queue_frames", "must be a power of two in 2..4096");
         }
         if (cfg_.rx_stream_buffer_bytes == 0) {
             bad("rx_stream_buffer_bytes", "must be > 0");

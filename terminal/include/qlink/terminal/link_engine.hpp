@@ -91,7 +91,12 @@ struct link_engine_config {
     /// wants loss early rather than seconds of queued packets (64 KiB: 5 s at 100 kbit/s).
     std::size_t ip_queue_bytes = 64u << 10;
     std::size_t max_datagram_bytes = 65535;
-    std::size_t queue_depth_frames = 8;  ///< blocks queued between each worker and the transport (power of two)
+    std::size_t queue_depth_frames = 8;  ///< LLR chunks queued between the transport and the RX worker (power of two)
+    /// Frames the TX worker keeps encoded ahead of the transport, the one being sent included (power of
+    /// two). Each is latency: a frame waits behind them, and so do the ARQ acknowledgements in it
+    /// (8 frames of a 10 kbit/s RS I=1 link are 3.3 s). Raise it where a frame lasts less than the
+    /// worker's wake-up (~0.1 ms: above ~80 Mbit/s with 1 KiB frames).
+    std::size_t tx_queue_frames = 2;
     /// true: encode and decode run on two worker threads fed through bounded SPSC queues (pull_tx_bits
     /// hands out blocks the TX worker encoded ahead; push_rx_llrs queues and returns, waiting only
     /// when the queue is full). false: everything runs in the calling thread (deterministic; tests).

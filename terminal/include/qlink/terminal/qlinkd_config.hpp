@@ -71,10 +71,16 @@ struct qlinkd_config {
         double connect_timeout_s = 10.0;
         /// Coded bits per TX_BITS message; 0 = about 10 ms of the simulated line rate.
         std::uint32_t block_bits = 0;
-        /// Kernel send buffer: bounds how far ahead of the relay the transmitter runs (latency).
-        /// Every byte queued in the kernel is channel time ahead of the relay's clock, i.e. ARQ
-        /// round trip (4 KiB, which the kernel doubles, is 6.6 s of a 10 kbit/s return link).
+        /// Kernel send buffer. Every byte queued in the kernel (and in the relay's receive buffer)
+        /// is channel time ahead of the relay's clock, i.e. ARQ round trip: 4 KiB, which the
+        /// kernel doubles, is 0.8 s of a 10 kbit/s return link sent as TX_LLR bytes. tx_lead_s
+        /// keeps the transmitter from filling it.
         std::uint32_t send_buffer_bytes = 4096;
+        /// How far ahead of the simulated clock (the far end's messages) the transmitter may
+        /// hand bits to the relay, in simulated seconds: the queue between the link layer and
+        /// the air, i.e. the latency every frame (and every ARQ acknowledgement) waits in it.
+        /// The relay reads up to its read_ahead_s (0.25 s) early, so below that nothing queues.
+        double tx_lead_s = 0.05;
         /// UTC instant the relay's sim_time counts from (its "pass start"); required by PAT.
         std::optional<sim::time_point> sim_epoch;
     } air;

@@ -34,6 +34,10 @@ public:
     explicit clean_relay(config cfg) : cfg_(cfg)
     {
         lfd_ = qlink::test::listen_loopback(port_, true);
+        // As the real relay (air_relay::config::socket_buffer_bytes): a small receive buffer, inherited
+        // by the accepted connections. What waits in it is air time queued ahead of the line.
+        const int rcvbuf = 8192;
+        ::setsockopt(lfd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
         accept_thread_ = std::thread([this] { accept_both(); });
     }
     ~clean_relay()

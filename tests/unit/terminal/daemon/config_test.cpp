@@ -87,6 +87,7 @@ alt_m = 0
 host = "127.0.0.1"
 port = 40123
 block_bits = 8192
+tx_lead_s = 0.02
 [keys]
 source = "qkmd"
 socket = "/run/qkmd/inject.sock"
@@ -114,6 +115,7 @@ format = "json"
     EXPECT_TRUE(c.station.present);
     EXPECT_DOUBLE_EQ(c.station.lat_deg, 52.0116);
     EXPECT_EQ(c.keys.socket, "/run/qkmd/inject.sock");
+    EXPECT_DOUBLE_EQ(c.air.tx_lead_s, 0.02);
     EXPECT_TRUE(c.log.json);
     const auto e = make_engine_config(c);
     EXPECT_EQ(e.role, link_role::space);
@@ -142,6 +144,7 @@ TEST(qlinkd_config, bad_values_name_the_key_and_what_is_allowed)
         {"[link]\nrole = \"moon\"\n" + air + keys, {"link.role", "\"moon\"", "ground, space"}},
         {"[link]\nrole = \"ground\"\n" + keys, {"air.port", "required"}},
         {"[link]\nrole = \"ground\"\n[air]\nport = 70000\n" + keys, {"air.port", "70000", "1..65535"}},
+        {"[link]\nrole = \"ground\"\n[air]\nport = 4000\ntx_lead_s = 0\n" + keys, {"air.tx_lead_s", "0.005"}},
         {"[link]\nrole = \"ground\"\n" + air, {"keys.source", "qkmd, memory"}},
         {"[link]\nrole = \"ground\"\n" + air + "[keys]\nsource = \"qkmd\"\n", {"keys.socket", "required"}},
         {"[link]\nrole = \"ground\"\ntx_profile = \"turbo\"\n" + air + keys, {"link.tx_profile", "turbo", "ccsds-tm-rs223i4-conv12"}},

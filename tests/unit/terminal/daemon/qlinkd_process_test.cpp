@@ -177,6 +177,12 @@ TEST(qlinkd_process, file_and_datagrams_cross_the_link_intact_through_an_outage)
     EXPECT_GT(num(st_ground["frames"]["rx_ok"]), 100u);
     EXPECT_GT(num(st_space["arq"]["retransmissions"]), 0u) << "no retransmission: the outage did not hit the transfer";
     EXPECT_GT(num(st_space["keys"]["rotations"]), 0u);
+    // The round trip is the air's (frames each way, the decoders' windows), not queues: the
+    // transmitters run at most air.tx_lead_s ahead of the relay and encode at most two frames ahead
+    // (~0.18 s here; 0.37 s with neither; seconds once the relay's TCP buffers fill, as they did when
+    // a TUN test run saw 10 s of queued return link).
+    ASSERT_TRUE(st_space["arq"]["srtt_s"].is_number()) << st_space.dump();
+    EXPECT_LT(st_space["arq"]["srtt_s"].get<double>(), 0.6) << st_space.dump();
     EXPECT_GE(num(st_ground["arq"]["bytes_delivered"]), down.size());
     EXPECT_GE(num(st_ground["user"]["bytes_out"]), down.size() + dg.size());
     EXPECT_GE(num(st_space["user"]["bytes_in"]), down.size() + dg.size());

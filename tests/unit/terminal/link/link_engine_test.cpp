@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <deque>
@@ -19,6 +20,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -478,7 +480,37 @@ TEST(link_engine, bad_config_is_a_clear_error)
     c.rotate_every_frames = 4;
     expect_error(c, "rotate_every_frames");
     c = {};
+    c.tx_queue_frames = 3;
+    expect_error(c, "tx_queue_frames");
+    c = {};
+    c.queue_depth_frames = 1;
+    expect_error(c, "queue_depth_frames");
+    c = {};
     EXPECT_NO_THROW(link_engine::create(c, a, b));
+}
+
+// A frame encoded ahead waits for the ones before it to go out (and so do the acknowledgements in it):
+// the TX worker keeps at most tx_queue_frames encoded, the one being sent included.
+TEST(link_engine, tx_worker_encodes_at_most_tx_queue_frames_ahead_of_the_air)
+{
+    for (const std::size_t ahead : {std::size_t{2}, std::size_t{8}}) {
+        pair_fixture f(64, 40, true);
+        f.scfg.tx_queue_frames = ahead;
+        f.create();
+        const double frame_bits = modem::channel_bits_per_frame(*modem::find_profile(f.scfg.tx_profile));
+        // Three and a half frames through the transport: four taken from the worker.
+        std::vector<std::uint8_t> packed(static_cast<std::size_t>(frame_bits / 16));
+        std::size_t pulled = 0;
+        for (int k = 0; k < 7; ++k) pulled += f.space->pull_tx_bits(packed, 0.01 * k);
+        ASSERT_EQ(pulled, 7 * 8 * packed.size());
+        const auto taken = static_cast<std::uint64_t>(std::ceil(static_cast<double>(pulled) / frame_bits));
+        // Give the worker time to fill what it may (no bound depends on this wait: the worker can
+        // never exceed its queue, and it fills it within microseconds).
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        const std::uint64_t encoded = f.space->stats().frames_tx;
+        EXPECT_LE(encoded, taken - 1 + ahead) << "tx_queue_frames " << ahead;
+        EXPECT_GE(encoded, taken - 1 + ahead - 1) << "the worker should fill its queue (tx_queue_frames " << ahead << ")";
+    }
 }
 
 TEST(link_engine, garbage_on_the_air_is_counted_not_crashing)
