@@ -1061,7 +1061,9 @@ void demo_run::summarise(demo_result& r) {
               {"link keys", cfg_.link_keys_from_qkmd ? "from qkmd (QKD key stores), injection socket"
                                                      : "TEST ONLY seeded keys in qlinkd (not from QKD)"},
               {"key rotations", std::to_string(r.rotations)},
-              {"ARQ retransmissions", std::to_string(r.retransmissions)},
+              {"ARQ retransmissions", std::to_string(r.retransmissions) + (std::isfinite(last_.arq_srtt_s)
+                                                                                ? ", round trip " + fmt(last_.arq_srtt_s, 2) + " s (smoothed)"
+                                                                                : "")},
               {"fades recovered by ARQ", std::to_string(recovered) + " of " + std::to_string(fades)}});
     ts_.summary.emplace_back("outcome", r.ok ? "PASS" : "FAIL: " + r.failure);
 }
