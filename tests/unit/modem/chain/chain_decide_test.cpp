@@ -1,6 +1,7 @@
 // Tests the chain decoder's Viterbi decision at the end of each push: frame latency in frames, decide off, random pushes.
 #include "qlink/modem/coding_chain.hpp"
 #include "qlink/sim/awgn.hpp"
+#include "unit/modem/chain/chain_tx.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,31 +12,7 @@
 namespace qlink::modem {
 namespace {
 
-struct tx_stream {
-    std::vector<std::vector<std::uint8_t>> data;
-    std::vector<std::uint8_t> bits;
-    std::vector<std::size_t> frame_end;  // channel bit after frame k's last coded bit
-};
-
-tx_stream transmit(const chain_profile& p, std::size_t frames, std::uint64_t seed) {
-    chain_encoder enc(p);
-    tx_stream t;
-    std::mt19937_64 rng(seed);
-    std::vector<std::uint8_t> buf(std::max(enc.max_frame_bits(), enc.max_finish_bits()));
-    for (std::size_t f = 0; f < frames; ++f) {
-        std::vector<std::uint8_t> d(enc.data_bytes());
-        for (auto& b : d) b = static_cast<std::uint8_t>(rng());
-        const auto r = enc.encode(d, buf);
-        EXPECT_TRUE(r.ok);
-        t.bits.insert(t.bits.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.bits));
-        t.frame_end.push_back(t.bits.size());
-        t.data.push_back(std::move(d));
-    }
-    const auto r = enc.finish(buf);
-    EXPECT_TRUE(r.ok);
-    t.bits.insert(t.bits.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.bits));
-    return t;
-}
+using test::transmit;
 
 std::vector<llr_t> clean_soft(const std::vector<std::uint8_t>& bits) {
     std::vector<llr_t> s(bits.size());

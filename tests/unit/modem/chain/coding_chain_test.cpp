@@ -6,6 +6,7 @@
 #include "qlink/modem/optical_mod.hpp"
 #include "qlink/modem/randomizer.hpp"
 #include "qlink/sim/awgn.hpp"
+#include "unit/modem/chain/chain_tx.hpp"
 
 #include <gtest/gtest.h>
 
@@ -22,29 +23,8 @@ void PrintTo(const chain_profile& p, std::ostream* os) { *os << p.name; }
 
 namespace {
 
-struct tx_output {
-    std::vector<std::vector<std::uint8_t>> data;
-    std::vector<std::uint8_t> bits;
-};
-
-tx_output transmit(const chain_profile& p, std::size_t frames, std::uint64_t seed) {
-    chain_encoder enc(p);
-    tx_output t;
-    std::mt19937_64 rng(seed);
-    std::vector<std::uint8_t> buf(std::max(enc.max_frame_bits(), enc.max_finish_bits()));
-    for (std::size_t f = 0; f < frames; ++f) {
-        std::vector<std::uint8_t> d(enc.data_bytes());
-        for (auto& b : d) b = static_cast<std::uint8_t>(rng());
-        const auto r = enc.encode(d, buf);
-        EXPECT_TRUE(r.ok) << (r.error ? r.error : "");
-        t.bits.insert(t.bits.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.bits));
-        t.data.push_back(std::move(d));
-    }
-    const auto r = enc.finish(buf);
-    EXPECT_TRUE(r.ok);
-    t.bits.insert(t.bits.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.bits));
-    return t;
-}
+using test::transmit;
+using tx_output = test::chain_tx;
 
 struct rx_output {
     std::vector<std::vector<std::uint8_t>> good;  // data of frames with report.ok
