@@ -76,10 +76,11 @@ struct qlinkd_config {
         /// kernel doubles, is 0.8 s of a 10 kbit/s return link sent as TX_LLR bytes. tx_lead_s
         /// keeps the transmitter from filling it.
         std::uint32_t send_buffer_bytes = 4096;
-        /// How far ahead of the simulated clock (the far end's messages) the transmitter may
-        /// hand bits to the relay, in simulated seconds: the queue between the link layer and
-        /// the air, i.e. the latency every frame (and every ARQ acknowledgement) waits in it.
-        /// The relay reads up to its read_ahead_s (0.25 s) early, so below that nothing queues.
+        /// How far ahead of the relay's simulated clock the transmitter may hand a message to
+        /// the relay (its first bit's air time; a message adds its own length, block_bits): the
+        /// queue between the link layer and the air, i.e. latency for every frame and every ARQ
+        /// acknowledgement. The relay reads up to its read_ahead_s (0.25 s) early, so with a
+        /// lead + message below that nothing waits in socket buffers.
         double tx_lead_s = 0.05;
         /// UTC instant the relay's sim_time counts from (its "pass start"); required by PAT.
         std::optional<sim::time_point> sim_epoch;
