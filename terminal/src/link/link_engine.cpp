@@ -303,19 +303,18 @@ public:
         rx_streams_.resize(cfg.streams);
         threads_ = cfg.worker_threads;
         if (threads_) {
-            const std::size_t depth = cfg.queue_depth_frames;
             tx_blocks_.resize(cfg.tx_queue_frames);
             for (auto& b : tx_blocks_) {
                 b.bits.resize(tx_->max_block_bits());
             }
-            rx_chunks_.resize(depth);
+            rx_chunks_.resize(cfg.queue_depth_frames);
             for (auto& c : rx_chunks_) {
                 c.llr.resize(rx_chunk_llrs);
             }
             tx_full_ = std::make_unique<spsc_queue<std::uint32_t>>(cfg.tx_queue_frames);
             tx_free_ = std::make_unique<spsc_queue<std::uint32_t>>(cfg.tx_queue_frames);
-            rx_full_ = std::make_unique<spsc_queue<std::uint32_t>>(depth);
-            rx_free_ = std::make_unique<spsc_queue<std::uint32_t>>(depth);
+            rx_full_ = std::make_unique<spsc_queue<std::uint32_t>>(cfg.queue_depth_frames);
+            rx_free_ = std::make_unique<spsc_queue<std::uint32_t>>(cfg.queue_depth_frames);
             start_workers();
         }
     }

@@ -39,6 +39,13 @@ coded_stream encode_stream(conv_rate rate, std::size_t n, std::mt19937_64& rng) 
     return s;
 }
 
+// The coded bits as noiseless soft symbols.
+std::vector<llr_t> clean_soft(const coded_stream& s) {
+    std::vector<llr_t> soft(s.coded.size());
+    for (std::size_t i = 0; i < soft.size(); ++i) soft[i] = bit_to_llr(s.coded[i], 60);
+    return soft;
+}
+
 // One call of the sequence: `n` soft symbols through decode(), then decide() when `decide`.
 struct call {
     std::size_t n = 0;
@@ -121,8 +128,7 @@ TEST(viterbi_decide, random_cuts_of_a_clean_stream_give_every_bit_exactly_once) 
             std::mt19937_64 rng(seed * 100 + static_cast<unsigned>(rate));
             const std::size_t n = 60000;
             const auto s = encode_stream(rate, n, rng);
-            std::vector<llr_t> soft(s.coded.size());
-            for (std::size_t i = 0; i < soft.size(); ++i) soft[i] = bit_to_llr(s.coded[i], 60);
+            const auto soft = clean_soft(s);
             const auto calls = random_calls(soft.size(), rng);
             auto dec = make_stream(rate);
             const auto r = run_calls(*dec, rate, soft, calls);
@@ -142,8 +148,7 @@ TEST(viterbi_decide, every_length_at_the_stream_start_and_after_a_window) {
     std::mt19937_64 rng(7);
     const std::size_t n = 8192 + 96 + 600 + 2000;
     const auto s = encode_stream(conv_rate::r1_2, n, rng);
-    std::vector<llr_t> soft(s.coded.size());
-    for (std::size_t i = 0; i < soft.size(); ++i) soft[i] = bit_to_llr(s.coded[i], 60);
+    const auto soft = clean_soft(s);
     auto dec = make_stream(conv_rate::r1_2);
     for (std::size_t base : {std::size_t{0}, std::size_t{8192 + 96}}) {
         for (std::size_t k = 0; k <= 600; k += (k < 120 ? 1 : 37)) {
@@ -228,8 +233,7 @@ TEST(viterbi_decide, wide_window_and_long_traceback_cut_anywhere) {
     std::mt19937_64 rng(9);
     const std::size_t n = 90000;
     const auto s = encode_stream(conv_rate::r1_2, n, rng);
-    std::vector<llr_t> soft(s.coded.size());
-    for (std::size_t i = 0; i < soft.size(); ++i) soft[i] = bit_to_llr(s.coded[i], 60);
+    const auto soft = clean_soft(s);
     viterbi_decoder::config cfg;
     cfg.stream_window = 32768;
     cfg.traceback = 300;
@@ -245,8 +249,7 @@ TEST(viterbi_decide, nothing_pending_twice_in_a_row_and_other_modes) {
     std::mt19937_64 rng(5);
     const std::size_t n = 4000;
     const auto s = encode_stream(conv_rate::r1_2, n, rng);
-    std::vector<llr_t> soft(s.coded.size());
-    for (std::size_t i = 0; i < soft.size(); ++i) soft[i] = bit_to_llr(s.coded[i], 60);
+    const auto soft = clean_soft(s);
     auto dec = make_stream(conv_rate::r1_2);
     std::vector<std::uint8_t> out(dec->max_flush_bytes(), 0xAA);
     // Right after construction: nothing to decide.
