@@ -240,7 +240,6 @@ int register_all() {
     benchmark::RegisterBenchmark("viterbi/libfec_port", bm_libfec);
     benchmark::RegisterBenchmark("viterbi/volk_sse3_acs+traceback", bm_volk);
     for (isa level : supported_isas()) {
-        if (level == isa::avx512) continue;  // no AVX-512 kernel
         const std::string name(to_string(level));
         benchmark::RegisterBenchmark(("viterbi/qlink_block/" + name).c_str(),
                                      [name](benchmark::State& s) { bm_ours_block(s, name); });

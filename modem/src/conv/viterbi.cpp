@@ -154,6 +154,9 @@ isa_kernels kernels_for(isa level) {
     case isa::avx2:
         return {isa::avx2,        branch_sse41,   acs_avx2,             acs_dual_avx2,
                 lanes_branch_avx2, lanes_acs_avx2, lanes_traceback_avx2, lanes_transpose_avx2};
+    case isa::avx512:  // the lanes ACS; everything else (layouts included) is the AVX2 set
+        return {isa::avx512,      branch_sse41,     acs_avx2,             acs_dual_avx2,
+                lanes_branch_avx2, lanes_acs_avx512, lanes_traceback_avx2, lanes_transpose_avx2};
 #endif
     default:
         return {isa::generic,          branch_generic,       acs_generic,
@@ -954,24 +957,17 @@ std::unique_ptr<viterbi_decoder> create_viterbi_decoder(const viterbi_decoder::c
     const auto parsed = parse_isa(cfg.isa);
     if (!parsed)
         throw std::invalid_argument("viterbi_decoder: isa '" + cfg.isa +
-                                    "' unknown (allowed: auto, generic, sse41, avx2)");
-    isa level = *parsed;
-    if (cfg.isa == "auto") {
-        level = std::min(level, isa::avx2);  // no AVX-512 kernel: widest written is AVX2
-    } else {
-        if (level == isa::avx512)
-            throw std::invalid_argument("viterbi_decoder: isa 'avx512' has no kernel (allowed: generic, sse41, avx2)");
-        if (!isa_supported(level))
-            throw std::invalid_argument("viterbi_decoder: isa '" + cfg.isa + "' not supported by this CPU");
-    }
-#if !defined(__x86_64__)
-    level = isa::generic;
-#endif
+                                    "' unknown (allowed: auto, generic, sse41, avx2, avx512)");
+    // "auto" is best_isa(), already a level this CPU runs (QLINK_ISA caps it).
+    const isa level = *parsed;
+    if (cfg.isa != "auto" && !isa_supported(level))
+        throw std::invalid_argument("viterbi_decoder: isa '" + cfg.isa + "' not supported by this CPU");
     if (cfg.traceback < 35 || cfg.traceback > 4096)
         throw std::invalid_argument("viterbi_decoder: traceback must be in [35, 4096]");
     if (cfg.stream_window < viterbi_decoder::min_stream_window || cfg.stream_window > viterbi_decoder::max_stream_window ||
         cfg.stream_window % 256 != 0)
         throw std::invalid_argument("viterbi_decoder: stream_window must be a multiple of 256 in [8192, 262144]");
+    // Off x86 kernels_for() has only the generic set, whatever the level.
     return std::make_unique<conv_detail::viterbi_decoder_impl>(cfg, conv_detail::kernels_for(level));
 }
 

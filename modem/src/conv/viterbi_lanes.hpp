@@ -28,7 +28,8 @@ namespace qlink::modem::conv_detail {
 inline constexpr unsigned n_lanes = 32;
 
 struct lanes_state {
-    alignas(32) std::uint8_t metric[64 * n_lanes];  // [state][lane]
+    // 64-byte aligned: the AVX-512 kernel stores two states (one cache line) at a time.
+    alignas(64) std::uint8_t metric[64 * n_lanes];  // [state][lane]
     alignas(32) std::uint8_t pending_min[n_lanes];
     std::uint64_t step = 0;
     // A kernel's own digest of the last idx it was given (the AVX2 kernel's
@@ -108,6 +109,12 @@ struct lanes_own_events {
 };
 void lanes_own_events_of(const lanes_trace_plan& plan, const std::uint8_t* captured, lanes_own_events& e);
 
+/// The canonical label (G1 parity << 1) | G2 parity of butterfly i (old state i, input 0).
+constexpr unsigned lanes_can_label(unsigned i) {
+    auto par = [](unsigned x) { return static_cast<unsigned>(__builtin_popcount(x) & 1); };
+    return (par((2 * i) & 0x4fu) << 1) | par((2 * i) & 0x6du);
+}
+
 void lanes_branch_generic(const std::int8_t* pairs, std::size_t steps, std::uint8_t* bm);
 void lanes_transpose_generic(const std::int8_t* const* src, std::size_t c, std::size_t k, std::int8_t* dst);
 void lanes_acs_generic(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
@@ -124,6 +131,13 @@ void lanes_transpose_avx2(const std::int8_t* const* src, std::size_t c, std::siz
 void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
                     std::uint8_t* decisions);
 void lanes_traceback_avx2(const std::uint8_t* dec, const lanes_trace_plan& plan, std::uint32_t* words);
+/// The map m with idx[i] == m[lanes_can_label(i)] for every butterfly i (the decoder's own labels: see
+/// viterbi_lanes_avx2.cpp), cached in st; false when idx is not such a relabelling. Used by the AVX2 and
+/// AVX-512 kernels (needs AVX2).
+bool lanes_canonical_map_avx2(lanes_state& st, const std::uint8_t* idx, unsigned* m);
+/// The ACS only; the AVX2 branch, transpose and traceback kernels go with it (same layouts).
+void lanes_acs_avx512(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
+                      std::uint8_t* decisions);
 #endif
 
 }  // namespace qlink::modem::conv_detail

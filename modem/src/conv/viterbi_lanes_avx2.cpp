@@ -177,10 +177,7 @@ void two_steps(const __m256i* cur, __m256i* nxt, const __m256i* b0, const __m256
 // four metric vectors are loaded once in canonical order and no per-butterfly
 // index load or address arithmetic is left in the loop. Same arithmetic as
 // two_steps/one_step (and so acs_generic) in every lane.
-constexpr unsigned can_label(unsigned i) {
-    auto par = [](unsigned x) { return static_cast<unsigned>(__builtin_popcount(x) & 1); };
-    return (par((2 * i) & 0x4fu) << 1) | par((2 * i) & 0x6du);
-}
+constexpr unsigned can_label(unsigned i) { return lanes_can_label(i); }
 
 struct step_bm {
     __m256i v[4];  // branch metric vectors in canonical label order
@@ -326,6 +323,10 @@ bool canonical_map_cached(lanes_state& st, const std::uint8_t* idx, unsigned* m)
 }
 
 }  // namespace
+
+bool lanes_canonical_map_avx2(lanes_state& st, const std::uint8_t* idx, unsigned* m) {
+    return canonical_map_cached(st, idx, m);
+}
 
 void lanes_acs_avx2(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
                     std::uint8_t* decisions) {

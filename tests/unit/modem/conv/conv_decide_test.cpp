@@ -207,7 +207,7 @@ TEST(viterbi_decide, noisy_stream_ber_stays_at_the_undisturbed_level) {
 TEST(viterbi_decide, every_isa_gives_generic_output_for_the_same_calls) {
     std::vector<std::string> isas;
     for (isa level : supported_isas())
-        if (level == isa::sse41 || level == isa::avx2) isas.emplace_back(to_string(level));
+        if (level != isa::generic) isas.emplace_back(to_string(level));
     if (isas.empty()) GTEST_SKIP() << "no SIMD Viterbi kernel runs on this CPU";
     for (conv_rate rate : tested_rates) {
         std::mt19937_64 rng(40 + static_cast<unsigned>(rate));
