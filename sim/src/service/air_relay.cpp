@@ -1,6 +1,7 @@
 // Air relay: QAIR1 sessions on one Asio thread, paced reads, optical/RF channels per message, end of pass.
 #include "qlink/sim/air_relay.hpp"
 #include "service/listen.hpp"
+#include "service/role_session.hpp"
 
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
 
@@ -189,34 +190,23 @@ using steady = std::chrono::steady_clock;
 
 class relay_impl;
 
-class air_session : public std::enable_shared_from_this<air_session> {
+class air_session : public detail::role_session<air_session, relay_impl> {
 public:
-    air_session(tcp::socket s, relay_impl& relay) : socket_(std::move(s)), timer_(socket_.get_executor()), relay_(relay) {}
-    void start();
-    void close();
+    air_session(tcp::socket s, relay_impl& relay) : role_session(std::move(s), relay, {"QAIR1 ground", "QAIR1 space"}) {}
     void enqueue(std::vector<std::uint8_t> buf);
     std::size_t queued_bytes() const { return out_bytes_; }
-    int role() const { return role_; }
-    bool open() const { return open_; }
     void send_end_of_pass();
 
 private:
-    void read_hello_byte();
-    void on_hello();
-    void reject(const std::string& reason);
+    friend role_session;
+    void on_role();  // role(): 0 ground, 1 space
+    void on_close();
     void read_header();
     void read_payload();
     void schedule_next_read();
     void do_write();
 
-    tcp::socket socket_;
-    asio::steady_timer timer_;
-    relay_impl& relay_;
-    int role_ = -1;  // 0 ground, 1 space once the hello is accepted
-    bool open_ = true;
     bool eop_sent_ = false;
-    char hello_char_ = 0;
-    std::string hello_;
     std::array<std::uint8_t, air_header_size> hdr_{};
     air_header header_{};
     std::vector<std::uint8_t> payload_;
@@ -375,88 +365,38 @@ private:
     bool eop_done_ = false;
 };
 
-void air_session::start() {
-    auto self = shared_from_this();
-    timer_.expires_after(std::chrono::duration_cast<steady::duration>(
-        std::chrono::duration<double>(relay_.cfg().hello_timeout_s)));
-    timer_.async_wait([this, self](boost::system::error_code ec) {
-        if (!ec && role_ < 0 && open_) {
-            ++relay_.stats_mut().rejected;
-            close();
-        }
-    });
-    read_hello_byte();
-}
-
-// The hello is read a byte at a time so nothing after its newline is consumed early.
-void air_session::read_hello_byte() {
-    auto self = shared_from_this();
-    asio::async_read(socket_, asio::buffer(&hello_char_, 1), [this, self](boost::system::error_code ec, std::size_t) {
-        if (ec || !open_) {
-            if (open_) ++relay_.stats_mut().rejected;
-            return close();
-        }
-        if (hello_char_ == '\n') return on_hello();
-        if (hello_.size() >= 64) return reject("hello line longer than 64 characters");
-        hello_.push_back(hello_char_);
-        read_hello_byte();
-    });
-}
-
-void air_session::reject(const std::string& reason) {
-    ++relay_.stats_mut().rejected;
-    timer_.cancel();
-    std::string line = "ERR " + reason + "\n";
-    std::vector<std::uint8_t> b(line.begin(), line.end());
-    auto self = shared_from_this();
-    auto holder = std::make_shared<std::vector<std::uint8_t>>(std::move(b));
-    asio::async_write(socket_, asio::buffer(*holder), [this, self, holder](boost::system::error_code, std::size_t) {
-        close();
-    });
-}
-
-void air_session::on_hello() {
-    if (!hello_.empty() && hello_.back() == '\r') hello_.pop_back();
-    int role = -1;
-    if (hello_ == "QAIR1 ground") role = 0;
-    if (hello_ == "QAIR1 space") role = 1;
-    if (role < 0) return reject("bad hello, expected 'QAIR1 ground' or 'QAIR1 space'");
-    if (auto e = relay_.claim(role, shared_from_this()); !e.empty()) return reject(e);
-    timer_.cancel();
-    role_ = role;
-    ++relay_.stats_mut().connections;
-    relay_.clock().client_connected();
+void air_session::on_role() {
     char line[96];
-    std::snprintf(line, sizeof line, "OK %.17g %.17g\n", relay_.cfg().downlink_bps, relay_.cfg().return_bps);
+    std::snprintf(line, sizeof line, "OK %.17g %.17g\n", srv_.cfg().downlink_bps, srv_.cfg().return_bps);
     const std::string s(line);
     enqueue(std::vector<std::uint8_t>(s.begin(), s.end()));
-    if (relay_.pass_over()) send_end_of_pass();
+    if (srv_.pass_over()) send_end_of_pass();
     next_read_ = steady::now();
     read_header();
 }
 
 void air_session::send_end_of_pass() {
-    if (eop_sent_ || !open_) return;
+    if (eop_sent_ || !open()) return;
     eop_sent_ = true;
-    auto b = relay_.get_buffer(air_header_size);
-    encode_air_header({air_msg_type::end_of_pass, 0, 0, relay_.clock().sim_time()},
+    auto b = srv_.get_buffer(air_header_size);
+    encode_air_header({air_msg_type::end_of_pass, 0, 0, srv_.clock().sim_time()},
                       std::span<std::uint8_t, air_header_size>(b.data(), air_header_size));
-    ++relay_.stats_mut().end_of_pass_sent;  // before the write starts: a client may see it at once
+    ++srv_.stats_mut().end_of_pass_sent;  // before the write starts: a client may see it at once
     enqueue(std::move(b));
 }
 
 void air_session::read_header() {
     auto self = shared_from_this();
     asio::async_read(socket_, asio::buffer(hdr_), [this, self](boost::system::error_code ec, std::size_t) {
-        if (!open_) return;
+        if (!open()) return;
         if (ec) {
-            ++relay_.stats_mut().disconnects;
+            ++srv_.stats_mut().disconnects;
             return close();
         }
         const char* err = "";
         if (!decode_air_header(hdr_, header_, err) ||
             (header_.type != air_msg_type::tx_bits && header_.type != air_msg_type::tx_llr)) {
-            ++relay_.stats_mut().protocol_errors;
+            ++srv_.stats_mut().protocol_errors;
             return close();
         }
         read_payload();
@@ -467,18 +407,18 @@ void air_session::read_payload() {
     payload_.resize(header_.type == air_msg_type::tx_llr ? header_.count : air_packed_size(header_.count));
     auto self = shared_from_this();
     asio::async_read(socket_, asio::buffer(payload_), [this, self](boost::system::error_code ec, std::size_t) {
-        if (!open_) return;
+        if (!open()) return;
         if (ec) {
-            ++relay_.stats_mut().disconnects;
+            ++srv_.stats_mut().disconnects;
             return close();
         }
-        relay_.forward(role_, header_, payload_);
+        srv_.forward(role(), header_, payload_);
         // Pacing: a client may run read_ahead_s of sim time ahead; beyond that its bits are read
         // no faster than the line rate x speed (TCP backpressure holds the sender).
-        const double bps = (role_ == 1 ? relay_.cfg().downlink_bps : relay_.cfg().return_bps) * relay_.clock().speed();
+        const double bps = (role() == 1 ? srv_.cfg().downlink_bps : srv_.cfg().return_bps) * srv_.clock().speed();
         const auto now = steady::now();
         const auto ahead = std::chrono::duration_cast<steady::duration>(
-            std::chrono::duration<double>(relay_.cfg().read_ahead_s / relay_.clock().speed()));
+            std::chrono::duration<double>(srv_.cfg().read_ahead_s / srv_.clock().speed()));
         next_read_ = std::max(next_read_, now - ahead) +
                      std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(header_.count / bps));
         schedule_next_read();
@@ -487,9 +427,9 @@ void air_session::read_payload() {
 
 void air_session::schedule_next_read() {
     auto self = shared_from_this();
-    const auto peer = relay_.peer_of(role_);
+    const auto peer = srv_.peer_of(role());
     const auto now = steady::now();
-    if (peer && peer->queued_bytes() > relay_.cfg().max_queue_bytes) {
+    if (peer && peer->queued_bytes() > srv_.cfg().max_queue_bytes) {
         // The receiver is not keeping up: hold this sender until its queue drains.
         timer_.expires_after(std::chrono::milliseconds(5));
     } else if (next_read_ > now) {
@@ -498,46 +438,39 @@ void air_session::schedule_next_read() {
         return read_header();
     }
     timer_.async_wait([this, self](boost::system::error_code ec) {
-        if (ec || !open_) return;
+        if (ec || !open()) return;
         schedule_next_read();
     });
 }
 
 void air_session::enqueue(std::vector<std::uint8_t> buf) {
-    if (!open_) return relay_.put_buffer(std::move(buf));
+    if (!open()) return srv_.put_buffer(std::move(buf));
     out_bytes_ += buf.size();
     outq_.push_back(std::move(buf));
     if (!writing_) do_write();
 }
 
 void air_session::do_write() {
-    if (outq_.empty() || !open_) {
+    if (outq_.empty() || !open()) {
         writing_ = false;
         return;
     }
     writing_ = true;
     auto self = shared_from_this();
     asio::async_write(socket_, asio::buffer(outq_.front()), [this, self](boost::system::error_code ec, std::size_t) {
-        if (!open_) return;
+        if (!open()) return;
         if (ec) {
-            ++relay_.stats_mut().disconnects;
+            ++srv_.stats_mut().disconnects;
             return close();
         }
         out_bytes_ -= outq_.front().size();
-        relay_.put_buffer(std::move(outq_.front()));
+        srv_.put_buffer(std::move(outq_.front()));
         outq_.pop_front();
         do_write();
     });
 }
 
-void air_session::close() {
-    if (!open_) return;
-    open_ = false;
-    relay_.release(role_, this);
-    boost::system::error_code ec;
-    timer_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+void air_session::on_close() {
     outq_.clear();
     out_bytes_ = 0;
 }

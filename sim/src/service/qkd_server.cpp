@@ -1,6 +1,7 @@
 // QKD port: BB84 decoy blocks from qkd_channel at the pass transmittance, one Asio thread, same block ids at both ends.
 #include "qlink/sim/qkd_server.hpp"
 #include "service/listen.hpp"
+#include "service/role_session.hpp"
 
 #include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
 
@@ -95,30 +96,20 @@ using asio::ip::tcp;
 
 class qkd_impl;
 
-class qkd_session : public std::enable_shared_from_this<qkd_session> {
+class qkd_session : public detail::role_session<qkd_session, qkd_impl> {
 public:
-    qkd_session(tcp::socket s, qkd_impl& srv) : socket_(std::move(s)), timer_(socket_.get_executor()), srv_(srv) {}
-    void start();
-    void close();
-    bool open() const { return open_; }
-    int role() const { return role_; }
+    qkd_session(tcp::socket s, qkd_impl& srv) : role_session(std::move(s), srv, {"QKD1 alice", "QKD1 bob"}) {}
     /// Queues a shared block; false when the queue is over its limit (the block is dropped).
     bool enqueue(std::shared_ptr<const std::vector<std::uint8_t>> b);
 
 private:
-    void read_hello_byte();
-    void on_hello();
-    void reject(const std::string& reason);
+    friend role_session;
+    void on_role();  // role(): 0 alice, 1 bob
+    void on_close();
     void watch();
     void do_write();
 
-    tcp::socket socket_;
-    asio::steady_timer timer_;
-    qkd_impl& srv_;
-    int role_ = -1;  // 0 alice, 1 bob
-    bool open_ = true;
     char c_ = 0;
-    std::string hello_;
     std::deque<std::shared_ptr<const std::vector<std::uint8_t>>> outq_;
     std::size_t out_bytes_ = 0;
     bool writing_ = false;
@@ -303,57 +294,12 @@ private:
     std::shared_ptr<const std::vector<std::uint8_t>> end_blocks_[2];
 };
 
-void qkd_session::start() {
-    auto self = shared_from_this();
-    timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::chrono::duration<double>(srv_.cfg().hello_timeout_s)));
-    timer_.async_wait([this, self](boost::system::error_code ec) {
-        if (!ec && role_ < 0 && open_) {
-            ++srv_.stats_mut().rejected;
-            close();
-        }
-    });
-    read_hello_byte();
-}
-
-void qkd_session::read_hello_byte() {
-    auto self = shared_from_this();
-    asio::async_read(socket_, asio::buffer(&c_, 1), [this, self](boost::system::error_code ec, std::size_t) {
-        if (ec || !open_) {
-            if (open_) ++srv_.stats_mut().rejected;
-            return close();
-        }
-        if (c_ == '\n') return on_hello();
-        if (hello_.size() >= 64) return reject("hello line longer than 64 characters");
-        hello_.push_back(c_);
-        read_hello_byte();
-    });
-}
-
-void qkd_session::reject(const std::string& reason) {
-    ++srv_.stats_mut().rejected;
-    timer_.cancel();
-    auto line = std::make_shared<std::string>("ERR " + reason + "\n");
-    auto self = shared_from_this();
-    asio::async_write(socket_, asio::buffer(*line), [this, self, line](boost::system::error_code, std::size_t) { close(); });
-}
-
-void qkd_session::on_hello() {
-    if (!hello_.empty() && hello_.back() == '\r') hello_.pop_back();
-    int role = -1;
-    if (hello_ == "QKD1 alice") role = 0;
-    if (hello_ == "QKD1 bob") role = 1;
-    if (role < 0) return reject("bad hello, expected 'QKD1 alice' or 'QKD1 bob'");
-    if (auto e = srv_.claim(role, shared_from_this()); !e.empty()) return reject(e);
-    timer_.cancel();
-    role_ = role;
-    ++srv_.stats_mut().connections;
-    srv_.clock().client_connected();
+void qkd_session::on_role() {
     char line[64];
     std::snprintf(line, sizeof line, "OK %.17g\n", srv_.cfg().channel.pulse_rate_hz);
     const std::string s(line);
     enqueue(std::make_shared<const std::vector<std::uint8_t>>(s.begin(), s.end()));
-    if (srv_.ended()) enqueue(srv_.end_block(role_));
+    if (srv_.ended()) enqueue(srv_.end_block(role()));
     watch();
 }
 
@@ -361,7 +307,7 @@ void qkd_session::on_hello() {
 void qkd_session::watch() {
     auto self = shared_from_this();
     asio::async_read(socket_, asio::buffer(&c_, 1), [this, self](boost::system::error_code ec, std::size_t) {
-        if (!open_) return;
+        if (!open()) return;
         if (ec)
             ++srv_.stats_mut().disconnects;
         else
@@ -371,7 +317,7 @@ void qkd_session::watch() {
 }
 
 bool qkd_session::enqueue(std::shared_ptr<const std::vector<std::uint8_t>> b) {
-    if (!open_ || !b) return false;
+    if (!open() || !b) return false;
     if (out_bytes_ + b->size() > srv_.cfg().max_queue_bytes && b->size() > qkd_block_header_size) return false;
     out_bytes_ += b->size();
     outq_.push_back(std::move(b));
@@ -380,14 +326,14 @@ bool qkd_session::enqueue(std::shared_ptr<const std::vector<std::uint8_t>> b) {
 }
 
 void qkd_session::do_write() {
-    if (outq_.empty() || !open_) {
+    if (outq_.empty() || !open()) {
         writing_ = false;
         return;
     }
     writing_ = true;
     auto self = shared_from_this();
     asio::async_write(socket_, asio::buffer(*outq_.front()), [this, self](boost::system::error_code ec, std::size_t) {
-        if (!open_) return;
+        if (!open()) return;
         if (ec) {
             ++srv_.stats_mut().disconnects;
             return close();
@@ -398,14 +344,7 @@ void qkd_session::do_write() {
     });
 }
 
-void qkd_session::close() {
-    if (!open_) return;
-    open_ = false;
-    srv_.release(role_, this);
-    boost::system::error_code ec;
-    timer_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+void qkd_session::on_close() {
     outq_.clear();
     out_bytes_ = 0;
 }

@@ -172,6 +172,39 @@ TEST(qkd_server, alice_and_bob_get_matching_blocks_with_the_models_qber) {
     ::close(b);
 }
 
+// The opening both pass services share (sim/src/service/role_session.hpp), on the QKD port: CRLF
+// accepted, an overlong line and a silent client rejected and counted, a role free again once its
+// client leaves.
+TEST(qkd_server, hello_line_rules_timeout_and_role_release) {
+    static const pass_world world(bundled_tle(), default_config());
+    pass_clock clock(world.duration_s(), 50.0, 1);
+    qkd_server::config qc;
+    qc.channel.pulse_rate_hz = 1e5;
+    qc.hello_timeout_s = 0.3;
+    auto srv = start_qkd_server(qc, world, clock);
+    std::string r;
+    int fd = hello(srv->port(), std::string(65, 'Q') + "\n", r);
+    EXPECT_EQ(r, "ERR hello line longer than 64 characters");
+    ::close(fd);
+
+    fd = qlink::test::connect_loopback(srv->port(), 20);  // says nothing
+    ASSERT_GE(fd, 0);
+    char c;
+    EXPECT_LE(::recv(fd, &c, 1, 0), 0);  // closed by the server after hello_timeout_s
+    ::close(fd);
+    EXPECT_EQ(srv->stats().rejected.load(), 2u);
+
+    const int a = hello(srv->port(), "QKD1 alice\r\n", r);
+    EXPECT_EQ(r.rfind("OK ", 0), 0u) << r;
+    ::close(a);
+    for (int i = 0; i < 100 && srv->stats().disconnects.load() == 0; ++i) ::usleep(20000);
+    const int again = hello(srv->port(), "QKD1 alice\n", r);
+    EXPECT_EQ(r.rfind("OK ", 0), 0u) << r;
+    ::close(again);
+    EXPECT_EQ(srv->stats().connections.load(), 2u);
+    EXPECT_EQ(srv->stats().rejected.load(), 2u);
+}
+
 TEST(qkd_server, end_of_pass_block_link_down_flags_and_bad_clients) {
     pass_world::config wc;
     {
