@@ -28,14 +28,15 @@ namespace {
 //   (saturating adds; c = canonical label of butterfly a, W[c] = [v[c] | v[c ^ 2]] since the label of
 //   a + 1 is can(a) ^ 2; X0 <= X1 per half is the decision, set = the predecessor without the high bit,
 //   ties included, as in acs_generic). Layout 1 is these slots: [x | x + 2] for x % 4 < 2.
-// * Broadcast step, layout 1 (or 0) -> layout 0. A = [old i | old i], B = [old i + 32 | old i + 32]
+// * Broadcast step, layout 1 -> layout 0. A = [old i | old i], B = [old i + 32 | old i + 32]
 //   (vbroadcasti64x4 from wherever the layout keeps them), X0 = A + [v[c] | v[c ^ 3]] = [x0 | y0],
 //   X1 = B + [v[c ^ 3] | v[c]] = [x1 | y1], N = min = [new 2i | new 2i + 1]: a slot of layout 0.
 //
 // Either way a ZMM add, min, compare and masked add (the decision bits) serve two new states, where the
 // AVX2 butterfly spends 5 YMM operations per state. The pair step needs no broadcasts, which on Zen 5
 // take a vector ALU slot like an add (4 vbroadcasti64x4 + 8 vpminub: 3.35 cycles; 8 vpminub alone, or
-// with 4 plain ZMM loads: 1.93). A call ends in layout 0 (a lone last step is a broadcast step from it).
+// with 4 plain ZMM loads: 1.93). A call ends in layout 0 (after a lone last step layout 1 is copied back:
+// less code than a broadcast step from layout 0, and block decodes ~2 % faster).
 //
 // ACS microbenchmark (304 steps of 32 lanes in calls of 64, decisions kept, best of 3000 runs, builds
 // alternated; cycles per step at 3.86 GHz, host shared): AVX2 kernel 96; broadcast steps only 73-74;
@@ -153,13 +154,11 @@ __attribute__((always_inline)) inline void pair_unit(step_ctx& c, const std::uin
     put<mode, keep, 4 * u + 1, 2, 2 * (u % 2) + 1, 2 * u + 1>(c, y0, y1, _mm512_min_epu8(y0, y1));
 }
 
-// Broadcast step butterfly i, inputs from layout `from` (0 or 1).
-template <int mode, bool keep, unsigned from, unsigned i>
+// Broadcast step butterfly i, inputs from layout 1.
+template <int mode, bool keep, unsigned i>
 __attribute__((always_inline)) inline void fly(step_ctx& c, const std::uint8_t* cur, const __m512i* w) {
     constexpr unsigned cv = lanes_can_label(i);
-    auto at = [&](unsigned s) {
-        return reinterpret_cast<const __m256i*>(cur + (from == 0 ? 32 * s : offset1(s)));
-    };
+    auto at = [&](unsigned s) { return reinterpret_cast<const __m256i*>(cur + offset1(s)); };
     const __m512i a = both_halves(_mm256_load_si256(at(i))), b = both_halves(_mm256_load_si256(at(i + 32)));
     const __m512i x0 = _mm512_adds_epu8(a, w[cv]), x1 = _mm512_adds_epu8(b, w[cv ^ 3u]);
     put<mode, keep, 2 * i, 1, i % 4, i>(c, x0, x1, _mm512_min_epu8(x0, x1));
@@ -171,10 +170,10 @@ __attribute__((always_inline)) inline void pair_units(step_ctx& c, const std::ui
     (pair_unit<mode, keep, u>(c, cur, w), ...);
 }
 
-template <int mode, bool keep, unsigned from, unsigned... i>
+template <int mode, bool keep, unsigned... i>
 __attribute__((always_inline)) inline void flies(step_ctx& c, const std::uint8_t* cur, const __m512i* w,
                                                 std::integer_sequence<unsigned, i...>) {
-    (fly<mode, keep, from, i>(c, cur, w), ...);
+    (fly<mode, keep, i>(c, cur, w), ...);
 }
 
 // The steps return the pending minimum after them. Not inlined and 64-byte aligned, like the AVX2
@@ -194,7 +193,7 @@ __attribute__((noinline, aligned(64))) __m256i pair_step(const std::uint8_t* cur
     return pending_after<mode>(c, pend);
 }
 
-template <int mode, bool keep, unsigned from>
+template <int mode, bool keep>
 __attribute__((noinline, aligned(64))) __m256i broadcast_step(const std::uint8_t* cur, std::uint8_t* nxt,
                                                              const __m256i* b, const unsigned* m, std::uint8_t* d,
                                                              __m256i pend) {
@@ -202,11 +201,11 @@ __attribute__((noinline, aligned(64))) __m256i broadcast_step(const std::uint8_t
     init(c, nxt, d, pend);
     __m512i w[4];
     load_w<3>(b, m, w);
-    flies<mode, keep, from>(c, cur, w, std::make_integer_sequence<unsigned, 32>{});
+    flies<mode, keep>(c, cur, w, std::make_integer_sequence<unsigned, 32>{});
     return pending_after<mode>(c, pend);
 }
 
-// By kind (pair from 0, broadcast from 1, broadcast from 0), keep and phase (step % 8).
+// By kind (pair, broadcast), keep and phase (step % 8).
 template <template <int, bool> class K>
 struct by_phase {
     static constexpr step_fn of[2][8] = {
@@ -221,14 +220,9 @@ struct pair_k {
     static constexpr step_fn f = pair_step<mode, keep>;
 };
 template <int mode, bool keep>
-struct bcast1_k {
-    static constexpr step_fn f = broadcast_step<mode, keep, 1>;
+struct bcast_k {
+    static constexpr step_fn f = broadcast_step<mode, keep>;
 };
-template <int mode, bool keep>
-struct bcast0_k {
-    static constexpr step_fn f = broadcast_step<mode, keep, 0>;
-};
-
 }  // namespace
 
 void lanes_acs_avx512(lanes_state& st, const std::uint8_t* idx, const std::uint8_t* bm, std::size_t steps,
@@ -250,12 +244,14 @@ void lanes_acs_avx512(lanes_state& st, const std::uint8_t* idx, const std::uint8
     // st.metric (layout 0) -> buf (layout 1) -> st.metric (layout 0).
     for (; t + 2 <= steps; t += 2, step += 2) {
         pend = by_phase<pair_k>::of[keep][step & 7u](st.metric, buf, b + 4 * t, m, row(t), pend);
-        pend = by_phase<bcast1_k>::of[keep][(step + 1) & 7u](buf, st.metric, b + 4 * (t + 1), m, row(t + 1), pend);
+        pend = by_phase<bcast_k>::of[keep][(step + 1) & 7u](buf, st.metric, b + 4 * (t + 1), m, row(t + 1), pend);
     }
     if (t < steps) {
-        pend = by_phase<bcast0_k>::of[keep][step & 7u](st.metric, buf, b + 4 * t, m, row(t), pend);
-        for (unsigned j = 0; j < 32; ++j)  // not memcpy: its rep movsq start-up showed in profiles
-            _mm512_store_si512(st.metric + 64 * j, _mm512_load_si512(buf + 64 * j));
+        // A lone last step: a pair step and its layout 1 copied back (see the top).
+        pend = by_phase<pair_k>::of[keep][step & 7u](st.metric, buf, b + 4 * t, m, row(t), pend);
+        for (unsigned s = 0; s < 64; ++s)
+            _mm256_store_si256(reinterpret_cast<__m256i*>(st.metric + 32 * s),
+                               _mm256_load_si256(reinterpret_cast<const __m256i*>(buf + offset1(s))));
         ++step;
     }
     _mm256_store_si256(reinterpret_cast<__m256i*>(st.pending_min), pend);
