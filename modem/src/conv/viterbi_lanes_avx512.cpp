@@ -32,19 +32,20 @@ namespace {
 //   (vbroadcasti64x4 from wherever the layout keeps them), X0 = A + [v[c] | v[c ^ 3]] = [x0 | y0],
 //   X1 = B + [v[c ^ 3] | v[c]] = [x1 | y1], N = min = [new 2i | new 2i + 1]: a slot of layout 0.
 //
-// Either way a ZMM add, min, compare and masked add (the decision bits) serve two new states, where the
-// AVX2 butterfly spends 5 YMM operations per state. The pair step needs no broadcasts, which on Zen 5
+// Either way 2 saturating adds, a min, a compare (into a mask register) and a masked add (the decision
+// bits) make one ZMM of two new states, where the AVX2 butterfly spends 5 YMM operations per state. The pair step needs no broadcasts, which on Zen 5
 // take a vector ALU slot like an add (4 vbroadcasti64x4 + 8 vpminub: 3.35 cycles; 8 vpminub alone, or
 // with 4 plain ZMM loads: 1.93). A call ends in layout 0 (after a lone last step layout 1 is copied back:
 // less code than a broadcast step from layout 0, and block decodes ~2 % faster).
 //
 // ACS microbenchmark (304 steps of 32 lanes in calls of 64, decisions kept, best of 3000 runs, builds
 // alternated; cycles per step at 3.86 GHz, host shared): AVX2 kernel 96; broadcast steps only 73-74;
-// pair + broadcast steps as here 66 (whole decoder: 5-10 % faster than broadcast steps only). Tried and
-// dropped: cycling through layouts 1..5 with pair steps only (slots [x | x + 2^e]; layout 5 needs one
-// vinserti64x4 per input): 65-67 here, but with a copy back to layout 0 per call and 4x the code the
-// whole block decode was ~5 % slower than broadcast steps only; two steps fused in registers: slower
-// with decisions (73-75).
+// pair + broadcast steps as here 64-66 (whole decoder: 5-10 % faster than broadcast steps only). Tried
+// and dropped: cycling through layouts 1..5 with pair steps only (slots [x | x + 2^e]; layout 5 needs
+// one vinserti64x4 per input): 65-67 here, but with a copy back to layout 0 per call and 4x the code
+// the whole block decode was ~5 % slower than broadcast steps only; two pair steps per broadcast step:
+// 59 here, 2-5 % slower in the decoder (the code again); two steps fused in registers: slower with
+// decisions (73-75).
 
 __attribute__((always_inline)) inline __m512i both_halves(__m256i v) { return _mm512_broadcast_i64x4(v); }
 
