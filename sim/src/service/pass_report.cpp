@@ -1,5 +1,6 @@
 // Pass tables and their writers: CSV, JSON and a small self-contained SVG line plot.
 #include "qlink/sim/pass_report.hpp"
+#include "qlink/sim/report_text.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -50,6 +51,10 @@ report_table pass_geometry_table(const sgp4_propagator& sat, const ground_statio
 
 namespace {
 
+using report_text::json_string;
+using report_text::nice_step;
+using report_text::xml_escape;
+
 std::string num(double v) {
     if (!std::isfinite(v)) return {};
     char b[32];
@@ -57,52 +62,10 @@ std::string num(double v) {
     return b;
 }
 
-std::string json_string(std::string_view s) {
-    std::string o = "\"";
-    for (char c : s) {
-        switch (c) {
-        case '"': o += "\\\""; break;
-        case '\\': o += "\\\\"; break;
-        case '\n': o += "\\n"; break;
-        case '\t': o += "\\t"; break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) {
-                char b[8];
-                std::snprintf(b, sizeof b, "\\u%04x", c);
-                o += b;
-            } else {
-                o += c;
-            }
-        }
-    }
-    return o + "\"";
-}
-
-std::string xml_escape(std::string_view s) {
-    std::string o;
-    for (char c : s) {
-        if (c == '<') o += "&lt;";
-        else if (c == '>') o += "&gt;";
-        else if (c == '&') o += "&amp;";
-        else if (c == '"') o += "&quot;";
-        else o += c;
-    }
-    return o;
-}
-
 bool is_number(const std::string& s) {
     double v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     return !s.empty() && ec == std::errc{} && p == s.data() + s.size() && std::isfinite(v);
-}
-
-// A "nice" tick step (1, 2, 5 x 10^k) giving about `target` intervals over span.
-double nice_step(double span, int target) {
-    if (!(span > 0.0)) return 1.0;
-    const double raw = span / target;
-    const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-    const double r = raw / mag;
-    return (r < 1.5 ? 1.0 : r < 3.5 ? 2.0 : r < 7.5 ? 5.0 : 10.0) * mag;
 }
 
 }  // namespace

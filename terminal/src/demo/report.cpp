@@ -1,5 +1,6 @@
 // The pass report: time series to CSV/JSON and a self-contained report.html with inline SVG plots.
 #include "qlink/terminal/report.hpp"
+#include "qlink/sim/report_text.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +13,11 @@
 namespace qlink::terminal {
 
 namespace {
+
+using sim::report_text::csv_field;
+using sim::report_text::json_string;
+using sim::report_text::nice_step;
+using sim::report_text::xml_escape;
 
 using str_member = std::string pass_sample::*;
 using num_member = double pass_sample::*;
@@ -59,56 +65,6 @@ std::string num(double v, const char* fmt = "%.10g") {
     char b[48];
     std::snprintf(b, sizeof b, fmt, v);
     return b;
-}
-
-std::string json_string(std::string_view s) {
-    std::string o = "\"";
-    for (char c : s) {
-        switch (c) {
-        case '"': o += "\\\""; break;
-        case '\\': o += "\\\\"; break;
-        case '\n': o += "\\n"; break;
-        case '\t': o += "\\t"; break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) {
-                char b[8];
-                std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
-                o += b;
-            } else {
-                o += c;
-            }
-        }
-    }
-    return o + "\"";
-}
-
-std::string xml_escape(std::string_view s) {
-    std::string o;
-    for (char c : s) {
-        if (c == '<') o += "&lt;";
-        else if (c == '>') o += "&gt;";
-        else if (c == '&') o += "&amp;";
-        else if (c == '"') o += "&quot;";
-        else if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') o += ' ';  // not allowed in XML 1.0
-        else o += c;
-    }
-    return o;
-}
-
-std::string csv_field(std::string_view s) {
-    if (s.find_first_of(",\"\n") == std::string_view::npos) return std::string(s);
-    std::string o = "\"";
-    for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return o + "\"";
-}
-
-// A "nice" tick step (1, 2, 5 x 10^k) giving about `target` intervals over span.
-double nice_step(double span, int target) {
-    if (!(span > 0.0)) return 1.0;
-    const double raw = span / target;
-    const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-    const double r = raw / mag;
-    return (r < 1.5 ? 1.0 : r < 3.5 ? 2.0 : r < 7.5 ? 5.0 : 10.0) * mag;
 }
 
 std::string tick_label(double v, double step) {

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "qlink/sim/pass_report.hpp"
+#include "qlink/sim/report_text.hpp"
 #include "qlink/sim/stream_server.hpp"
 
 namespace {
@@ -190,3 +191,27 @@ TEST(report, svg_has_one_panel_per_series_and_breaks_at_nan) {
 }
 
 }  // namespace
+
+// The escaping both pass reports share (qlink/sim/report_text.hpp): names in a report come from files.
+TEST(report_text, escapes_json_xml_and_csv_control_characters_included) {
+    using namespace qlink::sim::report_text;
+    EXPECT_EQ(json_string("a\"b\\c\nd\x01"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+    EXPECT_EQ(xml_escape("<a & \"b\">\x01\x1f"), "&lt;a &amp; &quot;b&quot;&gt;  ");
+    EXPECT_EQ(xml_escape("tab\tand\nline"), "tab\tand\nline");
+    EXPECT_EQ(csv_field("plain"), "plain");
+    EXPECT_EQ(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+    EXPECT_DOUBLE_EQ(nice_step(100.0, 5), 20.0);
+    EXPECT_DOUBLE_EQ(nice_step(0.7, 8), 0.1);
+    EXPECT_DOUBLE_EQ(nice_step(0.0, 5), 1.0);
+}
+
+TEST(report, svg_plot_title_and_labels_are_escaped_control_characters_included) {
+    qlink::sim::svg_panel p;
+    p.label = "snr <dB>\x02";
+    p.y = {1.0, 2.0, 3.0};
+    const std::string svg = qlink::sim::render_svg_plot("pass \x01<QLINK&1>", {0.0, 1.0, 2.0}, "t [s]", {p});
+    EXPECT_NE(svg.find("pass  &lt;QLINK&amp;1&gt;"), std::string::npos);
+    EXPECT_NE(svg.find("snr &lt;dB&gt; "), std::string::npos);
+    EXPECT_EQ(svg.find('\x01'), std::string::npos);
+    EXPECT_EQ(svg.find('\x02'), std::string::npos);
+}
