@@ -70,12 +70,16 @@ void bm_decode(benchmark::State& state, ldpc_code_id id, double ebn0_db, bool ea
 // C2: 10 iterations always, and early termination at 4.0 dB (FER about 1e-3 for this decoder, see docs/performance.md, LDPC section).
 BENCHMARK_CAPTURE(bm_decode, c2_10it_generic, ldpc_code_id::c2, 4.0, false, "generic");
 BENCHMARK_CAPTURE(bm_decode, c2_10it_avx2, ldpc_code_id::c2, 4.0, false, "avx2");
+BENCHMARK_CAPTURE(bm_decode, c2_10it_avx512, ldpc_code_id::c2, 4.0, false, "avx512");
 BENCHMARK_CAPTURE(bm_decode, c2_et_4p0dB_avx2, ldpc_code_id::c2, 4.0, true, "avx2");
+BENCHMARK_CAPTURE(bm_decode, c2_et_4p0dB_avx512, ldpc_code_id::c2, 4.0, true, "avx512");
 BENCHMARK_CAPTURE(bm_decode, c2_et_4p0dB_generic, ldpc_code_id::c2, 4.0, true, "generic");
 BENCHMARK_CAPTURE(bm_decode, ar4ja_r12_k4096_10it_generic, ldpc_code_id::ar4ja_r12_k4096, 1.5, false, "generic");
 BENCHMARK_CAPTURE(bm_decode, ar4ja_r12_k4096_10it_avx2, ldpc_code_id::ar4ja_r12_k4096, 1.5, false, "avx2");
+BENCHMARK_CAPTURE(bm_decode, ar4ja_r12_k4096_10it_avx512, ldpc_code_id::ar4ja_r12_k4096, 1.5, false, "avx512");
 BENCHMARK_CAPTURE(bm_decode, ar4ja_r12_k4096_et_1p5dB_avx2, ldpc_code_id::ar4ja_r12_k4096, 1.5, true, "avx2");
 BENCHMARK_CAPTURE(bm_decode, ar4ja_r12_k1024_10it_avx2, ldpc_code_id::ar4ja_r12_k1024, 2.0, false, "avx2");
+BENCHMARK_CAPTURE(bm_decode, ar4ja_r12_k1024_10it_avx512, ldpc_code_id::ar4ja_r12_k1024, 2.0, false, "avx512");
 
 // Inter-frame: 32 codewords per call across the AVX2 lanes.
 void bm_decode_batch(benchmark::State& state, ldpc_code_id id, double ebn0_db, bool early_termination, const char* isa_name) {

@@ -195,6 +195,12 @@ std::unique_ptr<ldpc_batch_decoder> create_ldpc_batch_decoder(const ldpc_decoder
 
 std::unique_ptr<ldpc_decoder> create_ldpc_decoder(const ldpc_decoder::config& cfg) {
     check_config(cfg);
+#if defined(QLINK_LDPC_HAVE_AVX512)
+    // Codes whose 64-row groups would share a column (AR4JA with M = 128, where
+    // z = 32) keep the AVX2 decoder.
+    if (*parse_isa(cfg.isa) >= isa::avx512)
+        if (auto dec = detail::make_ldpc_decoder_avx512(cfg)) return dec;
+#endif
 #if defined(QLINK_LDPC_HAVE_AVX2)
     if (*parse_isa(cfg.isa) >= isa::avx2) return detail::make_ldpc_decoder_avx2(cfg);
 #endif

@@ -27,10 +27,11 @@ constexpr int lanes = 32;
 // end of a partial group (C2: 511 = 15 x 32 + 31 rows; that lane reads the
 // value of row 0's column, which no other row of the group writes, and its
 // message stays 0, so q = l there too).
-struct mirror_copy {
-    std::uint32_t from;
-    std::uint32_t to;
-};
+// (ldpc_build_schedule builds this layout for any width; ldpc_decoder_avx512
+// walks it with 64 rows per vector.)
+using mirror_copy = ldpc_mirror_copy;
+using group = ldpc_group;
+using group_run = ldpc_group_run;
 
 // pack_hard_decisions, 32 at a time: bytes reversed within each group of 8 so
 // that movemask puts the first LLR of a group in the byte's MSB. (The scalar
@@ -62,133 +63,26 @@ struct alignas(32) vec_bytes {
     std::int8_t b[32];
 };
 
-struct group {
-    std::uint32_t valid;   // rows in this group (32 except at the end of a row block)
-    std::uint32_t first;   // index of its first edge in pos_ and msg_
-    std::uint32_t degree;  // edges per row
-    std::uint32_t copies_begin, copies_end;  // its mirror copies in copies_
-    std::uint32_t pins;    // index of its first pin mask in pins_ (pinned groups only)
-    bool clean;            // no edge of this group has pinned lanes
-    bool chained;          // overlapped with the next group of its row block (see run_chain)
-};
-
-// Consecutive groups [begin, end) that one kernel decodes.
-struct group_run {
-    std::uint32_t begin, end;
-    std::uint32_t degree;
-    bool clean, chained;
-};
-
-// True when any `rows` consecutive rows of row block `b` share no column
-// (two circulants of one column block must be at least `rows` apart, both ways
-// round the circulant).
-bool rows_apart(const ldpc_code& code, std::size_t b, std::size_t rows) {
-    const std::size_t z = code.z();
-    if (z < rows) return false;
-    const auto& edges = code.edges();
-    for (std::size_t e1 = code.row_begin(b); e1 < code.row_begin(b + 1); ++e1)
-        for (std::size_t e2 = e1 + 1; e2 < code.row_begin(b + 1); ++e2) {
-            if (edges[e1].col_block != edges[e2].col_block) continue;
-            const std::size_t d = (edges[e1].shift + z - edges[e2].shift) % z;
-            if (std::min(d, z - d) < rows) return false;
-        }
-    return true;
-}
-
 class ldpc_decoder_avx2 final : public ldpc_decoder {
 public:
     explicit ldpc_decoder_avx2(const config& cfg) : cfg_(cfg), code_(cfg.code) {
-        ldpc_check_groups(code_);
+        ldpc_schedule sched = ldpc_build_schedule(code_, lanes, cfg.rule);
         cap_ = _mm256_set1_epi8(static_cast<char>(magnitude_cap(cfg)));
-        const std::size_t z = code_.z();
-        stride_ = z + 2 * lanes;  // values, mirror, padding
-        buf_store_.assign(lanes + code_.col_blocks() * stride_ + 2 * lanes + 64, 0);
+        stride_ = sched.stride;
+        buf_store_.assign(sched.buffer_bytes(code_), 0);
         {
             const auto addr = reinterpret_cast<std::uintptr_t>(buf_store_.data());
             buf_ = buf_store_.data() + ((64 - addr % 64) % 64);
         }
-        std::size_t max_dc = 0;
-        std::vector<std::uint32_t> pin_bits;
-        std::vector<std::size_t> block_of;  // row block of each group
-        std::vector<std::size_t> row0_of;   // its first row
-        for (std::size_t b = 0; b < code_.row_blocks(); ++b) {
-            const std::size_t e0 = code_.row_begin(b), dc = code_.row_begin(b + 1) - e0;
-            max_dc = std::max(max_dc, dc);
-            for (std::size_t r0 = 0; r0 < z; r0 += lanes) {
-                group g{};
-                g.valid = static_cast<std::uint32_t>(std::min<std::size_t>(lanes, z - r0));
-                g.first = static_cast<std::uint32_t>(pos_.size());
-                g.degree = static_cast<std::uint32_t>(dc);
-                g.copies_begin = static_cast<std::uint32_t>(copies_.size());
-                pin_bits.clear();
-                for (std::size_t e = 0; e < dc; ++e) {
-                    const auto& ed = code_.edges()[e0 + e];
-                    const std::size_t q = (r0 + ed.shift) % z;
-                    const auto pos = static_cast<std::uint32_t>(col_offset(ed.col_block) + q);
-                    std::uint32_t pin = 0;
-                    for (std::size_t l = 0; l < lanes; ++l)
-                        if (l >= g.valid || ed.col_block * z + (q + l) % z < code_.fill_bits()) pin |= 1u << l;
-                    pin_bits.push_back(pin);
-                    if (q + lanes > z) copies_.push_back({pos, static_cast<std::uint32_t>(pos - z)});
-                    if (q < lanes) copies_.push_back({pos, static_cast<std::uint32_t>(pos + z)});
-                    pos_.push_back(pos);
-                }
-                g.copies_end = static_cast<std::uint32_t>(copies_.size());
-                g.clean = std::all_of(pin_bits.begin(), pin_bits.end(), [](std::uint32_t p) { return p == 0; });
-                if (!g.clean) {
-                    g.pins = static_cast<std::uint32_t>(pins_.size());
-                    for (auto p : pin_bits) {
-                        pins_.emplace_back();
-                        _mm256_store_si256(reinterpret_cast<__m256i*>(&pins_.back()), lane_mask(p));
-                    }
-                }
-                groups_.push_back(g);
-                block_of.push_back(b);
-                row0_of.push_back(r0);
-            }
+        pos_ = std::move(sched.pos);
+        copies_ = std::move(sched.copies);
+        groups_ = std::move(sched.groups);
+        runs_ = std::move(sched.runs);
+        for (const std::uint64_t p : sched.pins) {
+            pins_.emplace_back();
+            _mm256_store_si256(reinterpret_cast<__m256i*>(&pins_.back()), lane_mask(static_cast<std::uint32_t>(p)));
         }
-        // Chains (see run_chain): the specialised kernels (normalized rule; C2:
-        // degree 32, AR4JA r=1/2: 3 and 6, clean) in row blocks where no two
-        // rows within 64 of each other share a column; a C2 chain takes pinned
-        // and clean groups alike. (Other rules run group by group, in runs
-        // split by pinned and clean groups.)
-        for (std::size_t i = 0; i < groups_.size(); ++i) {
-            group& g = groups_[i];
-            g.chained = cfg.rule == ldpc_min_sum::normalized &&
-                        (((g.degree == 3 || g.degree == 6) && g.clean) || g.degree == 32) &&
-                        rows_apart(code_, block_of[i], 2 * lanes);
-        }
-        // Runs of consecutive groups of one kind. A chain goes on into the next
-        // row block when that block's first group shares no column with the
-        // last group before it (all 32 lanes, pinned ones too).
-        const auto columns = [&](std::size_t i) {
-            std::vector<std::size_t> cols;
-            const std::size_t b = block_of[i];
-            for (std::size_t e = code_.row_begin(b); e < code_.row_begin(b + 1); ++e)
-                for (std::size_t l = 0; l < lanes; ++l)
-                    cols.push_back(code_.edges()[e].col_block * z + (row0_of[i] + code_.edges()[e].shift + l) % z);
-            std::sort(cols.begin(), cols.end());
-            return cols;
-        };
-        const auto disjoint = [&](std::size_t i, std::size_t j) {
-            const auto a = columns(i), b = columns(j);
-            std::vector<std::size_t> both;
-            std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
-            return both.empty();
-        };
-        for (std::size_t i = 0; i < groups_.size(); ++i) {
-            const group& g = groups_[i];
-            group_run* const r = runs_.empty() ? nullptr : &runs_.back();
-            const bool extend = r != nullptr && r->degree == g.degree && r->chained == g.chained &&
-                                (g.chained ? block_of[i - 1] == block_of[i] || disjoint(i - 1, i) : r->clean == g.clean);
-            if (extend) {
-                r->end = static_cast<std::uint32_t>(i + 1);
-                r->clean = r->clean && g.clean;
-            } else {
-                runs_.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + 1), g.degree, g.clean,
-                                 g.chained});
-            }
-        }
+        const std::size_t max_dc = sched.max_degree;
         msg_.assign(pos_.size(), vec_bytes{});
         q_.assign(2 * max_dc, vec_bytes{});
         app_.assign(code_.n_mother(), 0);
@@ -269,16 +163,9 @@ private:
     // scaled value stays within the limit. Both rules are monotonic and step
     // by at most one, so min(scale(m), limit) == scale(min(m, cap)) for every
     // m; starting the minima at the cap instead of 127 then makes the limit
-    // free. (Checked here for all 128 magnitudes.)
+    // free. (ldpc_magnitude_cap checks this for all 128 magnitudes.)
     static std::uint8_t magnitude_cap(const config& cfg) {
-        for (int cap = 127; cap >= 0; --cap) {
-            bool same = true;
-            for (int m = 0; m < 128 && same; ++m)
-                same = ldpc_scale(static_cast<std::uint8_t>(m), cfg.rule, cfg.offset, cfg.message_limit) ==
-                       ldpc_scale(static_cast<std::uint8_t>(std::min(m, cap)), cfg.rule, cfg.offset, 127);
-            if (same) return static_cast<std::uint8_t>(cap);
-        }
-        throw std::logic_error("ldpc avx2: no magnitude cap matches the message limit");
+        return ldpc_magnitude_cap(cfg.rule, cfg.offset, cfg.message_limit);
     }
 
     // Everything a group kernel reads besides the group itself, as locals:
