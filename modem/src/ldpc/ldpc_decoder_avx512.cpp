@@ -45,7 +45,9 @@ public:
     ldpc_decoder_avx512(const config& cfg, ldpc_schedule sched) : cfg_(cfg), code_(cfg.code) {
         cap_ = _mm512_set1_epi8(static_cast<char>(ldpc_magnitude_cap(cfg.rule, cfg.offset, cfg.message_limit)));
         stride_ = sched.stride;
-        buf_store_.assign(sched.buffer_bytes(code_), 0);
+        // Schedule first, then the buffer: the other way round (the AVX2
+        // decoder's order) C2 decoded 3-5 % slower (heap layout, 3 rounds).
+        buf_store_.assign(ldpc_schedule::buffer_bytes(code_, lanes), 0);
         {
             const auto addr = reinterpret_cast<std::uintptr_t>(buf_store_.data());
             buf_ = buf_store_.data() + ((64 - addr % 64) % 64);

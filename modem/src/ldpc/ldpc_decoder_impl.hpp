@@ -77,7 +77,10 @@ struct ldpc_schedule {
     std::vector<std::uint64_t> pins;  // per edge of the pinned groups: bit l set when lane l is pinned
 
     std::size_t col_offset(std::size_t c) const { return lanes + c * stride; }
-    std::size_t buffer_bytes(const ldpc_code& code) const { return lanes + code.col_blocks() * stride + 2 * lanes + 64; }
+    /// The buffer's size, 64 bytes of slack for the alignment included.
+    static std::size_t buffer_bytes(const ldpc_code& code, std::size_t lanes) {
+        return lanes + code.col_blocks() * (code.z() + 2 * lanes) + 2 * lanes + 64;
+    }
 };
 
 /// True when any `rows` consecutive rows of row block `b` share no column.
