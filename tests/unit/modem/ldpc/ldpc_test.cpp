@@ -480,6 +480,62 @@ TEST_P(ldpc_decoder_isa, matches_generic_bit_for_bit_on_every_code) {
     }
 }
 
+// A C2 word whose only unsatisfied checks are rows 63 and 127 of row block 0:
+// the last lane of two full 64-row groups (and lanes 31 of 32-row groups).
+// With saturated inputs the signs survive one iteration unchanged (messages
+// are capped at 48), so every decoder must report failure; a syndrome test
+// that skipped a vector's last lane would report success.
+TEST_P(ldpc_decoder_isa, syndrome_checks_the_last_lane_of_a_group) {
+    const ldpc_code code(ldpc_code_id::c2);
+    const std::size_t n = code.n_mother(), words = (n + 64) / 64;  // H | target column
+    // Rows of H bit-packed, the target (rows 63 and 127: even weight in each
+    // row block, so it is in the column space) in the last column; fill
+    // columns (known zero) left out.
+    std::vector<std::vector<std::uint64_t>> rows(code.m_rows(), std::vector<std::uint64_t>(words, 0));
+    for (std::size_t r = 0; r < code.m_rows(); ++r) {
+        for (auto c : code.row_columns(r))
+            if (c >= code.fill_bits()) rows[r][c / 64] |= std::uint64_t{1} << (c % 64);
+        if (r == 63 || r == 127) rows[r][n / 64] |= std::uint64_t{1} << (n % 64);
+    }
+    std::vector<std::size_t> pivot_col;
+    std::size_t rank = 0;
+    for (std::size_t col = 0; col < n && rank < rows.size(); ++col) {
+        std::size_t p = rank;
+        while (p < rows.size() && !((rows[p][col / 64] >> (col % 64)) & 1)) ++p;
+        if (p == rows.size()) continue;
+        std::swap(rows[p], rows[rank]);
+        for (std::size_t r = 0; r < rows.size(); ++r)
+            if (r != rank && ((rows[r][col / 64] >> (col % 64)) & 1))
+                for (std::size_t w = 0; w < words; ++w) rows[r][w] ^= rows[rank][w];
+        pivot_col.push_back(col);
+        ++rank;
+    }
+    std::vector<std::uint8_t> e(n, 0);  // free variables 0: e = the target read off the pivots
+    for (std::size_t r = 0; r < rank; ++r) e[pivot_col[r]] = static_cast<std::uint8_t>((rows[r][n / 64] >> (n % 64)) & 1);
+    for (std::size_t r = rank; r < rows.size(); ++r) ASSERT_FALSE((rows[r][n / 64] >> (n % 64)) & 1) << "target not reachable";
+    // Only rows 63 and 127 fail for the word e (the all-zero codeword plus e).
+    std::size_t failing = 0;
+    for (std::size_t r = 0; r < code.m_rows(); ++r) {
+        unsigned parity = 0;
+        for (auto c : code.row_columns(r)) parity ^= e[c];
+        if (parity) {
+            ++failing;
+            EXPECT_TRUE(r == 63 || r == 127) << r;
+        }
+    }
+    ASSERT_EQ(failing, 2u);
+    std::vector<llr_t> llr(code.n(), llr_t{127});
+    for (std::size_t i = code.fill_bits(); i < n; ++i)
+        llr[i - code.fill_bits()] = e[i] ? llr_t{-127} : llr_t{127};
+    for (bool et : {true, false}) {
+        auto dec = make(ldpc_code_id::c2, 1, et);
+        std::vector<std::uint8_t> out(code.k() / 8);
+        const auto res = dec->decode(llr, out);
+        EXPECT_EQ(res.iterations, 1u);
+        EXPECT_FALSE(res.success) << "early termination " << et;
+    }
+}
+
 // The AVX-512 decoder processes 64 consecutive rows of a row block at once,
 // which is the scalar layered schedule only when those rows share no column.
 // Checked here from H itself, row against row: every code passes except
