@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <stdexcept>
 
 namespace qlink::modem::detail {
 namespace {
@@ -16,7 +15,8 @@ namespace {
 // byte vectors, blends and the per-edge sign use mask registers (there is no
 // 512-bit vpsignb), and C2's partial group is 511 = 7 x 64 + 63 rows (its
 // pinned lane 63 reads row 0's column, which no other row of the group
-// writes: the 64-row groups share no column, checked at construction).
+// writes: 64-row groups share no column, which make_ldpc_decoder_avx512
+// checks; AR4JA r=4/5 k=1024, z = 32, is left to the AVX2 decoder).
 constexpr int lanes = 64;
 
 // pack_hard_decisions, 64 at a time: bytes reversed within each group of 8 so
@@ -180,12 +180,12 @@ private:
     // One group: degree D <= 8 keeps the values in registers, else in q_;
     // D = 0: degree known only at run time.
     //
-    // C2 gains least from the width (10 iterations: 565-575 Mbit/s against
-    // AVX2's 550; AR4JA 1.1-1.8x): its 64-row groups cannot be chained (see
+    // C2 gains least from the width (10 iterations: 544-553 Mbit/s against
+    // AVX2's 523-525, same binary; AR4JA 1.1-1.8x): its 64-row groups cannot be chained (see
     // ldpc_build_schedule), and a 64-row edge costs about twice a 32-row one.
     // Tried on C2, none more than 2 % (noise), none kept: the minima in four
     // independent chains; 8 or 16 of the 32 values in registers; the values
-    // read again instead of kept in q_ (12 % slower); the run-time degree
+    // read again instead of kept in q_ (13 % slower); the run-time degree
     // kernel instead of the unrolled one. Measured with wrong results, for the
     // bound: all loads aligned +8 %, all stores aligned +4 %, messages in 4 KB
     // instead of 32 KB +5 %, stores never read back (no store-to-load
