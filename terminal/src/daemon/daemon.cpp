@@ -1,6 +1,7 @@
 // qlinkd main loop: air transport threads, user TCP/UDP ports and TUN interface, telemetry HTTP, qkmd scrape, SIGTERM drain.
 #include "qlink/terminal/qlinkd.hpp"
 
+#include "qlink/modem/cpu.hpp"
 #include "qlink/keymgmt/https_server.hpp"
 #include "qlink/sim/air_client.hpp"
 #include "qlink/terminal/link_engine.hpp"
@@ -1037,7 +1038,8 @@ int daemon::run()
     log_.info("link", "starting",
               {{"tx_profile", cfg_.link.tx_profile}, {"rx_profile", cfg_.link.rx_profile},
                {"keys", cfg_.keys.source == key_source_kind::qkmd ? "qkmd" : "memory"},
-               {"security", std::string(to_string(cfg_.security.mode))}});
+               {"security", std::string(to_string(cfg_.security.mode))},
+               {"isa", std::string(modem::to_string(modem::best_isa()))}});  // the SIMD kernels this CPU runs
     if (!make_keys_and_engine()) return qlinkd_exit_config;
     // Before anything starts: without the capability the daemon stops here, with one line.
     if (!open_tun()) return qlinkd_exit_failure;

@@ -1,6 +1,7 @@
 // Tests the qlinkd program: two real daemons on loopback through a clean test relay (air wire format)
 // carry a file (SHA-256), datagrams, survive an outage, report /status and /metrics (read with curl),
 // end the pass, drain on SIGTERM, and refuse bad configurations with exit 2 naming the key.
+#include "qlink/modem/cpu.hpp"
 #include "support/loopback.hpp"
 #include "support/temp_dir.hpp"
 #include "unit/terminal/daemon/clean_relay.hpp"
@@ -211,6 +212,9 @@ TEST(qlinkd_process, file_and_datagrams_cross_the_link_intact_through_an_outage)
     EXPECT_EQ(space.terminate(), 0) << space.log();
     EXPECT_EQ(ground.terminate(), 0) << ground.log();
     EXPECT_NE(space.log().find("event=stopped"), std::string::npos);
+    // The starting line names the SIMD level the kernels run at (operators compare machines by it).
+    const std::string isa_field = "isa=" + std::string(qlink::modem::to_string(qlink::modem::best_isa()));
+    EXPECT_NE(space.log().find(isa_field), std::string::npos) << space.log();
 }
 
 TEST(qlinkd_process, sigterm_while_the_link_is_gone_reports_undelivered_data)
