@@ -129,7 +129,10 @@ void print_help(std::ostream& out, std::string_view cmd, std::string_view synops
                 std::span<const option_spec> specs) {
     out << "usage: qlink " << cmd << ' ' << synopsis << "\n\n" << what << "\n\noptions:\n";
     for (const auto& o : specs) {
-        std::string left = "  --" + std::string(o.name) + (o.value_hint.empty() ? "" : " " + std::string(o.value_hint));
+        // Appended, not "literal" + string: GCC 12 -O2 warns falsely (-Wrestrict) on that operator+.
+        std::string left = "  --";
+        left.append(o.name);
+        if (!o.value_hint.empty()) left.append(" ").append(o.value_hint);
         out << std::left << std::setw(26) << left << ' ' << o.help << '\n';
     }
     out << std::left << std::setw(26) << "  --help" << " this text\n";

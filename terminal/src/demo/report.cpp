@@ -291,10 +291,11 @@ void pass_timeseries::derive_rotations() {
     for (const auto& s : samples) {
         const double v = s.key_rotations;
         if (std::isfinite(v) && std::isfinite(last) && v > last) {
-            const std::string key = std::isfinite(s.active_key_id) ? "key " + num(s.active_key_id, "%.0f") : "";
+            // Appended, not "literal" + string: GCC 12 -O2 warns falsely (-Wrestrict) on that operator+.
+            const std::string key = std::isfinite(s.active_key_id) ? std::string("key ").append(num(s.active_key_id, "%.0f")) : "";
             // Several rotations in one poll interval share the sample's time.
             for (double k = last; k < v; k += 1.0)
-                rotations.push_back({s.sim_time_s, key.empty() ? "#" + num(k + 1, "%.0f") : key});
+                rotations.push_back({s.sim_time_s, key.empty() ? std::string("#").append(num(k + 1, "%.0f")) : key});
         }
         if (std::isfinite(v)) last = v;
     }
