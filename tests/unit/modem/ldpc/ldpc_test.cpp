@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <random>
 
 namespace qlink::modem {
@@ -198,8 +199,10 @@ std::string isa_name(const ::testing::TestParamInfo<isa>& info) { return std::st
 
 class ldpc_decoder_isa : public ::testing::TestWithParam<isa> {
 protected:
+    /// The decoder under test (the parameter's isa), or with level = isa::generic the reference.
     std::unique_ptr<ldpc_decoder> make(ldpc_code_id id, unsigned iters = 10, bool et = true,
-                                       ldpc_min_sum rule = ldpc_min_sum::normalized) {
+                                       ldpc_min_sum rule = ldpc_min_sum::normalized,
+                                       std::optional<isa> level = std::nullopt) {
         ldpc_decoder::config cfg;
         cfg.code = id;
         cfg.max_iterations = iters;
@@ -207,7 +210,7 @@ protected:
         cfg.rule = rule;
         cfg.offset = 2;
         cfg.message_limit = rule == ldpc_min_sum::offset ? 100 : 48;
-        cfg.isa = std::string(to_string(GetParam()));
+        cfg.isa = std::string(to_string(level.value_or(GetParam())));
         return create_ldpc_decoder(cfg);
     }
 };
@@ -257,15 +260,7 @@ TEST_P(ldpc_decoder_isa, matches_generic_bit_for_bit) {
         for (auto rule : {ldpc_min_sum::normalized, ldpc_min_sum::offset})
             for (bool et : {true, false}) {
                 auto dut = make(p.id, 8, et, rule);
-                ldpc_decoder::config ref_cfg;
-                ref_cfg.code = p.id;
-                ref_cfg.max_iterations = 8;
-                ref_cfg.early_termination = et;
-                ref_cfg.rule = rule;
-                ref_cfg.offset = 2;
-                ref_cfg.message_limit = rule == ldpc_min_sum::offset ? 100 : 48;
-                ref_cfg.isa = "generic";
-                auto ref = create_ldpc_decoder(ref_cfg);
+                auto ref = make(p.id, 8, et, rule, isa::generic);
                 test::awgn_source src(p.id, p.db, 99, 12.0f);
                 std::vector<std::uint8_t> a(p.id == ldpc_code_id::c2 ? 892 : ref->code().k() / 8), b(a.size());
                 for (int f = 0; f < 3; ++f) {
@@ -292,15 +287,7 @@ TEST_P(ldpc_decoder_isa, matches_generic_bit_for_bit_when_saturated) {
                     ldpc_code_id::ar4ja_r45_k1024, ldpc_code_id::ar4ja_r12_k4096})
         for (auto rule : {ldpc_min_sum::normalized, ldpc_min_sum::offset}) {
             auto dut = make(id, 6, false, rule);
-            ldpc_decoder::config ref_cfg;
-            ref_cfg.code = id;
-            ref_cfg.max_iterations = 6;
-            ref_cfg.early_termination = false;
-            ref_cfg.rule = rule;
-            ref_cfg.offset = 2;
-            ref_cfg.message_limit = rule == ldpc_min_sum::offset ? 100 : 48;
-            ref_cfg.isa = "generic";
-            auto ref = create_ldpc_decoder(ref_cfg);
+            auto ref = make(id, 6, false, rule, isa::generic);
             const double db = id == ldpc_code_id::c2 ? 2.0 : 0.0;  // noisy enough that checks disagree
             test::awgn_source src(id, db, 31, 40.0f);
             std::vector<std::uint8_t> a(ref->code().k() / 8), b(a.size());
@@ -451,15 +438,7 @@ TEST_P(ldpc_decoder_isa, matches_generic_bit_for_bit_on_every_code) {
         for (auto rule : {ldpc_min_sum::normalized, ldpc_min_sum::offset})
             for (bool et : {true, false}) {
                 auto dut = make(id, 6, et, rule);
-                ldpc_decoder::config ref_cfg;
-                ref_cfg.code = id;
-                ref_cfg.max_iterations = 6;
-                ref_cfg.early_termination = et;
-                ref_cfg.rule = rule;
-                ref_cfg.offset = 2;
-                ref_cfg.message_limit = rule == ldpc_min_sum::offset ? 100 : 48;
-                ref_cfg.isa = "generic";
-                auto ref = create_ldpc_decoder(ref_cfg);
+                auto ref = make(id, 6, et, rule, isa::generic);
                 test::awgn_source src(id, db, 5 + static_cast<std::uint64_t>(id), 12.0f);
                 std::vector<std::uint8_t> a(ref->code().k() / 8), b(a.size());
                 for (int f = 0; f < 4; ++f) {
