@@ -50,15 +50,7 @@ public:
         }
         ldpc_load_mother(code_, llr, app_);
         std::fill(msg_.begin(), msg_.end(), std::int8_t{0});
-        for (unsigned it = 0; it < cfg_.max_iterations; ++it) {
-            iterate();
-            res.iterations = it + 1;
-            if (cfg_.early_termination && syndrome_ok()) {
-                res.success = true;
-                break;
-            }
-        }
-        if (!cfg_.early_termination) res.success = syndrome_ok();
+        ldpc_run_iterations(cfg_, res, [this](unsigned) { iterate(); }, [this] { return syndrome_ok(); });
         pack_hard_decisions(std::span<const llr_t>(app_).subspan(code_.fill_bits(), code_.k()), info);
         return res;
     }

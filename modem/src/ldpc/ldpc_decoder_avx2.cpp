@@ -100,19 +100,10 @@ public:
         }
         load_frame(llr);
         const std::size_t z = code_.z();
-        for (unsigned it = 0; it < cfg_.max_iterations; ++it) {
-            // The first iteration reads no old messages (all zero): no clearing pass.
-            if (it == 0)
-                iterate<true>();
-            else
-                iterate<false>();
-            res.iterations = it + 1;
-            if (cfg_.early_termination && syndrome_ok()) {
-                res.success = true;
-                break;
-            }
-        }
-        if (!cfg_.early_termination) res.success = syndrome_ok();
+        // The first iteration reads no old messages (all zero): no clearing pass.
+        ldpc_run_iterations(
+            cfg_, res, [this](unsigned it) { it == 0 ? iterate<true>() : iterate<false>(); },
+            [this] { return syndrome_ok(); });
         for (std::size_t c = 0; c < code_.col_blocks(); ++c)
             std::copy_n(buf_ + col_offset(c), z,
                         app_.begin() + static_cast<std::ptrdiff_t>(c * z));

@@ -39,6 +39,24 @@ void ldpc_check_groups(const ldpc_code& code);
 /// (+127), punctured bits erased (0), trailing zero bits ignored.
 void ldpc_load_mother(const ldpc_code& code, std::span<const llr_t> llr, std::span<llr_t> mother);
 
+/// The iteration schedule every single-frame decoder follows: iterate(it) for it = 0, 1, ... up to
+/// max_iterations; with early termination it stops at the first iteration whose hard decisions satisfy
+/// every check (success), without it runs them all and checks once at the end. Fills
+/// res.iterations and res.success.
+template <class Iterate, class SyndromeOk>
+void ldpc_run_iterations(const ldpc_decoder::config& cfg, ldpc_decode_result& res, Iterate&& iterate,
+                         SyndromeOk&& syndrome_ok) {
+    for (unsigned it = 0; it < cfg.max_iterations; ++it) {
+        iterate(it);
+        res.iterations = it + 1;
+        if (cfg.early_termination && syndrome_ok()) {
+            res.success = true;
+            return;
+        }
+    }
+    if (!cfg.early_termination) res.success = syndrome_ok();
+}
+
 /// The SIMD single-frame decoders' layered schedule for `lanes` consecutive
 /// rows per vector (32: AVX2, 64: AVX-512), built once per decoder in plain
 /// scalar code (this file is compiled without ISA flags, so nothing here can
